@@ -1,0 +1,95 @@
+"""The whole object set, indexed once for the stack-scope rules.
+
+Stack rules ask "is there a Service named X in namespace N", "which workloads live in N"; each
+index is built on first use, so a run that needs none of them (or only some) pays for no more.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Final
+
+from kexpose.policy.rules._kube import Obj, as_map, as_seq, as_str, spec
+
+__all__ = ["WORKLOAD_KINDS", "Stack"]
+
+#: Kinds whose pod template the selector and controller-version rules read.
+WORKLOAD_KINDS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+
+
+class Stack:
+    """Read-only indexes over the objects of one evaluation."""
+
+    def __init__(self, objects: Sequence[Obj]) -> None:
+        self.objects = objects
+        by_kind: dict[str, list[Obj]] = defaultdict(list)
+        for obj in objects:
+            by_kind[obj.kind].append(obj)
+        self._by_kind = by_kind
+
+    def of_kind(self, kind: str) -> Sequence[Obj]:
+        return self._by_kind.get(kind, ())
+
+    @cached_property
+    def ingresses(self) -> Sequence[Obj]:
+        return self.of_kind("Ingress")
+
+    @cached_property
+    def services(self) -> dict[tuple[str, str], Obj]:
+        """(namespace, name) -> Service; the first wins if the input repeats one."""
+        found: dict[tuple[str, str], Obj] = {}
+        for obj in self.of_kind("Service"):
+            found.setdefault(obj.key, obj)
+        return found
+
+    @cached_property
+    def secrets(self) -> dict[tuple[str, str], Obj]:
+        found: dict[tuple[str, str], Obj] = {}
+        for obj in self.of_kind("Secret"):
+            found.setdefault(obj.key, obj)
+        return found
+
+    @cached_property
+    def secret_names(self) -> dict[str, list[str]]:
+        """name -> namespaces holding a Secret of that name (for "wrong namespace" hints)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for namespace, name in self.secrets:
+            found[name].append(namespace)
+        return found
+
+    @cached_property
+    def workloads(self) -> Sequence[Obj]:
+        return [o for o in self.objects if o.kind in WORKLOAD_KINDS]
+
+    @cached_property
+    def workloads_by_namespace(self) -> dict[str, list[Obj]]:
+        found: dict[str, list[Obj]] = defaultdict(list)
+        for obj in self.workloads:
+            found[obj.namespace].append(obj)
+        return found
+
+    @cached_property
+    def certificate_secrets(self) -> set[tuple[str, str]]:
+        """(namespace, spec.secretName) of every cert-manager Certificate."""
+        found: set[tuple[str, str]] = set()
+        for obj in self.of_kind("Certificate"):
+            if not obj.api_version.startswith("cert-manager.io/"):
+                continue
+            secret = as_str(spec(obj).get("secretName"))
+            if secret:
+                found.add((obj.namespace, secret))
+        return found
+
+    @cached_property
+    def webhook_services(self) -> set[tuple[str, str]]:
+        """(namespace, name) of Services a ValidatingWebhookConfiguration calls."""
+        found: set[tuple[str, str]] = set()
+        for obj in self.of_kind("ValidatingWebhookConfiguration"):
+            for hook in as_seq(obj.raw.get("webhooks")):
+                service = as_map(as_map(as_map(hook).get("clientConfig")).get("service"))
+                name = as_str(service.get("name"))
+                if name:
+                    found.add((as_str(service.get("namespace")) or "default", name))
+        return found
