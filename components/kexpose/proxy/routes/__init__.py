@@ -1,0 +1,66 @@
+"""The proxy's sans-IO core: Kubernetes objects in, an immutable route table out.
+
+No sockets, no event loop, no Kubernetes client (an import-linter contract enforces it): the
+control plane and static mode feed objects in, the data plane only reads the table. Every rule
+is a pure function tested with case tables.
+"""
+
+from __future__ import annotations
+
+from kexpose.proxy.routes._backends import Backend, Endpoint
+from kexpose.proxy.routes._certificates import Certificate, CertificateMap
+from kexpose.proxy.routes._kube import (
+    EndpointSlice,
+    Ingress,
+    IngressClass,
+    Kind,
+    LoadBalancerIngress,
+    RawObject,
+    Secret,
+    Service,
+)
+from kexpose.proxy.routes._objects import KINDS, Key, ObjectSet, key_of
+from kexpose.proxy.routes._ownership import LEGACY_CLASS_ANNOTATION, Claim, is_owned
+from kexpose.proxy.routes._paths import PATH_TYPES, PathMatcher, PathType, normalize_path
+from kexpose.proxy.routes._status import parse_addresses, service_addresses, status_updates
+from kexpose.proxy.routes._table import (
+    SSL_REDIRECT_ANNOTATION,
+    Route,
+    RouteTable,
+    VirtualHost,
+    build_table,
+)
+
+__all__ = [
+    "KINDS",
+    "LEGACY_CLASS_ANNOTATION",
+    "PATH_TYPES",
+    "SSL_REDIRECT_ANNOTATION",
+    "Backend",
+    "Certificate",
+    "CertificateMap",
+    "Claim",
+    "Endpoint",
+    "EndpointSlice",
+    "Ingress",
+    "IngressClass",
+    "Key",
+    "Kind",
+    "LoadBalancerIngress",
+    "ObjectSet",
+    "PathMatcher",
+    "PathType",
+    "RawObject",
+    "Route",
+    "RouteTable",
+    "Secret",
+    "Service",
+    "VirtualHost",
+    "build_table",
+    "is_owned",
+    "key_of",
+    "normalize_path",
+    "parse_addresses",
+    "service_addresses",
+    "status_updates",
+]
