@@ -28,7 +28,9 @@ def _register() -> None:
             if exc.name != f"kexpose.cli.{name}":
                 raise
             continue
-        cli.add_command(module.command)
+        for command in getattr(module, "commands", [getattr(module, "command", None)]):
+            if command is not None:
+                cli.add_command(command)
 
 
 _register()

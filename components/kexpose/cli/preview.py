@@ -1,0 +1,316 @@
+"""``kexpose preview`` and ``kexpose render``: a stack's plan, offline.
+
+Exit codes: 0 the plan is valid and passes every mandatory policy rule; 1 a mandatory policy
+rule fails; 2 the stack config or the files are unusable (the message says where and why).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import click
+import yaml
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kexpose.errors import ConfigError, InputError, PolicyViolationError
+from kexpose.manifests import Manifest
+from kexpose.policy.engine import Violation, evaluate
+from kexpose.preview import PreviewResult, Recorded, find_project, run_preview
+from kexpose.validation import parse_stack, policy_config_for
+
+__all__ = ["commands", "order_key", "redact"]
+
+# Apply order, as kubectl and Helm use it: what others depend on first.
+_KIND_ORDER: Final = [
+    "Namespace",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Deployment",
+    "PodDisruptionBudget",
+    "IngressClass",
+    "Certificate",
+    "Ingress",
+]
+REDACTED: Final = "<redacted: use --show-secrets to see it>"
+
+err = Console(stderr=True)
+
+
+def order_key(manifest: Manifest) -> tuple[int, str, str]:
+    kind = manifest.get("kind", "")
+    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    meta = manifest.get("metadata") or {}
+    return rank, meta.get("namespace") or "", meta.get("name") or ""
+
+
+def redact(record: Recorded, manifest: Manifest) -> Manifest:
+    """The manifest with Secret data and every secret input replaced by a marker."""
+    out: Manifest = json.loads(json.dumps(manifest))
+    paths = set(record.secret_paths)
+    if out.get("kind") == "Secret":
+        paths |= {"data", "stringData"}
+    for path in paths:
+        head, _, key = path.rpartition(".")
+        parent: Any = out
+        for part in head.split(".") if head else []:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and key in parent:
+            value = parent[key]
+            parent[key] = {k: REDACTED for k in value} if isinstance(value, dict) else REDACTED
+    return out
+
+
+@contextmanager
+def _progress(stack: str, quiet: bool) -> Iterator[Any]:
+    if quiet or not err.is_terminal:
+        yield lambda _r: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed} resources"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"running stack {stack}", total=None)
+        yield lambda _r: progress.advance(task)
+
+
+def _run(stack: str, project_dir: Path | None, quiet: bool = False) -> PreviewResult:
+    project = project_dir or find_project(Path.cwd())
+    with _progress(stack, quiet) as tick:
+        return run_preview(stack, project=project, on_resource=tick)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(str(exc), markup=False, highlight=False)
+    sys.exit(1 if isinstance(exc, PolicyViolationError) else 2)
+
+
+def _violations(result: PreviewResult, manifests: list[Manifest]) -> list[Violation]:
+    spec = parse_stack(
+        {
+            k.removeprefix("kexpose:"): v
+            for k, v in result.stack_config.items()
+            if k.startswith("kexpose:")
+        },
+        stack_file=str(result.stack_file),
+    )
+    return evaluate(manifests, environment=spec.environment, config=policy_config_for(spec))
+
+
+def _row(m: Manifest, secrets: set[str]) -> dict[str, Any]:
+    kind, spec = m.get("kind", ""), m.get("spec") or {}
+    meta = m.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    typ = hosts = tls = controller = ""
+    if kind == "Service":
+        typ = spec.get("type", "ClusterIP")
+        ports = [
+            f"{p.get('port')}" + (f"/{p['nodePort']}" if p.get("nodePort") else "")
+            for p in spec.get("ports", [])
+        ]
+        typ += f" ({', '.join(ports)})"
+    elif kind == "Deployment":
+        typ = f"{spec.get('replicas', 1)} replicas"
+        images = [c.get("image", "") for c in spec["template"]["spec"]["containers"]]
+        controller = (
+            ", ".join(images)
+            if meta.get("labels", {}).get("app.kubernetes.io/component") == "ingress-controller"
+            else ""
+        )
+    elif kind == "Secret":
+        typ = m.get("type", "Opaque")
+    elif kind == "Ingress":
+        hosts = ", ".join(r.get("host", "*") for r in spec.get("rules", []))
+        controller = spec.get("ingressClassName", "")
+        entries = spec.get("tls") or []
+        issuer = annotations.get("cert-manager.io/cluster-issuer") or annotations.get(
+            "cert-manager.io/issuer"
+        )
+        if entries:
+            names = ", ".join(e.get("secretName", "?") for e in entries)
+            tls = (
+                f"cert-manager {issuer} -> {names}"
+                if issuer
+                else (
+                    names
+                    if any(e.get("secretName") in secrets for e in entries)
+                    else f"{names} (not in stack)"
+                )
+            )
+        else:
+            tls = "none"
+    elif kind == "IngressClass":
+        controller = spec.get("controller", "")
+        if annotations.get("ingressclass.kubernetes.io/is-default-class") == "true":
+            typ = "default"
+    elif kind == "Certificate":
+        tls = f"{spec.get('issuerRef', {}).get('name')} -> {spec.get('secretName')}"
+        hosts = ", ".join(spec.get("dnsNames", []))
+    ns = meta.get("namespace")
+    return {
+        "kind": kind,
+        "name": f"{ns}/{meta.get('name')}" if ns else str(meta.get("name")),
+        "type": typ,
+        "hosts": hosts,
+        "tls": tls,
+        "controller": controller,
+    }
+
+
+def _summary(result: PreviewResult, manifests: list[Manifest], violations: list[Violation]) -> str:
+    kinds = Counter(m["kind"] for m in manifests)
+    svc = Counter(
+        (m.get("spec") or {}).get("type", "ClusterIP") for m in manifests if m["kind"] == "Service"
+    )
+    mandatory = sum(v.enforcement == "mandatory" for v in violations)
+    parts = [
+        f"{len(manifests)} Kubernetes objects in {len(result.components)} components",
+        "Services: " + ", ".join(f"{n} {t}" for t, n in sorted(svc.items())),
+        f"Ingresses: {kinds.get('Ingress', 0)}",
+        f"policy: {mandatory} mandatory, {len(violations) - mandatory} advisory violation(s)",
+    ]
+    return f"{result.stack}: " + "; ".join(parts)
+
+
+@click.command("preview")
+@click.option("--stack", "-s", required=True, help="Stack name: dev, staging or prod.")
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory holding Pulumi.yaml (default: the nearest one above the current directory).",
+)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+def preview(stack: str, project_dir: Path | None, output: str) -> None:
+    """Show what a stack would provision, with policy verdicts, without a cluster or Pulumi CLI."""
+    try:
+        result = _run(stack, project_dir, quiet=output == "json")
+        pairs = sorted(result.manifests(), key=lambda p: order_key(p[1]))
+        manifests = [m for _, m in pairs]
+        violations = _violations(result, manifests)
+    except (ConfigError, InputError) as exc:
+        _fail(exc)
+        return
+    by_resource: dict[str, list[Violation]] = {}
+    for v in violations:
+        by_resource.setdefault(v.resource, []).append(v)
+    secrets = {
+        (m.get("metadata") or {}).get("name", "") for m in manifests if m["kind"] == "Secret"
+    }
+    rows = []
+    for m in manifests:
+        row = _row(m, secrets)
+        meta = m.get("metadata") or {}
+        ref = f"{m['kind']}/{meta.get('namespace') or 'default'}/{meta.get('name')}"
+        row["policy"] = [f"{v.enforcement}:{v.rule}" for v in by_resource.get(ref, [])]
+        rows.append(row)
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "stack": stack,
+                    "resources": rows,
+                    "violations": [v.as_dict() for v in violations],
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_table(stack, rows, violations, _summary(result, manifests, violations))
+    sys.exit(1 if any(v.enforcement == "mandatory" for v in violations) else 0)
+
+
+def _print_table(
+    stack: str, rows: list[dict[str, Any]], violations: list[Violation], summary: str
+) -> None:
+    out = Console() if Console().is_terminal else Console(width=180)
+    table = Table(title=f"kexpose plan for stack {stack!r}", title_justify="left")
+    for col in ("Kind", "Namespace/Name", "Type", "Hosts", "TLS", "Controller", "Policy"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        marks = [
+            f"[red]✗ {p.split(':', 1)[1]}[/]"
+            if p.startswith("mandatory")
+            else f"[yellow]! {p.split(':', 1)[1]}[/]"
+            for p in r["policy"]
+        ]
+        table.add_row(
+            r["kind"],
+            r["name"],
+            r["type"],
+            r["hosts"],
+            r["tls"],
+            r["controller"],
+            "\n".join(marks) or "[green]✓[/]",
+        )
+    out.print(table)
+    for v in violations:
+        colour = "red" if v.enforcement == "mandatory" else "yellow"
+        out.print(
+            f"[{colour}]{v.enforcement} {v.rule}[/] {v.message}\n  fix: {v.fix}", highlight=False
+        )
+    out.print(f"[bold]{summary}[/]", highlight=False)
+
+
+@click.command("render")
+@click.option("--stack", "-s", required=True, help="Stack name: dev, staging or prod.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write one YAML file per object into.",
+)
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--show-secrets", is_flag=True, help="Write Secret data in plain text.")
+def render(stack: str, out_dir: Path, project_dir: Path | None, show_secrets: bool) -> None:
+    """Write a stack's Kubernetes manifests as YAML, one file per object."""
+    try:
+        result = _run(stack, project_dir)
+    except (ConfigError, InputError) as exc:
+        _fail(exc)
+        return
+    pairs = sorted(result.manifests(), key=lambda p: order_key(p[1]))
+    written = write_manifests(pairs, out_dir, show_secrets=show_secrets)
+    err.print(f"{stack}: wrote {written} manifests to {out_dir}", highlight=False)
+
+
+def write_manifests(
+    pairs: list[tuple[Recorded, Manifest]], out_dir: Path, *, show_secrets: bool
+) -> int:
+    """Write each object to ``out_dir``, replacing what an earlier render wrote there."""
+    marker = out_dir / ".kexpose-render"
+    if out_dir.exists() and any(out_dir.iterdir()) and not marker.exists():
+        raise click.ClickException(
+            f"{out_dir} is not empty and was not written by kexpose render; choose another --out"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.yaml"):
+        old.unlink()
+    marker.write_text("written by kexpose render; files here are replaced on every render\n")
+    for n, (record, manifest) in enumerate(pairs):
+        body = manifest if show_secrets else redact(record, manifest)
+        meta: Mapping[str, Any] = manifest.get("metadata") or {}
+        parts = [f"{n:03d}", manifest["kind"].lower(), meta.get("namespace"), meta.get("name")]
+        name = "-".join(str(p) for p in parts if p) + ".yaml"
+        (out_dir / name).write_text(yaml.safe_dump(body, sort_keys=False))
+    return len(pairs)
+
+
+commands = [preview, render]

@@ -1,0 +1,268 @@
+"""Builders from one app's model to its manifests: Deployment, Service, PDB, Ingress, TLS.
+
+Pure functions: the same model always gives the same objects, so the Pulumi component, the
+offline preview and the tests all see identical manifests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kexpose.manifests.common import (
+    Manifest,
+    container_security,
+    metadata,
+    plain,
+    pod_security,
+    probe,
+    resources,
+)
+from kexpose.model import AppSpec, Backend, Deferred
+
+__all__ = [
+    "TlsMaterial",
+    "app_manifests",
+    "deployment",
+    "disruption_budget",
+    "ingress",
+    "selector_labels",
+    "service",
+    "tls_hosts",
+    "tls_secret",
+    "tls_secret_name",
+]
+
+#: Annotations cert-manager's ingress-shim reads to make a Certificate for an Ingress
+#: (https://cert-manager.io/docs/usage/ingress/).
+CERT_MANAGER_ANNOTATION = {
+    "ClusterIssuer": "cert-manager.io/cluster-issuer",
+    "Issuer": "cert-manager.io/issuer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TlsMaterial:
+    """A PEM certificate and key for a ``kubernetes.io/tls`` Secret; often Deferred."""
+
+    certificate: str | Deferred
+    private_key: str | Deferred
+
+    def __repr__(self) -> str:
+        return "TlsMaterial(<redacted>)"
+
+
+def selector_labels(app: AppSpec) -> dict[str, str]:
+    if app.selector is not None:
+        return dict(app.selector)
+    return {"app.kubernetes.io/name": app.name, "app.kubernetes.io/instance": app.name}
+
+
+def _labels(app: AppSpec) -> dict[str, str]:
+    return {**app.labels, **selector_labels(app)} if app.workload else dict(app.labels)
+
+
+def deployment(app: AppSpec) -> Manifest:
+    w = app.workload
+    if w is None:
+        raise ValueError(f"app {app.name} references an existing workload; nothing to build")
+    volumes = [{"name": f"writable-{i}", "emptyDir": {}} for i, _ in enumerate(w.writable_paths)]
+    container: dict[str, Any] = {
+        "name": app.name,
+        "image": plain(w.image),
+        "ports": [
+            {"name": p.name, "containerPort": p.container_port, "protocol": p.protocol}
+            for p in w.ports
+        ],
+        "resources": resources(w.resources),
+        "securityContext": container_security(),
+    }
+    if w.command:
+        container["command"] = list(w.command)
+    if w.args:
+        container["args"] = list(w.args)
+    if w.env:
+        container["env"] = [{"name": k, "value": plain(v)} for k, v in sorted(w.env.items())]
+    if w.readiness is not None:
+        container["readinessProbe"] = probe(w.readiness)
+    if w.liveness is not None:
+        container["livenessProbe"] = probe(w.liveness)
+    if volumes:
+        container["volumeMounts"] = [
+            {"name": v["name"], "mountPath": path}
+            for v, path in zip(volumes, w.writable_paths, strict=True)
+        ]
+    pod: dict[str, Any] = {
+        # Apps do not talk to the API server; not mounting a token removes a credential an
+        # attacker could use from a compromised pod.
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(w.run_as_user),
+        "containers": [container],
+    }
+    if volumes:
+        pod["volumes"] = volumes
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(app.name, app.namespace, labels=_labels(app)),
+        "spec": {
+            "replicas": w.replicas if w.replicas is not None else 1,
+            "selector": {"matchLabels": selector_labels(app)},
+            "template": {"metadata": {"labels": _labels(app)}, "spec": pod},
+        },
+    }
+
+
+def service(app: AppSpec) -> Manifest:
+    s = app.service
+    ports = []
+    for p in s.ports:
+        port: dict[str, Any] = {
+            "name": p.name,
+            "port": p.port,
+            "targetPort": app.target_port(p),
+            "protocol": p.protocol,
+        }
+        if p.node_port is not None:
+            port["nodePort"] = p.node_port
+        ports.append(port)
+    spec: dict[str, Any] = {
+        "type": s.type,
+        "selector": selector_labels(app),
+        "ports": ports,
+    }
+    if s.load_balancer_source_ranges:
+        spec["loadBalancerSourceRanges"] = list(s.load_balancer_source_ranges)
+    if s.allocate_load_balancer_node_ports is not None:
+        spec["allocateLoadBalancerNodePorts"] = s.allocate_load_balancer_node_ports
+    if s.external_traffic_policy is not None:
+        spec["externalTrafficPolicy"] = s.external_traffic_policy
+    if s.load_balancer_class is not None:
+        spec["loadBalancerClass"] = s.load_balancer_class
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(app.name, app.namespace, labels=app.labels, annotations=s.annotations),
+        "spec": spec,
+    }
+
+
+def disruption_budget(app: AppSpec) -> Manifest:
+    # maxUnavailable (not minAvailable) keeps working when the Deployment is scaled and never
+    # blocks a node drain of a single-replica app outright.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(app.name, app.namespace, labels=app.labels),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(app)}},
+    }
+
+
+def tls_secret_name(app: AppSpec) -> str:
+    return app.tls.secret_name or f"{app.name}-tls"
+
+
+def tls_hosts(app: AppSpec) -> list[str]:
+    if app.tls.hosts is not None:
+        return list(app.tls.hosts)
+    return list(app.ingress.hosts()) if app.ingress is not None else []
+
+
+def _backend(app: AppSpec, b: Backend) -> dict[str, Any]:
+    port = {"number": b.port} if isinstance(b.port, int) else {"name": b.port}
+    return {"service": {"name": b.service or app.name, "port": port}}
+
+
+def ingress(app: AppSpec, *, class_name: str) -> Manifest:
+    ing = app.ingress
+    if ing is None:
+        raise ValueError(f"app {app.name} has no ingress")
+    annotations: dict[str, Any] = dict(ing.annotations)
+    spec: dict[str, Any] = {"ingressClassName": class_name}
+    mode = app.tls.mode
+    if mode not in (None, "none"):
+        if mode == "cert-manager" and app.tls.via == "annotation" and app.tls.issuer:
+            annotations[CERT_MANAGER_ANNOTATION[app.tls.issuer_kind]] = app.tls.issuer
+        spec["tls"] = [{"hosts": tls_hosts(app), "secretName": tls_secret_name(app)}]
+    if ing.default_backend is not None:
+        spec["defaultBackend"] = _backend(app, ing.default_backend)
+    rules = []
+    for r in ing.rules:
+        rule: dict[str, Any] = {
+            "http": {
+                "paths": [
+                    {"path": p.path, "pathType": p.path_type, "backend": _backend(app, p)}
+                    for p in r.paths
+                ]
+            }
+        }
+        if r.host is not None:
+            rule = {"host": r.host, **rule}
+        rules.append(rule)
+    if rules:
+        spec["rules"] = rules
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata(app.name, app.namespace, labels=app.labels, annotations=annotations),
+        "spec": spec,
+    }
+
+
+def tls_secret(app: AppSpec, material: TlsMaterial) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(tls_secret_name(app), app.namespace, labels=app.labels),
+        "type": "kubernetes.io/tls",
+        "stringData": {
+            "tls.crt": plain(material.certificate),
+            "tls.key": plain(material.private_key),
+        },
+    }
+
+
+def certificate(app: AppSpec) -> Manifest:
+    """A cert-manager Certificate (https://cert-manager.io/docs/usage/certificate/)."""
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": metadata(tls_secret_name(app), app.namespace, labels=app.labels),
+        "spec": {
+            "secretName": tls_secret_name(app),
+            "dnsNames": tls_hosts(app),
+            "issuerRef": {
+                "name": app.tls.issuer,
+                "kind": app.tls.issuer_kind,
+                "group": "cert-manager.io",
+            },
+        },
+    }
+
+
+def app_manifests(
+    app: AppSpec, *, class_name: str | None, tls: TlsMaterial | None = None
+) -> list[Manifest]:
+    """Every object of one resolved app, in apply order.
+
+    ``tls`` is required for the ``self-signed`` and ``secret`` modes: the caller makes or
+    reads the material (it is deployment-time data, never part of the model's validation).
+    """
+    out: list[Manifest] = []
+    if app.workload is not None:
+        out.append(deployment(app))
+        if app.disruption_budget:
+            out.append(disruption_budget(app))
+    out.append(service(app))
+    mode = app.tls.mode
+    if mode in ("self-signed", "secret"):
+        if tls is None:
+            raise ValueError(f"app {app.name}: TLS mode {mode!r} needs its material")
+        out.append(tls_secret(app, tls))
+    elif mode == "cert-manager" and app.tls.via == "certificate":
+        out.append(certificate(app))
+    if app.ingress is not None:
+        if class_name is None:
+            raise ValueError(f"app {app.name}: no ingress class")
+        out.append(ingress(app, class_name=class_name))
+    return out

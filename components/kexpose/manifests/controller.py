@@ -1,0 +1,336 @@
+"""Builders for an in-cluster Ingress controller: everything it needs, as plain manifests.
+
+Namespace, ServiceAccount, least-privilege RBAC, Deployment, Service, IngressClass and
+PodDisruptionBudget, for kexpose-proxy or a pinned Traefik. Written as typed objects rather than
+a Helm release so that previews and policies see every one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kexpose.defaults import CONTROLLER_NAME, TRAEFIK_CONTROLLER_NAME
+from kexpose.manifests.common import (
+    Manifest,
+    container_security,
+    metadata,
+    pod_security,
+    resources,
+)
+from kexpose.model import ControllerKind, ControllerSpec
+
+__all__ = ["KINDS", "ControllerKindInfo", "controller_manifests"]
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerKindInfo:
+    """What differs between the controller kinds kexpose can run."""
+
+    image: str
+    controller_string: str
+    http_port: int
+    https_port: int
+    health_port: int
+    liveness_path: str
+    readiness_path: str
+    run_as_user: int
+    #: Cluster-wide read access the controller needs, as (apiGroup, resources, verbs).
+    reads: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    #: Whether it elects a leader through a coordination.k8s.io Lease in its namespace.
+    leader_election: bool
+
+
+# Both controllers watch the same objects to build routes (Ingress API: backends resolve through
+# Services; EndpointSlices give the ready addresses; TLS Secrets give certificates) and write
+# only Ingress status. Nothing here grants create/update/delete on workloads or Secrets.
+_WATCH = ("get", "list", "watch")
+_COMMON_READS: Final = (
+    ("", ("services", "secrets"), _WATCH),
+    ("discovery.k8s.io", ("endpointslices",), _WATCH),
+    ("networking.k8s.io", ("ingresses", "ingressclasses"), _WATCH),
+)
+
+KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
+    "kexpose": ControllerKindInfo(
+        image="ghcr.io/kexpose/kexpose-proxy:0.1.0",
+        controller_string=CONTROLLER_NAME,
+        http_port=8080,
+        https_port=8443,
+        health_port=10254,
+        liveness_path="/healthz",
+        readiness_path="/readyz",
+        run_as_user=65532,
+        reads=_COMMON_READS,
+        leader_election=True,
+    ),
+    # Traefik v3.6 (pinned patch). Since v3.1 its Kubernetes providers read EndpointSlices and
+    # Nodes (NodePort load-balancing): https://doc.traefik.io/traefik/migration/v3/
+    "traefik": ControllerKindInfo(
+        image="docker.io/library/traefik:v3.6.16",
+        controller_string=TRAEFIK_CONTROLLER_NAME,
+        http_port=8000,
+        https_port=8443,
+        health_port=9000,
+        liveness_path="/ping",
+        readiness_path="/ping",
+        run_as_user=65532,
+        reads=(*_COMMON_READS, ("", ("nodes",), _WATCH)),
+        leader_election=False,
+    ),
+}
+
+
+def _labels(c: ControllerSpec) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": c.name,
+        "app.kubernetes.io/instance": c.name,
+        "app.kubernetes.io/component": "ingress-controller",
+    }
+
+
+def _selector(c: ControllerSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": c.name, "app.kubernetes.io/instance": c.name}
+
+
+def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
+    publish = f"{c.namespace}/{c.name}"
+    if c.kind == "kexpose":
+        args = [
+            f"--controller-name={info.controller_string}",
+            f"--publish-service={publish}",
+            f"--http-port={info.http_port}",
+            f"--https-port={info.https_port}",
+            f"--health-port={info.health_port}",
+            "--log-format=json",
+        ]
+    else:
+        args = [
+            f"--entryPoints.web.address=:{info.http_port}/tcp",
+            f"--entryPoints.websecure.address=:{info.https_port}/tcp",
+            "--entryPoints.websecure.http.tls=true",
+            f"--entryPoints.traefik.address=:{info.health_port}/tcp",
+            "--ping=true",
+            "--api.dashboard=false",
+            "--providers.kubernetesingress=true",
+            f"--providers.kubernetesingress.ingressclass={c.class_name}",
+            f"--providers.kubernetesingress.ingressendpoint.publishedservice={publish}",
+            "--metrics.prometheus=true",
+            "--log.format=json",
+            "--accesslog=true",
+            "--accesslog.format=json",
+            "--global.checknewversion=false",
+            "--global.sendanonymoususage=false",
+        ]
+    return [*args, *c.extra_args]
+
+
+def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
+    role_name = f"{c.namespace}-{c.name}"
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [g], "resources": list(r), "verbs": list(v)} for g, r, v in info.reads
+    ]
+    # Status is a subresource: "update" on ingresses/status allows writing status only, never
+    # the Ingress spec (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources).
+    rules.append(
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]}
+    )
+    subject = [{"kind": "ServiceAccount", "name": c.name, "namespace": c.namespace}]
+    out: list[Manifest] = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": metadata(role_name, labels=_labels(c)),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": metadata(role_name, labels=_labels(c)),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role_name,
+            },
+            "subjects": subject,
+        },
+    ]
+    if info.leader_election:
+        # Leases live in the controller's own namespace, so a Role (not a ClusterRole) is
+        # enough; "create" cannot be limited by resourceNames, the rest can be.
+        out += [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": metadata(f"{c.name}-leader", c.namespace, labels=_labels(c)),
+                "rules": [
+                    {
+                        "apiGroups": ["coordination.k8s.io"],
+                        "resources": ["leases"],
+                        "verbs": ["create"],
+                    },
+                    {
+                        "apiGroups": ["coordination.k8s.io"],
+                        "resources": ["leases"],
+                        "resourceNames": [c.name],
+                        "verbs": ["get", "update"],
+                    },
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": metadata(f"{c.name}-leader", c.namespace, labels=_labels(c)),
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": f"{c.name}-leader",
+                },
+                "subjects": subject,
+            },
+        ]
+    return out
+
+
+def _deployment(c: ControllerSpec, info: ControllerKindInfo) -> Manifest:
+    replicas = c.replicas or 1
+
+    def http_probe(path: str, period: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": "health"},
+            "periodSeconds": period,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        }
+
+    container: dict[str, Any] = {
+        "name": "controller",
+        "image": c.image or info.image,
+        "args": _args(c, info),
+        "ports": [
+            {"name": "http", "containerPort": info.http_port, "protocol": "TCP"},
+            {"name": "https", "containerPort": info.https_port, "protocol": "TCP"},
+            {"name": "health", "containerPort": info.health_port, "protocol": "TCP"},
+        ],
+        "env": [
+            # The Lease holder identity and the namespace come from the downward API.
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+        ],
+        "resources": resources(c.resources),
+        "securityContext": container_security(),
+        "livenessProbe": http_probe(info.liveness_path, 10),
+        "readinessProbe": http_probe(info.readiness_path, 5),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir, not a shared /tmp,
+    }
+    pod: dict[str, Any] = {
+        "serviceAccountName": c.name,
+        "securityContext": pod_security(info.run_as_user),
+        "terminationGracePeriodSeconds": 60,
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if replicas > 1:
+        # Replicas on different nodes, so that one node failing never takes the door away.
+        pod["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": _selector(c)},
+            }
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(c.name, c.namespace, labels=_labels(c)),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": _selector(c)},
+            "template": {"metadata": {"labels": _labels(c)}, "spec": pod},
+        },
+    }
+
+
+def _service(c: ControllerSpec) -> Manifest:
+    s = c.service
+    ports: list[dict[str, Any]] = []
+    for name, port, node_port in (
+        ("http", 80, s.http_node_port),
+        ("https", 443, s.https_node_port),
+    ):
+        entry: dict[str, Any] = {"name": name, "port": port, "targetPort": name, "protocol": "TCP"}
+        if node_port is not None:
+            entry["nodePort"] = node_port
+        ports.append(entry)
+    spec: dict[str, Any] = {
+        "type": s.type or "LoadBalancer",
+        "selector": _selector(c),
+        "ports": ports,
+    }
+    if s.load_balancer_source_ranges:
+        spec["loadBalancerSourceRanges"] = list(s.load_balancer_source_ranges)
+    if s.allocate_load_balancer_node_ports is not None:
+        spec["allocateLoadBalancerNodePorts"] = s.allocate_load_balancer_node_ports
+    if s.external_traffic_policy is not None:
+        spec["externalTrafficPolicy"] = s.external_traffic_policy
+    if s.load_balancer_class is not None:
+        spec["loadBalancerClass"] = s.load_balancer_class
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(c.name, c.namespace, labels=_labels(c), annotations=s.annotations),
+        "spec": spec,
+    }
+
+
+def controller_manifests(c: ControllerSpec) -> list[Manifest]:
+    """Every object of one resolved controller, in apply order."""
+    info = KINDS[c.kind]
+    ns: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        # Enforce the restricted Pod Security Standard on the controller's namespace.
+        "metadata": metadata(
+            c.namespace,
+            labels={
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        ),
+    }
+    sa: Manifest = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(c.name, c.namespace, labels=_labels(c)),
+    }
+    ingress_class: Manifest = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": metadata(
+            c.class_name,
+            labels=_labels(c),
+            annotations=(
+                {"ingressclass.kubernetes.io/is-default-class": "true"} if c.default_class else None
+            ),
+        ),
+        "spec": {"controller": info.controller_string},
+    }
+    pdb: Manifest = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(c.name, c.namespace, labels=_labels(c)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(c)}},
+    }
+    return [
+        ns,
+        sa,
+        *_rbac(c, info),
+        _deployment(c, info),
+        _service(c),
+        ingress_class,
+        pdb,
+    ]

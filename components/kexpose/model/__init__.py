@@ -1,0 +1,42 @@
+"""The exposure model: what users write in stack config or in Python, validated and frozen.
+
+Pure data and validation; nothing here talks to Pulumi or a cluster.
+"""
+
+from __future__ import annotations
+
+from kexpose.model.app import AppSpec
+from kexpose.model.base import Deferred
+from kexpose.model.controller import ControllerKind, ControllerService, ControllerSpec
+from kexpose.model.ingress import Backend, IngressPath, IngressRule, IngressSpec, PathType
+from kexpose.model.problems import config_error, format_path
+from kexpose.model.service import ServicePort, ServiceSpec, ServiceType
+from kexpose.model.stack import StackSpec
+from kexpose.model.tls import TlsMode, TlsSpec
+from kexpose.model.workload import ContainerPort, Probe, ResourceAmounts, Resources, Workload
+
+__all__ = [
+    "AppSpec",
+    "Backend",
+    "ContainerPort",
+    "ControllerKind",
+    "ControllerService",
+    "ControllerSpec",
+    "Deferred",
+    "IngressPath",
+    "IngressRule",
+    "IngressSpec",
+    "PathType",
+    "Probe",
+    "ResourceAmounts",
+    "Resources",
+    "ServicePort",
+    "ServiceSpec",
+    "ServiceType",
+    "StackSpec",
+    "TlsMode",
+    "TlsSpec",
+    "Workload",
+    "config_error",
+    "format_path",
+]

@@ -1,0 +1,79 @@
+"""A whole environment's exposure: its environment, controller and apps, as one stack reads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from kexpose.environment import Environment
+from kexpose.model.app import AppSpec
+from kexpose.model.base import Frozen, Problems
+from kexpose.model.controller import ControllerSpec
+
+__all__ = ["StackSpec"]
+
+
+class StackSpec(Frozen):
+    """``kexpose:environment``, ``kexpose:controller``, ``kexpose:apps`` and ``kexpose:policy``.
+
+    ``policy`` holds overrides of the policy checker's config keys for this stack (for example
+    an extra allowed LoadBalancer); it is validated by the policy config model.
+    """
+
+    environment: Environment
+    controller: ControllerSpec | None = None
+    apps: tuple[AppSpec, ...] = ()
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_app(self) -> StackSpec:
+        problems = Problems("StackSpec")
+        seen: dict[tuple[str, str], int] = {}
+        for i, app in enumerate(self.apps):
+            key = (app.namespace, app.name)
+            if key in seen:
+                problems.add(
+                    ("apps", i, "name"),
+                    f"repeats app {app.namespace}/{app.name} of apps[{seen[key]}]; app names "
+                    "must be unique within a namespace",
+                    app.name,
+                )
+            seen.setdefault(key, i)
+        by_key = {(a.namespace, a.name): a for a in self.apps}
+        for i, app in enumerate(self.apps):
+            if app.ingress is None:
+                continue
+            if app.ingress.class_name is None and self.controller is None:
+                problems.add(
+                    ("apps", i, "ingress", "className"),
+                    "is unset and the stack has no controller to take the class from",
+                )
+            for loc, backend in app.ingress.backends():
+                if backend.service is None:
+                    continue
+                other = by_key.get((app.namespace, backend.service))
+                if other is None:
+                    names = sorted(a.name for a in self.apps if a.namespace == app.namespace)
+                    problems.add(
+                        ("apps", i, "ingress", *loc, "service"),
+                        f"is not an app in namespace {app.namespace!r}; allowed: "
+                        + ", ".join(names),
+                        backend.service,
+                    )
+                elif other.service.port_ref(backend.port) is None:
+                    problems.add(
+                        ("apps", i, "ingress", *loc, "port"),
+                        f"is not a port of service {backend.service!r}; allowed: "
+                        + other.service.allowed_refs(),
+                        backend.port,
+                    )
+        problems.check()
+        return self
+
+    def class_of(self, app: AppSpec) -> str | None:
+        if app.ingress is None:
+            return None
+        if app.ingress.class_name is not None:
+            return app.ingress.class_name
+        return self.controller.class_name if self.controller is not None else None

@@ -1,0 +1,206 @@
+"""ExposedApp: one app's workload, Service, Ingress and TLS as a Pulumi component."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import pulumi
+from pydantic import ValidationError
+
+from kexpose.environment import ENVIRONMENTS, Environment
+from kexpose.errors import ConfigError
+from kexpose.hosts import covers
+from kexpose.manifests import TlsMaterial, app_manifests, tls_hosts, tls_secret_name
+from kexpose.model import AppSpec, Deferred
+from kexpose.plan import Planned
+from kexpose.policy.config import PolicyConfig
+from kexpose.resources.kube import register
+from kexpose.resources.selfsigned import SelfSignedCertificate
+from kexpose.validation import check_plan, config_error_for, parse_stack
+
+__all__ = ["ExposedApp", "environment_from_config"]
+
+TYPE: Final = "kexpose:index:ExposedApp"
+#: Stands in for certificate material that only exists at deployment, while checking choices.
+PLACEHOLDER_MATERIAL: Final = TlsMaterial("<made at deployment>", "<made at deployment>")
+
+
+def environment_from_config() -> Environment:
+    """``kexpose:environment`` from stack config, else the stack name if it is one."""
+    value = pulumi.Config("kexpose").get("environment") or pulumi.get_stack()
+    for env in ENVIRONMENTS:
+        if value == env:
+            return env
+    raise ConfigError(
+        f"stack {pulumi.get_stack()!r}: kexpose:environment is {value!r}; allowed: "
+        f"{', '.join(ENVIRONMENTS)} (set it in the stack config, or pass environment=)",
+        stack=pulumi.get_stack(),
+        field="kexpose:environment",
+    )
+
+
+def _urls(app: AppSpec) -> list[str]:
+    if app.ingress is None:
+        return []
+    secure = tls_hosts(app) if app.tls.mode not in (None, "none") else []
+    out = []
+    for rule in app.ingress.rules:
+        if rule.host is None:
+            continue
+        scheme = "https" if any(covers(t, rule.host) for t in secure) else "http"
+        out += [f"{scheme}://{rule.host}{p.path}" for p in rule.paths]
+    return out
+
+
+def _lb_address(status: Any) -> str | None:
+    ingress = ((status or {}).get("load_balancer") or {}).get("ingress") or []
+    if not ingress:
+        return None
+    address = ingress[0].get("ip") or ingress[0].get("hostname")
+    return str(address) if address else None
+
+
+class ExposedApp(pulumi.ComponentResource):
+    """An app exposed the way its model says: Deployment (when kexpose creates the workload),
+    Service, PodDisruptionBudget, Ingress and TLS Secret.
+
+    ``args`` is an :class:`~kexpose.model.AppSpec` or a mapping in the same shape (camelCase or
+    snake_case keys). Plain values are required wherever validation and policies need them;
+    the image, annotation and env values and provided TLS material may be Outputs.
+
+    Everything is validated before the component is registered: an invalid app raises a
+    ConfigError and nothing of it is half-created. ``environment`` defaults to
+    ``kexpose:environment`` (else the stack name); ``ingress_class`` is required when the app
+    has an ingress without ``className``; ``policy`` tightens or widens the policy config
+    (default: the project's, allowing the app's own ingress class).
+    """
+
+    service_name: pulumi.Output[str]
+    cluster_ip: pulumi.Output[str]
+    hosts: pulumi.Output[list[str]]
+    urls: pulumi.Output[list[str]]
+    ingress_class: pulumi.Output[str | None]
+    tls_secret_name: pulumi.Output[str | None]
+    load_balancer_address: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        name: str,
+        args: AppSpec | Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        environment: Environment | None = None,
+        ingress_class: str | None = None,
+        policy: PolicyConfig | None = None,
+        _checked: bool = False,
+    ) -> None:
+        if _checked and isinstance(args, AppSpec):
+            # Built by Exposure, which validated and resolved the whole stack already.
+            app, class_name = args, ingress_class
+        else:
+            app, class_name = self._validate(name, args, environment, ingress_class, policy)
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        material = self._tls_material(name, app, child)
+        made: dict[str, pulumi.CustomResource] = {}
+        for manifest in app_manifests(app, class_name=class_name, tls=material):
+            kind = manifest["kind"]
+            deps = [made[k] for k in ("Service", "Secret") if kind == "Ingress" and k in made]
+            made[kind] = register(
+                manifest,
+                name=f"{name}-{kind.lower()}",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+            )
+        svc = made["Service"]
+        has_tls = app.tls.mode not in (None, "none")
+        self.service_name = svc.metadata.apply(lambda m: m["name"])  # type: ignore[attr-defined]
+        self.cluster_ip = svc.spec.apply(lambda s: (s or {}).get("cluster_ip"))  # type: ignore[attr-defined]
+        self.hosts = pulumi.Output.from_input(list(app.ingress.hosts() if app.ingress else ()))
+        self.urls = pulumi.Output.from_input(_urls(app))
+        self.ingress_class = pulumi.Output.from_input(class_name if app.ingress else None)
+        self.tls_secret_name = pulumi.Output.from_input(tls_secret_name(app) if has_tls else None)
+        self.load_balancer_address = (
+            svc.status.apply(_lb_address)  # type: ignore[attr-defined]
+            if app.service.type == "LoadBalancer"
+            else pulumi.Output.from_input(None)
+        )
+        self.register_outputs(
+            {
+                "serviceName": self.service_name,
+                "clusterIp": self.cluster_ip,
+                "hosts": self.hosts,
+                "urls": self.urls,
+                "ingressClass": self.ingress_class,
+                "tlsSecretName": self.tls_secret_name,
+                "loadBalancerAddress": self.load_balancer_address,
+                "serviceType": app.service.type,
+            }
+        )
+
+    @staticmethod
+    def _validate(
+        name: str,
+        args: AppSpec | Mapping[str, Any],
+        environment: Environment | None,
+        ingress_class: str | None,
+        policy: PolicyConfig | None,
+    ) -> tuple[AppSpec, str | None]:
+        env = environment or environment_from_config()
+        try:
+            app = args if isinstance(args, AppSpec) else AppSpec.model_validate(args)
+        except ValidationError as exc:
+            raise config_error_for(exc, app=name) from None
+        if app.ingress is not None and app.ingress.class_name is None and ingress_class:
+            app = app.model_copy(
+                update={"ingress": app.ingress.model_copy(update={"class_name": ingress_class})}
+            )
+        where = f"ExposedApp {name!r}"
+        spec = parse_stack(
+            {"environment": env, "apps": [app.model_dump(by_alias=True)]}, stack_file=where
+        )
+        resolved = spec.apps[0]
+        class_name = spec.class_of(resolved)
+        if policy is None:
+            base = PolicyConfig.project()
+            policy = base.model_copy(
+                update={"allowed_ingress_classes": (class_name,)} if class_name else {}
+            )
+        placeholder = (
+            PLACEHOLDER_MATERIAL if resolved.tls.mode in ("self-signed", "secret") else None
+        )
+        plan = [
+            Planned(m, ("apps", 0))
+            for m in app_manifests(resolved, class_name=class_name, tls=placeholder)
+        ]
+        check_plan(plan, spec=spec, stack_file=where, config=policy, whole_stack=False)
+        return resolved, class_name
+
+    @staticmethod
+    def _tls_material(name: str, app: AppSpec, child: pulumi.ResourceOptions) -> TlsMaterial | None:
+        tls = app.tls
+        if tls.mode == "self-signed":
+            cert = SelfSignedCertificate(
+                f"{name}-cert", hosts=tls_hosts(app), validity_days=tls.validity_days, opts=child
+            )
+            # key_pem is secret through the resource's additional_secret_outputs.
+            return TlsMaterial(Deferred(cert.cert_pem), Deferred(cert.key_pem))
+        if tls.mode == "secret":
+            cfg = pulumi.Config("kexpose")
+
+            def pem(value: str | Deferred | None, key: str | None, secret: bool) -> Deferred:
+                if key is not None:
+                    namespace, _, short = key.rpartition(":")
+                    source = pulumi.Config(namespace) if namespace else cfg
+                    return Deferred(source.require_secret(short))
+                out: pulumi.Input[str] = value.value if isinstance(value, Deferred) else value  # type: ignore[assignment]
+                return Deferred(
+                    pulumi.Output.secret(out) if secret else pulumi.Output.from_input(out)
+                )
+
+            return TlsMaterial(
+                pem(tls.certificate, tls.certificate_config, secret=False),
+                pem(tls.private_key, tls.private_key_config, secret=True),
+            )
+        return None

@@ -1,0 +1,97 @@
+"""Exposure: a whole environment (controller, namespaces, apps) from one StackSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import pulumi
+
+from kexpose.manifests import TlsMaterial
+from kexpose.model import AppSpec, StackSpec
+from kexpose.plan import app_namespaces, namespace_manifest, plan_stack
+from kexpose.resources.exposed_app import PLACEHOLDER_MATERIAL, ExposedApp
+from kexpose.resources.ingress_controller import IngressController
+from kexpose.resources.kube import register
+from kexpose.validation import check_plan, parse_stack
+
+__all__ = ["Exposure"]
+
+TYPE: Final = "kexpose:index:Exposure"
+
+
+def _placeholder(app: AppSpec) -> TlsMaterial | None:
+    return PLACEHOLDER_MATERIAL if app.tls.mode in ("self-signed", "secret") else None
+
+
+class Exposure(pulumi.ComponentResource):
+    """Every object of one environment's exposure: the Ingress controller, the apps'
+    namespaces and one ExposedApp per app.
+
+    ``args`` is the stack config (``environment``, ``controller``, ``apps``, ``policy``) or a
+    StackSpec. The whole stack is validated first (model, environment profile, the mandatory
+    policy rules over every planned object, stack-wide ones included); on any problem one
+    ConfigError names the stack file, app, field, value and what is allowed, and nothing is
+    registered.
+    """
+
+    urls: pulumi.Output[dict[str, list[str]]]
+    ingress_class: pulumi.Output[str | None]
+    controller_address: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        name: str,
+        args: StackSpec | Mapping[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        stack_file: str = "stack config",
+    ) -> None:
+        raw = args.model_dump(by_alias=True) if isinstance(args, StackSpec) else args
+        spec = parse_stack(raw, stack_file=stack_file)
+        check_plan(plan_stack(spec, tls=_placeholder), spec=spec, stack_file=stack_file)
+        super().__init__(TYPE, name, None, opts)
+
+        namespaces = {
+            ns: register(
+                namespace_manifest(ns),
+                name=f"{name}-ns-{ns}",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for ns in app_namespaces(spec)
+        }
+        controller = None
+        if spec.controller is not None:
+            controller = IngressController(
+                f"{name}-{spec.controller.name}",
+                spec.controller,
+                pulumi.ResourceOptions(parent=self),
+                environment=spec.environment,
+                _checked=True,
+            )
+        apps: dict[str, ExposedApp] = {}
+        for app in spec.apps:
+            deps = [namespaces[app.namespace]] if app.namespace in namespaces else []
+            apps[f"{app.namespace}/{app.name}"] = ExposedApp(
+                f"{name}-{app.namespace}-{app.name}",
+                app,
+                pulumi.ResourceOptions(parent=self, depends_on=deps),
+                environment=spec.environment,
+                ingress_class=spec.class_of(app),
+                _checked=True,
+            )
+        self.urls = pulumi.Output.all(**{k: a.urls for k, a in apps.items()})
+        self.ingress_class = pulumi.Output.from_input(
+            spec.controller.class_name if spec.controller else None
+        )
+        self.controller_address = (
+            controller.load_balancer_address if controller else pulumi.Output.from_input(None)
+        )
+        self.register_outputs(
+            {
+                "environment": spec.environment,
+                "urls": self.urls,
+                "ingressClass": self.ingress_class,
+                "controllerAddress": self.controller_address,
+            }
+        )

@@ -1,0 +1,107 @@
+"""IngressController: an in-cluster Ingress controller and everything it needs, as a component."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import pulumi
+from pydantic import ValidationError
+
+from kexpose.environment import Environment
+from kexpose.manifests import KINDS, controller_manifests
+from kexpose.model import ControllerSpec, StackSpec, config_error
+from kexpose.plan import Planned
+from kexpose.profile import resolve
+from kexpose.resources.exposed_app import _lb_address, environment_from_config
+from kexpose.resources.kube import register
+from kexpose.validation import check_plan, policy_config_for
+
+__all__ = ["IngressController"]
+
+TYPE: Final = "kexpose:index:IngressController"
+
+
+class IngressController(pulumi.ComponentResource):
+    """Namespace, ServiceAccount, least-privilege ClusterRole/Binding (and a Role for its
+    leader-election Lease), Deployment, Service, IngressClass and PodDisruptionBudget.
+
+    ``args`` is a :class:`~kexpose.model.ControllerSpec` or a mapping of the same shape.
+    ``kind`` picks kexpose-proxy or Traefik. The Service is a LoadBalancer, or in dev a
+    NodePort; everything is validated before the component is registered.
+    """
+
+    class_name: pulumi.Output[str]
+    controller_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    load_balancer_address: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        name: str,
+        args: ControllerSpec | Mapping[str, Any] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        environment: Environment | None = None,
+        _checked: bool = False,
+    ) -> None:
+        if _checked and isinstance(args, ControllerSpec):
+            ctrl = args
+        else:
+            ctrl = self._validate(name, args, environment)
+        super().__init__(TYPE, name, None, opts)
+        made: dict[str, pulumi.CustomResource] = {}
+        for manifest in controller_manifests(ctrl):
+            kind = manifest["kind"]
+            # Everything namespaced waits for the Namespace; the binding for its role.
+            deps = [made["Namespace"]] if "Namespace" in made else []
+            made[kind] = register(
+                manifest,
+                name=f"{name}-{kind.lower()}",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+            )
+        svc = made["Service"]
+        self.class_name = pulumi.Output.from_input(ctrl.class_name)
+        self.controller_name = pulumi.Output.from_input(KINDS[ctrl.kind].controller_string)
+        self.namespace = pulumi.Output.from_input(ctrl.namespace)
+        self.service_name = svc.metadata.apply(lambda m: m["name"])  # type: ignore[attr-defined]
+        self.load_balancer_address = (
+            svc.status.apply(_lb_address)  # type: ignore[attr-defined]
+            if ctrl.service.type == "LoadBalancer"
+            else pulumi.Output.from_input(None)
+        )
+        self.register_outputs(
+            {
+                "className": self.class_name,
+                "controllerName": self.controller_name,
+                "namespace": self.namespace,
+                "serviceName": self.service_name,
+                "serviceType": ctrl.service.type,
+                "loadBalancerAddress": self.load_balancer_address,
+            }
+        )
+
+    @staticmethod
+    def _validate(
+        name: str, args: ControllerSpec | Mapping[str, Any] | None, environment: Environment | None
+    ) -> ControllerSpec:
+        env = environment or environment_from_config()
+        try:
+            ctrl = (
+                args
+                if isinstance(args, ControllerSpec)
+                else ControllerSpec.model_validate(args or {})
+            )
+            spec = resolve(StackSpec(environment=env, controller=ctrl))
+        except ValidationError as exc:
+            raise config_error(
+                exc, model=ControllerSpec, root=f"IngressController {name!r} args: "
+            ) from None
+        assert spec.controller is not None
+        where = f"IngressController {name!r}"
+        plan = [Planned(m, ("controller",)) for m in controller_manifests(spec.controller)]
+        check_plan(
+            plan, spec=spec, stack_file=where, config=policy_config_for(spec), whole_stack=False
+        )
+        return spec.controller
