@@ -1,0 +1,62 @@
+"""Session fixtures for the end-to-end tests: the built toolchain and one local cluster.
+
+A missing toolchain is a failure, never a skip: CI must not pass without running these tests.
+Developers who do not want them deselect the marker: `pytest -m 'not e2e'`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
+
+from .cluster import ClusterStartError, LocalCluster
+from .toolchain import Toolchain, ToolchainMissingError, find_toolchain
+
+# Two nodes, so the scheduler has a choice and replicas spread as they would in a real cluster.
+NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> Toolchain:
+    """The toolchain built by scripts/toolchain.sh; fails the test when it is missing."""
+    try:
+        return find_toolchain()
+    except ToolchainMissingError as exc:
+        pytest.fail(f"e2e toolchain missing: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """One control plane for the whole session, stopped by PID at the end (also on failure)."""
+    local = LocalCluster(toolchain, tmp_path_factory.mktemp("cluster"), node_names=NODE_NAMES)
+    try:
+        local.start()
+    except ClusterStartError as exc:
+        pytest.fail(f"local cluster did not start: {exc}", pytrace=False)
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def kube(cluster: LocalCluster) -> Iterator[Client]:
+    """A lightkube client for the local cluster, as the admin."""
+    with cluster.client() as client:
+        yield client
+
+
+@pytest.fixture
+def namespace(kube: Client) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting for finalization)."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kube.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    kube.delete(Namespace, name)
