@@ -59,6 +59,8 @@ class Rule:
     """R rules: the object kinds the check reads (S rules find their own)."""
     check_resource: ResourceCheck | None = None
     check_stack: StackCheck | None = None
+    config_keys: tuple[str, ...] = ()
+    """The ``PolicyConfig`` keys the check reads (the pack's per-policy config schema)."""
 
     @property
     def active(self) -> tuple[Environment, ...]:
@@ -85,10 +87,18 @@ def _r(
     level: Enforcement | Mapping[Environment, Enforcement],
     check: ResourceCheck,
     description: str,
+    reads: str = "",
 ) -> Rule:
     enforcement = _levels(envs, level) if isinstance(level, str) else MappingProxyType(dict(level))
     return Rule(
-        rule_id, "R", severity, enforcement, description, frozenset(kinds.split()), check, None
+        rule_id,
+        "R",
+        severity,
+        enforcement,
+        description,
+        frozenset(kinds.split()),
+        check_resource=check,
+        config_keys=tuple(reads.split()),
     )
 
 
@@ -99,8 +109,17 @@ def _s(
     level: Enforcement,
     check: StackCheck,
     description: str,
+    reads: str = "",
 ) -> Rule:
-    return Rule(rule_id, "S", severity, _levels(envs, level), description, check_stack=check)
+    return Rule(
+        rule_id,
+        "S",
+        severity,
+        _levels(envs, level),
+        description,
+        check_stack=check,
+        config_keys=tuple(reads.split()),
+    )
 
 
 _TABLE: Final[tuple[Rule, ...]] = (
@@ -113,11 +132,13 @@ _TABLE: Final[tuple[Rule, ...]] = (
     _r("svc-lb-node-ports", "Service", _PROD, "medium", "advisory", services.lb_node_ports,
        "LoadBalancer Services should not open node ports."),
     _r("svc-no-loadbalancer", "Service", _ALL, "medium", "mandatory", services.no_loadbalancer,
-       "Only allow-listed Services may be LoadBalancers."),
+       "Only allow-listed Services may be LoadBalancers.", reads="allowed_loadbalancers"),
     _r("svc-lb-source-ranges", "Service", _PROD, "high", "mandatory", services.lb_source_ranges,
-       "Non-public LoadBalancers must restrict their source ranges."),
+       "Non-public LoadBalancers must restrict their source ranges.",
+       reads="public_loadbalancers"),
     _r("svc-no-external-ips", "Service", _ALL, "high", "mandatory", services.no_external_ips,
-       "Services must not claim external IPs outside the allow-list (CVE-2020-8554)."),
+       "Services must not claim external IPs outside the allow-list (CVE-2020-8554).",
+       reads="allowed_external_ips"),
     _r("svc-externalname-no-loopback", "Service", _ALL, "high", "mandatory",
        services.externalname_no_loopback, "ExternalName Services must not point at loopback."),
     # kube-score grades this critical; advisory here because a stack may select pods that
@@ -127,7 +148,7 @@ _TABLE: Final[tuple[Rule, ...]] = (
        "Service selectors and named targetPorts must match a workload in the namespace."),
     # --- Ingresses ----------------------------------------------------------------------------
     _r("ing-require-tls", "Ingress", _STAGING_PROD, "high", "mandatory", ingresses.require_tls,
-       "Ingresses must terminate TLS with a named Secret."),
+       "Ingresses must terminate TLS with a named Secret.", reads="allow_default_certificate"),
     _r("ing-tls-covers-hosts", "Ingress", _STAGING_PROD, "high", "mandatory",
        ingresses.tls_covers_hosts, "Every Ingress host must be listed in its TLS hosts."),
     _r("ing-host-required", "Ingress", _STAGING_PROD, "high", "mandatory",
@@ -137,7 +158,8 @@ _TABLE: Final[tuple[Rule, ...]] = (
     _r("ing-no-default-backend", "Ingress", _STAGING_PROD, "high", "mandatory",
        ingresses.no_default_backend, "Ingresses must not set a default backend."),
     _r("ing-class-allowed", "Ingress", _ALL, "high", "mandatory", ingresses.class_allowed,
-       "Ingresses must use an allowed IngressClass, stated once."),
+       "Ingresses must use an allowed IngressClass, stated once.",
+       reads="allowed_ingress_classes"),
     _r("ing-no-deprecated-class-annotation", "Ingress", _ALL, "low", "advisory",
        ingresses.no_deprecated_class_annotation,
        "The kubernetes.io/ingress.class annotation is deprecated."),
@@ -156,7 +178,8 @@ _TABLE: Final[tuple[Rule, ...]] = (
     # --- Certificates -------------------------------------------------------------------------
     _r("tls-cert-not-expiring", "Secret", _PROD, "medium", "mandatory",
        certificates.cert_not_expiring,
-       "TLS certificates must stay valid for min_cert_days_remaining days."),
+       "TLS certificates must stay valid for min_cert_days_remaining days.",
+       reads="min_cert_days_remaining now"),
     _s("tls-cert-covers-hosts", _STAGING_PROD, "high", "mandatory",
        certificates.cert_covers_hosts,
        "The certificate in an Ingress's TLS Secret must cover its TLS hosts."),
@@ -167,7 +190,8 @@ _TABLE: Final[tuple[Rule, ...]] = (
        nginx.annotation_injection,
        "ingress-nginx annotation values must not carry configuration injection."),
     _s("nginx-controller-patched", _ALL, "critical", "mandatory", nginx.controller_patched,
-       "The ingress-nginx controller must be a patched release (CVE-2025-1974)."),
+       "The ingress-nginx controller must be a patched release (CVE-2025-1974).",
+       reads="nginx_fixed_versions"),
     _s("nginx-admission-not-exposed", _ALL, "critical", "mandatory",
        nginx.admission_not_exposed,
        "The ingress-nginx admission webhook must stay cluster-internal (CVE-2025-1974)."),
