@@ -28,7 +28,14 @@ from kexpose.errors import ConfigError, InputError, KexposeError
 from kexpose.manifests import Manifest
 from kexpose.resources.selfsigned import SelfSignedProvider
 
-__all__ = ["PreviewResult", "Recorded", "find_project", "load_stack_config", "run_preview"]
+__all__ = [
+    "PreviewResult",
+    "Recorded",
+    "find_project",
+    "load_stack_config",
+    "run_preview",
+    "run_program",
+]
 
 PROJECT: Final = "kexpose"
 #: Secret values from the stack file cannot be decrypted offline; this stands in for them.
@@ -216,18 +223,18 @@ def _as_config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def run_preview(
-    stack: str,
+def run_program(
+    program: Callable[[], object],
     *,
-    project: Path,
+    stack: str,
+    config: Mapping[str, Any],
     on_resource: Callable[[Recorded], None] | None = None,
-    program: Callable[[], object] | None = None,
-) -> PreviewResult:
-    """Run the stack program for ``stack`` under mocks and return what it registered.
+) -> list[Recorded]:
+    """Run ``program`` as stack ``stack`` with ``config`` under the recording mocks.
 
-    Raises the program's ConfigError (invalid config) or InputError (unusable files).
+    Config keys without a namespace are put in ``kexpose:``. Exceptions of the program
+    propagate (a ``pulumi.RunError`` from ``kexpose.program`` included).
     """
-    stack_file, config = load_stack_config(project, stack)
     answers = _Answers()
     monitor = _Recorder(answers, on_resource)
     pulumi.runtime.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -236,23 +243,37 @@ def run_preview(
     )
 
     def run() -> None:
-        if program is not None:
-            program()
-        else:
-            from kexpose.program import main
+        program()
 
-            main()
+    pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
+    return monitor.recorded
 
+
+def run_preview(
+    stack: str,
+    *,
+    project: Path,
+    on_resource: Callable[[Recorded], None] | None = None,
+) -> PreviewResult:
+    """Run the stack program for ``stack`` under mocks and return what it registered.
+
+    Raises ConfigError (invalid config; PolicyViolationError for a forbidden choice) or
+    InputError (unusable files).
+    """
+    from kexpose.program import main
+
+    stack_file, config = load_stack_config(project, stack)
     try:
-        pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
+        recorded = run_program(main, stack=stack, config=config, on_resource=on_resource)
     except pulumi.RunError as exc:
         # The program turns kexpose errors into RunError for the real CLI; undo that here.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KexposeError):
+            raise cause from None
         raise ConfigError(str(exc), stack=str(stack_file)) from None
-    except KexposeError:
-        raise
     return PreviewResult(
         stack=stack,
         stack_file=stack_file,
-        resources=tuple(monitor.recorded),
+        resources=tuple(recorded),
         stack_config=config,
     )

@@ -84,7 +84,7 @@ def _resolve_app(app: AppSpec, profile: Profile, problems: Problems, i: int) -> 
     update: dict[str, object] = {}
     hosts = app.ingress.hosts() if app.ingress is not None else ()
     if app.tls.mode is None:
-        mode: TlsMode = profile.tls_default if hosts else "none"
+        mode: TlsMode = (app.tls.implied_mode() or profile.tls_default) if hosts else "none"
         if mode == "cert-manager" and app.tls.issuer is None:
             problems.add(
                 ("apps", i, "tls", "issuer"),

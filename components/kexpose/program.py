@@ -33,8 +33,9 @@ def main() -> Exposure:
         exposure = Exposure("kexpose", read_config(), stack_file=stack_file_for(stack))
     except KexposeError as exc:
         # RunError prints the message alone, without a Python traceback: the message is the
-        # whole story (file, app, field, value, what is allowed).
-        raise pulumi.RunError(str(exc)) from None
+        # whole story (file, app, field, value, what is allowed). The cause stays attached
+        # for in-process callers (kexpose preview).
+        raise pulumi.RunError(str(exc)) from exc
     pulumi.export("environment", pulumi.Config("kexpose").get("environment") or stack)
     pulumi.export("urls", exposure.urls)
     pulumi.export("ingressClass", exposure.ingress_class)

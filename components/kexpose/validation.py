@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kexpose.errors import ConfigError, PolicyViolationError
 from kexpose.model import AppSpec, StackSpec, config_error, format_path
@@ -75,7 +75,7 @@ def parse_stack(raw: Mapping[str, Any], *, stack_file: str) -> StackSpec:
         ) from None
 
 
-def policy_config_for(spec: StackSpec) -> PolicyConfig:
+def policy_config_for(spec: StackSpec, *, stack_file: str | None = None) -> PolicyConfig:
     """The policy config a stack is held to: the project's defaults, aimed at the stack's own
     controller (its class and Service), then the stack's ``kexpose:policy`` overrides."""
     base = PolicyConfig.project().model_dump()
@@ -90,7 +90,9 @@ def policy_config_for(spec: StackSpec) -> PolicyConfig:
     try:
         return PolicyConfig.model_validate(base)
     except ValidationError as exc:
-        raise config_error(exc, model=PolicyConfig, root=f"{ROOT}policy.") from None
+        raise config_error(
+            exc, model=PolicyConfig, root=f"{ROOT}policy", stack_file=stack_file
+        ) from None
 
 
 def _value_at(obj: Any, path: str) -> object:
@@ -144,7 +146,7 @@ def check_plan(
     violations = evaluate(
         [p.manifest for p in plan],
         environment=spec.environment,
-        config=config or policy_config_for(spec),
+        config=config or policy_config_for(spec, stack_file=stack_file),
         rules=None if whole_stack else [r.id for r in RULES.values() if r.scope == "R"],
     )
     blocking = [
@@ -170,11 +172,14 @@ def check_plan(
         shown = (
             f"; given: {given!r}" if given is not None and not isinstance(given, Mapping) else ""
         )
-        lines.append(f"  - {label}{field}: [{v.rule}] {v.message}{shown}; fix: {v.fix}")
+        message = v.message.rstrip(".")
+        lines.append(f"  - {label}{field}: [{v.rule}] {message}{shown}; fix: {v.fix}")
     app, field = first or (None, ROOT)
     raise PolicyViolationError("\n".join(lines), stack=stack_file, app=app, field=field)
 
 
-def config_error_for(exc: ValidationError, *, app: str) -> ConfigError:
-    """A ConfigError for one ExposedApp's args (no stack file involved)."""
-    return config_error(exc, model=AppSpec, root=f"ExposedApp {app!r} args: ", app=app)
+def config_error_for(
+    exc: ValidationError, *, model: type[BaseModel], where: str, app: str | None = None
+) -> ConfigError:
+    """A ConfigError for a component's args; ``where`` names the stack and the component."""
+    return config_error(exc, model=model, root="", stack_file=where, app=app)

@@ -98,7 +98,7 @@ def _run(stack: str, project_dir: Path | None, quiet: bool = False) -> PreviewRe
 
 
 def _fail(exc: Exception) -> None:
-    err.print(str(exc), markup=False, highlight=False)
+    click.echo(str(exc), err=True)
     sys.exit(1 if isinstance(exc, PolicyViolationError) else 2)
 
 
@@ -111,7 +111,8 @@ def _violations(result: PreviewResult, manifests: list[Manifest]) -> list[Violat
         },
         stack_file=str(result.stack_file),
     )
-    return evaluate(manifests, environment=spec.environment, config=policy_config_for(spec))
+    config = policy_config_for(spec, stack_file=str(result.stack_file))
+    return evaluate(manifests, environment=spec.environment, config=config)
 
 
 def _row(m: Manifest, secrets: set[str]) -> dict[str, Any]:

@@ -58,9 +58,10 @@ class TlsSpec(Frozen):
             "issuer": self.issuer,
         }
         for key, value in given.items():
-            if value is not None and belongs[key] != self.mode:
+            # With the mode unset, the fields given choose it (see ``implied_mode``).
+            if value is not None and self.mode is not None and belongs[key] != self.mode:
                 problems.add((key,), f"belongs to TLS mode {belongs[key]!r}, not {mode!r}")
-        if self.mode == "secret":
+        if self.implied_mode() == "secret":
             for value_key, config_key in (
                 ("certificate", "certificateConfig"),
                 ("privateKey", "privateKeyConfig"),
@@ -77,7 +78,28 @@ class TlsSpec(Frozen):
             problems.add(
                 ("issuer",), "TLS mode 'cert-manager' needs the Issuer or ClusterIssuer name"
             )
+        if self.mode is None and self.issuer is not None and given["certificate"]:
+            problems.add(("issuer",), "give an issuer (cert-manager) or a certificate, not both")
         if self.mode == "none" and self.hosts:
             problems.add(("hosts",), "TLS hosts are given but TLS mode is 'none'", list(self.hosts))
         problems.check()
         return self
+
+    def implied_mode(self) -> TlsMode | None:
+        """The mode the given fields imply when ``mode`` is unset: an issuer means
+        cert-manager, certificate material means secret; otherwise the environment decides."""
+        if self.mode is not None:
+            return self.mode
+        if self.issuer is not None:
+            return "cert-manager"
+        if any(
+            v is not None
+            for v in (
+                self.certificate,
+                self.certificate_config,
+                self.private_key,
+                self.private_key_config,
+            )
+        ):
+            return "secret"
+        return None

@@ -148,15 +148,15 @@ class ExposedApp(pulumi.ComponentResource):
         policy: PolicyConfig | None,
     ) -> tuple[AppSpec, str | None]:
         env = environment or environment_from_config()
+        where = f"stack {pulumi.get_stack()!r}, ExposedApp {name!r}"
         try:
             app = args if isinstance(args, AppSpec) else AppSpec.model_validate(args)
         except ValidationError as exc:
-            raise config_error_for(exc, app=name) from None
+            raise config_error_for(exc, model=AppSpec, where=where, app=name) from None
         if app.ingress is not None and app.ingress.class_name is None and ingress_class:
             app = app.model_copy(
                 update={"ingress": app.ingress.model_copy(update={"class_name": ingress_class})}
             )
-        where = f"ExposedApp {name!r}"
         spec = parse_stack(
             {"environment": env, "apps": [app.model_dump(by_alias=True)]}, stack_file=where
         )

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 
 from kexpose.environment import Environment
 from kexpose.manifests import KINDS, controller_manifests
-from kexpose.model import ControllerSpec, StackSpec, config_error
+from kexpose.model import ControllerSpec, StackSpec
 from kexpose.plan import Planned
 from kexpose.profile import resolve
 from kexpose.resources.exposed_app import _lb_address, environment_from_config
 from kexpose.resources.kube import register
-from kexpose.validation import check_plan, policy_config_for
+from kexpose.validation import check_plan, config_error_for, policy_config_for
 
 __all__ = ["IngressController"]
 
@@ -87,19 +87,22 @@ class IngressController(pulumi.ComponentResource):
         name: str, args: ControllerSpec | Mapping[str, Any] | None, environment: Environment | None
     ) -> ControllerSpec:
         env = environment or environment_from_config()
+        where = f"stack {pulumi.get_stack()!r}, IngressController {name!r}"
         try:
             ctrl = (
                 args
                 if isinstance(args, ControllerSpec)
                 else ControllerSpec.model_validate(args or {})
             )
+        except ValidationError as exc:
+            raise config_error_for(exc, model=ControllerSpec, where=where) from None
+        try:
             spec = resolve(StackSpec(environment=env, controller=ctrl))
         except ValidationError as exc:
-            raise config_error(
-                exc, model=ControllerSpec, root=f"IngressController {name!r} args: "
-            ) from None
+            # Profile problems are reported under "controller." of a stack; here they are the
+            # component's own args.
+            raise config_error_for(exc, model=StackSpec, where=where) from None
         assert spec.controller is not None
-        where = f"IngressController {name!r}"
         plan = [Planned(m, ("controller",)) for m in controller_manifests(spec.controller)]
         check_plan(
             plan, spec=spec, stack_file=where, config=policy_config_for(spec), whole_stack=False

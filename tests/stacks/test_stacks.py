@@ -1,0 +1,185 @@
+"""The three shipped stacks, run offline as ``kexpose preview``/``render`` run them.
+
+Every rendered manifest must validate against the OpenAPI schema of a current Kubernetes
+release, and each environment's promises must hold in what is rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from kexpose.cli import cli
+from kexpose.hosts import covers
+from kexpose.preview import PreviewResult, run_preview
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("dev", "staging", "prod")
+#: The Kubernetes release whose OpenAPI schema the manifests are validated against.
+K8S_VERSION = kubernetes_validate.latest_version()
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def stack(request: pytest.FixtureRequest) -> PreviewResult:
+    result: PreviewResult = run_preview(request.param, project=ROOT)
+    return result
+
+
+def manifests(result: PreviewResult) -> list[dict[str, Any]]:
+    return [dict(m) for _, m in result.manifests()]
+
+
+def test_every_manifest_is_schema_valid(stack: PreviewResult) -> None:
+    objs = manifests(stack)
+    assert len(objs) >= 15
+    for m in objs:
+        # strict: unknown fields are errors too, as the API server's strict field validation
+        kubernetes_validate.validate(m, K8S_VERSION, strict=True)
+
+
+def test_every_object_is_parented_to_a_kexpose_component(stack: PreviewResult) -> None:
+    urns = {r.urn: r for r in stack.resources}
+    for r in stack.resources:
+        if r.type == "kexpose:index:Exposure":
+            assert r.parent is not None and "pulumi:pulumi:Stack" in r.parent
+            continue
+        assert r.parent in urns, f"{r.type} {r.name}"
+        assert urns[r.parent].type.startswith("kexpose:index:")
+
+
+def test_prod_has_no_nodeport_and_one_loadbalancer_with_ranges() -> None:
+    result = run_preview("prod", project=ROOT)
+    services = [m for m in manifests(result) if m["kind"] == "Service"]
+    assert not [s for s in services if s["spec"]["type"] == "NodePort"]
+    lbs = [s for s in services if s["spec"]["type"] == "LoadBalancer"]
+    assert [s["metadata"]["name"] for s in lbs] == ["kexpose-controller"]
+    assert lbs[0]["spec"]["loadBalancerSourceRanges"]
+    assert lbs[0]["spec"]["allocateLoadBalancerNodePorts"] is False
+
+
+@pytest.mark.parametrize("name", ["staging", "prod"])
+def test_every_ingress_host_is_covered_by_tls(name: str) -> None:
+    result = run_preview(name, project=ROOT)
+    ingresses = [m for m in manifests(result) if m["kind"] == "Ingress"]
+    assert ingresses
+    for ing in ingresses:
+        tls_hosts = [h for entry in ing["spec"].get("tls", []) for h in entry.get("hosts", [])]
+        for rule in ing["spec"]["rules"]:
+            assert any(covers(t, rule["host"]) for t in tls_hosts), rule["host"]
+
+
+def test_prod_replicas_and_disruption_budgets() -> None:
+    result = run_preview("prod", project=ROOT)
+    objs = manifests(result)
+    deployments = [m for m in objs if m["kind"] == "Deployment"]
+    pdbs = {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in objs if m["kind"] == "PodDisruptionBudget"}
+    for d in deployments:
+        assert d["spec"]["replicas"] >= 2
+        assert (d["metadata"]["namespace"], d["metadata"]["name"]) in pdbs
+
+
+def test_dev_has_its_nodeport_debug_service() -> None:
+    result = run_preview("dev", project=ROOT)
+    debug = [m for m in manifests(result) if m["kind"] == "Service" and m["metadata"]["name"] == "debug"]
+    assert debug[0]["spec"]["type"] == "NodePort"
+    assert debug[0]["spec"]["ports"][0]["nodePort"] == 30090
+
+
+# --- the CLI: preview and render --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_preview_cli_passes_the_shipped_stacks(name: str) -> None:
+    result = CliRunner().invoke(cli, ["preview", "--stack", name, "--project-dir", str(ROOT), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    kinds = {r["kind"] for r in doc["resources"]}
+    assert {"Ingress", "Service", "Deployment", "IngressClass"} <= kinds
+    assert not [v for v in doc["violations"] if v["enforcement"] == "mandatory"]
+
+
+def test_preview_table_has_summary() -> None:
+    result = CliRunner().invoke(cli, ["preview", "-s", "dev", "--project-dir", str(ROOT)])
+    assert result.exit_code == 0, result.output
+    assert "dev: 21 Kubernetes objects" in result.stdout
+    assert "2 NodePort" in result.stdout
+
+
+def test_render_writes_one_file_per_object_and_redacts_secrets(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["render", "-s", "staging", "--out", str(out), "--project-dir", str(ROOT)])
+    assert result.exit_code == 0, result.output
+    files = sorted(out.glob("*.yaml"))
+    docs = [yaml.safe_load(f.read_text()) for f in files]
+    assert len(docs) == len(manifests(run_preview("staging", project=ROOT)))
+    text = "\n".join(f.read_text() for f in files)
+    assert "PRIVATE KEY" not in text
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert secret["stringData"]["tls.key"].startswith("<redacted")
+    # a second render replaces the first; --show-secrets shows the key
+    result = CliRunner().invoke(
+        cli, ["render", "-s", "staging", "--out", str(out), "--project-dir", str(ROOT), "--show-secrets"]
+    )
+    assert result.exit_code == 0
+    assert len(list(out.glob("*.yaml"))) == len(files)
+    assert "PRIVATE KEY" in "\n".join(f.read_text() for f in out.glob("*secret*.yaml"))
+
+
+def test_render_refuses_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["render", "-s", "dev", "--out", str(tmp_path), "--project-dir", str(ROOT)])
+    assert result.exit_code != 0
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def _variant(tmp_path: Path, name: str, edit: Any) -> Path:
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    shutil.copy(ROOT / "Pulumi.yaml", project)
+    doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
+    edit(doc["config"])
+    (project / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(doc))
+    return project
+
+
+def test_bad_prod_fails_with_rule_ids_and_config_paths(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        apps = config["kexpose:apps"]
+        apps[2]["service"]["type"] = "NodePort"  # inventory
+        apps[0]["tls"] = {"mode": "none"}  # shop-web: no TLS
+
+    project = _variant(tmp_path, "prod", edit)
+    result = CliRunner().invoke(cli, ["preview", "-s", "prod", "--project-dir", str(project)])
+    assert result.exit_code == 1, result.output
+    err = result.stderr
+    assert "stacks/Pulumi.prod.yaml" in err
+    assert "kexpose:apps[2].service.type: [svc-no-nodeport]" in err
+    assert "kexpose:apps[0].tls: [ing-require-tls]" in err
+    assert "ing-tls-covers-hosts" in err
+
+
+def test_dangling_backend_fails_as_a_config_error(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["kexpose:apps"][0]["ingress"]["rules"][0]["paths"][1]["service"] = "checkout"
+
+    project = _variant(tmp_path, "prod", edit)
+    result = CliRunner().invoke(cli, ["preview", "-s", "prod", "--project-dir", str(project)])
+    assert result.exit_code == 2
+    assert "kexpose:apps[0].ingress.rules[0].paths[1].service" in result.stderr
+    assert "'checkout'" in result.stderr
+
+
+def test_unknown_stack_and_missing_project(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["preview", "-s", "qa", "--project-dir", str(ROOT)])
+    assert result.exit_code == 2
+    assert "stacks here: dev, prod, staging" in result.stderr
+    result = CliRunner().invoke(cli, ["preview", "-s", "dev", "--project-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Pulumi.yaml" in result.stderr
