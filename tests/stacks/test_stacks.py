@@ -48,7 +48,8 @@ def test_every_object_is_parented_to_a_kexpose_component(stack: PreviewResult) -
     urns = {r.urn: r for r in stack.resources}
     for r in stack.resources:
         if r.type == "kexpose:index:Exposure":
-            assert r.parent is not None and "pulumi:pulumi:Stack" in r.parent
+            assert r.parent is not None
+            assert "pulumi:pulumi:Stack" in r.parent
             continue
         assert r.parent in urns, f"{r.type} {r.name}"
         assert urns[r.parent].type.startswith("kexpose:index:")
@@ -79,7 +80,11 @@ def test_prod_replicas_and_disruption_budgets() -> None:
     result = run_preview("prod", project=ROOT)
     objs = manifests(result)
     deployments = [m for m in objs if m["kind"] == "Deployment"]
-    pdbs = {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in objs if m["kind"] == "PodDisruptionBudget"}
+    pdbs = {
+        (m["metadata"]["namespace"], m["metadata"]["name"])
+        for m in objs
+        if m["kind"] == "PodDisruptionBudget"
+    }
     for d in deployments:
         assert d["spec"]["replicas"] >= 2
         assert (d["metadata"]["namespace"], d["metadata"]["name"]) in pdbs
@@ -87,7 +92,9 @@ def test_prod_replicas_and_disruption_budgets() -> None:
 
 def test_dev_has_its_nodeport_debug_service() -> None:
     result = run_preview("dev", project=ROOT)
-    debug = [m for m in manifests(result) if m["kind"] == "Service" and m["metadata"]["name"] == "debug"]
+    debug = [
+        m for m in manifests(result) if m["kind"] == "Service" and m["metadata"]["name"] == "debug"
+    ]
     assert debug[0]["spec"]["type"] == "NodePort"
     assert debug[0]["spec"]["ports"][0]["nodePort"] == 30090
 
@@ -97,7 +104,9 @@ def test_dev_has_its_nodeport_debug_service() -> None:
 
 @pytest.mark.parametrize("name", STACKS)
 def test_preview_cli_passes_the_shipped_stacks(name: str) -> None:
-    result = CliRunner().invoke(cli, ["preview", "--stack", name, "--project-dir", str(ROOT), "-o", "json"])
+    result = CliRunner().invoke(
+        cli, ["preview", "--stack", name, "--project-dir", str(ROOT), "-o", "json"]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     kinds = {r["kind"] for r in doc["resources"]}
@@ -114,7 +123,9 @@ def test_preview_table_has_summary() -> None:
 
 def test_render_writes_one_file_per_object_and_redacts_secrets(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["render", "-s", "staging", "--out", str(out), "--project-dir", str(ROOT)])
+    result = CliRunner().invoke(
+        cli, ["render", "-s", "staging", "--out", str(out), "--project-dir", str(ROOT)]
+    )
     assert result.exit_code == 0, result.output
     files = sorted(out.glob("*.yaml"))
     docs = [yaml.safe_load(f.read_text()) for f in files]
@@ -125,7 +136,17 @@ def test_render_writes_one_file_per_object_and_redacts_secrets(tmp_path: Path) -
     assert secret["stringData"]["tls.key"].startswith("<redacted")
     # a second render replaces the first; --show-secrets shows the key
     result = CliRunner().invoke(
-        cli, ["render", "-s", "staging", "--out", str(out), "--project-dir", str(ROOT), "--show-secrets"]
+        cli,
+        [
+            "render",
+            "-s",
+            "staging",
+            "--out",
+            str(out),
+            "--project-dir",
+            str(ROOT),
+            "--show-secrets",
+        ],
     )
     assert result.exit_code == 0
     assert len(list(out.glob("*.yaml"))) == len(files)
@@ -134,7 +155,9 @@ def test_render_writes_one_file_per_object_and_redacts_secrets(tmp_path: Path) -
 
 def test_render_refuses_a_foreign_directory(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
-    result = CliRunner().invoke(cli, ["render", "-s", "dev", "--out", str(tmp_path), "--project-dir", str(ROOT)])
+    result = CliRunner().invoke(
+        cli, ["render", "-s", "dev", "--out", str(tmp_path), "--project-dir", str(ROOT)]
+    )
     assert result.exit_code != 0
     assert (tmp_path / "keep.txt").read_text() == "mine"
 

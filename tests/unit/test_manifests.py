@@ -76,7 +76,9 @@ def test_target_port_resolution(port: str, target: object) -> None:
 
 def test_named_target_ports_exist_on_the_container() -> None:
     objs = by_kind(app_manifests(app(), class_name="k", tls=TlsMaterial("c", "k")))
-    names = {p["name"] for p in objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    names = {
+        p["name"] for p in objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
     for p in objs["Service"]["spec"]["ports"]:
         if isinstance(p["targetPort"], str):
             assert p["targetPort"] in names
@@ -138,7 +140,9 @@ def test_ingress_backends_and_tls() -> None:
         ),
     ],
 )
-def test_tls_modes(tls: dict[str, Any], kinds: set[str], annotation: tuple[str, str] | None) -> None:
+def test_tls_modes(
+    tls: dict[str, Any], kinds: set[str], annotation: tuple[str, str] | None
+) -> None:
     a = app(tls=tls, disruptionBudget=True)
     objs = app_manifests(a, class_name="k", tls=TlsMaterial("c", "k"))
     assert {o["kind"] for o in objs} == kinds
@@ -158,7 +162,11 @@ def test_tls_modes(tls: dict[str, Any], kinds: set[str], annotation: tuple[str, 
         cert = by_kind(objs)["Certificate"]["spec"]
         assert cert["secretName"] == "web-tls"
         assert cert["dnsNames"] == ["shop.example.com"]
-        assert cert["issuerRef"] == {"name": "le", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+        assert cert["issuerRef"] == {
+            "name": "le",
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
 
 
 def test_material_is_required_for_secret_modes() -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from kexpose.errors import ConfigError, PolicyViolationError
+from kexpose.manifests import TlsMaterial
 from kexpose.model import AppSpec, StackSpec
 from kexpose.plan import plan_stack
-from kexpose.manifests import TlsMaterial
 from kexpose.validation import check_plan, parse_stack
 
 STACK_FILE = "stacks/Pulumi.test.yaml"

@@ -48,7 +48,8 @@ def test_prod_defaults_to_cert_manager_and_asks_for_an_issuer() -> None:
     spec = resolve(stack("prod", tls={"issuer": "le"}))
     app = spec.apps[0]
     assert app.tls.mode == "cert-manager"
-    assert app.workload is not None and app.workload.replicas == 2
+    assert app.workload is not None
+    assert app.workload.replicas == 2
     assert app.disruption_budget is True
 
 
@@ -69,4 +70,6 @@ def test_no_hosts_means_no_tls() -> None:
 def test_every_environment_has_a_profile() -> None:
     assert set(PROFILES) == {"dev", "staging", "prod"}
     assert all(p.min_replicas <= p.default_replicas for p in PROFILES.values())
-    assert all(p.controller_service_default in p.controller_service_allowed for p in PROFILES.values())
+    assert all(
+        p.controller_service_default in p.controller_service_allowed for p in PROFILES.values()
+    )
