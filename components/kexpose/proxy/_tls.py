@@ -1,0 +1,97 @@
+"""TLS contexts for the HTTPS listener: the default certificate, and one context per Secret.
+
+The route table says which certificate an SNI name gets; this module turns certificates into
+``ssl.SSLContext`` objects (built when a table is swapped in, never during a handshake) and
+installs the SNI callback that switches a handshake to the right one. TLS 1.2 is the minimum.
+
+``load_cert_chain`` only reads files. To keep the root filesystem read-only and keys off disk,
+PEM text is handed to OpenSSL through an anonymous in-memory file (``memfd_create``), with a
+private temporary directory as the fallback where that is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Mapping
+
+from kexpose.proxy.errors import ProxyConfigError
+from kexpose.proxy.routes import Certificate, CertificateMap
+
+__all__ = ["TlsContexts", "server_context"]
+
+log = logging.getLogger(__name__)
+
+
+def server_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
+    """A server context for one certificate; ProxyConfigError when the pair is unusable."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    pem = f"{cert_pem.strip()}\n{key_pem.strip()}\n".encode()
+    try:
+        _load(ctx, pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ProxyConfigError(f"certificate and key do not form a usable pair: {exc}") from exc
+    return ctx
+
+
+def _load(ctx: ssl.SSLContext, pem: bytes) -> None:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("kexpose-tls", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, pem)
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+            return
+        except FileNotFoundError:
+            pass  # no /proc: fall back below
+        finally:
+            os.close(fd)
+    with tempfile.TemporaryDirectory(prefix="kexpose-tls-") as tmp:
+        path = os.path.join(tmp, "pair.pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(pem)
+        ctx.load_cert_chain(path)
+
+
+class TlsContexts:
+    """The listener's context plus a cache of per-certificate contexts, keyed by fingerprint."""
+
+    __slots__ = ("_by_fingerprint", "_map", "default")
+
+    def __init__(self, default_cert_pem: str, default_key_pem: str) -> None:
+        self.default = server_context(default_cert_pem, default_key_pem)
+        self.default.sni_callback = self._select
+        self._by_fingerprint: dict[str, ssl.SSLContext] = {}
+        self._map = CertificateMap()
+
+    def update(self, certificates: CertificateMap) -> list[str]:
+        """Build contexts for new certificates, drop unused ones; returns problems to log."""
+        problems: list[str] = []
+        fresh: dict[str, ssl.SSLContext] = {}
+        for cert in certificates.all():
+            ctx = self._by_fingerprint.get(cert.fingerprint)
+            if ctx is None:
+                try:
+                    ctx = server_context(cert.cert_pem, cert.key_pem)
+                except ProxyConfigError as exc:
+                    problems.append(f"Secret {cert.secret}: {exc}; default certificate served")
+                    continue
+            fresh[cert.fingerprint] = ctx
+        self._by_fingerprint = fresh
+        self._map = certificates
+        return problems
+
+    def _select(self, sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        cert: Certificate | None = self._map.lookup(server_name)
+        if cert is not None:
+            ctx = self._by_fingerprint.get(cert.fingerprint)
+            if ctx is not None:
+                sslobj.context = ctx
+        # None: carry on with the current (default) certificate; never fail the handshake.
+
+    @property
+    def contexts(self) -> Mapping[str, ssl.SSLContext]:
+        return self._by_fingerprint

@@ -1,0 +1,224 @@
+"""The data plane: listeners, the current route table, and staged shutdown.
+
+Requests are served by callback Protocols (``_downstream``, ``_upstream``) on whatever loop
+runs (uvloop in production); nothing here runs per request except :meth:`DataPlane.record`.
+The route table is swapped whole (:meth:`DataPlane.swap`); a request looks the table up once,
+so in-flight requests finish with the routes they started with.
+
+Shutdown is staged as in uvicorn: stop accepting, close idle connections, let busy ones finish
+(each then closes with ``Connection: close``) up to ``Timeouts.drain``, then cut the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from kexpose.certs import KeyPair
+from kexpose.proxy._balancer import Balancer, refresh_balancers
+from kexpose.proxy._downstream import ClientConnection
+from kexpose.proxy._exchange import Exchange
+from kexpose.proxy._tls import TlsContexts
+from kexpose.proxy._upstream import Pool
+from kexpose.proxy.access_log import AccessLog
+from kexpose.proxy.metrics import Metrics
+from kexpose.proxy.routes import RouteTable
+from kexpose.proxy.settings import DataPlaneSettings
+
+__all__ = ["DataPlane", "Listener"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: (scheme, bound address) of one listening socket.
+Listener = tuple[str, tuple[str, int]]
+
+
+class DataPlane:
+    def __init__(
+        self,
+        *,
+        settings: DataPlaneSettings,
+        default_certificate: KeyPair,
+        metrics: Metrics | None = None,
+        access_log: AccessLog | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.loop = loop or asyncio.get_running_loop()
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.access_log = access_log if settings.access_log else None
+        self.tls = TlsContexts(default_certificate.cert_pem, default_certificate.key_pem)
+        self.table = RouteTable()
+        self.balancers: dict[str, Balancer] = {}
+        self.pool = Pool(self.loop, settings)
+        self.hosts: dict[bytes, str] = {}
+        """Raw Host header -> route key; Host values repeat, validating each once is enough."""
+        self.connections: set[ClientConnection] = set()
+        self.closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def swap(self, table: RouteTable) -> list[str]:
+        """Make ``table`` current; returns TLS problems to log. In-flight requests keep theirs."""
+        problems = self.tls.update(table.certificates)
+        self.balancers = refresh_balancers(
+            self.balancers, table.backends, policy=self.settings.balance
+        )
+        self.table = table
+        self.metrics.reloaded()
+        return problems
+
+    # --- listening ----------------------------------------------------------------------------
+
+    async def listen(
+        self,
+        *,
+        bind: str,
+        http_port: int | None,
+        https_port: int | None,
+        reuse_port: bool = False,
+    ) -> list[Listener]:
+        """Open the listeners; port 0 picks a free port. Returns what was bound."""
+        bound: list[Listener] = []
+        for scheme, port in (("http", http_port), ("https", https_port)):
+            if port is None:
+                continue
+            tls = self.tls.default if scheme == "https" else None
+            raw = scheme.encode()
+
+            def factory(raw: bytes = raw) -> ClientConnection:
+                return ClientConnection(self, raw)
+
+            server = await self.loop.create_server(
+                factory,
+                host=bind,
+                port=port,
+                ssl=tls,
+                reuse_port=reuse_port or None,
+                backlog=4096,
+                ssl_handshake_timeout=self.settings.timeouts.tls_handshake if tls else None,
+            )
+            self._servers.append(server)
+            for sock in server.sockets:
+                addr = sock.getsockname()
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    bound.append((scheme, (addr[0], addr[1])))
+        self._schedule_sweep()
+        return bound
+
+    # --- bookkeeping called by connections ----------------------------------------------------
+
+    def opened(self, conn: ClientConnection) -> None:
+        self.connections.add(conn)
+        self.metrics.connection_opened()
+        if self.closing:
+            conn.shutdown()
+
+    def closed(self, conn: ClientConnection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.metrics.connection_closed()
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], done: Callable[[asyncio.Task[T]], None]
+    ) -> asyncio.Task[T]:
+        """Run ``coro`` as a task this plane owns (cancelled at close); ``done`` gets the task."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(done)
+        return task
+
+    def record(self, ex: Exchange) -> None:
+        """Metrics and the access log for a finished exchange."""
+        route = ex.route
+        ingress = route.ingress if route is not None else ""
+        service = route.backend.key if route is not None else ""
+        duration = self.loop.time() - ex.started
+        self.metrics.observe(ingress, service, ex.status, duration)
+        access_log = self.access_log
+        if access_log is not None:
+            ep = ex.endpoint
+            peer = ex.client.transport.get_extra_info("peername") if ex.client.transport else None
+            access_log.request(
+                remote=peer[0] if isinstance(peer, tuple) else "",
+                method=ex.method,
+                host=ex.host_header or b"",
+                uri=ex.target,
+                status=ex.status,
+                size=ex.response_bytes,
+                duration=duration,
+                request_id=ex.request_id or b"",
+                upstream=f"{ep[0]}:{ep[1]}" if ep is not None else "",
+                ingress=ingress,
+                service=service,
+                agent=ex.agent,
+                error=ex.error,
+            )
+
+    # --- deadlines ----------------------------------------------------------------------------
+
+    def _schedule_sweep(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self.settings.sweep_interval, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self.loop.time()
+        for conn in list(self.connections):
+            if conn.deadline and conn.deadline <= now:
+                conn.expire()
+            if conn.upstream_deadline and conn.upstream_deadline <= now:
+                conn.expire_upstream()
+        self.pool.sweep(now)
+        if self.access_log is not None:
+            self.access_log.flush()
+        self._schedule_sweep()
+
+    # --- shutdown -----------------------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        for server in self._servers:
+            server.close()
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Stop accepting, finish in-flight requests, then cut what is left; returns that count."""
+        self.closing = True
+        self.stop_accepting()
+        for conn in list(self.connections):
+            conn.shutdown()
+        limit = self.loop.time() + (self.settings.timeouts.drain if timeout is None else timeout)
+        while self.connections and self.loop.time() < limit:
+            await asyncio.sleep(min(0.05, self.settings.sweep_interval))
+        cut = len(self.connections)
+        for conn in list(self.connections):
+            conn.abort()
+        await self.close()
+        return cut
+
+    async def close(self) -> None:
+        self.closing = True
+        self.stop_accepting()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.connections):
+            conn.abort()
+        for task in list(self._tasks):
+            task.cancel("data plane closed")
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.pool.close_all()
+        if self.access_log is not None:
+            self.access_log.flush()

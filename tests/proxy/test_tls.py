@@ -1,0 +1,154 @@
+"""TLS termination over loopback: SNI picks the certificate, Host picks the route, redirects."""
+
+from __future__ import annotations
+
+import ssl
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography import x509
+from tests.proxy.conftest import Pki, Proxy, ProxyFactory, backend_objects
+from tests.proxy.objects import ingress, path, rule, tls, tls_secret
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _proxy(start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki) -> Proxy:
+    web = await echo("web")
+    proxy = await start_proxy()
+    proxy.load(
+        ingress(
+            "site",
+            rule("app.example.com", path("/", "web")),
+            rule("plain.example.com", path("/", "web")),
+            rule("*.wild.example.com", path("/", "web")),
+            tls=[tls("app-tls", "app.example.com"), tls("wild-tls", "*.wild.example.com")],
+        ),
+        tls_secret("app-tls", pki.pairs["app"]),
+        tls_secret("wild-tls", pki.pairs["wild"]),
+        *backend_objects("web", [web]),
+    )
+    return proxy
+
+
+def _served_names(c: Any) -> list[str]:
+    der = c.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    cert = x509.load_der_x509_certificate(der)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return list(san.get_values_for_type(x509.DNSName))
+
+
+SNI_CASES = [
+    ("app.example.com", ["app.example.com"]),
+    ("x.wild.example.com", ["*.wild.example.com"]),
+    ("a.b.wild.example.com", ["kexpose-default.invalid"]),  # one label only
+    ("unknown.example.com", ["kexpose-default.invalid"]),
+    (None, ["kexpose-default.invalid"]),
+]
+
+
+@pytest.mark.parametrize(("sni", "names"), SNI_CASES, ids=[str(s) for s, _ in SNI_CASES])
+async def test_sni_selects_the_certificate(
+    start_proxy: ProxyFactory,
+    echo: Callable[..., Any],
+    pki: Pki,
+    sni: str | None,
+    names: list[str],
+) -> None:
+    proxy = await _proxy(start_proxy, echo, pki)
+    c = await proxy.client(tls=pki.client_context(verify=False), sni=sni)
+    assert _served_names(c) == names
+    r = await c.request("GET", "/", host="app.example.com")
+    assert r.status == 200
+    assert dict(r.json()["headers"])["x-forwarded-proto"] == "https"
+    await c.close()
+
+
+async def test_certificate_verifies_for_its_host(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    proxy = await _proxy(start_proxy, echo, pki)
+    c = await proxy.client(tls=pki.client_context(), sni="app.example.com")
+    assert (await c.request("GET", "/")).status == 200
+    await c.close()
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await proxy.client(tls=pki.client_context(), sni="plain.example.com")
+
+
+async def test_host_routes_even_when_sni_disagrees(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    proxy = await _proxy(start_proxy, echo, pki)
+    c = await proxy.client(tls=pki.client_context(), sni="app.example.com")
+    r = await c.request("GET", "/", host="plain.example.com")
+    assert r.status == 200  # no 421: the Ingress API routes by Host
+    r = await c.request("GET", "/", host="nowhere.example.com")
+    assert r.status == 404
+    await c.close()
+
+
+async def test_tls_below_1_2_is_refused(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    proxy = await _proxy(start_proxy, echo, pki)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = pki.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        c = await proxy.client(tls=ctx, sni="app.example.com")
+        assert c.writer.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
+        await c.close()
+    assert proxy.plane.tls.default.minimum_version == ssl.TLSVersion.TLSv1_2
+    old = pki.client_context()
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # asking for old TLS on purpose
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await proxy.client(tls=old, sni="app.example.com")
+
+
+async def test_plain_http_to_a_tls_host_is_redirected(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    proxy = await _proxy(start_proxy, echo, pki)
+    c = await proxy.client()
+    r = await c.request("GET", "/a/b?c=d", host="app.example.com:80")
+    assert r.status == 308
+    assert r.header("location") == "https://app.example.com/a/b?c=d"
+    r = await c.request("POST", "/form", host="x.wild.example.com", body=b"keep")
+    assert r.status == 308  # 308 keeps the method and body on the retry (RFC 9110 §15.4.9)
+    r = await c.request("GET", "/", host="plain.example.com")
+    assert r.status == 200
+    await c.close()
+
+
+async def test_redirect_can_be_turned_off(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    from dataclasses import replace
+
+    from tests.proxy.conftest import FAST
+
+    web = await echo("web")
+    proxy = await start_proxy(replace(FAST, ssl_redirect=False))
+    proxy.load(
+        ingress("site", rule("app.example.com", path("/", "web")), tls=[tls(None)]),
+        *backend_objects("web", [web]),
+    )
+    c = await proxy.client()
+    assert (await c.request("GET", "/")).status == 200
+    await c.close()
+    proxy2 = await start_proxy(replace(FAST, https_redirect_port=8443))
+    proxy2.load(
+        ingress(
+            "site", rule("app.example.com", path("/", "web")), tls=[tls(None, "app.example.com")]
+        ),
+        *backend_objects("web", [web]),
+    )
+    c = await proxy2.client()
+    r = await c.request("GET", "/x")
+    assert r.header("location") == "https://app.example.com:8443/x"
+    await c.close()
