@@ -217,7 +217,9 @@ def _resource_check(rule: Rule, environment: Environment, base: PolicyConfig) ->
             return
         config = _config(rule, base, args.get_config())
         for v in evaluate([manifest], environment=environment, config=config, rules=[rule.id]):
-            report(_text(v), None)
+            # The engine pins a resource policy's diagnostics to the resource anyway; the URN
+            # makes the diagnostic self-contained for anything else that reads it.
+            report(_text(v), args.urn)
 
     return validate
 

@@ -29,6 +29,7 @@ __all__ = [
     "Obj",
     "annotation_field",
     "annotations_of",
+    "as_int",
     "as_map",
     "as_seq",
     "as_str",
@@ -66,6 +67,19 @@ def as_seq(value: Any) -> Sequence[Any]:
 
 def as_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def as_int(value: Any) -> int | None:
+    """An integer, also when it arrives as an integral float: Pulumi marshals properties as
+    protobuf Struct values, whose only number type is double, so a port 80 reaches the pack as
+    80.0."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def is_true(value: Any) -> bool:
@@ -160,7 +174,7 @@ def _backend(raw: Mapping[str, Any], prefix: str) -> Backend | None:
         if number is not None:
             return Backend(
                 as_str(svc.get("name")),
-                number if isinstance(number, int) and not isinstance(number, bool) else None,
+                as_int(number),
                 None,
                 f"{prefix}.service.name",
                 f"{prefix}.service.port.number",
@@ -174,10 +188,9 @@ def _backend(raw: Mapping[str, Any], prefix: str) -> Backend | None:
         )
     if "serviceName" in raw:  # v1beta1: {serviceName, servicePort: int | string}
         port_value = raw.get("servicePort")
-        is_number = isinstance(port_value, int) and not isinstance(port_value, bool)
         return Backend(
             as_str(raw.get("serviceName")),
-            port_value if is_number else None,
+            as_int(port_value),
             as_str(port_value),
             f"{prefix}.serviceName",
             f"{prefix}.servicePort",

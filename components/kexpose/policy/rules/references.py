@@ -16,6 +16,7 @@ from kexpose.policy.rules._kube import (
     Context,
     Finding,
     Obj,
+    as_int,
     as_map,
     as_seq,
     as_str,
@@ -114,7 +115,7 @@ def backend_service_exists(stack: Stack, ctx: Context) -> Iterator[Finding]:
                 continue
             ports = [as_map(p) for p in as_seq(spec(svc).get("ports"))]
             if backend.port_number is not None:
-                numbers = [p.get("port") for p in ports]
+                numbers = [as_int(p.get("port")) for p in ports]
                 if backend.port_number not in numbers:
                     shown = ", ".join(str(n) for n in numbers) or "none"
                     yield Finding(

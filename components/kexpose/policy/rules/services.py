@@ -17,6 +17,7 @@ from kexpose.policy.rules._kube import (
     Obj,
     annotation_field,
     annotations_of,
+    as_int,
     as_map,
     as_seq,
     as_str,
@@ -78,7 +79,7 @@ def lb_node_ports(obj: Obj, ctx: Context) -> Iterator[Finding]:
             "targets pods directly).",
         )
     for i, port in enumerate(as_seq(s.get("ports"))):
-        node_port = as_map(port).get("nodePort")
+        node_port = as_int(as_map(port).get("nodePort"))
         if node_port not in (None, 0):
             yield Finding(
                 obj,
