@@ -109,26 +109,34 @@ class _Answers(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self._next_ip = 10
         self._lock = threading.Lock()
+        # The monitor calls new_resource on the thread that serves the registration; the
+        # inputs it deserialized are handed back to the recorder through this, instead of
+        # deserializing them a second time.
+        self.seen = threading.local()
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
+        self.seen.inputs = args.inputs
         state = dict(args.inputs)
         if args.typ == _DYNAMIC:
             props = {k: v for k, v in state.items() if not k.startswith("__")}
             created = SelfSignedProvider().create(_unwrap(props, "", set()))
             return created.id, {**state, **(created.outs or {})}
-        if args.typ == "kubernetes:core/v1:Service":
-            spec = dict(state.get("spec") or {})
-            if spec.get("type") != "ExternalName" and "clusterIP" not in spec:
-                with self._lock:
-                    ip = _SERVICE_RANGE[self._next_ip]
-                    self._next_ip += 1
-                spec["clusterIP"] = str(ip)
-            state["spec"] = spec
         meta = state.get("metadata") or {}
         name = meta.get("name") if isinstance(meta, dict) else None
-        return f"{name or args.name}-id", state
+        # Answer with only what a fresh cluster adds and the components read back (the name,
+        # a Service's cluster IP): the recorder keeps the full inputs, and every output field
+        # the SDK has to resolve costs time on large stacks.
+        answer: dict[str, Any] = {"metadata": {"name": name}} if name else {}
+        if args.typ == "kubernetes:core/v1:Service":
+            spec = state.get("spec") or {}
+            if spec.get("type") != "ExternalName":
+                with self._lock:
+                    ip = spec.get("clusterIP") or str(_SERVICE_RANGE[self._next_ip])
+                    self._next_ip += 1
+                answer["spec"] = {"clusterIP": ip}
+        return f"{name or args.name}-id", answer
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None
@@ -139,16 +147,21 @@ class _Recorder(pulumi_mocks.MockMonitor):
 
     def __init__(self, answers: _Answers, on_resource: Callable[[Recorded], None] | None) -> None:
         super().__init__(answers)
+        self._answers = answers
         self.recorded: list[Recorded] = []
         self._lock = threading.Lock()
         self._on_resource = on_resource
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        self._answers.seen.inputs = None
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
         secrets: set[str] = set()
-        inputs = _unwrap(rpc.deserialize_properties(request.object), "", secrets)
+        raw = self._answers.seen.inputs
+        if raw is None:
+            raw = rpc.deserialize_properties(request.object)
+        inputs = _unwrap(raw, "", secrets)
         secrets.update(request.additionalSecretOutputs)
         reg = self.resources.get(response.urn)
         record = Recorded(
@@ -199,7 +212,8 @@ def load_stack_config(project: Path, stack: str) -> tuple[Path, dict[str, Any]]:
             f"stack {stack!r}: no stack file {path}; stacks here: {', '.join(available) or 'none'}"
         )
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        # libyaml's loader: stack files of large stacks are megabytes of YAML.
+        doc = yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from exc
     config = doc.get("config") or {}
@@ -223,6 +237,21 @@ def _as_config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _skip_source_positions() -> None:
+    """Stop the SDK from capturing a Python stack trace for every resource.
+
+    The SDK walks and converts the whole call stack at each registration so that the engine can
+    show source positions (``pulumi.runtime.resource._get_stack_trace``); the mock monitor has
+    no use for them, and on a stack of thousands of resources they cost about a fifth of the
+    run. Only this offline engine does this, never a real ``pulumi up``.
+    """
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    if hasattr(sdk_resource, "_get_stack_trace"):
+        sdk_resource._get_stack_trace = source_pb2.StackTrace
+
+
 def run_program(
     program: Callable[[], object],
     *,
@@ -237,6 +266,7 @@ def run_program(
     """
     answers = _Answers()
     monitor = _Recorder(answers, on_resource)
+    _skip_source_positions()
     pulumi.runtime.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(
         {k if ":" in k else f"{PROJECT}:{k}": _as_config_value(v) for k, v in config.items()}

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 import yaml
@@ -23,8 +23,12 @@ from rich.table import Table
 from kexpose.errors import ConfigError, InputError, PolicyViolationError
 from kexpose.manifests import Manifest
 from kexpose.policy.engine import Violation, evaluate
-from kexpose.preview import PreviewResult, Recorded, find_project, run_preview
 from kexpose.validation import parse_stack, policy_config_for
+
+if TYPE_CHECKING:
+    # The engine pulls in the Pulumi SDK and pulumi-kubernetes (seconds of imports); the
+    # commands import it when they run, so that ``kexpose check`` and ``--help`` stay fast.
+    from kexpose.preview import PreviewResult, Recorded
 
 __all__ = ["commands", "order_key", "redact"]
 
@@ -92,6 +96,8 @@ def _progress(stack: str, quiet: bool) -> Iterator[Any]:
 
 
 def _run(stack: str, project_dir: Path | None, quiet: bool = False) -> PreviewResult:
+    from kexpose.preview import find_project, run_preview
+
     project = project_dir or find_project(Path.cwd())
     with _progress(stack, quiet) as tick:
         return run_preview(stack, project=project, on_resource=tick)
