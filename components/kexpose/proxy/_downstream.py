@@ -1,35 +1,25 @@
 """The client side of the proxy: one asyncio Protocol per accepted connection.
 
-Requests are parsed with httptools (llhttp, strict: a request with both ``Content-Length`` and
-``Transfer-Encoding``, duplicate differing lengths, bad chunk sizes or obsolete line folding is
-refused, so no smuggling reaches an endpoint). Each request becomes an :class:`Exchange`;
-exchanges run one at a time per connection, pipelined ones wait in order (RFC 9112 §9.3.2)
-with reading paused. Deadlines (header, body, keep-alive, upstream read, tunnel idle) are a
-single timestamp per connection that the data plane's sweeper checks, not a timer each.
+Each request head is cut out of the stream at its empty line and handed to httptools (llhttp,
+strict: a request with both ``Content-Length`` and ``Transfer-Encoding``, duplicate lengths,
+bad chunk sizes or obsolete line folding is refused, so nothing can be smuggled past us); the
+body that follows is fed to llhttp too, exactly as far as its framing says, so a pipelined next
+request stays in the buffer until the exchange before it is done (RFC 9112 §9.3.2: responses
+in request order). Deadlines (head, body, keep-alive, upstream read, tunnel idle) are one
+timestamp per connection that the data plane's sweeper checks, not a timer each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import re
 from typing import TYPE_CHECKING, Final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
+from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy._exchange import Exchange
-from kexpose.proxy._messages import (
-    H_AGENT,
-    H_CONNECTION,
-    H_HOST,
-    H_LENGTH,
-    H_REQUEST_ID,
-    H_TRANSFER,
-    H_UPGRADE,
-    REQUEST_HEADERS,
-    connection_tokens,
-    host_name,
-    local_response,
-)
+from kexpose.proxy._messages import host_name, local_response, parse_request_head
 from kexpose.proxy.routes import normalize_path
 
 if TYPE_CHECKING:
@@ -38,31 +28,43 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientConnection"]
 
+# Where the request stream is (``ClientConnection._state``).
+_HEAD: Final = 0  # between requests or inside a head
+_LENGTH: Final = 1  # in a body of known length
+_CHUNKED: Final = 2  # in a chunked body
+_UPGRADING: Final = 3  # asked to upgrade: what follows is not HTTP (held until the 101)
+_TUNNEL: Final = 4
+
 # Why reading from the client is paused (bits).
 _PIPELINE: Final = 1
 _UPSTREAM: Final = 2
 
 _HOST_CACHE_MAX: Final = 4096  # distinct raw Host values remembered per process
+_HOST_LINE: Final = re.compile(rb"\r\nhost[ \t]*:[^\r]*", re.IGNORECASE)
 
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
-        "_head_bytes",
+        "_buf",
+        "_complete",
+        "_consuming",
+        "_early",
+        "_keep_alive",
+        "_left",
         "_paused",
         "_paused_upstream",
-        "building",
+        "_receiving",
+        "_scanner",
+        "_state",
         "current",
         "deadline",
-        "early",
         "forwarded",
-        "in_head",
         "parser",
+        "peer",
         "plane",
-        "queue",
         "scheme",
         "transport",
         "tunnel",
-        "upgrading",
         "upstream_deadline",
     )
 
@@ -71,21 +73,26 @@ class ClientConnection(asyncio.Protocol):
         self.scheme = scheme
         self.transport: asyncio.Transport | None = None
         self.parser = HttpRequestParser(self)
-        self.building: Exchange | None = None
         self.current: Exchange | None = None
-        self.queue: deque[Exchange] = deque()
+        """The exchange whose response is due (one at a time)."""
         self.tunnel: UpstreamConnection | None = None
-        self.upgrading = False
-        self.early: list[bytes] = []
         self.forwarded = b""
+        self.peer = ""
         self.deadline = 0.0
         """Reading the client: head, body or keep-alive idleness (0: none)."""
         self.upstream_deadline = 0.0
         """Waiting for the endpoint's next bytes (0: not waiting)."""
-        self.in_head = False
+        self._state = _HEAD
+        self._buf = b""
+        self._left = 0
+        self._scanner: ChunkedScanner | None = None
+        self._receiving: Exchange | None = None
+        self._complete = False
+        self._keep_alive = True
+        self._consuming = False
+        self._early: list[bytes] = []
         self._paused = 0
         self._paused_upstream: asyncio.Transport | None = None
-        self._head_bytes = 0
 
     @property
     def closing(self) -> bool:
@@ -96,12 +103,13 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        ip = (peer[0] if isinstance(peer, tuple) else "").encode()
+        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        ip = self.peer.encode()
         proto = self.scheme
         # The same for every request on this connection, so built once.
         self.forwarded = (
-            b"x-forwarded-for: %b\r\nx-real-ip: %b\r\nx-forwarded-proto: %b\r\n"
-            b"x-forwarded-scheme: %b\r\n" % (ip, ip, proto, proto)
+            b"\r\nx-forwarded-for: %b\r\nx-real-ip: %b\r\nx-forwarded-proto: %b"
+            b"\r\nx-forwarded-scheme: %b" % (ip, ip, proto, proto)
         )
         self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.header
         self.plane.opened(self)
@@ -111,32 +119,30 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None
-        for ex in (self.current, self.building, *self.queue):
+        for ex in (self.current, self._receiving):
             if ex is not None:
                 ex.cancel()
-        self.current = self.building = None
-        self.queue.clear()
+        self.current = self._receiving = None
 
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
+        state = self._state
+        if state == _TUNNEL:
+            assert self.tunnel is not None
             self.tunnel.write(data)
             self.touch_tunnel()
             return
-        if self.upgrading:
-            self.early.append(data)  # for the tunnel, once the endpoint says 101
+        if state == _UPGRADING:
+            self._early.append(data)  # for the tunnel, once the endpoint says 101
             return
-        self._head_bytes += len(data)
+        if self._buf:
+            data, self._buf = self._buf + data, b""
+        self._consuming = True
         try:
-            self.parser.feed_data(data)
-        except HttpParserUpgrade as exc:
-            tail = data[exc.args[0] :]
-            if tail:
-                self.early.append(tail)
-        except HttpParserError as exc:
+            self._consume(data)
+        except (HttpParserError, ChunkedError, ValueError) as exc:
             self._bad_request(400, f"malformed request: {exc}")
-            return
-        if self._head_bytes > self.plane.settings.limits.max_head_bytes and self.in_head:
-            self._bad_request(431, "request head too large")
+        finally:
+            self._consuming = False
 
     def eof_received(self) -> bool:
         # A half-closed client may still wait for its answer (RFC 9112 §9.6): keep the write
@@ -157,142 +163,148 @@ class ClientConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        now = self.plane.loop.time()
-        self.building = Exchange(self, now)
-        self.in_head = True
-        if self.current is None:
-            # A new head's clock starts when it starts (or, for the first one, at connect);
-            # a pipelined head waits on the exchange before it instead.
-            self.deadline = now + self.plane.settings.timeouts.header
-
-    def on_url(self, url: bytes) -> None:
-        ex = self.building
-        assert ex is not None
-        ex.target += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        ex = self.building
-        assert ex is not None
-        kind = REQUEST_HEADERS.get(name.lower())
-        if kind is None:
-            ex.parts.append(b"%b: %b\r\n" % (name, value))
-        elif kind == H_HOST:
-            if ex.host_header is not None:
-                ex.local_status = 400  # more than one Host (RFC 9112 §3.2)
-            ex.host_header = value
-            ex.parts.append(b"%b: %b\r\n" % (name, value))
-        elif kind == H_LENGTH:
-            ex.has_body = value.strip() != b"0"
-            ex.parts.append(b"%b: %b\r\n" % (name, value))
-        elif kind == H_REQUEST_ID:
-            ex.request_id = value
-            ex.parts.append(b"%b: %b\r\n" % (name, value))
-        elif kind == H_AGENT:
-            ex.agent = value
-            ex.parts.append(b"%b: %b\r\n" % (name, value))
-        elif kind == H_CONNECTION:
-            tokens = connection_tokens(value)
-            ex.connection_options = (ex.connection_options or frozenset()) | tokens
-        elif kind == H_UPGRADE:
-            ex.upgrade_value = value
-        elif kind == H_TRANSFER:
-            ex.transfer = value if ex.transfer is None else ex.transfer + b"," + value
-
     def on_headers_complete(self) -> None:
-        ex = self.building
-        assert ex is not None
-        parser = self.parser
-        plane = self.plane
-        ex.method = method = parser.get_method()
-        ex.keep_alive = parser.should_keep_alive()
-        ex.http10 = parser.get_http_version() == "1.0"
-        ex.head_request = method == b"HEAD"
-        self._head_bytes = 0
-        self.in_head = False
-        self._check(ex, plane)
-        if ex.connection_options:
-            self._drop_connection_options(ex)
-        if ex.has_body or ex.chunked:
-            self.deadline = plane.loop.time() + plane.settings.timeouts.client_body
-        else:
-            self.deadline = 0.0
-        if self.current is None:
-            self.current = ex
-            ex.start()
-        else:
-            self.queue.append(ex)
-            self._pause(_PIPELINE)
-
-    def on_body(self, data: bytes) -> None:
-        ex = self.building
-        assert ex is not None
-        self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.client_body
-        ex.send_body(data)
+        # Asked now: once the message is complete llhttp no longer answers for HTTP/1.0.
+        self._keep_alive = self.parser.should_keep_alive()
 
     def on_message_complete(self) -> None:
-        ex = self.building
-        assert ex is not None
-        self.building = None
-        self.deadline = 0.0
-        ex.end_body()
-        if ex.upgrade and not ex.finished:
-            self.upgrading = True  # later bytes are the tunnel's, not HTTP
-        if ex is self.current and ex.upstream is not None:
-            self.waiting_for_upstream()
-        elif self.current is None:
-            self._idle()
+        self._complete = True
 
-    # --- request checks -----------------------------------------------------------------------
+    # --- the request stream -------------------------------------------------------------------
+
+    def _consume(self, data: bytes) -> None:
+        limits = self.plane.settings.limits
+        while data:
+            state = self._state
+            if state == _HEAD:
+                if self.current is not None:
+                    # Pipelined: the next request waits until this response is out.
+                    self._buf = data
+                    self._pause(_PIPELINE)
+                    return
+                if data[:1] in (b"\r", b"\n"):
+                    data = data.lstrip(b"\r\n")  # empty lines before a request (RFC 9112 §2.2)
+                    continue
+                end = data.find(b"\r\n\r\n")
+                if end < 0 or end > limits.max_head_bytes:
+                    if len(data) > limits.max_head_bytes:
+                        line = data.find(b"\r\n")
+                        too_long_target = line < 0 or line > limits.max_head_bytes
+                        self._bad_request(414 if too_long_target else 431, "request head too large")
+                        return
+                    self._buf = data
+                    if self._receiving is None and not self.deadline:
+                        self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.header
+                    return
+                cut = end + 4
+                head, data = data[:cut], data[cut:]
+                self._complete = False
+                try:  # noqa: SIM105 - contextlib.suppress costs an object per request here
+                    self.parser.feed_data(head)
+                except HttpParserUpgrade:
+                    pass  # an upgrade request; llhttp has completed the message
+                self._begin(head)
+                if self._state == _UPGRADING:
+                    if data:
+                        self._early.append(data)
+                    return
+            elif state == _LENGTH:
+                left = self._left
+                piece = data if len(data) <= left else data[:left]
+                data = data[len(piece) :]
+                self._left = left - len(piece)
+                self.parser.feed_data(piece)
+                self._body(piece, done=not self._left)
+            else:  # _CHUNKED
+                scanner = self._scanner
+                assert scanner is not None
+                n = scanner.scan(data)
+                piece, data = (data, b"") if n == len(data) else (data[:n], data[n:])
+                self.parser.feed_data(piece)
+                if scanner.done != self._complete:
+                    raise ChunkedError("chunked framing: llhttp and the scanner disagree")
+                self._body(piece, done=scanner.done)
+
+    def _begin(self, head: bytes) -> None:
+        """A complete, validated request head: make its exchange and start it."""
+        plane = self.plane
+        now = plane.loop.time()
+        req = parse_request_head(head)
+        ex = Exchange(self, now, req)
+        ex.keep_alive = self._keep_alive
+        self._check(ex, plane)
+        if req.chunked:
+            self._state = _CHUNKED
+            self._scanner = ChunkedScanner()
+        elif req.content_length:
+            self._state = _LENGTH
+            self._left = req.content_length
+        elif req.upgrade is not None and not ex.local_status:
+            self._state = _UPGRADING
+        if ex.has_body:
+            self._receiving = ex
+            self.deadline = now + plane.settings.timeouts.client_body
+        else:
+            self.deadline = 0.0
+        self.current = ex
+        ex.start()
+
+    def _body(self, piece: bytes, *, done: bool) -> None:
+        ex = self._receiving
+        assert ex is not None
+        ex.send_body(piece)
+        if done:
+            self._state = _HEAD
+            self._receiving = None
+            self.deadline = 0.0
+            ex.end_body()
+            if self.current is None:
+                self._idle()
+        else:
+            self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.client_body
 
     def _check(self, ex: Exchange, plane: DataPlane) -> None:
         """Fill in host, path and framing, or set the status the request gets instead."""
-        limits = plane.settings.limits
-        target = ex.target
-        if ex.local_status:
+        req = ex.req
+        target = req.target
+        if req.hosts > 1:
+            ex.local_status = 400  # more than one Host (RFC 9112 §3.2)
             return
-        size = len(target) + sum(len(p) for p in ex.parts)
-        if size > limits.max_head_bytes:
-            ex.local_status = 414 if len(target) > limits.max_head_bytes else 431
+        if req.method == b"CONNECT":
+            ex.local_status = 405  # we are a reverse proxy, not a tunnel to arbitrary hosts
             return
-        if ex.method == b"CONNECT":
-            ex.local_status = 405  # we are a reverse proxy, not a tunnel for arbitrary hosts
+        if req.transfer is not None:
+            ex.local_status = 501  # a transfer coding we do not know (RFC 9112 §6.1)
             return
-        raw_host = ex.host_header
+        raw_host = req.host
         if target[:1] != b"/":
-            lowered = target[:8].lower()
-            if lowered.startswith((b"http://", b"https://")):
-                # absolute-form: the target's authority replaces Host (RFC 9112 §3.2.2)
-                rest = target.split(b"//", 1)[1]
-                slash = rest.find(b"/")
-                authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
-                raw_host = authority
-                ex.target = target
-                ex.parts = [p for p in ex.parts if p[:5].lower() != b"host:"]
-                ex.parts.append(b"host: %b\r\n" % authority)
-                ex.host_header = authority
-            else:
+            if not target[:8].lower().startswith((b"http://", b"https://")):
                 ex.local_status = 400
                 return
+            # absolute-form: the target's authority replaces Host (RFC 9112 §3.2.2)
+            rest = target.split(b"//", 1)[1]
+            slash = rest.find(b"/")
+            authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
+            raw_host = req.host = authority
+            ex.target = target
+            req.fields = _HOST_LINE.sub(b"", req.fields) + b"\r\nhost: " + authority
         if raw_host is None:
-            if not ex.http10:
+            if not req.http10:
                 ex.local_status = 400  # HTTP/1.1 without Host (RFC 9112 §3.2)
                 return
-            host = ""
+            ex.forwarded_port = _port_of(None, self.scheme)
         else:
-            cache = plane.hosts
-            cached = cache.get(raw_host)
-            if cached is None:
-                cached = host_name(raw_host)
-                if cached is None:
+            cache = plane.hosts[self.scheme]
+            known = cache.get(raw_host)
+            if known is None:
+                name = host_name(raw_host)
+                if name is None:
                     ex.local_status = 400
                     return
                 if len(cache) >= _HOST_CACHE_MAX:
                     cache.clear()
-                cache[raw_host] = cached
-            host = cached
-        ex.host = host
-        ex.forwarded_port = _port_of(raw_host, self.scheme)
+                known = cache[raw_host] = (name, _port_of(raw_host, self.scheme))
+            ex.host, ex.forwarded_port = known
         query = target.find(b"?")
         raw_path = target if query < 0 else target[:query]
         try:
@@ -304,22 +316,6 @@ class ClientConnection(asyncio.Protocol):
             ex.local_status = 400
             return
         ex.path = path
-        transfer = ex.transfer
-        if transfer is not None:
-            if transfer.strip().lower() != b"chunked":
-                ex.local_status = 501  # a transfer coding we do not know (RFC 9112 §6.1)
-                return
-            ex.chunked = True
-        if ex.upgrade_value is not None:
-            opts = ex.connection_options
-            ex.upgrade = opts is not None and b"upgrade" in opts and not ex.http10
-
-    @staticmethod
-    def _drop_connection_options(ex: Exchange) -> None:
-        # Headers named in Connection are hop-by-hop (RFC 9110 §7.6.1).
-        named = (ex.connection_options or frozenset()) - {b"close", b"keep-alive", b"upgrade"}
-        if named:
-            ex.parts = [p for p in ex.parts if p.split(b":", 1)[0].lower() not in named]
 
     # --- called by exchanges and upstream connections -----------------------------------------
 
@@ -332,12 +328,6 @@ class ClientConnection(asyncio.Protocol):
         """The request is out: from now on the endpoint must keep sending (or 504)."""
         self.upstream_deadline = self.plane.loop.time() + self.plane.settings.timeouts.upstream_read
 
-    def upstream_activity(self) -> None:
-        if self.upstream_deadline:
-            self.upstream_deadline = (
-                self.plane.loop.time() + self.plane.settings.timeouts.upstream_read
-            )
-
     def exchange_done(self, ex: Exchange) -> None:
         if ex is not self.current:
             return
@@ -346,20 +336,24 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if not ex.keep_alive or self.plane.closing:
-            transport.close()  # after what was written (Connection: close was sent)
-            return
-        if self.upgrading:
-            # The endpoint declined the upgrade; what the client sent since is not HTTP we
-            # can parse, so this connection ends here.
+        if not ex.keep_alive or self.plane.closing or self._state == _UPGRADING:
+            # Connection: close was sent; or the endpoint declined an upgrade and what the
+            # client sent since is not HTTP we can parse.
             transport.close()
             return
-        if self.queue:
-            nxt = self.current = self.queue.popleft()
-            if not self.queue:
-                self._resume(_PIPELINE)
-            nxt.start()
-        elif self.building is None:
+        if self._state != _HEAD:
+            return  # the body of this request is still arriving (and being dropped)
+        if self._buf and not self._consuming:
+            data, self._buf = self._buf, b""
+            self._resume(_PIPELINE)
+            self._consuming = True
+            try:
+                self._consume(data)
+            except (HttpParserError, ChunkedError, ValueError) as exc:
+                self._bad_request(400, f"malformed request: {exc}")
+            finally:
+                self._consuming = False
+        elif not self._buf:
             self._idle()
 
     def _idle(self) -> None:
@@ -369,10 +363,10 @@ class ClientConnection(asyncio.Protocol):
         """The endpoint switched protocols: from now on bytes pass through unparsed."""
         assert self.transport is not None
         self.tunnel = conn
-        self.upgrading = False
-        if self.early:
-            conn.write(b"".join(self.early))
-            self.early = []
+        self._state = _TUNNEL
+        if self._early:
+            conn.write(b"".join(self._early))
+            self._early = []
         self.touch_tunnel()
         self.upstream_deadline = 0.0
         ex, self.current = self.current, None
@@ -403,7 +397,7 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.close()
             self.abort()
-        elif self.building is not None:
+        elif self._buf or self._receiving is not None:
             self._bad_request(408, "request too slow")  # head or body (nginx: 408)
         elif self.current is None and self.transport is not None:
             self.transport.close()  # idle keep-alive, or connected and never sent anything
@@ -416,30 +410,24 @@ class ClientConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful stop: idle connections close now, busy ones after their response."""
-        idle = self.current is None and self.building is None and self.tunnel is None
+        idle = self.current is None and self._receiving is None and self.tunnel is None
         if idle and self.transport is not None:
             self.transport.close()
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _bad_request(self, status: int, why: str) -> None:
-        ex = self.current or self.building
+        ex = self.current or self._receiving
+        self._state = _HEAD
+        self._buf = b""
         if ex is not None and ex.response_started:
             self.abort()
             return
         if ex is not None and not ex.finished:
             ex.error = why
-            if ex is self.current:
-                ex.respond(status, close=True)
-            else:
-                ex.keep_alive = False
-                ex.status = status
-                ex.finished = True
-                self.write(local_response(status, close=True))
-                self.plane.record(ex)
+            ex.respond(status, close=True)
         else:
             self.write(local_response(status, close=True))
-        self.building = None
         if self.transport is not None:
             self.transport.close()
 

@@ -6,16 +6,16 @@ Status codes the proxy gives by itself (Ingress semantics notes; RFC 9110 §15):
 308 plain HTTP to a host with TLS. Connect failures move on to the next endpoint (up to
 ``Limits.connect_attempts``); a request without a body whose *reused* connection turns out to
 have been closed by the endpoint is sent once more on a new connection, as the request cannot
-have been processed.
+have been processed (RFC 9112 §9.3.1).
 """
 
 from __future__ import annotations
 
 import asyncio
 from random import getrandbits
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-from kexpose.proxy._messages import chunk, local_response
+from kexpose.proxy._messages import RequestHead, local_response
 from kexpose.proxy.routes import Endpoint, Route
 
 if TYPE_CHECKING:
@@ -25,87 +25,50 @@ if TYPE_CHECKING:
 
 __all__ = ["Exchange"]
 
-_LAST_CHUNK: Final = b"0\r\n\r\n"
-_CHUNKED: Final = b"transfer-encoding: chunked\r\n"
-
 
 class Exchange:
-    __slots__ = (
-        "_balancer",
-        "_counted",
-        "_tried",
-        "agent",
-        "chunked",
-        "client",
-        "connection_options",
-        "endpoint",
-        "error",
-        "finished",
-        "forwarded_port",
-        "has_body",
-        "head_request",
-        "host",
-        "host_header",
-        "http10",
-        "keep_alive",
-        "local_status",
-        "method",
-        "parts",
-        "path",
-        "pending",
-        "pending_bytes",
-        "request_done",
-        "request_id",
-        "response_bytes",
-        "response_started",
-        "retried",
-        "route",
-        "started",
-        "status",
-        "target",
-        "transfer",
-        "upgrade",
-        "upgrade_value",
-        "upstream",
-    )
+    """Per-request state. No ``__slots__``: most fields keep their class-level default for most
+    requests, and an instance that sets only what differs is cheaper to create."""
 
-    def __init__(self, client: ClientConnection, started: float) -> None:
+    # Set for every request (``__init__``).
+    client: ClientConnection
+    started: float
+    req: RequestHead
+    target: bytes
+    request_id: bytes | None
+    has_body: bool
+    request_done: bool
+    keep_alive: bool = True
+    """llhttp's verdict (``Connection``, HTTP version); set by the client connection."""
+
+    # Filled in as the exchange goes on.
+    host = ""
+    path = ""
+    forwarded_port = b""
+    local_status = 0
+    route: Route | None = None
+    endpoint: Endpoint | None = None
+    upstream: UpstreamConnection | None = None
+    pending: list[bytes] | None = None
+    pending_bytes = 0
+    status = 0
+    response_started = False
+    response_bytes = 0
+    finished = False
+    retried = False
+    error = ""
+    _tried: tuple[Endpoint, ...] = ()
+    _balancer: Balancer | None = None
+    _counted = False
+
+    def __init__(self, client: ClientConnection, started: float, req: RequestHead) -> None:
         self.client = client
         self.started = started
-        self.method = b""
-        self.target = b""
-        self.parts: list[bytes] = []
-        self.host_header: bytes | None = None
-        self.host = ""
-        self.path = ""
-        self.request_id: bytes | None = None
-        self.agent = b""
-        self.forwarded_port = b""
-        self.connection_options: frozenset[bytes] | None = None
-        self.upgrade_value: bytes | None = None
-        self.transfer: bytes | None = None
-        self.keep_alive = True
-        self.http10 = False
-        self.head_request = False
-        self.chunked = False
-        self.has_body = False
-        self.upgrade = False
-        self.request_done = False
-        self.local_status = 0
-        self.route: Route | None = None
-        self.endpoint: Endpoint | None = None
-        self.upstream: UpstreamConnection | None = None
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.status = 0
-        self.response_started = False
-        self.response_bytes = 0
-        self.finished = False
-        self.retried = False
-        self.error = ""
-        self._tried: tuple[Endpoint, ...] = ()
-        self._balancer: Balancer | None = None
-        self._counted = False
+        self.req = req
+        self.target = req.target
+        self.request_id = req.request_id
+        self.has_body = has_body = req.chunked or req.content_length > 0
+        self.request_done = not has_body
 
     # --- dispatch -----------------------------------------------------------------------------
 
@@ -131,14 +94,12 @@ class Exchange:
             self.respond(503)
             return
         self._balancer = balancer
-        self._send_to(endpoint, plane.pool.take(endpoint))
-
-    def _send_to(self, endpoint: Endpoint, conn: UpstreamConnection | None) -> None:
         self.endpoint = endpoint
+        conn = plane.pool.take(endpoint)
         if conn is not None:
             self._attach(conn)
         else:
-            self.client.plane.spawn(self.client.plane.pool.connect(endpoint), self._connected)
+            plane.spawn(plane.pool.connect(endpoint), self._connected)
 
     def _connected(self, task: asyncio.Task[UpstreamConnection]) -> None:
         plane = self.client.plane
@@ -161,11 +122,18 @@ class Exchange:
         nxt = None
         if self._balancer is not None and len(self._tried) < plane.settings.limits.connect_attempts:
             nxt = self._balancer.pick(self._tried)
-        if nxt is not None:
-            self._send_to(nxt, plane.pool.take(nxt))
+        if nxt is None:
+            self.error = (
+                f"connect {self.endpoint[0]}:{self.endpoint[1]}: {exc or type(exc).__name__}"
+            )
+            self.respond(504 if timed_out else 502)
             return
-        self.error = f"connect {self.endpoint[0]}:{self.endpoint[1]}: {exc or type(exc).__name__}"
-        self.respond(504 if timed_out else 502)
+        self.endpoint = nxt
+        conn = plane.pool.take(nxt)
+        if conn is not None:
+            self._attach(conn)
+        else:
+            plane.spawn(plane.pool.connect(nxt), self._connected)
 
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
@@ -178,7 +146,7 @@ class Exchange:
             # Bodies are never replayed (only bodiless requests are retried), so the buffered
             # part goes out once and is dropped.
             conn.write(head + b"".join(self.pending))
-            self.pending = []
+            self.pending = None
             if self.pending_bytes > self.client.plane.settings.limits.high_water:
                 self.client.resume_reading_for_upstream()
             self.pending_bytes = 0
@@ -188,26 +156,27 @@ class Exchange:
             self.client.waiting_for_upstream()
 
     def _head(self) -> bytes:
-        client = self.client
-        host = self.host_header
-        parts = [self.method, b" ", self.target, b" HTTP/1.1\r\n", *self.parts]
-        if host is None and self.endpoint is not None:  # HTTP/1.0 without Host
-            parts.append(b"host: %b\r\n" % self.endpoint[0].encode())
+        req = self.req
+        extra = b""
+        if req.host is None and self.endpoint is not None:  # HTTP/1.0 without Host
+            extra = b"\r\nhost: %b" % self.endpoint[0].encode()
         if self.request_id is None:
             # ingress-nginx's $req_id: the client's X-Request-ID, else 16 random bytes in hex.
             self.request_id = b"%032x" % getrandbits(128)
-            self.parts.append(b"x-request-id: %b\r\n" % self.request_id)
-            parts.append(self.parts[-1])
-        parts.append(client.forwarded)
-        parts.append(
-            b"x-forwarded-host: %b\r\nx-forwarded-port: %b\r\n" % (host or b"", self.forwarded_port)
+            extra += b"\r\nx-request-id: " + self.request_id
+        if req.chunked:
+            extra += b"\r\ntransfer-encoding: chunked"
+        if req.upgrade is not None:
+            extra += b"\r\nconnection: upgrade\r\nupgrade: " + req.upgrade
+        return b"%b %b HTTP/1.1%b%b%b\r\nx-forwarded-host: %b\r\nx-forwarded-port: %b\r\n\r\n" % (
+            req.method,
+            self.target,
+            req.fields,
+            extra,
+            self.client.forwarded,
+            req.host or b"",
+            self.forwarded_port,
         )
-        if self.chunked:
-            parts.append(_CHUNKED)
-        if self.upgrade:
-            parts.append(b"connection: upgrade\r\nupgrade: %b\r\n" % (self.upgrade_value or b""))
-        parts.append(b"\r\n")
-        return b"".join(parts)
 
     def _redirect(self) -> None:
         port = self.client.plane.settings.https_redirect_port
@@ -222,26 +191,22 @@ class Exchange:
     def send_body(self, data: bytes) -> None:
         if self.finished:
             return  # answered already (404, early response): the rest of the body is dropped
-        if self.chunked:
-            data = chunk(data)
         conn = self.upstream
         if conn is not None:
             conn.write(data)
             return
-        self.pending.append(data)
+        if self.pending is None:
+            self.pending = [data]
+        else:
+            self.pending.append(data)
         self.pending_bytes += len(data)
         if self.pending_bytes > self.client.plane.settings.limits.high_water:
             self.client.pause_reading_for_upstream()
 
     def end_body(self) -> None:
         self.request_done = True
-        if self.finished:
-            return
-        if self.chunked:
-            if self.upstream is not None:
-                self.upstream.write(_LAST_CHUNK)
-            else:
-                self.pending.append(_LAST_CHUNK)
+        if self.upstream is not None and not self.finished:
+            self.client.waiting_for_upstream()
 
     # --- endings ------------------------------------------------------------------------------
 
@@ -249,14 +214,14 @@ class Exchange:
         self, status: int, *, close: bool = False, headers: tuple[tuple[bytes, bytes], ...] = ()
     ) -> None:
         """Answer locally (errors, redirects) and finish."""
-        if close or self.upgrade:
+        if close or self.req.upgrade is not None:
             self.keep_alive = False
         self.status = status
         self.client.write(
             local_response(
                 status,
                 close=not self.keep_alive or self.client.closing,
-                head_only=self.head_request,
+                head_only=self.req.method == b"HEAD",
                 headers=headers,
             )
         )
@@ -289,11 +254,13 @@ class Exchange:
             and conn.requests > 1
             and self.endpoint is not None
         ):
-            # A reused connection the endpoint had closed (RFC 9112 §9.3.1 allows retrying a
-            # request when nothing of the response arrived; without a body it is safe).
+            # A reused connection the endpoint had closed: nothing of the response arrived and
+            # there is no body, so the request cannot have been processed; send it again.
             self.retried = True
             self.upstream = None
-            self.client.plane.spawn(self.client.plane.pool.connect(self.endpoint), self._connected)
+            conn.exchange = None
+            plane = self.client.plane
+            plane.spawn(plane.pool.connect(self.endpoint), self._connected)
             return
         self.upstream_failed(conn, why)
 
@@ -302,6 +269,7 @@ class Exchange:
             return
         conn.exchange = None
         conn.abort()
+        self.upstream = None
         if self.route is not None:
             kind = "reset" if "closed" in why or "reset" in why.lower() else "bad_response"
             self.client.plane.metrics.upstream_error(
@@ -310,7 +278,7 @@ class Exchange:
         self._fail(502, why)
 
     def timed_out(self) -> None:
-        conn = self.upstream
+        conn, self.upstream = self.upstream, None
         if conn is not None:
             conn.exchange = None
             conn.abort()
@@ -326,7 +294,6 @@ class Exchange:
             # Part of the response is out: the only honest signal left is cutting the
             # connection (RFC 9112 §9.6 "incomplete message").
             self.keep_alive = False
-            self.status = status if not self.status else self.status
             self.client.abort()
             self.response_complete()
         else:
@@ -337,8 +304,7 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        conn = self.upstream
-        self.upstream = None
+        conn, self.upstream = self.upstream, None
         if conn is not None:
             conn.exchange = None
             conn.abort()

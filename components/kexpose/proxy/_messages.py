@@ -1,79 +1,199 @@
-"""HTTP/1.1 message heads as a proxy writes them: pure functions and lookup tables, no I/O.
+"""HTTP/1.1 message heads as a proxy reads and rewrites them: pure functions, no I/O.
 
-RFC 9110 §7.6.1: a proxy removes the ``Connection`` header, every header it names, and the other
-hop-by-hop headers (``Keep-Alive``, ``Proxy-Connection``, ``TE``, ``Trailer``,
-``Transfer-Encoding``, ``Upgrade``) before forwarding; it then frames the message itself
-(RFC 9112 §6: ``Content-Length`` kept when known, otherwise chunked, or close-delimited toward an
-HTTP/1.0 client). The tables below say what happens to each header name; the shells look names
-up instead of branching on them.
+Every head has been validated by llhttp before these functions see it (request/status line,
+header syntax, no obsolete line folding, one consistent framing), so they only *extract* and
+*rewrite*: a few regular-expression passes over the raw bytes instead of a Python callback per
+header, which is the difference between a slow and a fast proxy in CPython.
+
+What a proxy must do to a forwarded head (RFC 9110 §7.6.1): drop ``Connection``, every header
+it names, and the other hop-by-hop headers (``Keep-Alive``, ``Proxy-Connection``, ``TE``,
+``Trailer``, ``Transfer-Encoding``, ``Upgrade``), then frame the message itself (RFC 9112 §6).
+We also drop what we set ourselves (``X-Forwarded-*``, ``X-Real-IP``), as ingress-nginx does
+without ``use-forwarded-headers``: a client must not choose the address an application trusts.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
 from kexpose.hosts import normalize_host
 
 __all__ = [
-    "H_AGENT",
-    "H_CONNECTION",
-    "H_DROP",
-    "H_HOST",
-    "H_LENGTH",
-    "H_REQUEST_ID",
-    "H_TRANSFER",
-    "H_UPGRADE",
-    "REQUEST_HEADERS",
-    "RESPONSE_HEADERS",
     "STATUS_LINES",
+    "RequestHead",
+    "ResponseHead",
     "chunk",
     "connection_tokens",
     "host_name",
     "local_response",
+    "parse_request_head",
+    "parse_response_head",
     "status_line",
 ]
 
-# What a header name means to the proxy (values of the tables below); absent = forward as is.
-H_DROP: Final = 1  # hop-by-hop, or replaced by our own value
-H_HOST: Final = 2
-H_CONNECTION: Final = 3
-H_UPGRADE: Final = 4
-H_TRANSFER: Final = 5
-H_LENGTH: Final = 6
-H_REQUEST_ID: Final = 7
-H_AGENT: Final = 8
+_OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))
 
-_HOP_BY_HOP: Final = {
-    b"connection": H_CONNECTION,
-    b"keep-alive": H_DROP,
-    b"proxy-connection": H_DROP,  # never standard, still sent by some clients (RFC 9112 §9.6)
-    b"te": H_DROP,
-    b"trailer": H_DROP,
-    b"transfer-encoding": H_TRANSFER,
-    b"upgrade": H_UPGRADE,
-}
+# Headers a request head is searched for (one pass), and those removed before forwarding.
+_REQUEST_FIELDS: Final = re.compile(
+    rb"\r\n(host|connection|upgrade|transfer-encoding|content-length|x-request-id|user-agent"
+    rb"|keep-alive|proxy-connection|te|trailer|x-forwarded-(?:for|host|port|proto|scheme)"
+    rb"|x-real-ip)[ \t]*:[ \t]*([^\r]*)",
+    re.IGNORECASE,
+)
+_REQUEST_DROP: Final = re.compile(
+    rb"\r\n(?:connection|upgrade|transfer-encoding|keep-alive|proxy-connection|te|trailer"
+    rb"|x-forwarded-(?:for|host|port|proto|scheme)|x-real-ip)[ \t]*:[^\r]*",
+    re.IGNORECASE,
+)
+_DROPPED: Final = frozenset(
+    (
+        b"connection",
+        b"upgrade",
+        b"transfer-encoding",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-proto",
+        b"x-forwarded-scheme",
+        b"x-real-ip",
+    )
+)
+_RESPONSE_FIELDS: Final = re.compile(
+    rb"\r\n(connection|keep-alive|proxy-connection|transfer-encoding|te|trailer|upgrade"
+    rb"|content-length)[ \t]*:[ \t]*([^\r]*)",
+    re.IGNORECASE,
+)
+_RESPONSE_DROP: Final = re.compile(
+    rb"\r\n(?:connection|keep-alive|proxy-connection|transfer-encoding|te|trailer)[ \t]*:[^\r]*",
+    re.IGNORECASE,
+)
 
-#: Request header (lower case) -> what we do with it.
-REQUEST_HEADERS: Final[dict[bytes, int]] = {
-    **_HOP_BY_HOP,
-    b"host": H_HOST,
-    b"content-length": H_LENGTH,
-    b"x-request-id": H_REQUEST_ID,
-    b"user-agent": H_AGENT,
-    # Replaced by the values we observed, as ingress-nginx does without use-forwarded-headers:
-    # a client must not be able to choose the address an application logs or trusts.
-    b"x-forwarded-for": H_DROP,
-    b"x-forwarded-host": H_DROP,
-    b"x-forwarded-port": H_DROP,
-    b"x-forwarded-proto": H_DROP,
-    b"x-forwarded-scheme": H_DROP,
-    b"x-real-ip": H_DROP,
-}
 
-#: Response header (lower case) -> what we do with it.
-RESPONSE_HEADERS: Final[dict[bytes, int]] = {**_HOP_BY_HOP, b"content-length": H_LENGTH}
+@dataclass(slots=True)
+class RequestHead:
+    """What the proxy needs from a request head, and its headers ready to forward."""
+
+    method: bytes
+    target: bytes
+    http10: bool
+    fields: bytes
+    """The header lines to forward, each preceded by CRLF; hop-by-hop and forwarding headers
+    are already removed."""
+    host: bytes | None = None
+    content_length: int = 0
+    chunked: bool = False
+    transfer: bytes | None = None
+    """A Transfer-Encoding other than exactly ``chunked`` (answered 501)."""
+    upgrade: bytes | None = None
+    """The Upgrade value when the client asked to switch (``Connection: upgrade``)."""
+    close: bool = False
+    request_id: bytes | None = None
+    agent: bytes = b""
+    hosts: int = 0
+
+
+def _without(fields: bytes, names: frozenset[bytes]) -> bytes:
+    """``fields`` minus the header lines whose names are in ``names`` (lower case)."""
+    lines = fields.split(b"\r\n")
+    kept = [ln for ln in lines[1:] if ln.split(b":", 1)[0].strip().lower() not in names]
+    return b"".join(b"\r\n" + ln for ln in kept)
+
+
+def parse_request_head(head: bytes) -> RequestHead:
+    """Split a validated request head (request line to the empty line, inclusive)."""
+    line_end = head.find(b"\r\n")
+    method, target, version = head[:line_end].split(b" ", 2)
+    fields = head[line_end:-4]
+    req = RequestHead(method, target, version == b"HTTP/1.0", fields)
+    options: frozenset[bytes] = frozenset()
+    upgrade = None
+    drop = False
+    for name, value in _REQUEST_FIELDS.findall(fields):
+        key = name.lower()
+        value = value.rstrip(b" \t")
+        if key == b"host":
+            req.host = value
+            req.hosts += 1
+        elif key == b"user-agent":
+            req.agent = value
+        elif key == b"content-length":
+            req.content_length = int(value)  # llhttp checked it is one decimal number
+        elif key == b"x-request-id":
+            req.request_id = value
+        else:
+            drop = True
+            if key == b"connection":
+                simple = value.lower()
+                options |= {simple} if simple in _OPTIONS else connection_tokens(value)
+            elif key == b"transfer-encoding":
+                req.transfer = value if req.transfer is None else req.transfer + b", " + value
+            elif key == b"upgrade":
+                upgrade = value
+    if drop:
+        fields = _REQUEST_DROP.sub(b"", fields)
+        named = options - _OPTIONS - _DROPPED
+        if named:
+            fields = _without(fields, named)
+        req.fields = fields
+    if req.transfer is not None and req.transfer.lower() == b"chunked":
+        req.chunked = True
+        req.transfer = None
+    if upgrade is not None and b"upgrade" in options and not req.http10:
+        req.upgrade = upgrade
+    req.close = b"close" in options
+    return req
+
+
+_RESPONSE_DROP_UPGRADE: Final = re.compile(
+    rb"\r\n(?:connection|keep-alive|proxy-connection|transfer-encoding|te|trailer|upgrade)"
+    rb"[ \t]*:[^\r]*",
+    re.IGNORECASE,
+)
+
+#: A parsed response head: (status line with our version, header lines to forward each
+#: preceded by CRLF, Content-Length or None, chunked).
+ResponseHead = tuple[bytes, bytes, int | None, bool]
+
+
+def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
+    """Split a validated response head; ``upgrade`` keeps the Upgrade header (for a 101).
+
+    Returns a tuple rather than an object: this runs once per response on the hot path.
+    """
+    line_end = head.find(b"\r\n")
+    line = head[:line_end]
+    if line[:9] != b"HTTP/1.1 ":
+        line = b"HTTP/1.1" + line[8:]  # we speak HTTP/1.1 to the client (RFC 9110 §7.6.1)
+    fields = head[line_end:-4]
+    chunked = drop = False
+    length: int | None = None
+    named: frozenset[bytes] = frozenset()
+    for name, value in _RESPONSE_FIELDS.findall(fields):
+        key = name.lower()
+        if key == b"content-length":
+            length = int(value)  # llhttp checked it is one decimal number
+        elif key == b"upgrade":
+            drop = drop or not upgrade
+        else:
+            drop = True
+            if key == b"transfer-encoding":
+                chunked = True
+            elif key == b"connection":
+                simple = value.strip().lower()
+                if simple not in _OPTIONS:
+                    named |= connection_tokens(value) - _OPTIONS
+    if drop:
+        fields = (_RESPONSE_DROP if upgrade else _RESPONSE_DROP_UPGRADE).sub(b"", fields)
+        if named:
+            fields = _without(fields, named)
+    return line, fields, length, chunked
 
 
 def _status_lines() -> dict[int, bytes]:
@@ -87,8 +207,7 @@ def _status_lines() -> dict[int, bytes]:
     return lines
 
 
-#: Status code -> ``HTTP/1.1 <code> <reason>\r\n``. We always answer as HTTP/1.1, also to
-#: HTTP/1.0 clients (RFC 9110 §2.5), and frame bodies for them by closing.
+#: Status code -> ``HTTP/1.1 <code> <reason>\r\n`` for the answers we make ourselves.
 STATUS_LINES: Final[dict[int, bytes]] = _status_lines()
 
 

@@ -1,11 +1,13 @@
 """Connections to endpoints: the response side of an exchange, and the per-endpoint pool.
 
 One ``UpstreamConnection`` carries one exchange at a time (no pipelining toward endpoints, as
-nginx). It parses the response with httptools (llhttp), rewrites the head as a proxy must
-(RFC 9110 §7.6.1: hop-by-hop headers out, our own framing in) and streams the body to the
-client as it arrives, re-chunking when the client can take chunks and the length is unknown.
-Idle connections wait in a LIFO pool per endpoint (the most recently used is the least likely
-to have been closed by the backend).
+nginx). Each response byte goes through llhttp, which validates the head and the framing; the
+head is rewritten as a proxy must (``_messages``) and the body streams to the client as it
+arrives: passed through unchanged when it has a length or is chunked toward an HTTP/1.1
+client, re-chunked or de-chunked otherwise. Where a message ends is computed here (length
+count or ``ChunkedScanner``) and must agree with llhttp, so nothing after a response can leak
+into the client connection. Idle connections wait in a LIFO pool per endpoint (the most
+recently used one is the least likely to have been closed by the backend).
 """
 
 from __future__ import annotations
@@ -13,24 +15,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final
 
-from httptools import (
-    HttpParserCallbackError,
-    HttpParserError,
-    HttpParserUpgrade,
-    HttpResponseParser,
-)
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
-from kexpose.proxy._messages import (
-    H_CONNECTION,
-    H_LENGTH,
-    H_TRANSFER,
-    H_UPGRADE,
-    RESPONSE_HEADERS,
-    STATUS_LINES,
-    chunk,
-    connection_tokens,
-    status_line,
-)
+from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
+from kexpose.proxy._messages import chunk, parse_response_head
 from kexpose.proxy.routes import Endpoint
 
 if TYPE_CHECKING:
@@ -40,25 +28,30 @@ if TYPE_CHECKING:
 __all__ = ["Pool", "UpstreamConnection"]
 
 _LAST_CHUNK: Final = b"0\r\n\r\n"
-_CONNECTION_OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))
+
+# Where the response is (``UpstreamConnection._state``).
+_IDLE: Final = 0
+_HEAD: Final = 1  # waiting for (the rest of) a response head
+_LENGTH: Final = 2  # in a body of known length
+_CHUNKED: Final = 3  # in a chunked body
+_UNTIL_CLOSE: Final = 4  # in a body that ends when the endpoint closes (RFC 9112 §6.3 rule 8)
+_TUNNEL: Final = 5  # switched protocols: bytes pass through
 
 
-class _BodilessResponse(Exception):  # noqa: N818 - control flow, never escapes this module
-    """Raised from ``on_headers_complete`` to stop llhttp waiting for the body of a HEAD
-    response (RFC 9110 §9.3.2: same headers as GET, no content), which it cannot know about."""
+class BadResponse(Exception):  # noqa: N818 - internal signal, never escapes this module
+    pass
 
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
-        "_head",
-        "_head_size",
-        "_headers",
-        "_interim",
-        "_length",
+        "_buf",
+        "_complete",
+        "_decode",
+        "_left",
         "_rechunk",
-        "_until_close",
+        "_scanner",
+        "_state",
         "closed",
-        "done",
         "endpoint",
         "exchange",
         "idle_since",
@@ -66,7 +59,6 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "pool",
         "requests",
-        "status",
         "transport",
         "tunnel",
     )
@@ -81,16 +73,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         self.idle_since = 0.0
         self.closed = False
-        self.done = False
         self.keep_alive = True
-        self.status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head: bytes | None = None
-        self._head_size = 0
-        self._interim = False
+        self._state = _IDLE
+        self._buf = b""
+        self._left = 0
+        self._complete = False
         self._rechunk = False
-        self._until_close = False
-        self._length = False
+        self._decode = False
+        self._scanner: ChunkedScanner | None = None
 
     # --- transport callbacks ------------------------------------------------------------------
 
@@ -99,36 +89,35 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         ex = self.exchange
-        if self.tunnel is not None:
+        state = self._state
+        if state == _TUNNEL:
+            assert self.tunnel is not None
             self.tunnel.write(data)
             if ex is not None:
                 ex.client.touch_tunnel()
             return
-        if ex is None:
-            # Bytes on an idle connection: the backend is confused; never reuse it.
-            self.close()
+        if ex is None or state == _IDLE:
+            self.close()  # bytes nobody asked for: the backend is confused; never reuse it
             return
-        ex.client.upstream_activity()
-        try:
-            self.parser.feed_data(data)
-        except HttpParserUpgrade as exc:
-            self._upgraded(ex, data[exc.args[0] :])
-            return
-        except HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _BodilessResponse):
-                self.parser = HttpResponseParser(self)
-                self.done = True
-            else:
-                self._broken(ex, f"bad response: {exc.__context__ or exc}")
+        client = ex.client
+        if client.upstream_deadline:
+            client.waiting_for_upstream()
+        if state == _LENGTH:
+            # The fast path: more of a body with a known length.
+            left = self._left
+            n = len(data)
+            if n <= left:
+                self._left = left - n
+                ex.response_bytes += n
+                client.write(data)
+                self.parser.feed_data(data)
+                if n == left:
+                    self._finish(ex)
                 return
-        except HttpParserError as exc:
-            self._broken(ex, f"bad response: {exc}")
-            return
-        if self._head is not None:  # the head arrived without (the start of) a body
-            ex.client.write(self._head)
-            self._head = None
-        if self.done:
-            self._finish(ex)
+        try:
+            self._consume(ex, data)
+        except (HttpParserError, ChunkedError, BadResponse, ValueError) as exc:
+            self._broken(ex, f"bad response from {self.endpoint[0]}:{self.endpoint[1]}: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -140,12 +129,9 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is None:
             self.pool.forget(self)
             return
-        if self._until_close and not self.done and ex.response_started:
-            # A close-delimited body ends here (RFC 9112 §6.3, rule 8).
+        if self._state == _UNTIL_CLOSE:
+            # The end of a close-delimited body (RFC 9112 §6.3, rule 8).
             self.keep_alive = False
-            if self._head is not None:
-                ex.client.write(self._head)
-                self._head = None
             if self._rechunk:
                 ex.client.write(_LAST_CHUNK)
             self._finish(ex)
@@ -165,9 +151,8 @@ class UpstreamConnection(asyncio.Protocol):
     def attach(self, ex: Exchange) -> None:
         self.exchange = ex
         self.requests += 1
-        self.done = False
         self.keep_alive = True
-        self._interim = False
+        self._state = _HEAD
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -185,107 +170,133 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        if self.done or self.exchange is None:
-            raise HttpParserError("response after the response")
-        self._headers = []
-        self._head_size = 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.pool.settings.limits.max_response_head_bytes:
-            raise HttpParserError("response head too large")
-
     def on_headers_complete(self) -> None:
-        ex = self.exchange
-        assert ex is not None
-        status = self.parser.get_status_code()
-        line = STATUS_LINES.get(status)
-        parts = [line if line is not None else status_line(status)]
-        length = transfer = False
-        extra: frozenset[bytes] = frozenset()
-        get = RESPONSE_HEADERS.get
-        for name, value in self._headers:
-            kind = get(name.lower())
-            if kind is None:
-                parts.append(b"%b: %b\r\n" % (name, value))
-            elif kind == H_LENGTH:
-                length = True
-                parts.append(b"%b: %b\r\n" % (name, value))
-            elif kind == H_CONNECTION:
-                extra = connection_tokens(value) - _CONNECTION_OPTIONS
-            elif kind == H_TRANSFER:
-                transfer = True
-            elif kind == H_UPGRADE and status == 101:
-                parts.append(b"%b: %b\r\n" % (name, value))
-        if extra:
-            parts = [parts[0]] + [p for p in parts[1:] if p.split(b":", 1)[0].lower() not in extra]
-        if status < 200 and status != 101:
-            # 1xx: forwarded to HTTP/1.1 clients (RFC 9110 §15.2), then the real response follows.
-            self._interim = True
-            if not ex.http10:
-                parts.append(b"\r\n")
-                ex.client.write(b"".join(parts))
-            return
-        ex.response_started = True
-        ex.status = status
-        self.status = status
+        # Asked now: once the message is complete llhttp no longer answers for HTTP/1.0.
         self.keep_alive = self.parser.should_keep_alive()
-        bodiless = ex.head_request or status in (204, 304)
-        self._rechunk = self._until_close = False
-        self._length = length
-        client = ex.client
-        if status == 101:
-            parts.append(b"connection: upgrade\r\n")
-        elif not bodiless and not length:
-            self._until_close = not transfer
-            if ex.http10:
-                ex.keep_alive = False  # HTTP/1.0 knows no chunks: close-delimited (RFC 9112 §6.3)
-            else:
-                self._rechunk = True
-                parts.append(b"transfer-encoding: chunked\r\n")
-        if status != 101:
-            if not ex.keep_alive or client.closing:
-                parts.append(b"connection: close\r\n")
-            elif ex.http10:
-                parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        self._head = b"".join(parts)
-        if ex.head_request and status != 101:
-            raise _BodilessResponse
-
-    def on_body(self, data: bytes) -> None:
-        ex = self.exchange
-        assert ex is not None
-        ex.response_bytes += len(data)
-        if self._rechunk:
-            data = chunk(data)
-        if self._head is not None:
-            data = self._head + data
-            self._head = None
-        ex.client.write(data)
 
     def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            return
-        if self.status == 101:
-            return  # the tunnel starts in data_received (HttpParserUpgrade)
-        ex = self.exchange
-        assert ex is not None
-        tail = _LAST_CHUNK if self._rechunk else b""
-        if self._head is not None:
-            ex.client.write(self._head + tail)
-            self._head = None
-        elif tail:
-            ex.client.write(tail)
-        self.done = True
+        self._complete = True
+
+    # --- response parsing ---------------------------------------------------------------------
+
+    def _consume(self, ex: Exchange, data: bytes) -> None:
+        client = ex.client
+        out = b""  # the rewritten head, written together with the first body bytes
+        while data:
+            state = self._state
+            if state == _HEAD:
+                if self._buf:
+                    data, self._buf = self._buf + data, b""
+                end = data.find(b"\r\n\r\n")
+                limit = self.pool.settings.limits.max_response_head_bytes
+                if end < 0 or end > limit:
+                    if len(data) > limit:
+                        raise BadResponse("response head too large")
+                    self._buf = data
+                    break
+                cut = end + 4
+                head, data = data[:cut], data[cut:]
+                self._complete = False
+                try:
+                    self.parser.feed_data(head)
+                except HttpParserUpgrade:
+                    self._upgraded(ex, out, head, data)
+                    return
+                out += self._head(ex, head)
+                if self._state == _IDLE:
+                    client.write(out)
+                    if data:
+                        self.keep_alive = False  # bytes after a bodiless response
+                    self._finish(ex)
+                    return
+            elif state == _LENGTH:
+                left = self._left
+                piece = data if len(data) <= left else data[:left]
+                data = data[len(piece) :]
+                self._left = left - len(piece)
+                ex.response_bytes += len(piece)
+                client.write(out + piece if out else piece)
+                out = b""
+                self.parser.feed_data(piece)
+                if not self._left:
+                    if data:
+                        self.keep_alive = False  # bytes after the body: never reuse
+                    self._finish(ex)
+                    return
+            elif state == _CHUNKED:
+                scanner = self._scanner
+                assert scanner is not None
+                decoded: list[bytes] | None = [] if self._decode else None
+                n = scanner.scan(data, decoded)
+                piece, data = (data, b"") if n == len(data) else (data[:n], data[n:])
+                self.parser.feed_data(piece)
+                if decoded is not None:
+                    piece = b"".join(decoded)
+                ex.response_bytes += len(piece)
+                client.write(out + piece if out else piece)
+                out = b""
+                if scanner.done:
+                    if not self._complete:
+                        raise BadResponse("chunked framing: llhttp and the scanner disagree")
+                    if data:
+                        self.keep_alive = False
+                    self._finish(ex)
+                    return
+            else:  # _UNTIL_CLOSE
+                ex.response_bytes += len(data)
+                client.write(out + (chunk(data) if self._rechunk else data))
+                return
+        if out:
+            client.write(out)
+
+    def _head(self, ex: Exchange, head: bytes) -> bytes:
+        """A complete, validated response head: pick the framing, return the client's head."""
+        client = ex.client
+        status = self.parser.get_status_code()
+        line, fields, length, chunked = parse_response_head(head, upgrade=False)
+        if status < 200:
+            # 1xx (not 101): forwarded to HTTP/1.1 clients (RFC 9110 §15.2); the final response
+            # follows on the same connection. llhttp has already completed this message.
+            return b"" if ex.req.http10 else line + fields + b"\r\n\r\n"
+        ex.response_started = True
+        ex.status = status
+        extra = b""
+        if ex.req.method == b"HEAD" or status in (204, 304):
+            state = _IDLE  # no body, whatever the headers say (RFC 9110 §6.4.1)
+            if not self._complete:
+                self.parser = HttpResponseParser(self)  # llhttp cannot know it was a HEAD
+        elif chunked:
+            state = _CHUNKED
+            self._scanner = ChunkedScanner()
+            self._decode = ex.req.http10  # an HTTP/1.0 client gets the data, close-delimited
+            if self._decode:
+                ex.keep_alive = False
+            else:
+                extra = b"\r\ntransfer-encoding: chunked"
+        elif length is not None:
+            state = _LENGTH if length else _IDLE
+            self._left = length
+        else:
+            state = _UNTIL_CLOSE
+            self.keep_alive = False
+            self._rechunk = not ex.req.http10
+            if self._rechunk:
+                extra = b"\r\ntransfer-encoding: chunked"
+            else:
+                ex.keep_alive = False
+        if not ex.keep_alive or client.plane.closing:
+            extra += b"\r\nconnection: close"
+        elif ex.req.http10:
+            extra += b"\r\nconnection: keep-alive"
+        self._state = state
+        return line + fields + extra + b"\r\n\r\n"
 
     # --- endings ------------------------------------------------------------------------------
 
     def _finish(self, ex: Exchange) -> None:
         self.exchange = None
+        self._state = _IDLE
+        self._rechunk = False
         reusable = (
             self.keep_alive
             and ex.request_done
@@ -300,14 +311,18 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _broken(self, ex: Exchange, why: str) -> None:
         self.abort()
+        self.exchange = None
         ex.upstream_failed(self, why)
 
-    def _upgraded(self, ex: Exchange, tail: bytes) -> None:
-        if self.status != 101 or not ex.upgrade:
+    def _upgraded(self, ex: Exchange, before: bytes, head: bytes, tail: bytes) -> None:
+        if self.parser.get_status_code() != 101 or ex.req.upgrade is None:
             self._broken(ex, "101 Switching Protocols to a request that did not ask to upgrade")
             return
-        head, self._head = self._head or b"", None
-        ex.client.write(head + tail if tail else head)
+        line, fields, _, _ = parse_response_head(head, upgrade=True)
+        ex.status = 101
+        ex.response_started = True
+        ex.client.write(before + line + fields + b"\r\nconnection: upgrade\r\n\r\n" + tail)
+        self._state = _TUNNEL
         self.tunnel = ex.client.start_tunnel(self)
 
 
@@ -330,7 +345,9 @@ class Pool:
         return None
 
     def give(self, conn: UpstreamConnection) -> None:
-        idle = self._idle.setdefault(conn.endpoint, [])
+        idle = self._idle.get(conn.endpoint)
+        if idle is None:
+            idle = self._idle[conn.endpoint] = []
         if conn.closed or len(idle) >= self.settings.limits.upstream_keepalive:
             conn.close()
             return

@@ -2,15 +2,17 @@
 
 Lines are collected in memory and written with one ``write`` per batch (when the buffer passes
 ``_FLUSH_BYTES`` or on the data plane's periodic sweep), which keeps a system call per request
-off the hot path. The fields follow ingress-nginx's log format (request id, upstream address
-and status, Ingress and Service names).
+off the hot path. Lines are built as bytes with one formatting operation; values a client
+controls are JSON-escaped only when they contain something that needs it. The fields follow
+ingress-nginx's log format (request id, upstream address and status, Ingress and Service).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
-from json.encoder import encode_basestring_ascii as quote
+from json.encoder import encode_basestring_ascii
 from typing import Final, Literal
 
 __all__ = ["AccessLog", "LogFormat"]
@@ -18,26 +20,38 @@ __all__ = ["AccessLog", "LogFormat"]
 LogFormat = Literal["json", "text"]
 
 _FLUSH_BYTES: Final = 64 * 1024
+_UNSAFE: Final = re.compile(rb'["\\\x00-\x1f\x7f-\xff]')
+
+
+def _json(value: bytes) -> bytes:
+    """``value`` as the inside of a JSON string (RFC 8259 §7)."""
+    if _UNSAFE.search(value) is None:
+        return value
+    return encode_basestring_ascii(value.decode("latin-1"))[1:-1].encode("ascii")
+
+
+def _text(value: str) -> bytes:
+    return _json(value.encode("utf-8", "surrogateescape"))
 
 
 class AccessLog:
-    __slots__ = ("_buffer", "_fd", "_format", "_size", "_stamp", "_stamp_second")
+    __slots__ = ("_buffer", "_fd", "_json", "_size", "_stamp", "_stamp_second")
 
     def __init__(self, fd: int, *, fmt: LogFormat = "json") -> None:
         self._fd = fd
-        self._format = fmt
-        self._buffer: list[str] = []
+        self._json = fmt == "json"
+        self._buffer: list[bytes] = []
         self._size = 0
         self._stamp_second = -1
-        self._stamp = ""
+        self._stamp = b""
 
-    def _now(self) -> str:
+    def _now(self) -> bytes:
         now = time.time()
         second = int(now)
         if second != self._stamp_second:  # formatted once per second, not per request
             self._stamp_second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        return b"%b.%03dZ" % (self._stamp, int((now - second) * 1000))
 
     def request(
         self,
@@ -56,24 +70,44 @@ class AccessLog:
         agent: bytes,
         error: str,
     ) -> None:
-        if self._format == "json":
+        if self._json:
             line = (
-                f'{{"time":"{self._now()}","remote_addr":{quote(remote)},'
-                f'"request_id":{quote(request_id.decode("latin-1"))},'
-                f'"method":{quote(method.decode("latin-1"))},'
-                f'"host":{quote(host.decode("latin-1"))},"uri":{quote(uri.decode("latin-1"))},'
-                f'"status":{status},"bytes":{size},"duration":{duration:.6f},'
-                f'"upstream":{quote(upstream)},"ingress":{quote(ingress)},'
-                f'"service":{quote(service)},"user_agent":{quote(agent.decode("latin-1"))}'
-                + (f',"error":{quote(error)}}}\n' if error else "}\n")
+                b'{"time":"%b","remote_addr":"%b","request_id":"%b","method":"%b","host":"%b",'
+                b'"uri":"%b","status":%d,"bytes":%d,"duration":%.6f,"upstream":"%b",'
+                b'"ingress":"%b","service":"%b","user_agent":"%b"%b}\n'
+                % (
+                    self._now(),
+                    remote.encode(),
+                    _json(request_id),
+                    method,
+                    _json(host),
+                    _json(uri),
+                    status,
+                    size,
+                    duration,
+                    upstream.encode(),
+                    _text(ingress),
+                    _text(service),
+                    _json(agent),
+                    b',"error":"%b"' % _text(error) if error else b"",
+                )
             )
         else:
-            line = (
-                f'{remote} - [{self._now()}] "{method.decode("latin-1")} '
-                f'{uri.decode("latin-1")}" {status} {size} {duration:.6f} '
-                f"{host.decode('latin-1') or '-'} {upstream or '-'} {ingress or '-'} "
-                f"{service or '-'} {request_id.decode('latin-1')} "
-                f"{quote(agent.decode('latin-1'))}" + (f" {quote(error)}\n" if error else "\n")
+            line = b'%b - [%b] "%b %b" %d %d %.6f %b %b %b %b %b "%b"%b\n' % (
+                remote.encode(),
+                self._now(),
+                method,
+                _json(uri),
+                status,
+                size,
+                duration,
+                _json(host) or b"-",
+                upstream.encode() or b"-",
+                _text(ingress) or b"-",
+                _text(service) or b"-",
+                _json(request_id) or b"-",
+                _json(agent),
+                b' "%b"' % _text(error) if error else b"",
             )
         self._buffer.append(line)
         self._size += len(line)
@@ -83,7 +117,7 @@ class AccessLog:
     def flush(self) -> None:
         if not self._buffer:
             return
-        data = "".join(self._buffer).encode("utf-8", "replace")
+        data = b"".join(self._buffer)
         self._buffer.clear()
         self._size = 0
         view = memoryview(data)

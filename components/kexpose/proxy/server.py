@@ -56,8 +56,9 @@ class DataPlane:
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
-        self.hosts: dict[bytes, str] = {}
-        """Raw Host header -> route key; Host values repeat, validating each once is enough."""
+        self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
+        """Per scheme: raw Host header -> (route key, X-Forwarded-Port). Host values repeat, so
+        each is checked once. Per scheme because a Host without a port means 80 or 443."""
         self.connections: set[ClientConnection] = set()
         self.closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -146,12 +147,12 @@ class DataPlane:
         self.metrics.observe(ingress, service, ex.status, duration)
         access_log = self.access_log
         if access_log is not None:
+            req = ex.req
             ep = ex.endpoint
-            peer = ex.client.transport.get_extra_info("peername") if ex.client.transport else None
             access_log.request(
-                remote=peer[0] if isinstance(peer, tuple) else "",
-                method=ex.method,
-                host=ex.host_header or b"",
+                remote=ex.client.peer,
+                method=req.method,
+                host=req.host or b"",
                 uri=ex.target,
                 status=ex.status,
                 size=ex.response_bytes,
@@ -160,7 +161,7 @@ class DataPlane:
                 upstream=f"{ep[0]}:{ep[1]}" if ep is not None else "",
                 ingress=ingress,
                 service=service,
-                agent=ex.agent,
+                agent=req.agent,
                 error=ex.error,
             )
 
