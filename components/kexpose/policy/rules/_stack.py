@@ -7,9 +7,9 @@ index is built on first use, so a run that needs none of them (or only some) pay
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Final
+from typing import Any, Final
 
 from kexpose.policy.rules._kube import Obj, as_map, as_seq, as_str, spec
 
@@ -64,11 +64,37 @@ class Stack:
         return [o for o in self.objects if o.kind in WORKLOAD_KINDS]
 
     @cached_property
-    def workloads_by_namespace(self) -> dict[str, list[Obj]]:
-        found: dict[str, list[Obj]] = defaultdict(list)
+    def template_labels(self) -> dict[int, Mapping[str, Any]]:
+        """Object index -> the pod-template labels of each workload."""
+        return {
+            w.index: as_map(as_map(as_map(spec(w).get("template")).get("metadata")).get("labels"))
+            for w in self.workloads
+        }
+
+    @cached_property
+    def workloads_by_label(self) -> dict[tuple[str, str, str], list[Obj]]:
+        """(namespace, label key, label value) -> workloads whose pod template carries it.
+
+        Lets a selector start from its rarest label instead of scanning every workload of the
+        namespace for every Service (quadratic on large stacks).
+        """
+        found: dict[tuple[str, str, str], list[Obj]] = defaultdict(list)
         for obj in self.workloads:
-            found[obj.namespace].append(obj)
+            for key, value in self.template_labels[obj.index].items():
+                if isinstance(key, str) and isinstance(value, str):
+                    found[(obj.namespace, key, value)].append(obj)
         return found
+
+    def selected_workloads(self, namespace: str, selector: Mapping[str, Any]) -> list[Obj]:
+        """Workloads in ``namespace`` whose pod-template labels include all of ``selector``."""
+        pairs = list(selector.items())
+        if not pairs or not all(isinstance(v, str) for _, v in pairs):
+            return []
+        index = self.workloads_by_label
+        rarest = min((index.get((namespace, k, v), ()) for k, v in pairs), key=len)
+        return [
+            w for w in rarest if all(self.template_labels[w.index].get(k) == v for k, v in pairs)
+        ]
 
     @cached_property
     def certificate_secrets(self) -> set[tuple[str, str]]:

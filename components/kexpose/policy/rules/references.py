@@ -8,8 +8,7 @@ anchors checks").
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from kexpose.hosts import normalize_host
 from kexpose.policy.rules._kube import (
@@ -38,11 +37,6 @@ __all__ = [
 ISSUER_ANNOTATIONS = ("cert-manager.io/cluster-issuer", "cert-manager.io/issuer")
 
 
-def _template_labels(workload: Obj) -> Mapping[str, Any]:
-    template = as_map(spec(workload).get("template"))
-    return as_map(as_map(template.get("metadata")).get("labels"))
-
-
 def _port_names(workload: Obj) -> set[str]:
     # Only `containers`: the endpoints controller resolves a named targetPort there
     # (podutil.FindPort), not in init containers.
@@ -62,11 +56,7 @@ def selector_matches_workload(stack: Stack, ctx: Context) -> Iterator[Finding]:
         if not selector or s.get("type") == "ExternalName":
             continue  # no selector: endpoints are managed by hand; ExternalName has none
         wanted = dict(selector.items())
-        matched = [
-            w
-            for w in stack.workloads_by_namespace.get(svc.namespace, ())
-            if all(_template_labels(w).get(k) == v for k, v in wanted.items())
-        ]
+        matched = stack.selected_workloads(svc.namespace, wanted)
         if not matched:
             shown = ", ".join(f"{k}={v}" for k, v in wanted.items())
             yield Finding(
