@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +21,11 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from kexpose.environment import ENVIRONMENTS
 from kexpose.errors import ConfigError
 from kexpose.policy import PolicyConfig, evaluate
 from kexpose.policy.pack import build_policies, environment_for, manifest_from
+from kexpose.policy.rules import RULES
 
 from .analyzer import UNKNOWN_STRING, type_token
 from .objects import realistic_stack, service
@@ -246,3 +250,28 @@ def test_stack_policy_reports_on_the_offending_urn() -> None:
         lambda message, urn=None: reported.append((message, urn)),
     )
     assert [(urn, "Ingress/shop/web" in message) for message, urn in reported] == [("urn:5", True)]
+
+
+POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
+
+
+def test_ingress_nginx_pack_config_is_the_specification_defaults() -> None:
+    given = json.loads((POLICIES_DIR / "ingress-nginx.json").read_text())
+    merged: dict[str, Any] = {}
+    for policy, properties in given.items():
+        assert set(properties) <= set(RULES[policy].config_keys), policy
+        merged.update(properties)
+    assert PolicyConfig.model_validate(merged) == PolicyConfig.spec()
+
+
+def test_the_readme_table_matches_the_rule_table() -> None:
+    short = {"mandatory": "M", "advisory": "A"}
+    rows = {}
+    for line in (POLICIES_DIR / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[0].startswith("`") and cells[1] in ("R", "S"):
+            rows[cells[0].strip("`")] = cells[1:6]
+    assert list(rows) == list(RULES)
+    for rule in RULES.values():
+        levels = [short.get(rule.enforcement.get(env, ""), "-") for env in ENVIRONMENTS]
+        assert rows[rule.id] == [rule.scope, rule.severity, *levels], rule.id
