@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -230,7 +231,7 @@ class ClientConnection(asyncio.Protocol):
         plane = self.plane
         now = plane.loop.time()
         req = parse_request_head(head)
-        ex = Exchange(self, now, req)
+        ex = Exchange(self, perf_counter(), req)
         ex.keep_alive = self._keep_alive
         self._check(ex, plane)
         if req.chunked:

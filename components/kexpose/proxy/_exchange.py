@@ -33,6 +33,7 @@ class Exchange:
     # Set for every request (``__init__``).
     client: ClientConnection
     started: float
+    """``time.perf_counter()`` when the head was complete."""
     req: RequestHead
     target: bytes
     request_id: bytes | None

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Coroutine
+from time import perf_counter
 from typing import Any, TypeVar
 
 from kexpose.certs import KeyPair
@@ -143,7 +144,8 @@ class DataPlane:
         route = ex.route
         ingress = route.ingress if route is not None else ""
         service = route.backend.key if route is not None else ""
-        duration = self.loop.time() - ex.started
+        # perf_counter, not loop.time(): libuv's clock ticks in whole milliseconds.
+        duration = perf_counter() - ex.started
         self.metrics.observe(ingress, service, ex.status, duration)
         access_log = self.access_log
         if access_log is not None:

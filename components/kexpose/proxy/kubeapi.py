@@ -1,0 +1,229 @@
+"""The Kubernetes API as the control plane sees it: a small Protocol, and its lightkube form.
+
+The control plane and leader election talk to :class:`KubeApi` only, so they can be tested
+against a scripted fake, and the HTTP library behind it may change: lightkube's and httpx's
+exceptions are wrapped here (kopf's ``clients/errors.py`` reasoning) and never escape.
+Objects cross the boundary as raw JSON dicts (the ``routes`` TypedDicts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypedDict, cast
+
+from kexpose.proxy.errors import KubeError, ProxyConfigError, WatchGoneError
+from kexpose.proxy.routes import Kind, LoadBalancerIngress, RawObject, Service
+
+__all__ = ["EventType", "KubeApi", "Lease", "LeaseSpec", "LightkubeApi", "conflict"]
+
+log = logging.getLogger(__name__)
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+
+
+class LeaseSpec(TypedDict, total=False):
+    holderIdentity: str | None
+    leaseDurationSeconds: int
+    acquireTime: str
+    renewTime: str
+    leaseTransitions: int
+
+
+class LeaseMeta(TypedDict, total=False):
+    name: str
+    namespace: str
+    resourceVersion: str
+
+
+class Lease(TypedDict, total=False):
+    """``coordination.k8s.io/v1`` Lease."""
+
+    apiVersion: str
+    kind: str
+    metadata: LeaseMeta
+    spec: LeaseSpec
+
+
+class KubeApi(Protocol):
+    async def list_objects(self, kind: Kind, namespace: str | None) -> tuple[list[RawObject], str]:
+        """All objects of ``kind`` (in ``namespace``, or everywhere) and the list's
+        resourceVersion."""
+        ...
+
+    def watch_objects(
+        self, kind: Kind, namespace: str | None, resource_version: str, *, timeout: int
+    ) -> AsyncIterator[tuple[EventType, RawObject]]:
+        """Events after ``resource_version``; raises WatchGoneError on 410, KubeError else."""
+        ...
+
+    async def get_service(self, namespace: str, name: str) -> Service | None: ...
+
+    async def patch_ingress_status(
+        self, namespace: str, name: str, addresses: list[LoadBalancerIngress]
+    ) -> None: ...
+
+    async def get_lease(self, namespace: str, name: str) -> Lease | None: ...
+
+    async def create_lease(self, lease: Lease) -> Lease:
+        """Raises KubeError with status 409 when it exists already."""
+        ...
+
+    async def replace_lease(self, lease: Lease) -> Lease:
+        """Optimistic: raises KubeError with status 409 when ``resourceVersion`` is stale."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def conflict(exc: KubeError) -> bool:
+    return exc.status == 409
+
+
+class LightkubeApi:
+    """:class:`KubeApi` over lightkube's AsyncClient."""
+
+    def __init__(self, *, kubeconfig: Path | None = None, field_manager: str = "kexpose-proxy"):
+        from lightkube import AsyncClient, ConfigError, KubeConfig
+
+        try:
+            config = (
+                KubeConfig.from_file(kubeconfig)
+                if kubeconfig is not None
+                else KubeConfig.from_env()  # in-cluster, then $KUBECONFIG or ~/.kube/config
+            )
+        except (ConfigError, OSError, KeyError, ValueError) as exc:
+            where = str(kubeconfig) if kubeconfig else "in-cluster or ~/.kube/config"
+            raise ProxyConfigError(f"no usable Kubernetes configuration ({where}): {exc}") from exc
+        self._client = AsyncClient(config=config, field_manager=field_manager)
+
+    @staticmethod
+    def _resource(kind: Kind) -> Any:
+        from lightkube.resources.core_v1 import Secret, Service
+        from lightkube.resources.discovery_v1 import EndpointSlice
+        from lightkube.resources.networking_v1 import Ingress, IngressClass
+
+        return {
+            "Ingress": Ingress,
+            "IngressClass": IngressClass,
+            "Service": Service,
+            "EndpointSlice": EndpointSlice,
+            "Secret": Secret,
+        }[kind]
+
+    async def list_objects(self, kind: Kind, namespace: str | None) -> tuple[list[RawObject], str]:
+        res = self._resource(kind)
+        kwargs: dict[str, Any] = {} if kind == "IngressClass" else {"namespace": namespace or "*"}
+        try:
+            listing = self._client.list(res, **kwargs)
+            items = [_raw(obj, kind) async for obj in listing]
+            return items, listing.resourceVersion
+        except Exception as exc:  # every client failure becomes a KubeError (_wrap)
+            raise _wrap(exc, f"list {kind}") from exc
+
+    async def watch_objects(
+        self, kind: Kind, namespace: str | None, resource_version: str, *, timeout: int
+    ) -> AsyncIterator[tuple[EventType, RawObject]]:
+        res = self._resource(kind)
+        kwargs: dict[str, Any] = {} if kind == "IngressClass" else {"namespace": namespace or "*"}
+        stream = self._client.watch(
+            res, resource_version=resource_version, server_timeout=timeout, **kwargs
+        )
+        try:
+            async for event_type, obj in stream:
+                yield cast("EventType", event_type), _raw(obj, kind)
+        except Exception as exc:  # every client failure becomes a KubeError (_wrap)
+            raise _wrap(exc, f"watch {kind}") from exc
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def get_service(self, namespace: str, name: str) -> Service | None:
+        from lightkube.resources.core_v1 import Service as ServiceResource
+
+        try:
+            obj = await self._client.get(ServiceResource, name, namespace=namespace)
+        except Exception as exc:  # wrapped: no client exception escapes
+            error = _wrap(exc, f"get Service {namespace}/{name}")
+            if error.status == 404:
+                return None
+            raise error from exc
+        return cast("Service", _raw(obj, "Service"))
+
+    async def patch_ingress_status(
+        self, namespace: str, name: str, addresses: list[LoadBalancerIngress]
+    ) -> None:
+        from lightkube.resources.networking_v1 import Ingress
+        from lightkube.types import PatchType
+
+        body = {"status": {"loadBalancer": {"ingress": addresses}}}
+        try:
+            await self._client.patch(
+                Ingress.Status, name, body, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        except Exception as exc:  # wrapped: no client exception escapes
+            raise _wrap(exc, f"patch Ingress {namespace}/{name} status") from exc
+
+    async def get_lease(self, namespace: str, name: str) -> Lease | None:
+        from lightkube.resources.coordination_v1 import Lease as LeaseResource
+
+        try:
+            obj = await self._client.get(LeaseResource, name, namespace=namespace)
+        except Exception as exc:  # wrapped: no client exception escapes
+            error = _wrap(exc, f"get Lease {namespace}/{name}")
+            if error.status == 404:
+                return None
+            raise error from exc
+        return cast("Lease", cast("Any", obj).to_dict())
+
+    async def create_lease(self, lease: Lease) -> Lease:
+        from lightkube import codecs
+
+        try:
+            obj = await self._client.create(codecs.from_dict(cast("dict[str, Any]", lease)))
+        except Exception as exc:  # wrapped: no client exception escapes
+            raise _wrap(exc, "create Lease") from exc
+        return cast("Lease", cast("Any", obj).to_dict())
+
+    async def replace_lease(self, lease: Lease) -> Lease:
+        from lightkube import codecs
+
+        try:
+            obj = await self._client.replace(codecs.from_dict(cast("dict[str, Any]", lease)))
+        except Exception as exc:  # wrapped: no client exception escapes
+            raise _wrap(exc, "replace Lease") from exc
+        return cast("Lease", cast("Any", obj).to_dict())
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _raw(obj: Any, kind: Kind) -> RawObject:
+    data = cast("dict[str, Any]", obj.to_dict())
+    data.setdefault("kind", kind)
+    data.setdefault("apiVersion", _API_VERSIONS[kind])
+    return cast("RawObject", data)
+
+
+_API_VERSIONS: Mapping[str, str] = {
+    "Ingress": "networking.k8s.io/v1",
+    "IngressClass": "networking.k8s.io/v1",
+    "Service": "v1",
+    "EndpointSlice": "discovery.k8s.io/v1",
+    "Secret": "v1",
+}
+
+
+def _wrap(exc: Exception, doing: str) -> KubeError:
+    """Turn a lightkube/httpx failure into our own error, keeping the API server's words."""
+    from lightkube import ApiError
+
+    if isinstance(exc, ApiError):
+        code = getattr(exc.status, "code", None)
+        message = getattr(exc.status, "message", None) or str(exc)
+        if code == 410:
+            return WatchGoneError(f"{doing}: {message}")
+        return KubeError(f"{doing}: {message} ({code})", status=code)
+    if isinstance(exc, KubeError):
+        return exc
+    return KubeError(f"{doing}: {type(exc).__name__}: {exc}")
