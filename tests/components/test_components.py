@@ -20,7 +20,10 @@ Captured = dict[str, Any]
 
 
 def run(
-    program: Callable[[Captured], object], *, stack: str = "staging", config: dict[str, Any] | None = None
+    program: Callable[[Captured], object],
+    *,
+    stack: str = "staging",
+    config: dict[str, Any] | None = None,
 ) -> tuple[list[Recorded], Captured]:
     captured: Captured = {}
     records = run_program(lambda: program(captured), stack=stack, config=config or {})
@@ -98,7 +101,9 @@ def test_invalid_app_registers_nothing() -> None:
     bad = {**APP, "service": {"ports": [{"name": "http", "port": 80}], "type": "NodePort"}}
     records: list[Recorded] = []
     with pytest.raises(PolicyViolationError, match=r"svc-no-nodeport"):
-        records = run_program(lambda: ExposedApp("web", bad, environment="prod"), stack="prod", config={})
+        records = run_program(
+            lambda: ExposedApp("web", bad, environment="prod"), stack="prod", config={}
+        )
     assert records == []
 
 
@@ -114,17 +119,26 @@ def test_invalid_shape_names_the_component_and_field() -> None:
 
 def test_output_allowed_for_image_refused_for_service_type() -> None:
     def ok(c: Captured) -> None:
-        ExposedApp("web", {**APP, "workload": {**APP["workload"], "image": pulumi.Output.from_input("nginx:1")}}, environment="staging")
+        ExposedApp(
+            "web",
+            {**APP, "workload": {**APP["workload"], "image": pulumi.Output.from_input("nginx:1")}},
+            environment="staging",
+        )
 
     records, _ = run(ok)
     (dep,) = by_type(records)["kubernetes:apps/v1:Deployment"]
     assert dep.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1"
 
     def refused(c: Captured) -> None:
-        service = {"ports": [{"name": "http", "port": 80}], "type": pulumi.Output.from_input("NodePort")}
+        service = {
+            "ports": [{"name": "http", "port": 80}],
+            "type": pulumi.Output.from_input("NodePort"),
+        }
         ExposedApp("web", {**APP, "service": service}, environment="staging")
 
-    with pytest.raises(ConfigError, match=r"service\.type: must be a plain value, not a computed Output"):
+    with pytest.raises(
+        ConfigError, match=r"service\.type: must be a plain value, not a computed Output"
+    ):
         run(refused)
 
 
@@ -144,7 +158,9 @@ def test_secret_mode_reads_secret_config() -> None:
 
 def test_ingress_controller_children_and_outputs() -> None:
     def program(c: Captured) -> None:
-        ctrl = IngressController("edge", {"kind": "traefik", "className": "edge"}, environment="prod")
+        ctrl = IngressController(
+            "edge", {"kind": "traefik", "className": "edge"}, environment="prod"
+        )
         capture(c, "class", ctrl.class_name)
         capture(c, "controller", ctrl.controller_name)
 
@@ -164,7 +180,21 @@ def test_exposure_tree_and_cross_references() -> None:
         "environment": "dev",
         "controller": {},
         "apps": [
-            {**APP, "tls": {"mode": "none"}, "ingress": {"rules": [{"host": "shop.example.com", "paths": [{"path": "/", "port": "http"}, {"path": "/api", "port": "api", "service": "api"}]}]}},
+            {
+                **APP,
+                "tls": {"mode": "none"},
+                "ingress": {
+                    "rules": [
+                        {
+                            "host": "shop.example.com",
+                            "paths": [
+                                {"path": "/", "port": "http"},
+                                {"path": "/api", "port": "api", "service": "api"},
+                            ],
+                        }
+                    ]
+                },
+            },
             {
                 "name": "api",
                 "namespace": "shop",
@@ -186,12 +216,17 @@ def test_exposure_tree_and_cross_references() -> None:
             p = urns[p.parent]
         assert p is root
     manifests = [r.inputs for r in records if r.type.startswith("kubernetes:")]
-    services = {(m["metadata"]["namespace"], m["metadata"]["name"]): m for m in manifests if m["kind"] == "Service"}
+    services = {
+        (m["metadata"]["namespace"], m["metadata"]["name"]): m
+        for m in manifests
+        if m["kind"] == "Service"
+    }
     deployments = [m for m in manifests if m["kind"] == "Deployment"]
     for (ns, name), svc in services.items():
         selector = svc["spec"]["selector"].items()
         assert any(
-            d["metadata"]["namespace"] == ns and selector <= d["spec"]["template"]["metadata"]["labels"].items()
+            d["metadata"]["namespace"] == ns
+            and selector <= d["spec"]["template"]["metadata"]["labels"].items()
             for d in deployments
         ), f"Service {ns}/{name} selects no pods"
     (ing,) = [m for m in manifests if m["kind"] == "Ingress"]
@@ -205,7 +240,12 @@ def test_exposure_tree_and_cross_references() -> None:
 
 def test_controller_nodeport_outside_dev_is_refused_before_registering() -> None:
     with pytest.raises(ConfigError) as caught:
-        run(lambda c: IngressController("edge", {"service": {"type": "NodePort"}}, environment="prod"), stack="prod")
+        run(
+            lambda c: IngressController(
+                "edge", {"service": {"type": "NodePort"}}, environment="prod"
+            ),
+            stack="prod",
+        )
     text = str(caught.value)
     assert text.startswith("stack 'prod', IngressController 'edge'")
     assert "controller.service.type" in text
