@@ -9,11 +9,11 @@ and tested without starting a server.
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from kexpose.policy.pack import PACK_NAME, build_policies, stack_environment
+from kexpose.policy.pack import PACK_NAME, build_policies, stack_environment, stack_policy_config
 
 PolicyPack(
     name=PACK_NAME,
-    policies=build_policies(stack_environment()),
+    policies=build_policies(stack_environment(), base=stack_policy_config()),
     enforcement_level=EnforcementLevel.ADVISORY,
     description="Environment-aware exposure rules for Services, Ingresses and TLS (kexpose).",
 )

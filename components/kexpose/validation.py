@@ -78,17 +78,9 @@ def parse_stack(raw: Mapping[str, Any], *, stack_file: str) -> StackSpec:
 def policy_config_for(spec: StackSpec, *, stack_file: str | None = None) -> PolicyConfig:
     """The policy config a stack is held to: the project's defaults, aimed at the stack's own
     controller (its class and Service), then the stack's ``kexpose:policy`` overrides."""
-    base = PolicyConfig.project().model_dump()
-    if spec.controller is not None:
-        ctrl = f"{spec.controller.namespace}/{spec.controller.name}"
-        base.update(
-            allowed_ingress_classes=[spec.controller.class_name],
-            allowed_loadbalancers=[ctrl],
-            public_loadbalancers=[ctrl],
-        )
-    base.update(spec.policy)
+    ctrl = spec.controller.model_dump(by_alias=True) if spec.controller is not None else None
     try:
-        return PolicyConfig.model_validate(base)
+        return PolicyConfig.for_stack(ctrl, spec.policy)
     except ValidationError as exc:
         raise config_error(
             exc, model=PolicyConfig, root=f"{ROOT}policy", stack_file=stack_file

@@ -84,6 +84,39 @@ class PolicyConfig(BaseModel):
             public_loadbalancers=(controller,),
         )
 
+    @classmethod
+    def for_stack(
+        cls,
+        controller: Mapping[str, Any] | None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> PolicyConfig:
+        """What a kexpose stack is held to: the project's defaults aimed at the stack's own
+        controller, then the stack's ``kexpose:policy`` overrides.
+
+        ``controller`` is the ``kexpose:controller`` stack config as written (camelCase keys,
+        ``className``, ``namespace``, ``name``; unset keys take the project's defaults), or None
+        for a stack without a controller. The same function serves ``kexpose preview``, the
+        components' early validation and the CrossGuard pack, so all three agree. Raises
+        pydantic's ValidationError on a bad override.
+        """
+        values: dict[str, Any] = cls.project().model_dump()
+        if controller is not None:
+            service = "/".join(
+                (
+                    str(controller.get("namespace", defaults.CONTROLLER_NAMESPACE)),
+                    str(controller.get("name", defaults.CONTROLLER_SERVICE)),
+                )
+            )
+            values.update(
+                allowed_ingress_classes=(
+                    str(controller.get("className", defaults.INGRESS_CLASS)),
+                ),
+                allowed_loadbalancers=(service,),
+                public_loadbalancers=(service,),
+            )
+        values.update(overrides or {})
+        return cls.model_validate(values)
+
     @field_validator("allowed_loadbalancers", "public_loadbalancers")
     @classmethod
     def _namespace_slash_name(cls, value: tuple[str, ...]) -> tuple[str, ...]:

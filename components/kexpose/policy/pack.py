@@ -57,6 +57,7 @@ __all__ = [
     "environment_for",
     "manifest_from",
     "stack_environment",
+    "stack_policy_config",
 ]
 
 PACK_NAME: Final = "kexpose-exposure"
@@ -111,6 +112,26 @@ def stack_environment() -> Environment:
     if configured is None and stack is None:
         return "prod"
     return environment_for(stack, configured)
+
+
+def stack_policy_config() -> PolicyConfig:
+    """The base config of the stack the CLI started this pack for, as ``kexpose preview`` and
+    the components compute it: aimed at the stack's ``kexpose:controller`` and with its
+    ``kexpose:policy`` overrides. ``--policy-pack-config`` values still win, per policy.
+    """
+    cfg = pulumi.Config("kexpose")
+    controller = cfg.get_object("controller")
+    overrides = cfg.get_object("policy")
+    try:
+        return PolicyConfig.for_stack(
+            controller if isinstance(controller, Mapping) else None,
+            overrides if isinstance(overrides, Mapping) else None,
+        )
+    except ValidationError as exc:
+        raise ConfigError(
+            f"policy pack {PACK_NAME}: stack config kexpose:policy is invalid: {exc}",
+            field="kexpose:policy",
+        ) from None
 
 
 class _Overlay(Mapping[str, Any]):
