@@ -21,13 +21,13 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kexpose.errors import ConfigError, InputError, PolicyViolationError
-from kexpose.manifests import Manifest
-from kexpose.policy.engine import Violation, evaluate
-from kexpose.validation import parse_stack, policy_config_for
 
 if TYPE_CHECKING:
-    # The engine pulls in the Pulumi SDK and pulumi-kubernetes (seconds of imports); the
-    # commands import it when they run, so that ``kexpose check`` and ``--help`` stay fast.
+    # The engine pulls in the Pulumi SDK and pulumi-kubernetes (seconds of imports), and the
+    # model pydantic's schema building; the commands import them when they run, so that
+    # ``kexpose check`` and ``--help`` do not pay for them.
+    from kexpose.manifests import Manifest
+    from kexpose.policy.engine import Violation
     from kexpose.preview import PreviewResult, Recorded
 
 __all__ = ["commands", "order_key", "redact"]
@@ -109,6 +109,9 @@ def _fail(exc: Exception) -> None:
 
 
 def _violations(result: PreviewResult, manifests: list[Manifest]) -> list[Violation]:
+    from kexpose.policy.engine import evaluate
+    from kexpose.validation import parse_stack, policy_config_for
+
     spec = parse_stack(
         {
             k.removeprefix("kexpose:"): v
