@@ -262,7 +262,7 @@ def test_controller_rbac_is_least_privilege() -> None:
         for v in rule["verbs"]
     }
     writes = {(g, r, v) for g, r, v in granted if v not in ("get", "list", "watch")}
-    assert writes == {("networking.k8s.io", "ingresses/status", "update")}
+    assert writes == {("networking.k8s.io", "ingresses/status", "patch")}
     reads = {(g, r) for g, r, _ in granted}
     assert reads == {
         ("", "services"),
@@ -283,6 +283,10 @@ def test_controller_args_publish_its_service() -> None:
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--publish-service=edge/front" in args
     assert "--controller-name=kexpose.dev/ingress-controller" in args
+    # the proxy's Lease is the one its Role may read and renew
+    assert "--election-id=front" in args
+    (rule,) = [r for r in _rules(controller_manifests(c), "Role") if "resourceNames" in r]
+    assert rule["resourceNames"] == ["front"]
 
 
 def test_default_ingress_class_annotation() -> None:

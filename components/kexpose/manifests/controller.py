@@ -39,6 +39,8 @@ class ControllerKindInfo:
     reads: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
     #: Whether it elects a leader through a coordination.k8s.io Lease in its namespace.
     leader_election: bool
+    #: How it writes Ingress status: kexpose-proxy merge-patches, Traefik updates.
+    status_verbs: tuple[str, ...]
 
 
 # Both controllers watch the same objects to build routes (Ingress API: backends resolve through
@@ -63,6 +65,7 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
         run_as_user=65532,
         reads=_COMMON_READS,
         leader_election=True,
+        status_verbs=("patch",),
     ),
     # Traefik v3.6 (pinned patch). Since v3.1 its Kubernetes providers read EndpointSlices and
     # Nodes (NodePort load-balancing): https://doc.traefik.io/traefik/migration/v3/
@@ -77,6 +80,7 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
         run_as_user=65532,
         reads=(*_COMMON_READS, ("", ("nodes",), _WATCH)),
         leader_election=False,
+        status_verbs=("update",),
     ),
 }
 
@@ -102,6 +106,8 @@ def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
             f"--http-port={info.http_port}",
             f"--https-port={info.https_port}",
             f"--health-port={info.health_port}",
+            # The Lease the Role below lets it read and renew (resourceNames).
+            f"--election-id={c.name}",
             "--log-format=json",
         ]
     else:
@@ -130,10 +136,15 @@ def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
     rules: list[dict[str, Any]] = [
         {"apiGroups": [g], "resources": list(r), "verbs": list(v)} for g, r, v in info.reads
     ]
-    # Status is a subresource: "update" on ingresses/status allows writing status only, never
-    # the Ingress spec (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources).
+    # Status is a subresource: a write verb on ingresses/status allows writing status only,
+    # never the Ingress spec
+    # (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources).
     rules.append(
-        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]}
+        {
+            "apiGroups": ["networking.k8s.io"],
+            "resources": ["ingresses/status"],
+            "verbs": list(info.status_verbs),
+        }
     )
     subject = [{"kind": "ServiceAccount", "name": c.name, "namespace": c.namespace}]
     out: list[Manifest] = [
