@@ -20,7 +20,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy._exchange import Exchange
-from kexpose.proxy._messages import host_name, local_response, parse_request_head
+from kexpose.proxy._messages import RequestHead, host_name, local_response, parse_request_head
 from kexpose.proxy.routes import normalize_path
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ _PIPELINE: Final = 1
 _UPSTREAM: Final = 2
 
 _HOST_CACHE_MAX: Final = 4096  # distinct raw Host values remembered per process
+# Planned request heads are reused for identical head bytes (clients on keep-alive connections
+# repeat their heads); bounded in entries and in the size of a head worth keeping.
+_HEAD_CACHE_MAX: Final = 1024
+_HEAD_CACHE_BYTES: Final = 2048
 _HOST_LINE: Final = re.compile(rb"\r\nhost[ \t]*:[^\r]*", re.IGNORECASE)
 
 
@@ -50,7 +54,7 @@ class ClientConnection(asyncio.Protocol):
         "_complete",
         "_consuming",
         "_early",
-        "_keep_alive",
+        "_heads",
         "_left",
         "_paused",
         "_paused_upstream",
@@ -62,11 +66,14 @@ class ClientConnection(asyncio.Protocol):
         "forwarded",
         "parser",
         "peer",
+        "peer_bytes",
         "plane",
         "scheme",
         "transport",
         "tunnel",
         "upstream_deadline",
+        "upstream_mark",
+        "upstream_reads",
     )
 
     def __init__(self, plane: DataPlane, scheme: bytes) -> None:
@@ -83,15 +90,19 @@ class ClientConnection(asyncio.Protocol):
         """Reading the client: head, body or keep-alive idleness (0: none)."""
         self.upstream_deadline = 0.0
         """Waiting for the endpoint's next bytes (0: not waiting)."""
+        self.upstream_reads = 0
+        """Reads from the endpoint so far; the sweeper moves the deadline when it changed."""
+        self.upstream_mark = 0
+        self.peer_bytes = b""
         self._state = _HEAD
         self._buf = b""
         self._left = 0
         self._scanner: ChunkedScanner | None = None
         self._receiving: Exchange | None = None
         self._complete = False
-        self._keep_alive = True
         self._consuming = False
         self._early: list[bytes] = []
+        self._heads = plane.heads[scheme]
         self._paused = 0
         self._paused_upstream: asyncio.Transport | None = None
 
@@ -105,7 +116,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
-        ip = self.peer.encode()
+        self.peer_bytes = ip = self.peer.encode()
         proto = self.scheme
         # The same for every request on this connection, so built once.
         self.forwarded = (
@@ -163,10 +174,6 @@ class ClientConnection(asyncio.Protocol):
             transport.resume_reading()
 
     # --- httptools callbacks ------------------------------------------------------------------
-
-    def on_headers_complete(self) -> None:
-        # Asked now: once the message is complete llhttp no longer answers for HTTP/1.0.
-        self._keep_alive = self.parser.should_keep_alive()
 
     def on_message_complete(self) -> None:
         self._complete = True
@@ -229,22 +236,27 @@ class ClientConnection(asyncio.Protocol):
     def _begin(self, head: bytes) -> None:
         """A complete, validated request head: make its exchange and start it."""
         plane = self.plane
-        now = plane.loop.time()
-        req = parse_request_head(head)
+        heads = self._heads
+        req = heads.get(head)
+        if req is None:
+            req = self._plan(head)
+            if len(head) <= _HEAD_CACHE_BYTES:
+                if len(heads) >= _HEAD_CACHE_MAX:
+                    heads.clear()
+                heads[head] = req
         ex = Exchange(self, perf_counter(), req)
-        ex.keep_alive = self._keep_alive
-        self._check(ex, plane)
+        ex.keep_alive = req.keep_alive
         if req.chunked:
             self._state = _CHUNKED
             self._scanner = ChunkedScanner()
         elif req.content_length:
             self._state = _LENGTH
             self._left = req.content_length
-        elif req.upgrade is not None and not ex.local_status:
+        elif req.upgrade is not None and not req.status:
             self._state = _UPGRADING
         if ex.has_body:
             self._receiving = ex
-            self.deadline = now + plane.settings.timeouts.client_body
+            self.deadline = plane.loop.time() + plane.settings.timeouts.client_body
         else:
             self.deadline = 0.0
         self.current = ex
@@ -264,48 +276,59 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.client_body
 
-    def _check(self, ex: Exchange, plane: DataPlane) -> None:
-        """Fill in host, path and framing, or set the status the request gets instead."""
-        req = ex.req
+    def _plan(self, head: bytes) -> RequestHead:
+        """Take a head apart and check it: where it goes, or the status it gets instead."""
+        req = parse_request_head(head)
+        req.status = self._check(req)
+        if not req.status:
+            extra = b""
+            if req.chunked:
+                extra = b"\r\ntransfer-encoding: chunked"
+            if req.upgrade is not None:
+                extra += b"\r\nconnection: upgrade\r\nupgrade: " + req.upgrade
+            req.prefix = b"%b %b HTTP/1.1%b" % (req.method, req.target, req.fields)
+            req.suffix = b"\r\nx-forwarded-host: %b\r\nx-forwarded-port: %b%b\r\n\r\n" % (
+                req.host_header or b"",
+                req.forwarded_port,
+                extra,
+            )
+        return req
+
+    def _check(self, req: RequestHead) -> int:
+        """Fill in host, path and port; returns the status to answer instead, or 0."""
         target = req.target
         if req.hosts > 1:
-            ex.local_status = 400  # more than one Host (RFC 9112 §3.2)
-            return
+            return 400  # more than one Host (RFC 9112 §3.2)
         if req.method == b"CONNECT":
-            ex.local_status = 405  # we are a reverse proxy, not a tunnel to arbitrary hosts
-            return
+            return 405  # we are a reverse proxy, not a tunnel to arbitrary hosts
         if req.transfer is not None:
-            ex.local_status = 501  # a transfer coding we do not know (RFC 9112 §6.1)
-            return
-        raw_host = req.host
+            return 501  # a transfer coding we do not know (RFC 9112 §6.1)
         if target[:1] != b"/":
             if not target[:8].lower().startswith((b"http://", b"https://")):
-                ex.local_status = 400
-                return
+                return 400
             # absolute-form: the target's authority replaces Host (RFC 9112 §3.2.2)
             rest = target.split(b"//", 1)[1]
             slash = rest.find(b"/")
             authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
-            raw_host = req.host = authority
-            ex.target = target
+            req.host_header = authority
+            req.target = target
             req.fields = _HOST_LINE.sub(b"", req.fields) + b"\r\nhost: " + authority
+        raw_host = req.host_header
         if raw_host is None:
             if not req.http10:
-                ex.local_status = 400  # HTTP/1.1 without Host (RFC 9112 §3.2)
-                return
-            ex.forwarded_port = _port_of(None, self.scheme)
+                return 400  # HTTP/1.1 without Host (RFC 9112 §3.2)
+            req.forwarded_port = _port_of(None, self.scheme)
         else:
-            cache = plane.hosts[self.scheme]
+            cache = self.plane.hosts[self.scheme]
             known = cache.get(raw_host)
             if known is None:
                 name = host_name(raw_host)
                 if name is None:
-                    ex.local_status = 400
-                    return
+                    return 400
                 if len(cache) >= _HOST_CACHE_MAX:
                     cache.clear()
                 known = cache[raw_host] = (name, _port_of(raw_host, self.scheme))
-            ex.host, ex.forwarded_port = known
+            req.host, req.forwarded_port = known
         query = target.find(b"?")
         raw_path = target if query < 0 else target[:query]
         try:
@@ -314,9 +337,9 @@ class ClientConnection(asyncio.Protocol):
             text = raw_path.decode("utf-8", "surrogateescape")
         path = normalize_path(text)
         if path is None:
-            ex.local_status = 400
-            return
-        ex.path = path
+            return 400
+        req.path = path
+        return 0
 
     # --- called by exchanges and upstream connections -----------------------------------------
 

@@ -35,7 +35,6 @@ class Exchange:
     started: float
     """``time.perf_counter()`` when the head was complete."""
     req: RequestHead
-    target: bytes
     request_id: bytes | None
     has_body: bool
     request_done: bool
@@ -43,10 +42,6 @@ class Exchange:
     """llhttp's verdict (``Connection``, HTTP version); set by the client connection."""
 
     # Filled in as the exchange goes on.
-    host = ""
-    path = ""
-    forwarded_port = b""
-    local_status = 0
     route: Route | None = None
     endpoint: Endpoint | None = None
     upstream: UpstreamConnection | None = None
@@ -59,6 +54,7 @@ class Exchange:
     retried = False
     error = ""
     _tried: tuple[Endpoint, ...] = ()
+    _rid_line = b""
     _balancer: Balancer | None = None
     _counted = False
 
@@ -66,7 +62,6 @@ class Exchange:
         self.client = client
         self.started = started
         self.req = req
-        self.target = req.target
         self.request_id = req.request_id
         self.has_body = has_body = req.chunked or req.content_length > 0
         self.request_done = not has_body
@@ -75,15 +70,22 @@ class Exchange:
 
     def start(self) -> None:
         """Route and send; called once the head is complete and earlier exchanges are done."""
-        if self.local_status:
-            self.respond(self.local_status, close=True)
+        req = self.req
+        if req.status:
+            self.respond(req.status, close=True)
             return
         plane = self.client.plane
-        vhost = plane.table.virtual_host(self.host)
+        table = plane.table
+        memo = req.memo
+        if memo is not None and memo[0] is table:
+            _, vhost, route = memo
+        else:
+            vhost = table.virtual_host(req.host)
+            route = vhost.route(req.path)
+            req.memo = (table, vhost, route)
         if vhost.tls and self.client.scheme == b"http" and plane.settings.ssl_redirect:
             self._redirect()
             return
-        route = vhost.route(self.path)
         if route is None:
             self.respond(404)
             return
@@ -158,33 +160,22 @@ class Exchange:
 
     def _head(self) -> bytes:
         req = self.req
-        extra = b""
-        if req.host is None and self.endpoint is not None:  # HTTP/1.0 without Host
-            extra = b"\r\nhost: %b" % self.endpoint[0].encode()
         if self.request_id is None:
             # ingress-nginx's $req_id: the client's X-Request-ID, else 16 random bytes in hex.
             self.request_id = b"%032x" % getrandbits(128)
-            extra += b"\r\nx-request-id: " + self.request_id
-        if req.chunked:
-            extra += b"\r\ntransfer-encoding: chunked"
-        if req.upgrade is not None:
-            extra += b"\r\nconnection: upgrade\r\nupgrade: " + req.upgrade
-        return b"%b %b HTTP/1.1%b%b%b\r\nx-forwarded-host: %b\r\nx-forwarded-port: %b\r\n\r\n" % (
-            req.method,
-            self.target,
-            req.fields,
-            extra,
-            self.client.forwarded,
-            req.host or b"",
-            self.forwarded_port,
-        )
+            self._rid_line = b"\r\nx-request-id: " + self.request_id
+        if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
+            host = b"\r\nhost: %b" % self.endpoint[0].encode()
+            return req.prefix + host + self._rid_line + self.client.forwarded + req.suffix
+        return req.prefix + self._rid_line + self.client.forwarded + req.suffix
 
     def _redirect(self) -> None:
         port = self.client.plane.settings.https_redirect_port
-        authority = self.host.encode("idna") if self.host else b""
+        host = self.req.host
+        authority = host.encode("idna") if host else b""
         if port != 443:
             authority += b":%d" % port
-        target = self.target if self.target.startswith(b"/") else b"/"
+        target = self.req.target if self.req.target.startswith(b"/") else b"/"
         self.respond(308, headers=((b"location", b"https://%b%b" % (authority, target)),))
 
     # --- request body -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from http import HTTPStatus
 from typing import Final
 
 from kexpose.hosts import normalize_host
+from kexpose.proxy.routes import Route, RouteTable, VirtualHost
 
 __all__ = [
     "STATUS_LINES",
@@ -78,15 +79,18 @@ _RESPONSE_DROP: Final = re.compile(
 
 @dataclass(slots=True)
 class RequestHead:
-    """What the proxy needs from a request head, and its headers ready to forward."""
+    """A request head, taken apart and checked. Immutable once planned, and shared by every
+    request with the same head bytes (the client connection caches it), so it holds nothing
+    about one connection or one request."""
 
     method: bytes
     target: bytes
+    """As forwarded: origin-form (an absolute-form target is cut to its path, RFC 9112 §3.2.2)."""
     http10: bool
     fields: bytes
     """The header lines to forward, each preceded by CRLF; hop-by-hop and forwarding headers
     are already removed."""
-    host: bytes | None = None
+    host_header: bytes | None = None
     content_length: int = 0
     chunked: bool = False
     transfer: bytes | None = None
@@ -94,9 +98,27 @@ class RequestHead:
     upgrade: bytes | None = None
     """The Upgrade value when the client asked to switch (``Connection: upgrade``)."""
     close: bool = False
+    keep_alive: bool = True
+    """Whether the connection persists after this request (RFC 9112 §9.3): HTTP/1.1 unless
+    ``Connection: close``; HTTP/1.0 only with ``Connection: keep-alive``. llhttp's
+    ``should_keep_alive`` says the same, but only until the message is complete."""
     request_id: bytes | None = None
     agent: bytes = b""
     hosts: int = 0
+    # Filled in by the client connection's checks:
+    status: int = 0
+    """Non-zero: answer with this status instead of forwarding (400, 405, 414, 501, ...)."""
+    host: str = ""
+    """The route key (normalised Host)."""
+    forwarded_port: bytes = b""
+    path: str = ""
+    """The normalised path routes are matched against."""
+    prefix: bytes = b""
+    """The forwarded head up to the per-connection headers: request line and fields."""
+    suffix: bytes = b""
+    """The forwarded head after them: X-Forwarded-Host/-Port, framing, the blank line."""
+    memo: tuple[RouteTable, VirtualHost, Route | None] | None = None
+    """(route table, virtual host, route) of the last lookup, reused while the table is current."""
 
 
 def _without(fields: bytes, names: frozenset[bytes]) -> bytes:
@@ -119,7 +141,7 @@ def parse_request_head(head: bytes) -> RequestHead:
         key = name.lower()
         value = value.rstrip(b" \t")
         if key == b"host":
-            req.host = value
+            req.host_header = value
             req.hosts += 1
         elif key == b"user-agent":
             req.agent = value
@@ -148,6 +170,7 @@ def parse_request_head(head: bytes) -> RequestHead:
     if upgrade is not None and b"upgrade" in options and not req.http10:
         req.upgrade = upgrade
     req.close = b"close" in options
+    req.keep_alive = b"keep-alive" in options if req.http10 else not req.close
     return req
 
 
@@ -158,8 +181,9 @@ _RESPONSE_DROP_UPGRADE: Final = re.compile(
 )
 
 #: A parsed response head: (status line with our version, header lines to forward each
-#: preceded by CRLF, Content-Length or None, chunked).
-ResponseHead = tuple[bytes, bytes, int | None, bool]
+#: preceded by CRLF, Content-Length or None, chunked, whether the endpoint keeps the
+#: connection open: HTTP/1.1 unless ``Connection: close``, HTTP/1.0 only with ``keep-alive``).
+ResponseHead = tuple[bytes, bytes, int | None, bool, bool]
 
 
 def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
@@ -169,10 +193,12 @@ def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
     """
     line_end = head.find(b"\r\n")
     line = head[:line_end]
-    if line[:9] != b"HTTP/1.1 ":
+    http10 = line[:9] != b"HTTP/1.1 "
+    if http10:
         line = b"HTTP/1.1" + line[8:]  # we speak HTTP/1.1 to the client (RFC 9110 §7.6.1)
     fields = head[line_end:-4]
     chunked = drop = False
+    options: frozenset[bytes] = frozenset()
     length: int | None = None
     named: frozenset[bytes] = frozenset()
     for name, value in _RESPONSE_FIELDS.findall(fields):
@@ -187,13 +213,18 @@ def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
                 chunked = True
             elif key == b"connection":
                 simple = value.strip().lower()
-                if simple not in _OPTIONS:
-                    named |= connection_tokens(value) - _OPTIONS
+                if simple in _OPTIONS:
+                    options |= {simple}
+                else:
+                    tokens = connection_tokens(value)
+                    options |= tokens
+                    named |= tokens - _OPTIONS
     if drop:
         fields = (_RESPONSE_DROP if upgrade else _RESPONSE_DROP_UPGRADE).sub(b"", fields)
         if named:
             fields = _without(fields, named)
-    return line, fields, length, chunked
+    keep_alive = b"keep-alive" in options if http10 else b"close" not in options
+    return line, fields, length, chunked, keep_alive
 
 
 def _status_lines() -> dict[int, bytes]:

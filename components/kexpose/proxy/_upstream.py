@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
-from kexpose.proxy._messages import chunk, parse_response_head
+from kexpose.proxy._messages import ResponseHead, chunk, parse_response_head
 from kexpose.proxy.routes import Endpoint
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["Pool", "UpstreamConnection"]
 
 _LAST_CHUNK: Final = b"0\r\n\r\n"
+# Rewritten response heads are reused for identical head bytes: an endpoint answers many
+# requests with the same head (it changes with Date once a second, or with the length).
+_HEAD_CACHE_MAX: Final = 1024
+_HEAD_CACHE_BYTES: Final = 2048
 
 # Where the response is (``UpstreamConnection._state``).
 _IDLE: Final = 0
@@ -100,8 +104,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: the backend is confused; never reuse it
             return
         client = ex.client
-        if client.upstream_deadline:
-            client.waiting_for_upstream()
+        client.upstream_reads += 1
         if state == _LENGTH:
             # The fast path: more of a body with a known length.
             left = self._left
@@ -109,7 +112,7 @@ class UpstreamConnection(asyncio.Protocol):
             if n <= left:
                 self._left = left - n
                 ex.response_bytes += n
-                client.write(data)
+                client.transport.write(data)  # type: ignore[union-attr]
                 self.parser.feed_data(data)
                 if n == left:
                     self._finish(ex)
@@ -169,10 +172,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     # --- httptools callbacks ------------------------------------------------------------------
-
-    def on_headers_complete(self) -> None:
-        # Asked now: once the message is complete llhttp no longer answers for HTTP/1.0.
-        self.keep_alive = self.parser.should_keep_alive()
 
     def on_message_complete(self) -> None:
         self._complete = True
@@ -253,7 +252,15 @@ class UpstreamConnection(asyncio.Protocol):
         """A complete, validated response head: pick the framing, return the client's head."""
         client = ex.client
         status = self.parser.get_status_code()
-        line, fields, length, chunked = parse_response_head(head, upgrade=False)
+        heads = self.pool.heads
+        parsed = heads.get(head)
+        if parsed is None:
+            parsed = parse_response_head(head, upgrade=False)
+            if len(head) <= _HEAD_CACHE_BYTES:
+                if len(heads) >= _HEAD_CACHE_MAX:
+                    heads.clear()
+                heads[head] = parsed
+        line, fields, length, chunked, self.keep_alive = parsed
         if status < 200:
             # 1xx (not 101): forwarded to HTTP/1.1 clients (RFC 9110 §15.2); the final response
             # follows on the same connection. llhttp has already completed this message.
@@ -318,7 +325,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.parser.get_status_code() != 101 or ex.req.upgrade is None:
             self._broken(ex, "101 Switching Protocols to a request that did not ask to upgrade")
             return
-        line, fields, _, _ = parse_response_head(head, upgrade=True)
+        line, fields, _, _, _ = parse_response_head(head, upgrade=True)
         ex.status = 101
         ex.response_started = True
         ex.client.write(before + line + fields + b"\r\nconnection: upgrade\r\n\r\n" + tail)
@@ -329,11 +336,13 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Idle upstream connections per endpoint, and connecting new ones."""
 
-    __slots__ = ("_idle", "loop", "settings")
+    __slots__ = ("_idle", "heads", "loop", "settings")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, settings: DataPlaneSettings) -> None:
         self.loop = loop
         self.settings = settings
+        self.heads: dict[bytes, ResponseHead] = {}
+        """Response head bytes -> parse_response_head(head): a pure function, memoised."""
         self._idle: dict[Endpoint, list[UpstreamConnection]] = {}
 
     def take(self, endpoint: Endpoint) -> UpstreamConnection | None:

@@ -2,9 +2,12 @@
 
 Lines are collected in memory and written with one ``write`` per batch (when the buffer passes
 ``_FLUSH_BYTES`` or on the data plane's periodic sweep), which keeps a system call per request
-off the hot path. Lines are built as bytes with one formatting operation; values a client
-controls are JSON-escaped only when they contain something that needs it. The fields follow
-ingress-nginx's log format (request id, upstream address and status, Ingress and Service).
+off the hot path. Each line is one bytes-formatting operation: the parts that repeat (the
+Ingress/Service pair of a route, an endpoint address, the timestamp of the current second)
+are formatted once and cached, and values a client controls are JSON-escaped only when they
+contain something that needs it. Time has one-second resolution, as nginx's ``$time_local``;
+``duration`` carries the precise figure. The fields follow ingress-nginx's log format
+(request id, upstream address, Ingress and Service).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = ["AccessLog", "LogFormat"]
 LogFormat = Literal["json", "text"]
 
 _FLUSH_BYTES: Final = 64 * 1024
+_CACHE_MAX: Final = 10_000
 _UNSAFE: Final = re.compile(rb'["\\\x00-\x1f\x7f-\xff]')
 
 
@@ -35,28 +39,41 @@ def _text(value: str) -> bytes:
 
 
 class AccessLog:
-    __slots__ = ("_buffer", "_fd", "_json", "_size", "_stamp", "_stamp_second")
+    __slots__ = ("_buffer", "_fd", "_json", "_labels", "_second", "_size", "_stamp")
 
     def __init__(self, fd: int, *, fmt: LogFormat = "json") -> None:
         self._fd = fd
         self._json = fmt == "json"
         self._buffer: list[bytes] = []
         self._size = 0
-        self._stamp_second = -1
+        self._second = -1
         self._stamp = b""
+        self._labels: dict[tuple[str, str], bytes] = {}
 
     def _now(self) -> bytes:
-        now = time.time()
-        second = int(now)
-        if second != self._stamp_second:  # formatted once per second, not per request
-            self._stamp_second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
-        return b"%b.%03dZ" % (self._stamp, int((now - second) * 1000))
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)).encode()
+        return self._stamp
+
+    def _label(self, ingress: str, service: str) -> bytes:
+        key = (ingress, service)
+        label = self._labels.get(key)
+        if label is None:
+            if len(self._labels) >= _CACHE_MAX:
+                self._labels.clear()
+            if self._json:
+                label = b'"ingress":"%b","service":"%b"' % (_text(ingress), _text(service))
+            else:
+                label = b"%b %b" % (_text(ingress) or b"-", _text(service) or b"-")
+            self._labels[key] = label
+        return label
 
     def request(
         self,
         *,
-        remote: str,
+        remote: bytes,
         method: bytes,
         host: bytes,
         uri: bytes,
@@ -64,49 +81,52 @@ class AccessLog:
         size: int,
         duration: float,
         request_id: bytes,
-        upstream: str,
+        upstream: bytes,
         ingress: str,
         service: str,
         agent: bytes,
         error: str,
     ) -> None:
+        """One request. ``method`` was validated by llhttp, ``remote`` and ``upstream`` are
+        addresses we formatted: none of them needs escaping. The client-controlled values
+        are checked together, and escaped one by one only if anything needs it."""
+        if _UNSAFE.search(b"%b %b %b %b" % (request_id, host, uri, agent)) is not None:
+            request_id, host, uri, agent = _json(request_id), _json(host), _json(uri), _json(agent)
         if self._json:
             line = (
                 b'{"time":"%b","remote_addr":"%b","request_id":"%b","method":"%b","host":"%b",'
-                b'"uri":"%b","status":%d,"bytes":%d,"duration":%.6f,"upstream":"%b",'
-                b'"ingress":"%b","service":"%b","user_agent":"%b"%b}\n'
+                b'"uri":"%b","status":%d,"bytes":%d,"duration":%.6f,"upstream":"%b",%b,'
+                b'"user_agent":"%b"%b}\n'
                 % (
                     self._now(),
-                    remote.encode(),
-                    _json(request_id),
+                    remote,
+                    request_id,
                     method,
-                    _json(host),
-                    _json(uri),
+                    host,
+                    uri,
                     status,
                     size,
                     duration,
-                    upstream.encode(),
-                    _text(ingress),
-                    _text(service),
-                    _json(agent),
+                    upstream,
+                    self._label(ingress, service),
+                    agent,
                     b',"error":"%b"' % _text(error) if error else b"",
                 )
             )
         else:
-            line = b'%b - [%b] "%b %b" %d %d %.6f %b %b %b %b %b "%b"%b\n' % (
-                remote.encode(),
+            line = b'%b - [%b] "%b %b" %d %d %.6f %b %b %b %b "%b"%b\n' % (
+                remote,
                 self._now(),
                 method,
-                _json(uri),
+                uri,
                 status,
                 size,
                 duration,
-                _json(host) or b"-",
-                upstream.encode() or b"-",
-                _text(ingress) or b"-",
-                _text(service) or b"-",
-                _json(request_id) or b"-",
-                _json(agent),
+                host or b"-",
+                upstream or b"-",
+                self._label(ingress, service),
+                request_id or b"-",
+                agent,
                 b' "%b"' % _text(error) if error else b"",
             )
         self._buffer.append(line)

@@ -22,6 +22,7 @@ from kexpose.certs import KeyPair
 from kexpose.proxy._balancer import Balancer, refresh_balancers
 from kexpose.proxy._downstream import ClientConnection
 from kexpose.proxy._exchange import Exchange
+from kexpose.proxy._messages import RequestHead
 from kexpose.proxy._tls import TlsContexts
 from kexpose.proxy._upstream import Pool
 from kexpose.proxy.access_log import AccessLog
@@ -57,10 +58,13 @@ class DataPlane:
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
+        self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
+        """Per scheme: request head bytes -> its plan (see ``_downstream``)."""
         self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
         """Per scheme: raw Host header -> (route key, X-Forwarded-Port). Host values repeat, so
         each is checked once. Per scheme because a Host without a port means 80 or 443."""
         self.connections: set[ClientConnection] = set()
+        self._endpoints: dict[tuple[str, int], bytes] = {}
         self.closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
@@ -142,8 +146,10 @@ class DataPlane:
     def record(self, ex: Exchange) -> None:
         """Metrics and the access log for a finished exchange."""
         route = ex.route
-        ingress = route.ingress if route is not None else ""
-        service = route.backend.key if route is not None else ""
+        if route is not None:
+            ingress, service = route.ingress, route.backend.key
+        else:
+            ingress = service = ""
         # perf_counter, not loop.time(): libuv's clock ticks in whole milliseconds.
         duration = perf_counter() - ex.started
         self.metrics.observe(ingress, service, ex.status, duration)
@@ -151,21 +157,30 @@ class DataPlane:
         if access_log is not None:
             req = ex.req
             ep = ex.endpoint
+            upstream = b""
+            if ep is not None:
+                upstream = self._endpoints.get(ep) or self._endpoint_label(ep)
             access_log.request(
-                remote=ex.client.peer,
+                remote=ex.client.peer_bytes,
                 method=req.method,
-                host=req.host or b"",
-                uri=ex.target,
+                host=req.host_header or b"",
+                uri=req.target,
                 status=ex.status,
                 size=ex.response_bytes,
                 duration=duration,
                 request_id=ex.request_id or b"",
-                upstream=f"{ep[0]}:{ep[1]}" if ep is not None else "",
+                upstream=upstream,
                 ingress=ingress,
                 service=service,
                 agent=req.agent,
                 error=ex.error,
             )
+
+    def _endpoint_label(self, ep: tuple[str, int]) -> bytes:
+        if len(self._endpoints) > 10_000:
+            self._endpoints.clear()
+        label = self._endpoints[ep] = f"{ep[0]}:{ep[1]}".encode()
+        return label
 
     # --- deadlines ----------------------------------------------------------------------------
 
@@ -176,11 +191,18 @@ class DataPlane:
     def _sweep(self) -> None:
         self._sweeper = None
         now = self.loop.time()
+        read_timeout = self.settings.timeouts.upstream_read
         for conn in list(self.connections):
             if conn.deadline and conn.deadline <= now:
                 conn.expire()
-            if conn.upstream_deadline and conn.upstream_deadline <= now:
-                conn.expire_upstream()
+            if conn.upstream_deadline:
+                # The endpoint's activity is counted per read, not timed: a time read per
+                # packet costs more than this check once per sweep.
+                if conn.upstream_reads != conn.upstream_mark:
+                    conn.upstream_mark = conn.upstream_reads
+                    conn.upstream_deadline = now + read_timeout
+                elif conn.upstream_deadline <= now:
+                    conn.expire_upstream()
         self.pool.sweep(now)
         if self.access_log is not None:
             self.access_log.flush()
