@@ -12,6 +12,7 @@ from typing import Any
 from kexpose.manifests.common import (
     Manifest,
     container_security,
+    exposure_fields,
     metadata,
     plain,
     pod_security,
@@ -130,15 +131,8 @@ def service(app: AppSpec) -> Manifest:
         "type": s.type,
         "selector": selector_labels(app),
         "ports": ports,
+        **exposure_fields(s),
     }
-    if s.load_balancer_source_ranges:
-        spec["loadBalancerSourceRanges"] = list(s.load_balancer_source_ranges)
-    if s.allocate_load_balancer_node_ports is not None:
-        spec["allocateLoadBalancerNodePorts"] = s.allocate_load_balancer_node_ports
-    if s.external_traffic_policy is not None:
-        spec["externalTrafficPolicy"] = s.external_traffic_policy
-    if s.load_balancer_class is not None:
-        spec["loadBalancerClass"] = s.load_balancer_class
     return {
         "apiVersion": "v1",
         "kind": "Service",

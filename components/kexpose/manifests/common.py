@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from kexpose.model import Deferred, Probe, Resources
 from kexpose.model.workload import ResourceAmounts
@@ -11,6 +11,7 @@ __all__ = [
     "MANAGED_BY",
     "Manifest",
     "container_security",
+    "exposure_fields",
     "metadata",
     "plain",
     "pod_security",
@@ -94,3 +95,30 @@ def probe(p: Probe) -> dict[str, Any]:
         "timeoutSeconds": p.timeout_seconds,
         "failureThreshold": p.failure_threshold,
     }
+
+
+class _ExternalService(Protocol):
+    """What an app's Service and the controller's Service share about outside traffic."""
+
+    @property
+    def load_balancer_source_ranges(self) -> tuple[str, ...]: ...
+    @property
+    def allocate_load_balancer_node_ports(self) -> bool | None: ...
+    @property
+    def external_traffic_policy(self) -> str | None: ...
+    @property
+    def load_balancer_class(self) -> str | None: ...
+
+
+def exposure_fields(s: _ExternalService) -> dict[str, Any]:
+    """The Service spec fields about outside traffic that are set (ServiceSpec API reference)."""
+    out: dict[str, Any] = {}
+    if s.load_balancer_source_ranges:
+        out["loadBalancerSourceRanges"] = list(s.load_balancer_source_ranges)
+    if s.allocate_load_balancer_node_ports is not None:
+        out["allocateLoadBalancerNodePorts"] = s.allocate_load_balancer_node_ports
+    if s.external_traffic_policy is not None:
+        out["externalTrafficPolicy"] = s.external_traffic_policy
+    if s.load_balancer_class is not None:
+        out["loadBalancerClass"] = s.load_balancer_class
+    return out

@@ -14,6 +14,7 @@ from kexpose.defaults import CONTROLLER_NAME, TRAEFIK_CONTROLLER_NAME
 from kexpose.manifests.common import (
     Manifest,
     container_security,
+    exposure_fields,
     metadata,
     pod_security,
     resources,
@@ -281,15 +282,8 @@ def _service(c: ControllerSpec) -> Manifest:
         "type": s.type or "LoadBalancer",
         "selector": _selector(c),
         "ports": ports,
+        **exposure_fields(s),
     }
-    if s.load_balancer_source_ranges:
-        spec["loadBalancerSourceRanges"] = list(s.load_balancer_source_ranges)
-    if s.allocate_load_balancer_node_ports is not None:
-        spec["allocateLoadBalancerNodePorts"] = s.allocate_load_balancer_node_ports
-    if s.external_traffic_policy is not None:
-        spec["externalTrafficPolicy"] = s.external_traffic_policy
-    if s.load_balancer_class is not None:
-        spec["loadBalancerClass"] = s.load_balancer_class
     return {
         "apiVersion": "v1",
         "kind": "Service",
