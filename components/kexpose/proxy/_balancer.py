@@ -21,11 +21,13 @@ __all__ = ["Balancer", "refresh_balancers"]
 
 
 class Balancer:
-    __slots__ = ("_inflight", "_least", "_next", "endpoints")
+    __slots__ = ("_inflight", "_least", "_next", "endpoints", "tracks")
 
     def __init__(self, endpoints: tuple[Endpoint, ...], *, policy: Balance) -> None:
         self.endpoints = endpoints
         self._least = policy == "least_request" and len(endpoints) > 1
+        self.tracks = self._least
+        """Whether ``started``/``finished`` matter (only least-request counts in-flight)."""
         self._next = random.randrange(len(endpoints)) if endpoints else 0  # noqa: S311 - spreading load, not security
         self._inflight: dict[Endpoint, int] = dict.fromkeys(endpoints, 0)
 

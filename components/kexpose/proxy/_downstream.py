@@ -54,6 +54,7 @@ class ClientConnection(asyncio.Protocol):
         "_complete",
         "_consuming",
         "_early",
+        "_following",
         "_heads",
         "_left",
         "_paused",
@@ -100,6 +101,7 @@ class ClientConnection(asyncio.Protocol):
         self._scanner: ChunkedScanner | None = None
         self._receiving: Exchange | None = None
         self._complete = False
+        self._following = False
         self._consuming = False
         self._early: list[bytes] = []
         self._heads = plane.heads[scheme]
@@ -206,11 +208,6 @@ class ClientConnection(asyncio.Protocol):
                     return
                 cut = end + 4
                 head, data = data[:cut], data[cut:]
-                self._complete = False
-                try:  # noqa: SIM105 - contextlib.suppress costs an object per request here
-                    self.parser.feed_data(head)
-                except HttpParserUpgrade:
-                    pass  # an upgrade request; llhttp has completed the message
                 self._begin(head)
                 if self._state == _UPGRADING:
                     if data:
@@ -221,7 +218,8 @@ class ClientConnection(asyncio.Protocol):
                 piece = data if len(data) <= left else data[:left]
                 data = data[len(piece) :]
                 self._left = left - len(piece)
-                self.parser.feed_data(piece)
+                if self._following:
+                    self.parser.feed_data(piece)
                 self._body(piece, done=not self._left)
             else:  # _CHUNKED
                 scanner = self._scanner
@@ -239,16 +237,31 @@ class ClientConnection(asyncio.Protocol):
         heads = self._heads
         req = heads.get(head)
         if req is None:
+            # First sight of this head: llhttp validates it and follows the message.
+            self._complete = False
+            self._following = True
+            try:  # noqa: SIM105 - contextlib.suppress costs an object per request here
+                self.parser.feed_data(head)
+            except HttpParserUpgrade:
+                pass  # an upgrade request; llhttp has completed the message
             req = self._plan(head)
             if len(head) <= _HEAD_CACHE_BYTES:
                 if len(heads) >= _HEAD_CACHE_MAX:
                     heads.clear()
                 heads[head] = req
+        else:
+            # The same bytes llhttp accepted before: validating them again would say the same.
+            # llhttp sits this message out unless its framing needs it (chunked).
+            self._following = False
         ex = Exchange(self, perf_counter(), req)
         ex.keep_alive = req.keep_alive
         if req.chunked:
             self._state = _CHUNKED
             self._scanner = ChunkedScanner()
+            if not self._following:
+                self._complete = False
+                self._following = True
+                self.parser.feed_data(head)
         elif req.content_length:
             self._state = _LENGTH
             self._left = req.content_length

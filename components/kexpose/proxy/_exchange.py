@@ -141,24 +141,10 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         conn.attach(self)
-        if not self._counted and self._balancer is not None and self.endpoint is not None:
-            self._balancer.started(self.endpoint)
+        balancer = self._balancer
+        if balancer is not None and balancer.tracks and not self._counted:
+            balancer.started(self.endpoint)  # type: ignore[arg-type]
             self._counted = True
-        head = self._head()
-        if self.pending:
-            # Bodies are never replayed (only bodiless requests are retried), so the buffered
-            # part goes out once and is dropped.
-            conn.write(head + b"".join(self.pending))
-            self.pending = None
-            if self.pending_bytes > self.client.plane.settings.limits.high_water:
-                self.client.resume_reading_for_upstream()
-            self.pending_bytes = 0
-        else:
-            conn.write(head)
-        if self.request_done:
-            self.client.waiting_for_upstream()
-
-    def _head(self) -> bytes:
         req = self.req
         if self.request_id is None:
             # ingress-nginx's $req_id: the client's X-Request-ID, else 16 random bytes in hex.
@@ -166,8 +152,23 @@ class Exchange:
             self._rid_line = b"\r\nx-request-id: " + self.request_id
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
-            return req.prefix + host + self._rid_line + self.client.forwarded + req.suffix
-        return req.prefix + self._rid_line + self.client.forwarded + req.suffix
+            head = req.prefix + host + self._rid_line + self.client.forwarded + req.suffix
+        else:
+            head = req.prefix + self._rid_line + self.client.forwarded + req.suffix
+        transport = conn.transport
+        assert transport is not None
+        if self.pending:
+            # Bodies are never replayed (only bodiless requests are retried), so the buffered
+            # part goes out once and is dropped.
+            transport.write(head + b"".join(self.pending))
+            self.pending = None
+            if self.pending_bytes > self.client.plane.settings.limits.high_water:
+                self.client.resume_reading_for_upstream()
+            self.pending_bytes = 0
+        else:
+            transport.write(head)
+        if self.request_done:
+            self.client.waiting_for_upstream()
 
     def _redirect(self) -> None:
         port = self.client.plane.settings.https_redirect_port
@@ -229,10 +230,11 @@ class Exchange:
             # connection is in an unknown state and is not reused.
             conn.exchange = None
             conn.abort()
-        if self._counted and self._balancer is not None and self.endpoint is not None:
-            self._balancer.finished(self.endpoint)
-        self.client.plane.record(self)
-        self.client.exchange_done(self)
+        if self._counted:
+            self._balancer.finished(self.endpoint)  # type: ignore[union-attr,arg-type]
+        client = self.client
+        client.plane.record(self)
+        client.exchange_done(self)
 
     def upstream_lost(self, conn: UpstreamConnection, why: str) -> None:
         """The endpoint closed the connection before the response was complete."""
@@ -300,8 +302,8 @@ class Exchange:
         if conn is not None:
             conn.exchange = None
             conn.abort()
-        if self._counted and self._balancer is not None and self.endpoint is not None:
-            self._balancer.finished(self.endpoint)
+        if self._counted:
+            self._balancer.finished(self.endpoint)  # type: ignore[union-attr,arg-type]
         if not self.status:
             self.status = 499  # nginx's "client closed request", for the log and metrics
         self.client.plane.record(self)

@@ -118,6 +118,8 @@ class RequestHead:
     suffix: bytes = b""
     """The forwarded head after them: X-Forwarded-Host/-Port, framing, the blank line."""
     memo: tuple[RouteTable, VirtualHost, Route | None] | None = None
+    log: tuple[bytes, bytes] | None = None
+    """This head's part of an access log line and its escaped X-Request-ID, made once."""
     """(route table, virtual host, route) of the last lookup, reused while the table is current."""
 
 
@@ -180,10 +182,11 @@ _RESPONSE_DROP_UPGRADE: Final = re.compile(
     re.IGNORECASE,
 )
 
-#: A parsed response head: (status line with our version, header lines to forward each
-#: preceded by CRLF, Content-Length or None, chunked, whether the endpoint keeps the
-#: connection open: HTTP/1.1 unless ``Connection: close``, HTTP/1.0 only with ``keep-alive``).
-ResponseHead = tuple[bytes, bytes, int | None, bool, bool]
+#: A parsed response head: (status code, status line with our version, header lines to
+#: forward each preceded by CRLF, Content-Length or None, chunked, whether the endpoint keeps
+#: the connection open: HTTP/1.1 unless ``Connection: close``, HTTP/1.0 only with
+#: ``keep-alive``).
+ResponseHead = tuple[int, bytes, bytes, int | None, bool, bool]
 
 
 def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
@@ -224,7 +227,7 @@ def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
         if named:
             fields = _without(fields, named)
     keep_alive = b"keep-alive" in options if http10 else b"close" not in options
-    return line, fields, length, chunked, keep_alive
+    return int(line[9:12]), line, fields, length, chunked, keep_alive
 
 
 def _status_lines() -> dict[int, bytes]:

@@ -51,6 +51,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_buf",
         "_complete",
         "_decode",
+        "_following",
         "_left",
         "_rechunk",
         "_scanner",
@@ -82,6 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._buf = b""
         self._left = 0
         self._complete = False
+        self._following = False
         self._rechunk = False
         self._decode = False
         self._scanner: ChunkedScanner | None = None
@@ -113,7 +115,8 @@ class UpstreamConnection(asyncio.Protocol):
                 self._left = left - n
                 ex.response_bytes += n
                 client.transport.write(data)  # type: ignore[union-attr]
-                self.parser.feed_data(data)
+                if self._following:
+                    self.parser.feed_data(data)
                 if n == left:
                     self._finish(ex)
                 return
@@ -195,13 +198,33 @@ class UpstreamConnection(asyncio.Protocol):
                     break
                 cut = end + 4
                 head, data = data[:cut], data[cut:]
-                self._complete = False
-                try:
-                    self.parser.feed_data(head)
-                except HttpParserUpgrade:
-                    self._upgraded(ex, out, head, data)
-                    return
-                out += self._head(ex, head)
+                heads = self.pool.heads
+                parsed = heads.get(head)
+                if parsed is None:
+                    # First sight of this head: llhttp validates it and follows the message.
+                    self._complete = False
+                    self._following = True
+                    try:
+                        self.parser.feed_data(head)
+                    except HttpParserUpgrade:
+                        self._upgraded(ex, out, head, data)
+                        return
+                    parsed = parse_response_head(head, upgrade=False)
+                    if parsed[0] == 101:
+                        self._upgraded(ex, out, head, data)
+                        return
+                    if len(head) <= _HEAD_CACHE_BYTES:
+                        if len(heads) >= _HEAD_CACHE_MAX:
+                            heads.clear()
+                        heads[head] = parsed
+                else:
+                    # The same bytes llhttp accepted before: validating them again would say
+                    # the same. llhttp sits this message out unless its framing needs it.
+                    self._following = False
+                    if parsed[0] == 101:
+                        self._upgraded(ex, out, head, data)
+                        return
+                out += self._head(ex, head, parsed)
                 if self._state == _IDLE:
                     client.write(out)
                     if data:
@@ -216,7 +239,8 @@ class UpstreamConnection(asyncio.Protocol):
                 ex.response_bytes += len(piece)
                 client.write(out + piece if out else piece)
                 out = b""
-                self.parser.feed_data(piece)
+                if self._following:
+                    self.parser.feed_data(piece)
                 if not self._left:
                     if data:
                         self.keep_alive = False  # bytes after the body: never reuse
@@ -248,19 +272,10 @@ class UpstreamConnection(asyncio.Protocol):
         if out:
             client.write(out)
 
-    def _head(self, ex: Exchange, head: bytes) -> bytes:
+    def _head(self, ex: Exchange, head: bytes, parsed: ResponseHead) -> bytes:
         """A complete, validated response head: pick the framing, return the client's head."""
         client = ex.client
-        status = self.parser.get_status_code()
-        heads = self.pool.heads
-        parsed = heads.get(head)
-        if parsed is None:
-            parsed = parse_response_head(head, upgrade=False)
-            if len(head) <= _HEAD_CACHE_BYTES:
-                if len(heads) >= _HEAD_CACHE_MAX:
-                    heads.clear()
-                heads[head] = parsed
-        line, fields, length, chunked, self.keep_alive = parsed
+        status, line, fields, length, chunked, self.keep_alive = parsed
         if status < 200:
             # 1xx (not 101): forwarded to HTTP/1.1 clients (RFC 9110 §15.2); the final response
             # follows on the same connection. llhttp has already completed this message.
@@ -270,10 +285,14 @@ class UpstreamConnection(asyncio.Protocol):
         extra = b""
         if ex.req.method == b"HEAD" or status in (204, 304):
             state = _IDLE  # no body, whatever the headers say (RFC 9110 §6.4.1)
-            if not self._complete:
+            if self._following and not self._complete:
                 self.parser = HttpResponseParser(self)  # llhttp cannot know it was a HEAD
         elif chunked:
             state = _CHUNKED
+            if not self._following:  # llhttp checks chunked framing with us: show it the head
+                self._complete = False
+                self._following = True
+                self.parser.feed_data(head)
             self._scanner = ChunkedScanner()
             self._decode = ex.req.http10  # an HTTP/1.0 client gets the data, close-delimited
             if self._decode:
@@ -304,13 +323,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = None
         self._state = _IDLE
         self._rechunk = False
-        reusable = (
+        if (
             self.keep_alive
             and ex.request_done
             and not self.closed
-            and self.requests < self.pool.settings.limits.upstream_keepalive_requests
-        )
-        if reusable:
+            and self.requests < self.pool.max_requests
+        ):
             self.pool.give(self)
         else:
             self.close()
@@ -322,10 +340,10 @@ class UpstreamConnection(asyncio.Protocol):
         ex.upstream_failed(self, why)
 
     def _upgraded(self, ex: Exchange, before: bytes, head: bytes, tail: bytes) -> None:
-        if self.parser.get_status_code() != 101 or ex.req.upgrade is None:
+        if ex.req.upgrade is None:
             self._broken(ex, "101 Switching Protocols to a request that did not ask to upgrade")
             return
-        line, fields, _, _, _ = parse_response_head(head, upgrade=True)
+        _, line, fields, _, _, _ = parse_response_head(head, upgrade=True)
         ex.status = 101
         ex.response_started = True
         ex.client.write(before + line + fields + b"\r\nconnection: upgrade\r\n\r\n" + tail)
@@ -336,11 +354,13 @@ class UpstreamConnection(asyncio.Protocol):
 class Pool:
     """Idle upstream connections per endpoint, and connecting new ones."""
 
-    __slots__ = ("_idle", "heads", "loop", "settings")
+    __slots__ = ("_idle", "heads", "loop", "max_idle", "max_requests", "settings")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, settings: DataPlaneSettings) -> None:
         self.loop = loop
         self.settings = settings
+        self.max_requests = settings.limits.upstream_keepalive_requests
+        self.max_idle = settings.limits.upstream_keepalive
         self.heads: dict[bytes, ResponseHead] = {}
         """Response head bytes -> parse_response_head(head): a pure function, memoised."""
         self._idle: dict[Endpoint, list[UpstreamConnection]] = {}
@@ -357,7 +377,7 @@ class Pool:
         idle = self._idle.get(conn.endpoint)
         if idle is None:
             idle = self._idle[conn.endpoint] = []
-        if conn.closed or len(idle) >= self.settings.limits.upstream_keepalive:
+        if conn.closed or len(idle) >= self.max_idle:
             conn.close()
             return
         conn.idle_since = self.loop.time()

@@ -57,7 +57,8 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)).encode()
         return self._stamp
 
-    def _label(self, ingress: str, service: str) -> bytes:
+    def label(self, ingress: str, service: str) -> bytes:
+        """The Ingress/Service part of a line, formatted once per pair."""
         key = (ingress, service)
         label = self._labels.get(key)
         if label is None:
@@ -70,63 +71,65 @@ class AccessLog:
             self._labels[key] = label
         return label
 
+    def request_part(
+        self, method: bytes, host: bytes, uri: bytes, agent: bytes, request_id: bytes | None
+    ) -> tuple[bytes, bytes]:
+        """The part of a line that depends on the request head only, and the client's
+        request id, escaped. The data plane keeps both with the (shared) request head."""
+        rid = _json(request_id) if request_id is not None else b""
+        if self._json:
+            part = b'"method":"%b","host":"%b","uri":"%b","user_agent":"%b"' % (
+                method,
+                _json(host),
+                _json(uri),
+                _json(agent),
+            )
+        else:
+            part = b'"%b %b" %b "%b"' % (method, _json(uri), _json(host) or b"-", _json(agent))
+        return part, rid
+
     def request(
         self,
-        *,
         remote: bytes,
-        method: bytes,
-        host: bytes,
-        uri: bytes,
+        request_id: bytes,
+        part: bytes,
         status: int,
         size: int,
         duration: float,
-        request_id: bytes,
         upstream: bytes,
-        ingress: str,
-        service: str,
-        agent: bytes,
+        label: bytes,
         error: str,
     ) -> None:
-        """One request. ``method`` was validated by llhttp, ``remote`` and ``upstream`` are
-        addresses we formatted: none of them needs escaping. The client-controlled values
-        are checked together, and escaped one by one only if anything needs it."""
-        if _UNSAFE.search(b"%b %b %b %b" % (request_id, host, uri, agent)) is not None:
-            request_id, host, uri, agent = _json(request_id), _json(host), _json(uri), _json(agent)
+        """One line. ``part`` and ``label`` come from :meth:`request_part` and :meth:`label`;
+        ``remote``, ``upstream`` and a generated ``request_id`` need no escaping."""
         if self._json:
             line = (
-                b'{"time":"%b","remote_addr":"%b","request_id":"%b","method":"%b","host":"%b",'
-                b'"uri":"%b","status":%d,"bytes":%d,"duration":%.6f,"upstream":"%b",%b,'
-                b'"user_agent":"%b"%b}\n'
+                b'{"time":"%b","remote_addr":"%b","request_id":"%b",%b,"status":%d,"bytes":%d,'
+                b'"duration":%.6f,"upstream":"%b",%b%b}\n'
                 % (
                     self._now(),
                     remote,
                     request_id,
-                    method,
-                    host,
-                    uri,
+                    part,
                     status,
                     size,
                     duration,
                     upstream,
-                    self._label(ingress, service),
-                    agent,
+                    label,
                     b',"error":"%b"' % _text(error) if error else b"",
                 )
             )
         else:
-            line = b'%b - [%b] "%b %b" %d %d %.6f %b %b %b %b "%b"%b\n' % (
+            line = b"%b - [%b] %b %d %d %.6f %b %b %b%b\n" % (
                 remote,
                 self._now(),
-                method,
-                uri,
+                part,
                 status,
                 size,
                 duration,
-                host or b"-",
                 upstream or b"-",
-                self._label(ingress, service),
+                label,
                 request_id or b"-",
-                agent,
                 b' "%b"' % _text(error) if error else b"",
             )
         self._buffer.append(line)

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsCollector", "MetricsSnapshot"]
+__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsCollector", "MetricsSnapshot", "Series"]
 
 #: Upper bounds in seconds: prometheus_client's default buckets.
 LATENCY_BUCKETS: Final = (
@@ -71,24 +71,42 @@ class MetricsSnapshot:
         self.reloads = max(self.reloads, other.reloads)
 
 
+class Series:
+    """Counters of one (Ingress, Service) pair; the data plane keeps one per route."""
+
+    __slots__ = ("counts", "histogram")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.histogram = [0.0] * (_N + 2)
+
+    def observe(self, status: int, seconds: float) -> None:
+        counts = self.counts
+        counts[status] = counts.get(status, 0) + 1
+        histogram = self.histogram
+        histogram[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        histogram[-1] += seconds
+
+
 class Metrics:
     """The live counters of one process."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_series")
 
     def __init__(self) -> None:
         self._data = MetricsSnapshot()
+        self._series: dict[tuple[str, str], Series] = {}
+
+    def series(self, ingress: str, service: str) -> Series:
+        """The counters for a pair, made on first use and kept for the process's life."""
+        key = (ingress, service)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = Series()
+        return found
 
     def observe(self, ingress: str, service: str, status: int, seconds: float) -> None:
-        data = self._data
-        key = (ingress, service, status)
-        requests = data.requests
-        requests[key] = requests.get(key, 0) + 1
-        hist = data.latency.get(ingress)
-        if hist is None:
-            hist = data.latency[ingress] = [0.0] * (_N + 2)
-        hist[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        hist[-1] += seconds
+        self.series(ingress, service).observe(status, seconds)
 
     def upstream_error(self, ingress: str, service: str, kind: str) -> None:
         errors = self._data.upstream_errors
@@ -106,12 +124,16 @@ class Metrics:
 
     def snapshot(self) -> MetricsSnapshot:
         d = self._data
+        requests: dict[tuple[str, str, int], int] = {}
+        latency: dict[str, list[float]] = {}
+        for (ingress, service), series in self._series.items():
+            for status, n in series.counts.items():
+                requests[(ingress, service, status)] = n
+            mine = latency.setdefault(ingress, [0.0] * (_N + 2))
+            for i, v in enumerate(series.histogram):
+                mine[i] += v
         return MetricsSnapshot(
-            dict(d.requests),
-            {k: list(v) for k, v in d.latency.items()},
-            dict(d.upstream_errors),
-            d.active_connections,
-            d.reloads,
+            requests, latency, dict(d.upstream_errors), d.active_connections, d.reloads
         )
 
 

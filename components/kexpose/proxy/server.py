@@ -26,8 +26,8 @@ from kexpose.proxy._messages import RequestHead
 from kexpose.proxy._tls import TlsContexts
 from kexpose.proxy._upstream import Pool
 from kexpose.proxy.access_log import AccessLog
-from kexpose.proxy.metrics import Metrics
-from kexpose.proxy.routes import RouteTable
+from kexpose.proxy.metrics import Metrics, Series
+from kexpose.proxy.routes import Route, RouteTable
 from kexpose.proxy.settings import DataPlaneSettings
 
 __all__ = ["DataPlane", "Listener"]
@@ -65,6 +65,8 @@ class DataPlane:
         each is checked once. Per scheme because a Host without a port means 80 or 443."""
         self.connections: set[ClientConnection] = set()
         self._endpoints: dict[tuple[str, int], bytes] = {}
+        self._routes: dict[int, tuple[Series, bytes]] = {}
+        """id(route) -> (its metrics series, its access-log label); emptied at every swap."""
         self.closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
@@ -79,6 +81,7 @@ class DataPlane:
             self.balancers, table.backends, policy=self.settings.balance
         )
         self.table = table
+        self._routes = {}
         self.metrics.reloaded()
         return problems
 
@@ -145,36 +148,42 @@ class DataPlane:
 
     def record(self, ex: Exchange) -> None:
         """Metrics and the access log for a finished exchange."""
-        route = ex.route
-        if route is not None:
-            ingress, service = route.ingress, route.backend.key
-        else:
-            ingress = service = ""
         # perf_counter, not loop.time(): libuv's clock ticks in whole milliseconds.
         duration = perf_counter() - ex.started
-        self.metrics.observe(ingress, service, ex.status, duration)
+        route = ex.route
+        # Per-route entries by id: hashing a Route hashes its whole backend. The table holds
+        # its routes alive and the dict is emptied at every swap, so ids cannot go stale.
+        entry = self._routes.get(id(route))
+        if entry is None:
+            entry = self._route_entry(route)
+        entry[0].observe(ex.status, duration)
         access_log = self.access_log
-        if access_log is not None:
-            req = ex.req
-            ep = ex.endpoint
-            upstream = b""
-            if ep is not None:
-                upstream = self._endpoints.get(ep) or self._endpoint_label(ep)
-            access_log.request(
-                remote=ex.client.peer_bytes,
-                method=req.method,
-                host=req.host_header or b"",
-                uri=req.target,
-                status=ex.status,
-                size=ex.response_bytes,
-                duration=duration,
-                request_id=ex.request_id or b"",
-                upstream=upstream,
-                ingress=ingress,
-                service=service,
-                agent=req.agent,
-                error=ex.error,
+        if access_log is None:
+            return
+        req = ex.req
+        log = req.log
+        if log is None:
+            log = req.log = access_log.request_part(
+                req.method, req.host_header or b"", req.target, req.agent, req.request_id
             )
+        ep = ex.endpoint
+        access_log.request(
+            ex.client.peer_bytes,
+            log[1] if req.request_id is not None else ex.request_id or b"",
+            log[0],
+            ex.status,
+            ex.response_bytes,
+            duration,
+            b"" if ep is None else self._endpoints.get(ep) or self._endpoint_label(ep),
+            entry[1],
+            ex.error,
+        )
+
+    def _route_entry(self, route: Route | None) -> tuple[Series, bytes]:
+        ingress, service = (route.ingress, route.backend.key) if route is not None else ("", "")
+        label = self.access_log.label(ingress, service) if self.access_log is not None else b""
+        entry = self._routes[id(route)] = (self.metrics.series(ingress, service), label)
+        return entry
 
     def _endpoint_label(self, ep: tuple[str, int]) -> bytes:
         if len(self._endpoints) > 10_000:
