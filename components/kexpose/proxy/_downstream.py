@@ -12,7 +12,6 @@ timestamp per connection that the data plane's sweeper checks, not a timer each.
 from __future__ import annotations
 
 import asyncio
-import re
 from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
@@ -20,8 +19,8 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy._exchange import Exchange
-from kexpose.proxy._messages import RequestHead, host_name, local_response, parse_request_head
-from kexpose.proxy.routes import normalize_path
+from kexpose.proxy._messages import local_response
+from kexpose.proxy._plans import plan_request
 
 if TYPE_CHECKING:
     from kexpose.proxy._upstream import UpstreamConnection
@@ -40,12 +39,10 @@ _TUNNEL: Final = 4
 _PIPELINE: Final = 1
 _UPSTREAM: Final = 2
 
-_HOST_CACHE_MAX: Final = 4096  # distinct raw Host values remembered per process
 # Planned request heads are reused for identical head bytes (clients on keep-alive connections
 # repeat their heads); bounded in entries and in the size of a head worth keeping.
 _HEAD_CACHE_MAX: Final = 1024
 _HEAD_CACHE_BYTES: Final = 2048
-_HOST_LINE: Final = re.compile(rb"\r\nhost[ \t]*:[^\r]*", re.IGNORECASE)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -244,7 +241,7 @@ class ClientConnection(asyncio.Protocol):
                 self.parser.feed_data(head)
             except HttpParserUpgrade:
                 pass  # an upgrade request; llhttp has completed the message
-            req = self._plan(head)
+            req = plan_request(head, scheme=self.scheme, hosts=self.plane.hosts[self.scheme])
             if len(head) <= _HEAD_CACHE_BYTES:
                 if len(heads) >= _HEAD_CACHE_MAX:
                     heads.clear()
@@ -288,71 +285,6 @@ class ClientConnection(asyncio.Protocol):
                 self._idle()
         else:
             self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.client_body
-
-    def _plan(self, head: bytes) -> RequestHead:
-        """Take a head apart and check it: where it goes, or the status it gets instead."""
-        req = parse_request_head(head)
-        req.status = self._check(req)
-        if not req.status:
-            extra = b""
-            if req.chunked:
-                extra = b"\r\ntransfer-encoding: chunked"
-            if req.upgrade is not None:
-                extra += b"\r\nconnection: upgrade\r\nupgrade: " + req.upgrade
-            req.prefix = b"%b %b HTTP/1.1%b" % (req.method, req.target, req.fields)
-            req.suffix = b"\r\nx-forwarded-host: %b\r\nx-forwarded-port: %b%b\r\n\r\n" % (
-                req.host_header or b"",
-                req.forwarded_port,
-                extra,
-            )
-        return req
-
-    def _check(self, req: RequestHead) -> int:
-        """Fill in host, path and port; returns the status to answer instead, or 0."""
-        target = req.target
-        if req.hosts > 1:
-            return 400  # more than one Host (RFC 9112 §3.2)
-        if req.method == b"CONNECT":
-            return 405  # we are a reverse proxy, not a tunnel to arbitrary hosts
-        if req.transfer is not None:
-            return 501  # a transfer coding we do not know (RFC 9112 §6.1)
-        if target[:1] != b"/":
-            if not target[:8].lower().startswith((b"http://", b"https://")):
-                return 400
-            # absolute-form: the target's authority replaces Host (RFC 9112 §3.2.2)
-            rest = target.split(b"//", 1)[1]
-            slash = rest.find(b"/")
-            authority, target = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
-            req.host_header = authority
-            req.target = target
-            req.fields = _HOST_LINE.sub(b"", req.fields) + b"\r\nhost: " + authority
-        raw_host = req.host_header
-        if raw_host is None:
-            if not req.http10:
-                return 400  # HTTP/1.1 without Host (RFC 9112 §3.2)
-            req.forwarded_port = _port_of(None, self.scheme)
-        else:
-            cache = self.plane.hosts[self.scheme]
-            known = cache.get(raw_host)
-            if known is None:
-                name = host_name(raw_host)
-                if name is None:
-                    return 400
-                if len(cache) >= _HOST_CACHE_MAX:
-                    cache.clear()
-                known = cache[raw_host] = (name, _port_of(raw_host, self.scheme))
-            req.host, req.forwarded_port = known
-        query = target.find(b"?")
-        raw_path = target if query < 0 else target[:query]
-        try:
-            text = raw_path.decode("ascii")
-        except UnicodeDecodeError:
-            text = raw_path.decode("utf-8", "surrogateescape")
-        path = normalize_path(text)
-        if path is None:
-            return 400
-        req.path = path
-        return 0
 
     # --- called by exchanges and upstream connections -----------------------------------------
 
@@ -479,17 +411,3 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if was and not self._paused and transport is not None and not transport.is_closing():
             transport.resume_reading()
-
-
-def _port_of(raw_host: bytes | None, scheme: bytes) -> bytes:
-    """X-Forwarded-Port: the port the client addressed (from Host), else the scheme's default.
-
-    ingress-nginx sends its own listening port; behind a Service that maps 80 -> 8080 that
-    would tell the application 8080, which no client ever used.
-    """
-    if raw_host:
-        head, sep, port = raw_host.rpartition(b":")
-        bracketed = raw_host.startswith(b"[")  # an IPv6 literal: its colons are not the port's
-        if sep and port.isdigit() and (not bracketed or head.endswith(b"]")):
-            return port
-    return b"443" if scheme == b"https" else b"80"

@@ -21,7 +21,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from prometheus_client import CollectorRegistry
 
@@ -35,11 +35,11 @@ from kexpose.proxy.lease import LeaderElector
 from kexpose.proxy.logs import LogFormat
 from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
 from kexpose.proxy.routes import Claim, RouteTable
-from kexpose.proxy.server import DataPlane
+from kexpose.proxy.server import DataPlane, Listener
 from kexpose.proxy.settings import ControlSettings, DataPlaneSettings
 from kexpose.proxy.static import StaticSource
 
-__all__ = ["ProxyConfig", "Source", "run", "serve"]
+__all__ = ["ProxyConfig", "Source", "Started", "run", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,20 @@ class Stopper:
         self.signal = sig
         self.event.set()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.remove_signal_handler(sig)
 
 
-async def serve(
-    config: ProxyConfig, *, started: Callable[[dict[str, Any]], None] | None = None
-) -> None:
+class Started(TypedDict, total=False):
+    """What :func:`serve` reports once it listens (for tests and embedding)."""
+
+    listeners: list[Listener]
+    health: tuple[str, int]
+    workers: list[int | None]
+
+
+async def serve(config: ProxyConfig, *, started: Callable[[Started], None] | None = None) -> None:
     """Run one process with everything in it until SIGTERM/SIGINT, then drain and return."""
     if config.workers > 1:
         from kexpose.proxy.workers import supervise

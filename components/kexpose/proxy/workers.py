@@ -21,7 +21,7 @@ import os
 import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry
 
@@ -32,7 +32,7 @@ from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
 from kexpose.proxy.routes import RouteTable
 
 if TYPE_CHECKING:  # the runner imports this module lazily; no cycle at run time
-    from kexpose.proxy.runner import ProxyConfig
+    from kexpose.proxy.runner import ProxyConfig, Started
 
 __all__ = ["METRICS_INTERVAL", "supervise", "worker_main"]
 
@@ -57,7 +57,7 @@ class _Worker:
 
 
 async def supervise(
-    config: ProxyConfig, *, started: Callable[[dict[str, Any]], None] | None = None
+    config: ProxyConfig, *, started: Callable[[Started], None] | None = None
 ) -> None:
     from kexpose.proxy.runner import Source, Stopper
 
