@@ -120,6 +120,29 @@ class UpstreamConnection(asyncio.Protocol):
                 if n == left:
                     self._finish(ex)
                 return
+        elif state == _HEAD and not self._buf:
+            # The common case without the general loop: a head seen before, final and not
+            # chunked, with all of its body in this read.
+            cut = data.find(b"\r\n\r\n") + 4
+            if cut > 3:
+                head = data[:cut]
+                parsed = self.pool.heads.get(head)
+                if parsed is not None and parsed[0] >= 200 and parsed[0] != 101 and not parsed[4]:
+                    self._following = False
+                    out = self._head(ex, head, parsed)
+                    rest = data[cut:]
+                    if self._state == _LENGTH and len(rest) == self._left:
+                        ex.response_bytes += len(rest)
+                        client.transport.write(out + rest)  # type: ignore[union-attr]
+                        self._finish(ex)
+                        return
+                    client.transport.write(out)  # type: ignore[union-attr]
+                    if self._state == _IDLE:
+                        if rest:
+                            self.keep_alive = False  # bytes after a bodiless response
+                        self._finish(ex)
+                        return
+                    data = rest
         try:
             self._consume(ex, data)
         except (HttpParserError, ChunkedError, BadResponse, ValueError) as exc:
