@@ -145,19 +145,23 @@ class ClientConnection(asyncio.Protocol):
         if state == _UPGRADING:
             self._early.append(data)  # for the tunnel, once the endpoint says 101
             return
-        if state == _HEAD and self.current is None and not self._buf:
-            # The common case without the general loop: one whole head seen before, with no
-            # body and nothing after it.
-            if data.find(b"\r\n\r\n") + 4 == len(data):
-                req = self._heads.get(data)
-                if req is not None and not (req.chunked or req.content_length or req.upgrade):
-                    self._following = False
-                    ex = Exchange(self, perf_counter(), req)
-                    ex.keep_alive = req.keep_alive
-                    self.deadline = 0.0
-                    self.current = ex
-                    ex.start()
-                    return
+        # The common case without the general loop: one whole head seen before, with no body
+        # and nothing after it.
+        if (
+            state == _HEAD
+            and self.current is None
+            and not self._buf
+            and data.find(b"\r\n\r\n") + 4 == len(data)
+        ):
+            req = self._heads.get(data)
+            if req is not None and not (req.chunked or req.content_length or req.upgrade):
+                self._following = False
+                ex = Exchange(self, perf_counter(), req)
+                ex.keep_alive = req.keep_alive
+                self.deadline = 0.0
+                self.current = ex
+                ex.start()
+                return
         if self._buf:
             data, self._buf = self._buf + data, b""
         self._consuming = True
