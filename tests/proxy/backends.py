@@ -5,7 +5,8 @@ headers, body size and digest), so tests can assert on exactly what the proxy fo
 request header ``x-echo`` selects misbehaviour: ``chunked`` (chunked response), ``stream:N``
 (N bytes of body, chunked), ``close`` (close-delimited body, HTTP/1.0 style), ``hang``
 (accept and never answer), ``die`` (send half a body, then reset), ``ws`` (accept an upgrade
-and echo raw bytes), ``status:NNN``, ``sleep:S``.
+and echo raw bytes), ``status:NNN``, ``sleep:S``, ``drop-reused`` (reset a connection when a
+second request arrives on it). ``Expect: 100-continue`` gets a 100 first.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class _EchoProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.tunnel = False
+        self.served = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -62,6 +64,14 @@ class _EchoProtocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
 
+    def on_headers_complete(self) -> None:
+        headers = dict(self.headers)
+        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if headers.get("x-echo") == "drop-reused" and self.served and self.transport is not None:
+            # A keep-alive connection the backend closed just as the proxy reused it.
+            self.transport.abort()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
@@ -70,6 +80,9 @@ class _EchoProtocol(asyncio.Protocol):
         self.size += len(body)
 
     def on_message_complete(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.served += 1
         self.server.requests += 1
         mode = dict(self.headers).get("x-echo", "")
         info = {

@@ -266,3 +266,34 @@ async def test_client_leaving_mid_request_frees_the_backend_connection(
     c2 = await Client.connect(proxy.http)
     assert (await c2.request("GET", "/")).status == 200
     await c2.close()
+
+
+async def test_a_reused_connection_closed_by_the_backend_is_retried_once(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    proxy, web = await _proxy(start_proxy, echo)
+    c = await proxy.client()
+    for _ in range(3):
+        r = await c.request("GET", "/", headers={"x-echo": "drop-reused"})
+        assert r.status == 200  # the stale pooled connection was dropped, a new one used
+    assert web.requests == 3
+    assert web.connections == 3
+    # A request with a body may have been processed: it is not sent again.
+    r = await c.request("POST", "/", headers={"x-echo": "drop-reused"}, body=b"once")
+    assert r.status == 502
+    await c.close()
+
+
+async def test_expect_100_continue_is_relayed(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    proxy, _ = await _proxy(start_proxy, echo)
+    c = await proxy.client()
+    c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+    interim = await c.response()
+    assert interim.status == 100
+    c.send(b"hello")
+    r = await c.response()
+    assert r.status == 200
+    assert r.json()["size"] == 5
+    await c.close()

@@ -147,9 +147,7 @@ class Exchange:
             self._counted = True
         req = self.req
         if self.request_id is None:
-            # ingress-nginx's $req_id: the client's X-Request-ID, else 16 random bytes in hex.
-            self.request_id = b"%032x" % getrandbits(128)
-            self._rid_line = b"\r\nx-request-id: " + self.request_id
+            self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
             head = req.prefix + host + self._rid_line + self.client.forwarded + req.suffix
@@ -169,6 +167,12 @@ class Exchange:
             transport.write(head)
         if self.request_done:
             self.client.waiting_for_upstream()
+
+    def new_request_id(self) -> bytes:
+        """ingress-nginx's ``$req_id``: the client's X-Request-ID, else 16 random bytes in hex
+        (not for security: it only has to be unique enough to find a request in the logs)."""
+        rid = self.request_id = b"%032x" % getrandbits(128)
+        return rid
 
     def _redirect(self) -> None:
         port = self.client.plane.settings.https_redirect_port

@@ -169,7 +169,7 @@ class DataPlane:
         ep = ex.endpoint
         access_log.request(
             ex.client.peer_bytes,
-            log[1] if req.request_id is not None else ex.request_id or b"",
+            log[1] if req.request_id is not None else ex.request_id or ex.new_request_id(),
             log[0],
             ex.status,
             ex.response_bytes,

@@ -191,7 +191,7 @@ def worker_main(conn: Connection, config: ProxyConfig, index: int) -> None:
 
 
 async def _worker(conn: Connection, config: ProxyConfig, index: int) -> None:
-    from kexpose.proxy.runner import Stopper
+    from kexpose.proxy.runner import Stopper, tune_gc
     from kexpose.proxy.server import DataPlane
 
     loop = asyncio.get_running_loop()
@@ -231,6 +231,7 @@ async def _worker(conn: Connection, config: ProxyConfig, index: int) -> None:
             reuse_port=True,
         )
         conn.send(("ready", index))
+        tune_gc()
         timer = [loop.call_later(METRICS_INTERVAL, report)]
         await stopper.event.wait()
         await plane.drain()
