@@ -134,6 +134,10 @@ def test_render_writes_one_file_per_object_and_redacts_secrets(tmp_path: Path) -
     assert "PRIVATE KEY" not in text
     secret = next(d for d in docs if d["kind"] == "Secret")
     assert secret["stringData"]["tls.key"].startswith("<redacted")
+    # the certificate is public and stays, so that the rendered stack can be checked
+    assert secret["stringData"]["tls.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    check = CliRunner().invoke(cli, ["check", str(out), "--environment", "staging"])
+    assert check.exit_code == 0, check.output
     # a second render replaces the first; --show-secrets shows the key
     result = CliRunner().invoke(
         cli,

@@ -61,12 +61,24 @@ def order_key(manifest: Manifest) -> tuple[int, str, str]:
     return rank, meta.get("namespace") or "", meta.get("name") or ""
 
 
+#: Keys of a ``kubernetes.io/tls`` Secret that hold certificates, which are public: they stay
+#: readable so that ``kexpose check`` can judge a rendered stack's certificates (expiry, SANs).
+_PUBLIC_TLS_KEYS: Final = frozenset({"tls.crt", "ca.crt"})
+
+
 def redact(record: Recorded, manifest: Manifest) -> Manifest:
-    """The manifest with Secret data and every secret input replaced by a marker."""
+    """The manifest with Secret data and every secret input replaced by a marker.
+
+    Everything in a Secret is redacted except the certificates of a TLS Secret; the private
+    key never appears.
+    """
     out: Manifest = json.loads(json.dumps(manifest))
     paths = set(record.secret_paths)
+    public: frozenset[str] = frozenset()
     if out.get("kind") == "Secret":
         paths |= {"data", "stringData"}
+        if out.get("type") == "kubernetes.io/tls":
+            public = _PUBLIC_TLS_KEYS
     for path in paths:
         head, _, key = path.rpartition(".")
         parent: Any = out
@@ -74,7 +86,11 @@ def redact(record: Recorded, manifest: Manifest) -> Manifest:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and key in parent:
             value = parent[key]
-            parent[key] = {k: REDACTED for k in value} if isinstance(value, dict) else REDACTED
+            parent[key] = (
+                {k: v if k in public else REDACTED for k, v in value.items()}
+                if isinstance(value, dict)
+                else REDACTED
+            )
     return out
 
 
