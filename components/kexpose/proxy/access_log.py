@@ -1,8 +1,8 @@
 """The access log: one line per request, JSON (default) or nginx-like text, written in batches.
 
-Lines are collected in memory and written with one ``write`` per batch (when the buffer passes
-``_FLUSH_BYTES`` or on the data plane's periodic sweep), which keeps a system call per request
-off the hot path. Each line is one bytes-formatting operation: the parts that repeat (the
+Lines wait in memory as rows of values and are formatted and written as a batch (every
+``_FLUSH_ROWS`` requests or on the data plane's periodic sweep), which keeps a system call and
+most of the formatting work off the per-request path. The parts that repeat (the
 Ingress/Service pair of a route, an endpoint address, the timestamp of the current second)
 are formatted once and cached, and values a client controls are JSON-escaped only when they
 contain something that needs it. Time has one-second resolution, as nginx's ``$time_local``;
@@ -22,7 +22,14 @@ __all__ = ["AccessLog", "LogFormat"]
 
 LogFormat = Literal["json", "text"]
 
-_FLUSH_BYTES: Final = 64 * 1024
+_FLUSH_ROWS: Final = 256  # about 80 KiB of JSON lines per write
+# One template per format over the same row: (time, remote, request id, request part, status,
+# bytes, duration, upstream, ingress/service label, error note).
+_JSON_LINE: Final = (
+    b'{"time":"%b","remote_addr":"%b","request_id":"%b",%b,"status":%d,"bytes":%d,'
+    b'"duration":%.6f,"upstream":"%b",%b%b}\n'
+)
+_TEXT_LINE: Final = b"[%b] %b %b %b %d %d %.6f %b %b%b\n"
 _CACHE_MAX: Final = 10_000
 _UNSAFE: Final = re.compile(rb'["\\\x00-\x1f\x7f-\xff]')
 
@@ -39,13 +46,15 @@ def _text(value: str) -> bytes:
 
 
 class AccessLog:
-    __slots__ = ("_buffer", "_fd", "_json", "_labels", "_second", "_size", "_stamp")
+    __slots__ = ("_fd", "_json", "_labels", "_rows", "_second", "_stamp", "_template")
 
     def __init__(self, fd: int, *, fmt: LogFormat = "json") -> None:
         self._fd = fd
         self._json = fmt == "json"
-        self._buffer: list[bytes] = []
-        self._size = 0
+        self._template = _JSON_LINE if self._json else _TEXT_LINE
+        self._rows: list[
+            tuple[bytes, bytes, bytes, bytes, int, int, float, bytes, bytes, bytes]
+        ] = []
         self._second = -1
         self._stamp = b""
         self._labels: dict[tuple[str, str], bytes] = {}
@@ -101,48 +110,26 @@ class AccessLog:
         error: str,
     ) -> None:
         """One line. ``part`` and ``label`` come from :meth:`request_part` and :meth:`label`;
-        ``remote``, ``upstream`` and a generated ``request_id`` need no escaping."""
-        if self._json:
-            line = (
-                b'{"time":"%b","remote_addr":"%b","request_id":"%b",%b,"status":%d,"bytes":%d,'
-                b'"duration":%.6f,"upstream":"%b",%b%b}\n'
-                % (
-                    self._now(),
-                    remote,
-                    request_id,
-                    part,
-                    status,
-                    size,
-                    duration,
-                    upstream,
-                    label,
-                    b',"error":"%b"' % _text(error) if error else b"",
-                )
-            )
-        else:
-            line = b"%b - [%b] %b %d %d %.6f %b %b %b%b\n" % (
-                remote,
-                self._now(),
-                part,
-                status,
-                size,
-                duration,
-                upstream or b"-",
-                label,
-                request_id or b"-",
-                b' "%b"' % _text(error) if error else b"",
-            )
-        self._buffer.append(line)
-        self._size += len(line)
-        if self._size >= _FLUSH_BYTES:
+        ``remote``, ``upstream`` and a generated ``request_id`` need no escaping. The values
+        wait in a row; :meth:`flush` formats a batch of rows in one C-level pass."""
+        note = b""
+        if error:
+            note = (b',"error":"%b"' if self._json else b' "%b"') % _text(error)
+        if not upstream and not self._json:
+            upstream = b"-"
+        rows = self._rows
+        rows.append(
+            (self._now(), remote, request_id, part, status, size, duration, upstream, label, note)
+        )
+        if len(rows) >= _FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        if not self._buffer:
+        rows = self._rows
+        if not rows:
             return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
-        self._size = 0
+        data = b"".join(map(self._template.__mod__, rows))
+        rows.clear()
         view = memoryview(data)
         while view:
             try:
