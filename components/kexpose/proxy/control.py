@@ -82,6 +82,9 @@ class ControlPlane:
         self._synced: set[Kind] = set()
         self._dirty = asyncio.Event()
         self._status_due = asyncio.Event()
+        if elector is not None:
+            # A new leader brings every status up to date at once, not at the next resync.
+            elector.on_change = self._leadership_changed
         self.table: RouteTable | None = None
         self.ready = asyncio.Event()
         """Set once the first complete object set has become a table."""
@@ -97,6 +100,10 @@ class ControlPlane:
                 if self._elector is not None:
                     group.create_task(self._elector.run(), name="leader election")
                 group.create_task(self._status_loop(), name="write Ingress status")
+
+    def _leadership_changed(self, leading: bool) -> None:
+        if leading:
+            self._status_due.set()
 
     # --- informers ----------------------------------------------------------------------------
 

@@ -52,7 +52,8 @@ class LeaderElector:
         self._clock = clock
         self._wall = wall
         self._sleep = sleep
-        self._on_change = on_change
+        self.on_change = on_change
+        """Called with the new state whenever leadership is won or lost."""
         self.is_leader = False
         self._observed: tuple[str | None, str | None, str | None] | None = None
         self._observed_at = 0.0
@@ -135,14 +136,14 @@ class LeaderElector:
         if not self.is_leader:
             log.info("leader election: %s leads (%s)", self.identity, how)
             self.is_leader = True
-            if self._on_change:
-                self._on_change(True)
+            if self.on_change:
+                self.on_change(True)
 
     def _lost(self, why: str) -> None:
         log.warning("leader election: %s no longer leads: %s", self.identity, why)
         self.is_leader = False
-        if self._on_change:
-            self._on_change(False)
+        if self.on_change:
+            self.on_change(False)
 
     async def _release(self) -> None:
         """Hand the lease back on shutdown so that a successor need not wait it out."""
