@@ -109,6 +109,10 @@ def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
             f"--health-port={info.health_port}",
             # The Lease the Role below lets it read and renew (resourceNames).
             f"--election-id={c.name}",
+            # Keep accepting while the endpoint controllers and kube-proxy take this pod out
+            # of the Service (a few seconds), then drain; both fit in the grace period below.
+            "--shutdown-delay=5",
+            "--drain-timeout=25",
             "--log-format=json",
         ]
     else:
