@@ -11,7 +11,8 @@
 #
 # Usage:
 #   scripts/toolchain.sh                 build what is missing (a no-op when everything is there)
-#   scripts/toolchain.sh STEP...         build only these steps (etcd k8s kwok pulumi pyhost provider)
+#   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider;
+#                                        also `kubectl`, which is not built by default)
 #   scripts/toolchain.sh --force STEP... rebuild these steps even if their stamp is there
 #   scripts/toolchain.sh --print-env     print `export` lines for the built toolchain (fails if absent)
 #   scripts/toolchain.sh --print-env-json  the same as JSON (what tests/e2e reads)
@@ -124,7 +125,8 @@ EOF
 require_built() {
     local s
     for s in "${ALL_STEPS[@]}"; do
-        [[ -f "$STAMPS/$s" ]] || die "toolchain not built: step '$s' missing under $ROOT (run scripts/toolchain.sh)"
+        [[ -f "$STAMPS/$s" ]] && outputs_present "$s" \
+            || die "toolchain not built: step '$s' missing under $ROOT (run scripts/toolchain.sh)"
     done
     [[ -f "$ROOT/env.json" ]] || die "toolchain not built: $ROOT/env.json missing (run scripts/toolchain.sh)"
 }
@@ -180,36 +182,60 @@ copy_replaces() {
 }
 
 # ---- steps -------------------------------------------------------------------------------------
-step_etcd() {
+# Each step is split in two: prep_X resolves and downloads modules (network-bound; all preps run
+# at once in the background so downloads overlap with compiling), build_X compiles (CPU-bound; the
+# builds run one after another, each using every core).
+
+prep_etcd() {
     local w gomod
     gomod=$(mod_field "go.etcd.io/etcd/server/v3@$ETCD_VERSION" GoMod) || die "etcd $ETCD_VERSION not served: $gomod"
     w=$(new_wrapper etcd)
     copy_replaces "$w" "$gomod"
     (cd "$w" && logged "$GO" get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION") || die "go get etcd server $ETCD_VERSION failed"
-    (cd "$w" && logged "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
+}
+
+build_etcd() {
+    (cd "$WORK/etcd" && logged "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
         || die "building etcd failed"
     "$BIN/etcd" --version | head -1 >&2
 }
 
-step_kwok() {
-    local w dir f
+prep_kwok() {
+    local w
     w=$(new_wrapper kwok)
-    # kwok has no replace directives; a wrapper keeps its go.sum out of the global GOPATH/bin flow.
+    # kwok has no replace directives; `go install` would work, but a wrapper keeps one pattern.
     (cd "$w" && logged "$GO" get -tool "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION") || die "go get kwok $KWOK_VERSION failed"
-    (cd "$w" && logged "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok) || die "building kwok failed"
+}
+
+build_kwok() {
+    local dir f
+    (cd "$WORK/kwok" && logged "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok) \
+        || die "building kwok failed"
     # kwok alone runs no stages: kwokctl injects its defaults. Ship the same "fast" stages.
-    dir=$(cd "$w" && "$GO" list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+    dir=$(cd "$WORK/kwok" && "$GO" list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
     mkdir -p "$SHARE"
     for f in stage/node/fast/node-initialize.yaml stage/node/heartbeat/node-heartbeat.yaml \
              stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml; do
         [[ -f "$dir/kustomize/$f" ]] || die "kwok $KWOK_VERSION has no kustomize/$f"
         cat "$dir/kustomize/$f"; echo '---'
     done >"$SHARE/kwok-stages.yaml"
-    "$BIN/kwok" --version 2>&1 | head -1 >&2 || true
 }
 
-step_k8s() {
-    local w gomod minor ldf p m c date
+# The version ldflags of a Kubernetes build. Without them /version says v0.0.0-master and
+# pulumi-kubernetes refuses the cluster ("minimum supported cluster version is v1.13. found v0.0").
+kube_ldflags() {
+    local minor p ldf="-s -w" date
+    minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ldf="$ldf -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+        ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$date"
+    done
+    echo "$ldf"
+}
+
+prep_k8s() {
+    local w gomod m
     gomod=$(mod_field "k8s.io/kubernetes@$KUBE_VERSION" GoMod) || die "k8s.io/kubernetes $KUBE_VERSION not served: $gomod"
     w=$(new_wrapper k8s)
     # Every staging module is required at v0.0.0 and replaced by ./staging/src/...; point each
@@ -224,27 +250,32 @@ step_k8s() {
         "k8s.io/kubernetes/cmd/kube-controller-manager@$KUBE_VERSION" \
         "k8s.io/kubernetes/cmd/kube-scheduler@$KUBE_VERSION" \
         "k8s.io/kubernetes/cmd/kubectl@$KUBE_VERSION") || die "go get kubernetes $KUBE_VERSION failed"
-    # Without these, /version says v0.0.0-master and pulumi-kubernetes refuses the cluster
-    # ("minimum supported cluster version is v1.13. found v0.0").
-    minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
-    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    ldf="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        ldf="$ldf -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-        ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$date"
-    done
-    # One `go build` for all four so the shared packages compile once and both cores stay busy.
-    (cd "$w" && logged "$GO" build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" -o "$BIN/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl) || die "building kubernetes failed"
+    kube_ldflags >"$w/ldflags"
+}
+
+build_k8s() {
+    local c
+    # One `go build` for the three so the shared packages compile once and both cores stay busy.
+    # kubectl is left out (tests use lightkube); `toolchain.sh kubectl` adds it for debugging.
+    (cd "$WORK/k8s" && logged "$GO" build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$(cat ldflags)" \
+        -o "$BIN/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kube-scheduler) || die "building kubernetes failed"
     for c in kube-apiserver kube-controller-manager kube-scheduler; do
         "$BIN/$c" --version | grep -q "Kubernetes $KUBE_VERSION" || die "$c does not report $KUBE_VERSION"
     done
     "$BIN/kube-apiserver" --version >&2
 }
 
-step_pulumi() {
-    local w pkgmod sdkmod sdkdir ldf
+# Optional (not in the default steps): kubectl from the k8s wrapper, for poking at a test cluster.
+build_kubectl() {
+    [[ -f "$WORK/k8s/ldflags" ]] || die "the kubectl step needs the k8s step first"
+    (cd "$WORK/k8s" && logged "$GO" build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$(cat ldflags)" \
+        -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl) || die "building kubectl failed"
+    "$BIN/kubectl" version --client >&2
+}
+
+prep_pulumi() {
+    local w pkgmod sdkmod
     pkgmod=$(mod_field "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" GoMod) \
         || die "pulumi pkg/v3 $PULUMI_VERSION not served: $pkgmod"
     sdkmod=$(mod_field "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" GoMod) \
@@ -257,18 +288,22 @@ step_pulumi() {
     # pkg and sdk must move in lockstep; MVS could pull one away from the other.
     [[ "$(cd "$w" && "$GO" list -m -f '{{.Version}}' github.com/pulumi/pulumi/sdk/v3)" == "$PULUMI_VERSION" ]] \
         || die "pulumi sdk/v3 drifted away from $PULUMI_VERSION in the wrapper"
+}
+
+build_pulumi() {
+    local sdkdir ldf
     ldf="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
-    (cd "$w" && logged "$GO" build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldf" -o "$BIN/pulumi" \
+    (cd "$WORK/pulumi" && logged "$GO" build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldf" -o "$BIN/pulumi" \
         github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) || die "building pulumi failed"
     # The language host runs this script with the program's Python; take it from the CLI's release.
-    sdkdir=$(cd "$w" && "$GO" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+    sdkdir=$(cd "$WORK/pulumi" && "$GO" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
     install -m 0755 "$sdkdir/python/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec"
     "$BIN/pulumi" version >&2
 }
 
-step_pyhost() {
-    local w sdkmod ldf
-    # Evidence for the report: the real module is refused by the proxy.
+prep_pyhost() {
+    local w sdkmod
+    # The real host module is refused by the proxy here; say so if that ever changes.
     if (cd "$WORK" && "$GO" list -m "github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3@latest" >/dev/null 2>&1); then
         log "  note: the proxy now serves pulumi-language-python/v3; consider switching to it"
     fi
@@ -278,16 +313,19 @@ step_pyhost() {
     copy_replaces "$w" "$sdkmod"
     (cd "$w" && logged "$GO" get -tool "github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python@$PYHOST_SDK_VERSION") \
         || die "go get pulumi-language-python (sdk/v3 $PYHOST_SDK_VERSION) failed"
-    ldf="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PYHOST_SDK_VERSION"
-    (cd "$w" && logged "$GO" build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldf" -o "$BIN/pulumi-language-python" \
-        github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) || die "building pulumi-language-python failed"
 }
 
-step_provider() {
-    local src pk v
+build_pyhost() {
+    local ldf="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PYHOST_SDK_VERSION"
+    (cd "$WORK/pyhost" && logged "$GO" build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldf" \
+        -o "$BIN/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) \
+        || die "building pulumi-language-python failed"
+}
+
+prep_provider() {
+    local src pk
     src=$(mod_field "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODVERSION" Dir) \
         || die "pulumi-kubernetes provider $K8S_PROVIDER_MODVERSION not served: $src"
-    [[ -x "$BIN/pulumi" ]] || die "the provider step needs the pulumi step first (plugin install)"
     # The module is the main module here: its go.mod pins the pulumi pkg/sdk it was released with.
     pk="$WORK/provider"
     rm -rf "$pk" && cp -r "$src" "$pk" && chmod -R u+w "$pk"
@@ -299,10 +337,16 @@ step_provider() {
     [[ "$(cd "$pk" && "$GO" list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3)" == \
        "$(cd "$pk" && "$GO" list -m -f '{{.Version}}' github.com/pulumi/pulumi/sdk/v3)" ]] \
         || die "pulumi pkg/v3 and sdk/v3 differ in the provider build"
+    (cd "$pk" && logged "$GO" mod download) || die "downloading the provider's modules failed"
+}
+
+build_provider() {
+    local pk="$WORK/provider" v
+    [[ -x "$BIN/pulumi" ]] || die "the provider step needs the pulumi step first (plugin install)"
     # schema-embed.json and terraform-mapping-embed.json are gitignored and generated by the
     # provider's own `go generate` (VERSION=... go run ./generate.go), as its Makefile does.
-    (cd "$pk/cmd/pulumi-resource-kubernetes" && VERSION=$K8S_PROVIDER_VERSION GOFLAGS="$GOFLAGS -mod=mod" logged "$GO" generate ./main.go) \
-        || die "go generate for the provider's embed schema failed"
+    (cd "$pk/cmd/pulumi-resource-kubernetes" && VERSION=$K8S_PROVIDER_VERSION GOFLAGS="$GOFLAGS -mod=mod" \
+        logged "$GO" generate ./main.go) || die "go generate for the provider's embed schema failed"
     [[ -s "$pk/cmd/pulumi-resource-kubernetes/schema-embed.json" ]] || die "schema-embed.json was not generated"
     (cd "$pk" && logged "$GO" build -mod=mod -trimpath \
         -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=v$K8S_PROVIDER_VERSION" \
@@ -310,23 +354,35 @@ step_provider() {
     # Install into the plugin cache (exact-version lookup) under its true version and aliases.
     mkdir -p "$PULUMI_HOME_DIR"
     for v in $K8S_PROVIDER_VERSION $K8S_PROVIDER_ALIASES; do
-        PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true \
-            logged "$BIN/pulumi" plugin install resource kubernetes "$v" --file "$BIN/pulumi-resource-kubernetes" --reinstall \
+        PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true logged "$BIN/pulumi" plugin install \
+            resource kubernetes "$v" --file "$BIN/pulumi-resource-kubernetes" --reinstall \
             || die "pulumi plugin install resource kubernetes $v failed"
     done
     PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true "$BIN/pulumi" plugin ls >&2
 }
 
+# What each step leaves in $BIN; a step whose stamp is there but whose output is gone reruns.
+declare -A STEP_OUTPUTS=(
+    [etcd]="etcd" [kwok]="kwok" [k8s]="kube-apiserver kube-controller-manager kube-scheduler"
+    [kubectl]="kubectl" [pulumi]="pulumi pulumi-language-python-exec"
+    [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
+)
+outputs_present() {
+    local f
+    for f in ${STEP_OUTPUTS[$1]}; do [[ -x "$BIN/$f" ]] || return 1; done
+}
+
 # ---- driver ------------------------------------------------------------------------------------
 main() {
-    local force=0 steps=() s t0 t1 total0 mod0 mod1
+    local force=0 steps=() todo=() s t0 t1 tp total0 mod0 mod1
+    declare -A prep_pid=()
     while (($#)); do
         case $1 in
             --print-env) require_built; cat "$ROOT/env.sh"; return 0 ;;
             --print-env-json) require_built; cat "$ROOT/env.json"; return 0 ;;
             --root) echo "$ROOT"; return 0 ;;
             --force) force=1 ;;
-            -h|--help) sed -n '2,25p' "$0"; return 0 ;;
+            -h|--help) sed -n '2,22p' "$0"; return 0 ;;
             -*) die "unknown option $1" ;;
             *) steps+=("$1") ;;
         esac
@@ -337,27 +393,53 @@ main() {
     log "root $ROOT ($GO_VERSION, GOMODCACHE=$GOMODCACHE, GOCACHE=$GOCACHE)"
     total0=$(date +%s)
     for s in "${steps[@]}"; do
-        declare -F "step_$s" >/dev/null || die "unknown step '$s' (steps: ${ALL_STEPS[*]})"
-        if ((!force)) && [[ -f "$STAMPS/$s" ]]; then
+        declare -F "build_$s" >/dev/null || die "unknown step '$s' (steps: ${ALL_STEPS[*]} kubectl)"
+        if ((!force)) && [[ -f "$STAMPS/$s" ]] && outputs_present "$s"; then
             log "$s: up to date ($(cat "$STAMPS/$s"))"
-            continue
+        else
+            todo+=("$s")
         fi
-        rm -f "$STAMPS/$s"
-        STEP_LOG="$WORK/$s.log"
-        : >"$STEP_LOG"
-        log "$s: building (log: $STEP_LOG)"
-        mod0=$(du -sm "$GOMODCACHE" | cut -f1)
-        t0=$(date +%s)
-        "step_$s"
-        t1=$(date +%s)
-        mod1=$(du -sm "$GOMODCACHE" | cut -f1)
-        echo "built in $((t1 - t0))s, module cache +$((mod1 - mod0))M, $(date -u +%FT%TZ)" >"$STAMPS/$s"
-        log "$s: done in $((t1 - t0))s (module cache +$((mod1 - mod0))M)"
     done
+    ((${#todo[@]})) && mod0=$(du -sm "$GOMODCACHE" | cut -f1)
+    # Stop the background downloads if a build fails; they are this script's own children.
+    trap 'for p in "${prep_pid[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done' EXIT
+    for s in "${todo[@]}"; do
+        rm -f "$STAMPS/$s"
+        : >"$WORK/$s.log"
+        declare -F "prep_$s" >/dev/null || continue
+        (
+            STEP_LOG="$WORK/$s.log"
+            t0=$(date +%s)
+            "prep_$s" 2>>"$STEP_LOG"
+            echo "$(( $(date +%s) - t0 ))" >"$WORK/$s.prep-seconds"
+        ) &
+        prep_pid[$s]=$!
+    done
+    ((${#todo[@]})) && log "downloading modules for: ${todo[*]} (in the background)"
+    for s in "${todo[@]}"; do
+        STEP_LOG="$WORK/$s.log"
+        tp=0
+        if [[ -n "${prep_pid[$s]:-}" ]]; then
+            wait "${prep_pid[$s]}" || { tail -n 40 "$STEP_LOG" >&2; die "$s: resolving/downloading modules failed (log: $STEP_LOG)"; }
+            unset "prep_pid[$s]"
+            tp=$(cat "$WORK/$s.prep-seconds")
+        fi
+        log "$s: building (modules ready after ${tp}s of downloading; log: $STEP_LOG)"
+        t0=$(date +%s)
+        "build_$s"
+        t1=$(date +%s)
+        echo "modules ${tp}s (in background), compile+link $((t1 - t0))s, $(date -u +%FT%TZ)" >"$STAMPS/$s"
+        log "$s: built in $((t1 - t0))s"
+    done
+    trap - EXIT
     write_env
     log "binaries in $BIN:"
     for s in "$BIN"/*; do log "  $(basename "$s")  $(human "$s")"; done
-    log "module cache $(human "$GOMODCACHE"), build cache $(human "$GOCACHE")"
+    # Sizing the caches reads ~15 GB of metadata; only worth it when something was built.
+    if ((${#todo[@]})); then
+        mod1=$(du -sm "$GOMODCACHE" | cut -f1)
+        log "module cache $(human "$GOMODCACHE") (+$((mod1 - mod0))M this run), build cache $(human "$GOCACHE")"
+    fi
     log "total $(( $(date +%s) - total0 ))s; env: source $ROOT/env.sh"
 }
 

@@ -27,7 +27,9 @@ def toolchain() -> Toolchain:
     try:
         return find_toolchain()
     except ToolchainMissingError as exc:
-        pytest.fail(f"e2e toolchain missing: {exc}", pytrace=False)
+        message = str(exc)
+    # Outside the except block, so the report is the message alone, without a chained traceback.
+    pytest.fail(f"e2e toolchain missing: {message}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +38,13 @@ def cluster(
 ) -> Iterator[LocalCluster]:
     """One control plane for the whole session, stopped by PID at the end (also on failure)."""
     local = LocalCluster(toolchain, tmp_path_factory.mktemp("cluster"), node_names=NODE_NAMES)
+    failure = None
     try:
         local.start()
     except ClusterStartError as exc:
-        pytest.fail(f"local cluster did not start: {exc}", pytrace=False)
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(f"local cluster did not start: {failure}", pytrace=False)
     try:
         yield local
     finally:
