@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from importlib import resources
 from pathlib import Path
@@ -273,16 +272,14 @@ def test_pulumi_up_and_destroy_against_the_cluster(
     (project / "__main__.py").write_text(PROGRAM)
     state = tmp_path / "state"
     state.mkdir()
+    # The program runs in this interpreter's environment (the project venv), which has pulumi
+    # and pulumi_kubernetes.
     env = toolchain.pulumi_env()
     env.update(
         {
             "PULUMI_BACKEND_URL": state.as_uri(),
             "PULUMI_CONFIG_PASSPHRASE": "test",
             "KUBECONFIG": str(cluster.kubeconfig),
-            # The program runs in this interpreter's environment (the project venv), which has
-            # pulumi and pulumi_kubernetes; the language host picks it from here.
-            "PULUMI_PYTHON_CMD": sys.executable,
-            "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",
         }
     )
 

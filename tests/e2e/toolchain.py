@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,20 @@ class Toolchain:
             raise ToolchainMissingError(f"{path} is missing; run {TOOLCHAIN_SCRIPT}")
         return path
 
-    def pulumi_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Environment for running the built `pulumi` hermetically (no downloads, no ~/.pulumi)."""
+    def pulumi_env(
+        self, base: Mapping[str, str] | None = None, *, python: Path | None = None
+    ) -> dict[str, str]:
+        """Environment for running the built `pulumi` hermetically (no downloads, no ~/.pulumi).
+
+        `python` is the interpreter that runs Pulumi programs and policy packs (default: the one
+        running the tests, i.e. the project venv). The language host built here predates runtime
+        options reaching the host, so `virtualenv:`/`toolchain:` in Pulumi.yaml are ignored and
+        PULUMI_PYTHON_CMD is what selects the interpreter.
+        """
+        interpreter = Path(sys.executable) if python is None else python
         env = dict(os.environ if base is None else base)
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env["PATH"] = os.pathsep.join([str(self.bin), str(interpreter.parent), env.get("PATH", "")])
+        env["PULUMI_PYTHON_CMD"] = str(interpreter)
         env["PULUMI_HOME"] = str(self.pulumi_home)
         # The plugin cache under PULUMI_HOME is the only source of plugins: a download would fail
         # (no network), and a stray pulumi-resource-kubernetes on PATH must not be picked up.
