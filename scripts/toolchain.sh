@@ -368,8 +368,14 @@ declare -A STEP_OUTPUTS=(
     [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
 )
 outputs_present() {
-    local f
+    local f v
     for f in ${STEP_OUTPUTS[$1]}; do [[ -x "$BIN/$f" ]] || return 1; done
+    # A changed alias list (KEXPOSE_K8S_PROVIDER_ALIASES) reinstalls the plugin.
+    if [[ $1 == provider ]]; then
+        for v in $K8S_PROVIDER_VERSION $K8S_PROVIDER_ALIASES; do
+            [[ -d "$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$v" ]] || return 1
+        done
+    fi
 }
 
 # ---- driver ------------------------------------------------------------------------------------
