@@ -41,7 +41,7 @@ __all__ = ["ClusterStartError", "LocalCluster", "wait_until"]
 # etcd answers /health within a second or two once its data dir is created.
 ETCD_READY_TIMEOUT_S = 60.0
 # kube-apiserver's first start runs every post-start hook (bootstrap RBAC, priority levels, ...)
-# before /readyz turns 200; on a busy 2-core CI machine that took tens of seconds.
+# before /readyz turns 200: about 5 s here; the margin is for a loaded 2-core CI machine.
 APISERVER_READY_TIMEOUT_S = 180.0
 # kwok's node-initialize stage marks a node Ready right after it sees it; the controller manager
 # then needs a sync or two to create the "default" ServiceAccount.
@@ -177,7 +177,7 @@ class LocalCluster:
                 str(tc.tool("kube-apiserver")),
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
-                # Required on a host without a default route; also the kubernetes Service IP.
+                # Required on a host without a default route: it cannot pick an address itself.
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={apiserver}",
                 f"--tls-cert-file={pki.serving_cert}",
@@ -319,7 +319,7 @@ class LocalCluster:
     def _component(self, name: str) -> _Component:
         return next(c for c in self._components if c.name == name)
 
-    def _wait(self, name: str, timeout: float, ready: Any) -> None:
+    def _wait(self, name: str, timeout: float, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + timeout
         while True:
             for component in self._components:
