@@ -104,6 +104,8 @@ export PULUMI_K8S_PROVIDER_VERSION='$K8S_PROVIDER_VERSION'
 export PULUMI_K8S_PROVIDER_ALIASES='$K8S_PROVIDER_ALIASES'
 export KEXPOSE_PULUMI_VERSION='${PULUMI_VERSION#v}'
 export KEXPOSE_KUBE_VERSION='$KUBE_VERSION'
+# The language host (from sdk/v3 ${PYHOST_SDK_VERSION}) ignores runtime options in Pulumi.yaml
+# (virtualenv, toolchain): point PULUMI_PYTHON_CMD at the venv's python before running pulumi.
 EOF
     mv "$ROOT/env.sh.tmp" "$ROOT/env.sh"
     python3 - "$ROOT" "$BIN" "$SHARE" "$PULUMI_HOME_DIR" "$K8S_PROVIDER_VERSION" "$K8S_PROVIDER_ALIASES" \
