@@ -37,10 +37,11 @@ PYHOST_SDK_VERSION=v3.68.0
 K8S_PROVIDER_MODVERSION=v4.0.0-20260115033456-f47bc2d6f199
 K8S_PROVIDER_VERSION=4.25.0
 K8S_PROVIDER_SDK_VERSION=v4.25.0
-# The Python SDK pulumi-kubernetes asks the engine for the plugin version it was generated with
-# (4.34.2 in the project venv). The plugin cache matches versions exactly, so the provider is also
-# installed under these versions. Set to "" to install it only under its true version.
-K8S_PROVIDER_ALIASES=${KEXPOSE_K8S_PROVIDER_ALIASES-4.34.2}
+# The Python SDK pulumi-kubernetes asks the engine for the plugin version it was generated with.
+# The project pins pulumi-kubernetes==4.25.0 (constraints.txt), the same version as this build,
+# so no alias is needed; a venv with another SDK version can add that version here (the plugin
+# cache matches versions exactly), at the risk of an SDK newer than the provider.
+K8S_PROVIDER_ALIASES=${KEXPOSE_K8S_PROVIDER_ALIASES-}
 KUBE_VERSION=v1.36.3
 KUBE_STAGING_VERSION=v0.36.3
 ETCD_VERSION=v3.6.16
