@@ -11,8 +11,8 @@
 #
 # Usage:
 #   scripts/toolchain.sh                 build what is missing (a no-op when everything is there)
-#   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider;
-#                                        also `kubectl`, which is not built by default)
+#   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider
+#                                        pydynamic; also `kubectl`, which is not built by default)
 #   scripts/toolchain.sh --force STEP... rebuild these steps even if their stamp is there
 #   scripts/toolchain.sh --print-env     print `export` lines for the built toolchain (fails if absent)
 #   scripts/toolchain.sh --print-env-json  the same as JSON (what tests/e2e reads)
@@ -49,7 +49,7 @@ KWOK_VERSION=v0.8.0
 # Bump when the build recipe changes in a way that changes the binaries.
 RECIPE=1
 
-ALL_STEPS=(etcd kwok k8s pulumi pyhost provider)
+ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pydynamic)
 
 # ---- locations ---------------------------------------------------------------------------------
 GO=${GO:-go}
@@ -325,6 +325,25 @@ build_pyhost() {
         || die "building pulumi-language-python failed"
 }
 
+# The plugin that serves Python dynamic providers (pulumi.dynamic, e.g. kexpose's self-signed
+# certificate) is a shell script the CLI release ships next to `pulumi`, where the CLI looks for
+# its bundled plugins even with PULUMI_IGNORE_AMBIENT_PLUGINS set. Its source is
+# sdk/python/dist/ of the CLI's own sdk/v3 module; nothing is compiled. A step of its own so that
+# adding it did not change the key of an already built toolchain.
+prep_pydynamic() {
+    local dir
+    dir=$(mod_field "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir) \
+        || die "pulumi sdk/v3 $PULUMI_VERSION not served: $dir"
+    [[ -f "$dir/python/dist/pulumi-resource-pulumi-python" ]] \
+        || die "sdk/v3 $PULUMI_VERSION has no python/dist/pulumi-resource-pulumi-python"
+    echo "$dir" >"$WORK/pydynamic.dir"
+}
+
+build_pydynamic() {
+    install -m 0755 "$(cat "$WORK/pydynamic.dir")/python/dist/pulumi-resource-pulumi-python" \
+        "$BIN/pulumi-resource-pulumi-python"
+}
+
 prep_provider() {
     local src pk
     src=$(mod_field "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODVERSION" Dir) \
@@ -369,6 +388,7 @@ declare -A STEP_OUTPUTS=(
     [etcd]="etcd" [kwok]="kwok" [k8s]="kube-apiserver kube-controller-manager kube-scheduler"
     [kubectl]="kubectl" [pulumi]="pulumi pulumi-language-python-exec"
     [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
+    [pydynamic]="pulumi-resource-pulumi-python"
 )
 outputs_present() {
     local f v
