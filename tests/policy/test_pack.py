@@ -155,7 +155,11 @@ def _resource_args(
 
 
 def _policies(env: Any) -> dict[str, ResourceValidationPolicy | StackValidationPolicy]:
-    return {p.name: p for p in build_policies(env)}
+    return {
+        p.name: p
+        for p in build_policies(env)
+        if isinstance(p, ResourceValidationPolicy | StackValidationPolicy)
+    }
 
 
 def _validate(policy: Any, args: Any) -> list[str]:
@@ -223,6 +227,7 @@ def test_unknowns_only_matter_where_a_rule_reads() -> None:
 
 def test_stack_policy_reports_on_the_offending_urn() -> None:
     policy = _policies("prod")["ing-backend-service-exists"]
+    assert isinstance(policy, StackValidationPolicy)
     objects = realistic_stack()
     objects[5]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = "gone"
     resources = [
@@ -245,10 +250,11 @@ def test_stack_policy_reports_on_the_offending_urn() -> None:
         )
     )
     reported: list[tuple[str, str | None]] = []
-    policy.validate(
-        StackValidationArgs(resources, None),
-        lambda message, urn=None: reported.append((message, urn)),
-    )
+
+    def report(message: str, urn: str | None = None) -> None:
+        reported.append((message, urn))
+
+    policy.validate(StackValidationArgs(resources, None), report)
     assert [(urn, "Ingress/shop/web" in message) for message, urn in reported] == [("urn:5", True)]
 
 

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
+from kexpose.environment import ENVIRONMENTS
+
 from .objects import check, fields, good_ingress, ingress, rule
 
 CLASS = "kubernetes.io/ingress.class"
-ALL_ENVS = ("dev", "staging", "prod")
+ALL_ENVS = ENVIRONMENTS
 
 
 def _tls(*entries: dict[str, Any], rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:

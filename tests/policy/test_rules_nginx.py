@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from kexpose.environment import ENVIRONMENTS
+
 from .objects import check, configmap, deployment, fields, good_ingress, ingress, rule, service
 
-ALL_ENVS = ("dev", "staging", "prod")
+ALL_ENVS = ENVIRONMENTS
 NGX = "nginx.ingress.kubernetes.io/"
 
 

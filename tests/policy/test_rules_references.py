@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from kexpose.environment import ENVIRONMENTS
+
 from .objects import (
     NOW,
     cert_pem,
@@ -20,7 +22,7 @@ from .objects import (
     tls_secret,
 )
 
-ALL_ENVS = ("dev", "staging", "prod")
+ALL_ENVS = ENVIRONMENTS
 
 
 # --- svc-selector-matches-workload ------------------------------------------------------------

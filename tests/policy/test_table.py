@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kexpose.environment import ENVIRONMENTS
 from kexpose.policy import PolicyConfig, early_violations, evaluate
 from kexpose.policy.rules import RULES
 
@@ -24,7 +25,7 @@ from .objects import (
     tls_secret,
 )
 
-ALL = ("dev", "staging", "prod")
+ALL = ENVIRONMENTS
 SP = ("staging", "prod")
 P = ("prod",)
 M, A = "mandatory", "advisory"

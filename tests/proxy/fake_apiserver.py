@@ -194,7 +194,7 @@ class _Handler(asyncio.Protocol):
         self.server._open.add(self.transport)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server._open.discard(self.transport)  # type: ignore[arg-type]
+        self.server._open.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)

@@ -11,7 +11,7 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kexpose.proxy.errors import KubeError
 from kexpose.proxy.kubeapi import EventType, Lease
@@ -53,7 +53,7 @@ class FakeKubeApi:
                 await asyncio.Event().wait()
             if isinstance(step, Exception):
                 raise step
-            event, obj = step
+            event, obj = cast("tuple[EventType, RawObject]", step)
             yield event, copy.deepcopy(obj)
 
     async def get_service(self, namespace: str, name: str) -> Service | None:

@@ -312,7 +312,7 @@ async def test_leader_steps_down_when_it_cannot_renew() -> None:
     async def broken(namespace: str, name: str) -> None:
         raise KubeError("connection refused")
 
-    api.get_lease = broken  # type: ignore[assignment,method-assign]
+    api.get_lease = broken  # type: ignore[method-assign]
     clock.now += 5
     assert await a.step()  # within the renew deadline (10 s) it still leads
     clock.now += 6

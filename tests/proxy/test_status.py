@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from tests.proxy.objects import ingress, service, sport
 
 from kexpose.proxy.routes import parse_addresses, service_addresses, status_updates
+
+if TYPE_CHECKING:
+    from kexpose.proxy.routes._kube import Service
 
 SERVICES: list[tuple[str, dict[str, Any], list[dict[str, str]]]] = [
     ("ClusterIP", {"type_": "ClusterIP", "clusterIP": "10.96.0.10"}, [{"ip": "10.96.0.10"}]),
@@ -37,13 +40,14 @@ SERVICES: list[tuple[str, dict[str, Any], list[dict[str, str]]]] = [
 
 @pytest.mark.parametrize(("case", "spec", "expected"), SERVICES, ids=[s[0] for s in SERVICES])
 def test_service_addresses(case: str, spec: dict[str, Any], expected: list[dict[str, str]]) -> None:
-    assert list(service_addresses(service("ctl", sport(80), **spec))) == expected
+    svc = cast("Service", service("ctl", sport(80), **spec))
+    assert list(service_addresses(svc)) == expected
 
 
 def test_load_balancer_addresses_plus_external_ips() -> None:
     svc = service("ctl", sport(80), type_="LoadBalancer", externalIPs=["198.51.100.9", "1.2.3.4"])
     svc["status"] = {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}, {"hostname": "lb.example"}]}}
-    assert list(service_addresses(svc)) == [
+    assert list(service_addresses(cast("Service", svc))) == [
         {"ip": "1.2.3.4"},
         {"ip": "198.51.100.9"},
         {"hostname": "lb.example"},

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.asyncio
 
 async def _proxy(start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki) -> Proxy:
     web = await echo("web")
-    proxy = await start_proxy()
+    proxy: Proxy = await start_proxy()
     proxy.load(
         ingress(
             "site",

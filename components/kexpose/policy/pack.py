@@ -32,6 +32,7 @@ from typing import Any, Final
 import pulumi
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
@@ -286,10 +287,10 @@ def _schema(rule: Rule, base: PolicyConfig) -> PolicyConfigSchema | None:
 
 def build_policies(
     environment: Environment, *, base: PolicyConfig | None = None
-) -> list[ResourceValidationPolicy | StackValidationPolicy]:
+) -> list[Policy]:
     """One policy per rule, with the enforcement level the rule has in ``environment``."""
     config = base if base is not None else PolicyConfig.project()
-    policies: list[ResourceValidationPolicy | StackValidationPolicy] = []
+    policies: list[Policy] = []
     for rule in RULES.values():
         level = EnforcementLevel(rule.enforcement.get(environment, "advisory"))
         common: dict[str, Any] = {
