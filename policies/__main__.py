@@ -9,11 +9,20 @@ and tested without starting a server.
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from kexpose.policy.pack import PACK_NAME, build_policies, stack_environment, stack_policy_config
+from kexpose.policy.pack import (
+    PACK_NAME,
+    build_policies,
+    follow_stack_configuration,
+    stack_environment,
+    stack_policy_config,
+)
 
+policies = build_policies(stack_environment(), base=stack_policy_config())
+# Newer CLIs name the stack only in the ConfigureStack call; rebuild for it then.
+follow_stack_configuration(policies)
 PolicyPack(
     name=PACK_NAME,
-    policies=build_policies(stack_environment(), base=stack_policy_config()),
+    policies=policies,
     enforcement_level=EnforcementLevel.ADVISORY,
     description="Environment-aware exposure rules for Services, Ingresses and TLS (kexpose).",
 )

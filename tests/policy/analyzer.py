@@ -88,14 +88,17 @@ class PackStartError(RuntimeError):
     pass
 
 
-def _pack_env(stack: str, config: Mapping[str, str], *, dry_run: bool) -> dict[str, str]:
+def _pack_env(stack: str | None, config: Mapping[str, str], *, dry_run: bool) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(
-        PULUMI_STACK=stack,
-        PULUMI_PROJECT=PROJECT,
-        PULUMI_DRY_RUN="true" if dry_run else "false",
-        PULUMI_ORGANIZATION="organization",
-    )
+    for key in ("PULUMI_STACK", "PULUMI_PROJECT", "PULUMI_DRY_RUN", "PULUMI_ORGANIZATION"):
+        env.pop(key, None)
+    if stack is not None:
+        env.update(
+            PULUMI_STACK=stack,
+            PULUMI_PROJECT=PROJECT,
+            PULUMI_DRY_RUN="true" if dry_run else "false",
+            PULUMI_ORGANIZATION="organization",
+        )
     if config:
         env["PULUMI_CONFIG"] = json.dumps(dict(config))
     else:
@@ -107,12 +110,16 @@ def _pack_env(stack: str, config: Mapping[str, str], *, dry_run: bool) -> dict[s
 def running_pack(
     engine_address: str,
     *,
-    stack: str,
+    stack: str | None,
     config: Mapping[str, str] | None = None,
     dry_run: bool = True,
     timeout: float = 60.0,
 ) -> Iterator[Pack]:
-    """Start ``policies/`` as the shim does and yield a connected Analyzer stub."""
+    """Start ``policies/`` as the shim does and yield a connected Analyzer stub.
+
+    ``stack=None`` starts it as CLIs that only send ``ConfigureStack`` do (v3.274: no
+    ``PULUMI_STACK``, ``PULUMI_PROJECT``, ``PULUMI_DRY_RUN`` in the environment).
+    """
     process = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", engine_address, "."],
         cwd=POLICIES,

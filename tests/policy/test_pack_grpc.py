@@ -223,3 +223,48 @@ def test_an_unknown_environment_stops_the_pack_with_a_clear_message(
     stderr = start_failure(engine[0], stack="feature-x", config={})
     assert "cannot tell the environment of stack 'feature-x'" in stderr
     assert "kexpose:environment" in stderr
+
+
+def test_a_stack_named_only_in_configure_stack_gets_its_levels(
+    engine: tuple[str, FakeEngine],
+) -> None:
+    # The v3.274 CLI starts the pack without PULUMI_STACK/PULUMI_CONFIG and names the stack in
+    # ConfigureStack, before GetAnalyzerInfo (pkg/v3 resource/plugin/analyzer_plugin.go).
+    with running_pack(engine[0], stack=None) as pack:
+        pack.stub.ConfigureStack(
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack="ci-1234",
+                project="kexpose-test",
+                config={
+                    "kexpose:environment": "dev",
+                    "kexpose:controller": '{"className": "edge"}',
+                },
+                dry_run=True,
+            )
+        )
+        info = pack.stub.GetAnalyzerInfo(empty_pb2.Empty())
+        levels = {p.name: p.enforcementLevel for p in info.policies}
+        assert levels["svc-no-nodeport"] == ADVISORY  # inactive in dev, mandatory in prod
+        assert levels["svc-lb-source-ranges"] == ADVISORY
+        assert levels["ing-class-allowed"] == MANDATORY
+        # The stack's controller config reaches the schema defaults the CLI sends back.
+        schema = {
+            p.name: json_format.MessageToDict(p.configSchema.properties) for p in info.policies
+        }
+        assert schema["ing-class-allowed"]["allowed_ingress_classes"]["default"] == ["edge"]
+        configure_like_the_cli(pack.stub, info)
+        nodeport = copy.deepcopy(realistic_stack()[4])
+        nodeport["spec"]["type"] = "NodePort"
+        response = pack.stub.Analyze(analyze_request("ci-1234", nodeport))
+        assert list(response.diagnostics) == []
+        assert "svc-no-nodeport" in {n.policy_name for n in response.not_applicable}
+
+
+def test_configure_stack_refuses_a_stack_without_an_environment(
+    engine: tuple[str, FakeEngine],
+) -> None:
+    with running_pack(engine[0], stack=None) as pack, pytest.raises(grpc.RpcError) as info:
+        pack.stub.ConfigureStack(
+            analyzer_pb2.AnalyzerStackConfigureRequest(stack="feature-x", project="kexpose-test")
+        )
+    assert "cannot tell the environment of stack 'feature-x'" in str(info.value.details())

@@ -7,10 +7,12 @@ server and never returns (pulumi-policy ``PolicyPack.__init__``), which must not
 How the pieces meet the Pulumi engine (read from pulumi-policy 1.21 ``policy.py`` and the CLI's
 ``analyzer_plugin.go`` / ``policy_config.go``):
 
-- The CLI starts the pack with ``PULUMI_STACK`` and ``PULUMI_CONFIG`` set, asks for the policies
-  (``GetAnalyzerInfo``), then sends every policy's enforcement level back in ``Configure``. The
-  level per environment must therefore be known when the pack starts: the environment is read
-  once, from the stack config ``kexpose:environment``, else the stack name.
+- The CLI names the stack and its config, asks for the policies (``GetAnalyzerInfo``), then
+  sends every policy's enforcement level back in ``Configure``. The level per environment must
+  therefore be known before ``GetAnalyzerInfo``: the environment comes from the stack config
+  ``kexpose:environment``, else the stack name. Older CLIs set ``PULUMI_STACK`` and
+  ``PULUMI_CONFIG`` when they start the pack; newer ones (v3.274) send them in
+  ``ConfigureStack`` only, which :func:`follow_stack_configuration` handles.
 - A rule inactive in that environment is registered at advisory and calls ``not_applicable``.
 - Per-policy config (``--policy-pack-config``) carries the ``PolicyConfig`` keys the rule reads;
   the schema defaults are the project's own (:meth:`PolicyConfig.project`), as for
@@ -56,6 +58,7 @@ __all__ = [
     "PACK_NAME",
     "build_policies",
     "environment_for",
+    "follow_stack_configuration",
     "manifest_from",
     "stack_environment",
     "stack_policy_config",
@@ -101,15 +104,16 @@ def environment_for(stack: str | None, configured: str | None) -> Environment:
     )
 
 
-def stack_environment() -> Environment:
+def stack_environment(stack: str | None = None) -> Environment:
     """The environment of the stack the CLI started this pack for.
 
     ``pulumi.policy`` has loaded ``PULUMI_CONFIG`` into the runtime config; ``PULUMI_STACK`` is
-    the stack name. With neither (``pulumi policy publish`` reads only the metadata) the
-    strictest levels, prod's, are registered.
+    the stack name (``stack`` wins over it: the name a ``ConfigureStack`` call gave). With
+    neither (``pulumi policy publish`` reads only the metadata) the strictest levels, prod's,
+    are registered.
     """
     configured = pulumi.Config("kexpose").get("environment")
-    stack = os.environ.get("PULUMI_STACK")
+    stack = stack or os.environ.get("PULUMI_STACK")
     if configured is None and stack is None:
         return "prod"
     return environment_for(stack, configured)
@@ -133,6 +137,35 @@ def stack_policy_config() -> PolicyConfig:
             f"policy pack {PACK_NAME}: stack config kexpose:policy is invalid: {exc}",
             field="kexpose:policy",
         ) from None
+
+
+def follow_stack_configuration(policies: list[Policy]) -> None:
+    """Rebuild ``policies`` in place for the stack a ``ConfigureStack`` call names.
+
+    Pulumi CLIs that start packs through the language host (``pkg/v3`` ``NewPolicyAnalyzer``,
+    e.g. v3.274) no longer put ``PULUMI_STACK`` and ``PULUMI_CONFIG`` in the pack's environment:
+    the stack name and its config arrive in ``ConfigureStack``, before ``GetAnalyzerInfo``.
+    pulumi-policy 1.21 keeps only the tags of that call, so a pack that read the environment at
+    start would serve every stack with prod's levels. This wraps the call: the config goes into
+    the runtime config (as ``PULUMI_CONFIG`` would have), then ``policies`` (the very list the
+    ``PolicyPack`` serves) is rebuilt with that stack's environment and base config. A stack
+    whose environment cannot be told fails the call, and with it the CLI's preview, with the
+    message of :func:`environment_for`.
+    """
+    from pulumi_policy import policy as sdk  # the servicer class is not part of the public API
+
+    servicer = sdk._PolicyAnalyzerServicer  # pinned pulumi-policy (constraints.txt), see above
+    plain = servicer.ConfigureStack
+
+    def configure_stack(self: Any, request: Any, context: Any) -> Any:
+        for key, value in request.config.items():
+            pulumi.runtime.set_config(key, value)
+        policies[:] = build_policies(
+            stack_environment(request.stack or None), base=stack_policy_config()
+        )
+        return plain(self, request, context)
+
+    servicer.ConfigureStack = configure_stack  # type: ignore[method-assign,assignment]
 
 
 class _Overlay(Mapping[str, Any]):
