@@ -210,3 +210,16 @@ def test_unknown_stack_and_missing_project(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["preview", "-s", "dev", "--project-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "Pulumi.yaml" in result.stderr
+
+
+def test_the_program_directory_finds_the_project_virtualenv() -> None:
+    # Python dynamic providers (staging's self-signed certificate) are started by the CLI in the
+    # program directory (`main: stacks/`) and resolve runtime.options.virtualenv from there,
+    # while the language host resolves it from the project root (pulumi/pulumi#7061). The
+    # stacks/.venv link makes both name the same virtualenv.
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    venv = project["runtime"]["options"]["virtualenv"]
+    program = ROOT / project["main"]
+    link = program / venv
+    assert link.is_symlink()
+    assert (program / link.readlink()).resolve() == (ROOT / venv).resolve()
