@@ -12,7 +12,7 @@
 # Usage:
 #   scripts/toolchain.sh                 build what is missing (a no-op when everything is there)
 #   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider
-#                                        pydynamic; also `kubectl`, which is not built by default)
+#                                        pyplugins; also `kubectl`, which is not built by default)
 #   scripts/toolchain.sh --force STEP... rebuild these steps even if their stamp is there
 #   scripts/toolchain.sh --print-env     print `export` lines for the built toolchain (fails if absent)
 #   scripts/toolchain.sh --print-env-json  the same as JSON (what tests/e2e reads)
@@ -49,7 +49,7 @@ KWOK_VERSION=v0.8.0
 # Bump when the build recipe changes in a way that changes the binaries.
 RECIPE=1
 
-ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pydynamic)
+ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins)
 
 # ---- locations ---------------------------------------------------------------------------------
 GO=${GO:-go}
@@ -325,23 +325,32 @@ build_pyhost() {
         || die "building pulumi-language-python failed"
 }
 
-# The plugin that serves Python dynamic providers (pulumi.dynamic, e.g. kexpose's self-signed
-# certificate) is a shell script the CLI release ships next to `pulumi`, where the CLI looks for
-# its bundled plugins even with PULUMI_IGNORE_AMBIENT_PLUGINS set. Its source is
-# sdk/python/dist/ of the CLI's own sdk/v3 module; nothing is compiled. A step of its own so that
-# adding it did not change the key of an already built toolchain.
-prep_pydynamic() {
-    local dir
-    dir=$(mod_field "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir) \
-        || die "pulumi sdk/v3 $PULUMI_VERSION not served: $dir"
-    [[ -f "$dir/python/dist/pulumi-resource-pulumi-python" ]] \
+# Two shell scripts the CLI finds next to `pulumi` (its "bundled" plugins, looked up there even
+# with PULUMI_IGNORE_AMBIENT_PLUGINS set); nothing is compiled:
+# - pulumi-resource-pulumi-python serves Python dynamic providers (pulumi.dynamic, e.g. kexpose's
+#   self-signed certificate); from python/dist of the CLI's own sdk/v3 module.
+# - pulumi-analyzer-policy-python starts a Python policy pack (`python -m pulumi.policy <engine>
+#   <pack dir>`); newer CLIs run packs through the language host instead and no longer ship it,
+#   so it comes from python/dist of the language host's release (sdk/v3 $PYHOST_SDK_VERSION).
+# A step of its own so that adding it did not change the key of an already built toolchain.
+prep_pyplugins() {
+    local cli host
+    cli=$(mod_field "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir) \
+        || die "pulumi sdk/v3 $PULUMI_VERSION not served: $cli"
+    host=$(mod_field "github.com/pulumi/pulumi/sdk/v3@$PYHOST_SDK_VERSION" Dir) \
+        || die "pulumi sdk/v3 $PYHOST_SDK_VERSION not served: $host"
+    [[ -f "$cli/python/dist/pulumi-resource-pulumi-python" ]] \
         || die "sdk/v3 $PULUMI_VERSION has no python/dist/pulumi-resource-pulumi-python"
-    echo "$dir" >"$WORK/pydynamic.dir"
+    [[ -f "$host/python/dist/pulumi-analyzer-policy-python" ]] \
+        || die "sdk/v3 $PYHOST_SDK_VERSION has no python/dist/pulumi-analyzer-policy-python"
+    printf '%s\n%s\n' "$cli" "$host" >"$WORK/pyplugins.dirs"
 }
 
-build_pydynamic() {
-    install -m 0755 "$(cat "$WORK/pydynamic.dir")/python/dist/pulumi-resource-pulumi-python" \
-        "$BIN/pulumi-resource-pulumi-python"
+build_pyplugins() {
+    local cli host
+    { read -r cli; read -r host; } <"$WORK/pyplugins.dirs"
+    install -m 0755 "$cli/python/dist/pulumi-resource-pulumi-python" "$BIN/pulumi-resource-pulumi-python"
+    install -m 0755 "$host/python/dist/pulumi-analyzer-policy-python" "$BIN/pulumi-analyzer-policy-python"
 }
 
 prep_provider() {
@@ -388,7 +397,7 @@ declare -A STEP_OUTPUTS=(
     [etcd]="etcd" [kwok]="kwok" [k8s]="kube-apiserver kube-controller-manager kube-scheduler"
     [kubectl]="kubectl" [pulumi]="pulumi pulumi-language-python-exec"
     [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
-    [pydynamic]="pulumi-resource-pulumi-python"
+    [pyplugins]="pulumi-resource-pulumi-python pulumi-analyzer-policy-python"
 )
 outputs_present() {
     local f v
