@@ -57,7 +57,9 @@ LOG_TAIL_LINES = 40
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-# Node status addresses and pod IPs are only data in the API here; nothing is sent to them.
+# The node address is only data in the API. Pod IPs come from the nodes' podCIDRs; the session
+# runs in a private network namespace that has those CIDRs on its loopback (netns.py), so the
+# echo backends of the journey can listen on exactly the pods' addresses.
 NODE_ADDRESS = "127.0.0.1"
 POD_CIDR_TEMPLATE = "10.244.{index}.0/24"
 

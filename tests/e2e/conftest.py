@@ -14,11 +14,16 @@ from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from .cluster import ClusterStartError, LocalCluster
+from .cluster import POD_CIDR_TEMPLATE, ClusterStartError, LocalCluster
+from .loadbalancer import LoadBalancerStandIn
+from .netns import NetnsError, PrivateNetwork
+from .proxy import ProxyProcess
 from .toolchain import Toolchain, ToolchainMissingError, find_toolchain
 
 # Two nodes, so the scheduler has a choice and replicas spread as they would in a real cluster.
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+#: The nodes' spec.podCIDR, from which kwok gives pods their addresses.
+POD_CIDRS = tuple(POD_CIDR_TEMPLATE.format(index=i) for i in range(len(NODE_NAMES)))
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +38,27 @@ def toolchain() -> Toolchain:
 
 
 @pytest.fixture(scope="session")
+def private_network() -> Iterator[PrivateNetwork]:
+    """The session's own network namespace (netns.py): loopback only, the pod CIDRs on `lo`."""
+    network = PrivateNetwork(POD_CIDRS)
+    failure = None
+    try:
+        network.enter()
+    except NetnsError as exc:
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(f"private network namespace: {failure}", pytrace=False)
+    try:
+        yield network
+    finally:
+        network.leave()
+
+
+@pytest.fixture(scope="session")
 def cluster(
-    toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory
+    toolchain: Toolchain,
+    tmp_path_factory: pytest.TempPathFactory,
+    private_network: PrivateNetwork,
 ) -> Iterator[LocalCluster]:
     """One control plane for the whole session, stopped by PID at the end (also on failure)."""
     local = LocalCluster(toolchain, tmp_path_factory.mktemp("cluster"), node_names=NODE_NAMES)
@@ -65,3 +89,23 @@ def namespace(kube: Client) -> Iterator[str]:
     kube.create(Namespace(metadata=ObjectMeta(name=name)))
     yield name
     kube.delete(Namespace, name)
+
+
+@pytest.fixture(scope="session")
+def load_balancers(cluster: LocalCluster) -> Iterator[LoadBalancerStandIn]:
+    """The stand-in for a cloud load-balancer controller (loadbalancer.py), for the session."""
+    with cluster.client() as client, LoadBalancerStandIn(client).running() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="session")
+def ingress_proxy(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    """kexpose-proxy out of cluster as the stacks' Ingress controller (proxy.py)."""
+    proxy = ProxyProcess(cluster.kubeconfig, tmp_path_factory.mktemp("proxy"))
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
