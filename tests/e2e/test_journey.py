@@ -1,0 +1,560 @@
+"""The user journey of issue 5, on the real tools: the built Pulumi CLI, its Python language host,
+pulumi-kubernetes (with its await logic), a real kube-apiserver with kwok nodes, kexpose-proxy and
+the CrossGuard pack.
+
+Stand-ins, and why each is needed (nothing else is replaced):
+- `load_balancers` plays the cloud's load-balancer controller (as MetalLB does in
+  pulumi-kubernetes' own CI): it writes 127.0.0.1 into `status.loadBalancer` of LoadBalancer
+  Services, which the staging and prod controller Services wait for (loadbalancer.py).
+- `ingress_proxy` is the real kexpose-proxy, run out of cluster against the same API server as
+  the stacks' controller; the controller Deployment's pods are kwok fakes that never run
+  (proxy.py). It writes the Ingress status that pulumi-kubernetes waits for.
+- Echo servers stand where the pods are: on the pod IPs and container ports the endpointslice
+  controller published, inside the session's private network namespace (echo.py, netns.py).
+- `pulumi preview --policy-pack` is pointed at an executable launcher of the real pack, the CLI's
+  route for executable packs; its route for a pack directory needs a newer language host than
+  the one the module proxy serves (project.py, tests/e2e/README.md).
+
+The three shipped stacks share namespaces and cluster-scoped names, so they run one after another
+(pytest groups the class's tests by stack), each destroyed before the next.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    Secret,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.networking_v1 import Ingress, IngressClass
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.resources.rbac_authorization_v1 import (
+    ClusterRole,
+    ClusterRoleBinding,
+    Role,
+    RoleBinding,
+)
+
+from .cluster import LocalCluster, wait_until
+from .compare import (
+    api_path,
+    certificate_names,
+    identity,
+    load_rendered,
+    mismatches,
+    tls_pair,
+    without_secret_data,
+)
+from .echo import EchoServers
+from .loadbalancer import LB_ADDRESS, LoadBalancerStandIn
+from .project import PolicyPackCopy, PulumiError, PulumiProject, copy_of_repo, write_program
+from .proxy import PUBLISH_ADDRESS, ProxyProcess
+from .toolchain import REPO_ROOT, Toolchain
+from .traffic import get, peer_certificate, serve_service, trusting
+
+pytestmark = pytest.mark.e2e
+
+STACKS = ("dev", "staging", "prod")
+MANAGED_BY: dict[str, Any] = {"app.kubernetes.io/managed-by": "kexpose"}
+# The proxy sees a new EndpointSlice or Secret through its watch a moment after the API has it.
+ROUTE_TIMEOUT_S = 60.0
+# `kexpose render` runs the stack program under Pulumi's mocks: a few seconds.
+RENDER_TIMEOUT_S = 120.0
+
+# Every namespaced kind the builders make (kexpose.resources.kube), looked up by the label they
+# all carry; untyped because lightkube's list() is typed per resource class.
+NAMESPACED_KINDS: tuple[Any, ...] = (
+    Deployment,
+    Service,
+    Secret,
+    ConfigMap,
+    ServiceAccount,
+    Role,
+    RoleBinding,
+    PodDisruptionBudget,
+    Ingress,
+)
+CLUSTER_KINDS = (Namespace, ClusterRole, ClusterRoleBinding, IngressClass)
+
+
+@dataclass
+class Journey:
+    """What the whole module shares: the project copy, the pack copy, the cluster's baseline."""
+
+    toolchain: Toolchain
+    cluster: LocalCluster
+    project: PulumiProject
+    pack: PolicyPackCopy
+    workdir: Path
+    baseline_namespaces: frozenset[str]
+
+    def program(self, name: str, source: str) -> PulumiProject:
+        return write_program(
+            self.toolchain,
+            self.workdir / name,
+            name=name,
+            program=source,
+            state=self.project.state,
+            kubeconfig=self.cluster.kubeconfig,
+        )
+
+
+@pytest.fixture(scope="module")
+def journey(
+    toolchain: Toolchain,
+    cluster: LocalCluster,
+    load_balancers: LoadBalancerStandIn,
+    ingress_proxy: ProxyProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Journey:
+    workdir = tmp_path_factory.mktemp("journey")
+    state = workdir / "state"
+    state.mkdir()
+    project = copy_of_repo(
+        toolchain, workdir / "kexpose", state=state, kubeconfig=cluster.kubeconfig
+    )
+    return Journey(
+        toolchain=toolchain,
+        cluster=cluster,
+        project=project,
+        pack=PolicyPackCopy.of_repo(workdir / "policies"),
+        workdir=workdir,
+        baseline_namespaces=frozenset(_namespaces(cluster)),
+    )
+
+
+def _namespaces(cluster: LocalCluster) -> list[str]:
+    with cluster.client() as client:
+        return _names(client.list(Namespace))
+
+
+def _names(objects: Any) -> list[str]:
+    return [obj.metadata.name for obj in objects]
+
+
+def leftovers(kube: Client, baseline: frozenset[str]) -> list[str]:
+    """Everything a stack may have left behind: namespaces, and kexpose-managed objects."""
+    found = [f"Namespace/{n}" for n in _names(kube.list(Namespace)) if n not in baseline]
+    for cluster_kind in CLUSTER_KINDS:
+        for name in _names(kube.list(cluster_kind, labels=MANAGED_BY)):
+            found.append(f"{cluster_kind.__name__}/{name}")
+    for kind in NAMESPACED_KINDS:
+        for obj in kube.list(kind, namespace="*", labels=MANAGED_BY):
+            found.append(f"{kind.__name__}/{obj.metadata.namespace}/{obj.metadata.name}")
+    return found
+
+
+def render(project: PulumiProject, stack: str, out: Path) -> list[dict[str, Any]]:
+    """`kexpose render` of the same stack config, as a user would run it."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kexpose"),
+            "render",
+            "--stack",
+            stack,
+            "--out",
+            str(out),
+            "--project-dir",
+            str(project.directory),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RENDER_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return load_rendered(out)
+
+
+def secret_pem(kube: Client, namespace: str, name: str, key: str) -> bytes:
+    secret = kube.get(Secret, name, namespace=namespace)
+    assert secret.data is not None
+    return base64.b64decode(secret.data[key])
+
+
+# ---- 1, 2, 3, 4 (pass) and 6: the shipped stacks ---------------------------------------------
+
+
+@dataclass
+class Deployed:
+    stack: str
+    up: subprocess.CompletedProcess[str]
+    rendered: list[dict[str, Any]]
+    destroyed: bool = False
+
+
+@pytest.fixture(scope="class", params=STACKS)
+def deployed(request: pytest.FixtureRequest, journey: Journey) -> Iterator[Deployed]:
+    """`pulumi up` of one shipped stack; destroyed at the end of its tests whatever happened."""
+    stack = str(request.param)
+    project = journey.project
+    project.init(stack)
+    deployment: Deployed | None = None
+    try:
+        up = project.up(stack)
+        rendered = render(project, stack, journey.workdir / f"render-{stack}")
+        deployment = Deployed(stack, up, rendered)
+        yield deployment
+    finally:
+        if deployment is None or not deployment.destroyed:
+            project.run("destroy", "--stack", stack, "--yes", "--skip-preview", check=False)
+        project.run("stack", "rm", stack, "--yes", "--force", check=False)
+
+
+class TestShippedStack:
+    def test_up_waits_for_rollouts_endpoints_and_addresses(
+        self, deployed: Deployed, journey: Journey, kube: Client
+    ) -> None:
+        stack = deployed.stack
+        outputs = journey.project.outputs(stack)
+        assert outputs["environment"] == stack
+        assert outputs["ingressClass"] == "kexpose"
+        # Returned only once pulumi-kubernetes' await logic saw every object ready:
+        for deployment in kube.list(Deployment, namespace="*", labels=MANAGED_BY):
+            assert deployment.spec is not None
+            assert deployment.status is not None
+            assert deployment.status.availableReplicas == deployment.spec.replicas
+        ingress = kube.get(Ingress, "shop-web", namespace="shop")
+        assert ingress.status is not None
+        assert ingress.status.loadBalancer is not None
+        assert [i.ip for i in ingress.status.loadBalancer.ingress or []] == [PUBLISH_ADDRESS]
+        controller = kube.get(Service, "kexpose-controller", namespace="kexpose-system")
+        assert controller.spec is not None
+        if stack == "dev":
+            assert controller.spec.type == "NodePort"
+            assert "controllerAddress" not in outputs  # None: Pulumi drops the output
+        else:
+            assert controller.spec.type == "LoadBalancer"
+            assert outputs["controllerAddress"] == LB_ADDRESS
+
+    def test_objects_in_the_api_match_kexpose_render(
+        self, deployed: Deployed, journey: Journey, kube: Client
+    ) -> None:
+        # The same objects: those in Pulumi's state are those kexpose render lists.
+        state = journey.project.export(deployed.stack)
+        managed = {
+            identity(r["outputs"])
+            for r in state["deployment"]["resources"]
+            if r["type"].startswith("kubernetes:")
+        }
+        assert managed == {identity(m) for m in deployed.rendered}
+        problems: dict[str, list[str]] = {}
+        for manifest in deployed.rendered:
+            live = journey.cluster.get_json(api_path(manifest))
+            found = mismatches(without_secret_data(manifest), live)
+            if found:
+                problems["/".join(identity(manifest)[1:])] = found
+        assert problems == {}
+        # TLS Secrets: the rendered key is redacted and the certificate made at render time, so
+        # compare what they mean. Computed first, so that no assertion can print key material.
+        state_text = json.dumps(state)
+        for manifest in (m for m in deployed.rendered if m["kind"] == "Secret"):
+            namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+            cert = secret_pem(kube, namespace, name, "tls.crt")
+            key = secret_pem(kube, namespace, name, "tls.key")
+            paired = tls_pair(cert, key)
+            plain = state_text.replace("\\n", "\n")
+            leaked = key.decode().strip() in plain or base64.b64encode(key).decode() in plain
+            del key
+            assert paired, f"{namespace}/{name}: tls.key is not the key of tls.crt"
+            assert not leaked, f"{namespace}/{name}: the key is in Pulumi's state in plain text"
+            rendered_cert = manifest["stringData"]["tls.crt"].encode()
+            assert certificate_names(cert) == certificate_names(rendered_cert)
+
+    def test_a_second_update_changes_nothing(
+        self, deployed: Deployed, journey: Journey, kube: Client
+    ) -> None:
+        tls = [m for m in deployed.rendered if m["kind"] == "Secret"]
+        before = [
+            secret_pem(kube, m["metadata"]["namespace"], m["metadata"]["name"], "tls.crt")
+            for m in tls
+        ]
+        again = journey.project.up(deployed.stack, "--expect-no-changes")
+        assert "unchanged" in again.stdout
+        after = [
+            secret_pem(kube, m["metadata"]["namespace"], m["metadata"]["name"], "tls.crt")
+            for m in tls
+        ]
+        assert after == before
+
+    def test_the_policy_pack_passes(self, deployed: Deployed, journey: Journey) -> None:
+        done = journey.project.preview(
+            deployed.stack, "--policy-pack", str(journey.pack.launcher), "--expect-no-changes"
+        )
+        # It ran (the CLI lists every pack it loaded) and found nothing mandatory.
+        assert f"kexpose-exposure@v0.1.0 (local: {journey.pack.launcher})" in done.stdout
+        assert "[mandatory]" not in done.stdout
+
+    def test_real_traffic_by_host_and_path(
+        self,
+        deployed: Deployed,
+        kube: Client,
+        ingress_proxy: ProxyProcess,
+    ) -> None:
+        host = f"shop.{'' if deployed.stack == 'prod' else deployed.stack + '.'}example.com"
+        with EchoServers().running() as echo:
+            web = serve_service(kube, echo, namespace="shop", service="shop-web")
+            api = serve_service(kube, echo, namespace="shop", service="shop-api")
+            assert web
+            assert api
+            if deployed.stack == "dev":
+                _plain_http_traffic(ingress_proxy, host, web, api)
+            elif deployed.stack == "staging":
+                _https_traffic(ingress_proxy, kube, host, web, api)
+            else:
+                _prod_without_cert_manager(ingress_proxy, host)
+
+    def test_destroy_leaves_nothing(
+        self, deployed: Deployed, journey: Journey, kube: Client
+    ) -> None:
+        journey.project.destroy(deployed.stack)
+        deployed.destroyed = True
+        assert leftovers(kube, journey.baseline_namespaces) == []
+        state = journey.project.export(deployed.stack)
+        assert [
+            r["type"]
+            for r in state["deployment"].get("resources") or []
+            if r["type"].startswith("kubernetes:") or r["type"].startswith("kexpose:")
+        ] == []
+
+
+def _first_answer(port: int, host: str, path: str, **kwargs: Any) -> Any:
+    """The first echo answer: the proxy learns new endpoints through its watch."""
+
+    def answered() -> Any:
+        reply = get(port, host=host, path=path, **kwargs)
+        return reply if reply.status == 200 else None
+
+    return wait_until(answered, timeout=ROUTE_TIMEOUT_S, what=f"a 200 for {host}{path}")
+
+
+def _plain_http_traffic(proxy: ProxyProcess, host: str, web: set[str], api: set[str]) -> None:
+    assert _first_answer(proxy.http_port, host, "/").json()["app"] == "shop-web"
+    served: dict[str, set[str]] = {"/": set(), "/api": set(), "/api/items?id=7": set()}
+    for _ in range(4):
+        for path in served:
+            body = get(proxy.http_port, host=host, path=path).json()
+            assert body["host"] == host
+            assert body["path"] == path
+            served[path].add(body["address"])
+    assert served["/"] <= web
+    assert served["/api"] <= api
+    assert served["/api/items?id=7"] <= api  # Prefix /api
+    assert get(proxy.http_port, host="other.example.com", path="/").status == 404
+
+
+def _https_traffic(
+    proxy: ProxyProcess, kube: Client, host: str, web: set[str], api: set[str]
+) -> None:
+    cert = secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode()
+    context = trusting(cert)
+    first = _first_answer(proxy.https_port, host, "/", tls=context)
+    assert first.json()["app"] == "shop-web"
+    # The handshake verified against the stack's certificate only, with SNI; and it is that one.
+    served = peer_certificate(proxy.https_port, server_name=host, context=context)
+    assert served == _der(cert)
+    seen_web: set[str] = set()
+    for _ in range(2 * len(web)):
+        body = get(proxy.https_port, host=host, path="/", tls=context).json()
+        assert body["app"] == "shop-web"
+        assert body["x-forwarded-proto"] == "https"
+        seen_web.add(body["address"])
+    assert seen_web == web  # both replicas get requests (round robin)
+    body = get(proxy.https_port, host=host, path="/api/v1", tls=context).json()
+    assert body["app"] == "shop-api"
+    assert body["address"] in api
+    # Plain HTTP for a TLS host is redirected to HTTPS, not proxied.
+    redirect = get(proxy.http_port, host=host, path="/api?q=1")
+    assert redirect.status == 308
+    assert redirect.headers["location"] == f"https://{host}:{proxy.https_port}/api?q=1"
+
+
+def _prod_without_cert_manager(proxy: ProxyProcess, host: str) -> None:
+    # prod's certificate comes from cert-manager, which this cluster does not run: the Secret
+    # never appears, so plain HTTP is still redirected and the handshake gets the proxy's
+    # default certificate, not some other one. Nothing reaches a backend.
+    redirect = get(proxy.http_port, host=host, path="/")
+    assert redirect.status == 308
+    assert redirect.headers["location"] == f"https://{host}:{proxy.https_port}/"
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    der = peer_certificate(proxy.https_port, server_name=host, context=context)
+    assert certificate_names(ssl.DER_cert_to_PEM_cert(der).encode()) == ["kexpose-proxy.invalid"]
+
+
+def _der(pem: str) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem)
+
+
+# ---- 4 (fail): a stack the pack refuses, and one the components refuse --------------------------
+
+BAD_PROGRAM = textwrap.dedent(
+    """\
+    # Raw pulumi-kubernetes objects, which kexpose's components would never build in prod.
+    import pulumi_kubernetes as k8s
+
+    ns = k8s.core.v1.Namespace("ns", metadata={"name": "e2e-bad"})
+    k8s.core.v1.Service(
+        "debug",
+        metadata={"name": "debug", "namespace": "e2e-bad"},
+        spec={
+            "type": "NodePort",
+            "selector": {"app": "debug"},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    )
+    k8s.networking.v1.Ingress(
+        "web",
+        metadata={"name": "web", "namespace": "e2e-bad"},
+        spec={
+            "ingressClassName": "kexpose",
+            "rules": [{"host": "bad.example.com", "http": {"paths": [{
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": "missing", "port": {"number": 80}}},
+            }]}}],
+        },
+    )
+    """
+)
+
+
+def test_the_policy_pack_refuses_a_bad_prod_stack(journey: Journey, kube: Client) -> None:
+    project = journey.program("kexpose-bad", BAD_PROGRAM)
+    project.init("prod", {"kexpose:environment": "prod"})
+    with pytest.raises(PulumiError) as failed:
+        project.preview("prod", "--policy-pack", str(journey.pack.launcher))
+    output = failed.value.stdout
+    for rule in ("svc-no-nodeport", "ing-require-tls", "ing-backend-service-exists"):
+        assert f"[mandatory] [severity: high]  {rule}" in output
+    assert "Service/e2e-bad/debug spec.type: is NodePort" in output
+    assert "names Service 'missing'" in output
+    # A preview: nothing was created.
+    assert "e2e-bad" not in _names(kube.list(Namespace))
+
+
+def test_the_components_refuse_a_bad_stack_before_registering_anything(
+    journey: Journey, kube: Client
+) -> None:
+    # The shipped prod stack plus a NodePort debug app (allowed in dev only).
+    config = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    config["config"]["kexpose:apps"].append(
+        {
+            "name": "debug",
+            "namespace": "tools",
+            "workload": {
+                "image": "example.invalid/debug:1",
+                "ports": [{"name": "http", "containerPort": 8080}],
+            },
+            "service": {"type": "NodePort", "ports": [{"name": "http", "port": 80}]},
+        }
+    )
+    stacks = journey.project.directory / "stacks"
+    (stacks / "Pulumi.prod-debug.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    project = journey.project
+    project.init("prod-debug")
+    try:
+        with pytest.raises(PulumiError) as failed:
+            project.up("prod-debug")
+        message = failed.value.stdout + failed.value.stderr
+        assert "stacks/Pulumi.prod-debug.yaml" in message
+        assert "kexpose:apps[3].service.type: [svc-no-nodeport]" in message
+        state = project.export("prod-debug")
+        assert [
+            r["type"]
+            for r in state["deployment"].get("resources") or []
+            if not r["type"].startswith("pulumi:")
+        ] == []
+        assert leftovers(kube, journey.baseline_namespaces) == []
+    finally:
+        project.run("stack", "rm", "prod-debug", "--yes", "--force", check=False)
+
+
+# ---- 5: another program deploys through the components -----------------------------------------
+
+COMPONENT_PROGRAM = textwrap.dedent(
+    """\
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    from kexpose.resources import ExposedApp, IngressController
+
+    edge = IngressController(
+        "edge",
+        {"kind": "kexpose", "className": "edge", "namespace": "edge-system", "name": "edge"},
+        environment="staging",
+    )
+    ns = k8s.core.v1.Namespace("hello-ns", metadata={"name": "hello"})
+    hello = ExposedApp(
+        "hello",
+        {
+            "name": "hello",
+            "namespace": "hello",
+            "workload": {
+                "image": "example.invalid/hello:1",
+                "ports": [{"name": "http", "containerPort": 9000}],
+            },
+            "service": {"ports": [{"name": "http", "port": 80}]},
+            "ingress": {"rules": [{"host": "hello.example.com",
+                                   "paths": [{"path": "/", "port": "http"}]}]},
+        },
+        pulumi.ResourceOptions(depends_on=[ns, edge]),
+        environment="staging",
+        ingress_class="edge",
+    )
+    pulumi.export("urls", hello.urls)
+    pulumi.export("tlsSecret", hello.tls_secret_name)
+    pulumi.export("edgeAddress", edge.load_balancer_address)
+    """
+)
+
+
+def test_another_program_deploys_through_the_components(
+    journey: Journey, kube: Client, ingress_proxy: ProxyProcess
+) -> None:
+    project = journey.program("hello", COMPONENT_PROGRAM)
+    project.init("e2e")
+    try:
+        project.up("e2e")
+        outputs = project.outputs("e2e")
+        assert outputs == {
+            "urls": ["https://hello.example.com/"],
+            "tlsSecret": "hello-tls",
+            "edgeAddress": LB_ADDRESS,
+        }
+        state = project.export("e2e")
+        types = {r["type"] for r in state["deployment"]["resources"]}
+        assert {"kexpose:index:IngressController", "kexpose:index:ExposedApp"} <= types
+        edge_class = kube.get(IngressClass, "edge").spec
+        assert edge_class is not None
+        assert edge_class.controller == "kexpose.dev/ingress-controller"
+        with EchoServers().running() as echo:
+            backends = serve_service(kube, echo, namespace="hello", service="hello")
+            cert = secret_pem(kube, "hello", "hello-tls", "tls.crt").decode()
+            reply = _first_answer(
+                ingress_proxy.https_port, "hello.example.com", "/", tls=trusting(cert)
+            )
+            assert reply.json()["address"] in backends
+        project.destroy("e2e")
+        assert leftovers(kube, journey.baseline_namespaces) == []
+    finally:
+        project.run("destroy", "--stack", "e2e", "--yes", "--skip-preview", check=False)
+        project.run("stack", "rm", "e2e", "--yes", "--force", check=False)
