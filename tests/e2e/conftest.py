@@ -1,6 +1,8 @@
-"""Session fixtures for the end-to-end tests: the built toolchain and one local cluster.
+"""Fixtures for the end-to-end tests: the built toolchain and one local cluster.
 
 A missing toolchain is a failure, never a skip: CI must not pass without running these tests.
+The fixtures are package-scoped: the cluster, the proxy and the private network namespace end
+with the last e2e test, so the rest of a whole-suite run is neither slowed nor confined by them.
 Developers who do not want them deselect the marker: `pytest -m 'not e2e'`.
 """
 
@@ -26,7 +28,7 @@ NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 POD_CIDRS = tuple(POD_CIDR_TEMPLATE.format(index=i) for i in range(len(NODE_NAMES)))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def toolchain() -> Toolchain:
     """The toolchain built by scripts/toolchain.sh; fails the test when it is missing."""
     try:
@@ -37,7 +39,7 @@ def toolchain() -> Toolchain:
     pytest.fail(f"e2e toolchain missing: {message}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def private_network() -> Iterator[PrivateNetwork]:
     """The session's own network namespace (netns.py): loopback only, the pod CIDRs on `lo`."""
     network = PrivateNetwork(POD_CIDRS)
@@ -54,13 +56,13 @@ def private_network() -> Iterator[PrivateNetwork]:
         network.leave()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(
     toolchain: Toolchain,
     tmp_path_factory: pytest.TempPathFactory,
     private_network: PrivateNetwork,
 ) -> Iterator[LocalCluster]:
-    """One control plane for the whole session, stopped by PID at the end (also on failure)."""
+    """One control plane for the e2e tests, stopped by PID at the end (also on failure)."""
     local = LocalCluster(toolchain, tmp_path_factory.mktemp("cluster"), node_names=NODE_NAMES)
     failure = None
     try:
@@ -91,14 +93,14 @@ def namespace(kube: Client) -> Iterator[str]:
     kube.delete(Namespace, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def load_balancers(cluster: LocalCluster) -> Iterator[LoadBalancerStandIn]:
-    """The stand-in for a cloud load-balancer controller (loadbalancer.py), for the session."""
+    """The stand-in for a cloud load-balancer controller (loadbalancer.py)."""
     with cluster.client() as client, LoadBalancerStandIn(client).running() as stand_in:
         yield stand_in
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ingress_proxy(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
