@@ -108,9 +108,7 @@ class PolicyConfig(BaseModel):
                 )
             )
             values.update(
-                allowed_ingress_classes=(
-                    str(controller.get("className", defaults.INGRESS_CLASS)),
-                ),
+                allowed_ingress_classes=(str(controller.get("className", defaults.INGRESS_CLASS)),),
                 allowed_loadbalancers=(service,),
                 public_loadbalancers=(service,),
             )

@@ -318,9 +318,7 @@ def _schema(rule: Rule, base: PolicyConfig) -> PolicyConfigSchema | None:
     return PolicyConfigSchema(properties=properties)
 
 
-def build_policies(
-    environment: Environment, *, base: PolicyConfig | None = None
-) -> list[Policy]:
+def build_policies(environment: Environment, *, base: PolicyConfig | None = None) -> list[Policy]:
     """One policy per rule, with the enforcement level the rule has in ``environment``."""
     config = base if base is not None else PolicyConfig.project()
     policies: list[Policy] = []

@@ -140,6 +140,17 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def data_plane(config: ProxyConfig, metrics: Metrics) -> DataPlane:
+    """The data plane one process serves with (the single process or one worker)."""
+    access_log = AccessLog(1, fmt=config.log_format) if config.data.access_log else None
+    return DataPlane(
+        settings=config.data,
+        default_certificate=config.default_certificate,
+        metrics=metrics,
+        access_log=access_log,
+    )
+
+
 def _lease_namespace(config: ProxyConfig) -> str:
     if config.publish_service:
         return config.publish_service.partition("/")[0]
@@ -191,13 +202,7 @@ async def serve(config: ProxyConfig, *, started: Callable[[Started], None] | Non
         return
     loop = asyncio.get_running_loop()
     metrics = Metrics()
-    access_log = AccessLog(1, fmt=config.log_format) if config.data.access_log else None
-    plane = DataPlane(
-        settings=config.data,
-        default_certificate=config.default_certificate,
-        metrics=metrics,
-        access_log=access_log,
-    )
+    plane = data_plane(config, metrics)
     stopping = False
 
     def on_table(table: RouteTable) -> None:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry
 
-from kexpose.proxy.access_log import AccessLog
 from kexpose.proxy.errors import ProxyError
 from kexpose.proxy.health import HealthServer
 from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
@@ -191,18 +190,11 @@ def worker_main(conn: Connection, config: ProxyConfig, index: int) -> None:
 
 
 async def _worker(conn: Connection, config: ProxyConfig, index: int) -> None:
-    from kexpose.proxy.runner import Stopper, tune_gc
-    from kexpose.proxy.server import DataPlane
+    from kexpose.proxy.runner import Stopper, data_plane, tune_gc
 
     loop = asyncio.get_running_loop()
     metrics = Metrics()
-    access_log = AccessLog(1, fmt=config.log_format) if config.data.access_log else None
-    plane = DataPlane(
-        settings=config.data,
-        default_certificate=config.default_certificate,
-        metrics=metrics,
-        access_log=access_log,
-    )
+    plane = data_plane(config, metrics)
     got_table = asyncio.Event()
 
     def on_message() -> None:
