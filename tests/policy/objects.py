@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from kexpose.certs import self_signed
+from kexpose.certs import KeyPair, self_signed
 from kexpose.environment import Environment
 from kexpose.policy import PolicyConfig, Violation, evaluate
 
@@ -98,8 +98,13 @@ def good_ingress(
 
 
 @lru_cache(maxsize=32)
+def key_pair(hosts: tuple[str, ...], days: int = 365, start: dt.datetime = NOW) -> KeyPair:
+    """Generated per run: no key material lives in the repository."""
+    return self_signed(hosts, days=days, now=start)
+
+
 def cert_pem(hosts: tuple[str, ...], days: int = 365, start: dt.datetime = NOW) -> str:
-    return self_signed(hosts, days=days, now=start).cert_pem
+    return key_pair(hosts, days, start).cert_pem
 
 
 def tls_secret(
@@ -113,7 +118,7 @@ def tls_secret(
     string_data: bool = False,
 ) -> dict[str, Any]:
     text = pem if pem is not None else cert_pem(tuple(hosts), days)
-    key = "-----BEGIN PRIVATE KEY-----\nnot a real key: tests never read it\n"
+    key = key_pair(tuple(hosts), days).key_pem
     if string_data:
         payload: dict[str, Any] = {"stringData": {"tls.crt": text, "tls.key": key}}
     else:
