@@ -12,7 +12,7 @@
 # Usage:
 #   scripts/toolchain.sh                 build what is missing (a no-op when everything is there)
 #   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider
-#                                        pyplugins; also `kubectl`, which is not built by default)
+#                                        pyplugins yaml; also `kubectl`, which is not built by default)
 #   scripts/toolchain.sh --force STEP... rebuild these steps even if their stamp is there
 #   scripts/toolchain.sh --print-env     print `export` lines for the built toolchain (fails if absent)
 #   scripts/toolchain.sh --print-env-json  the same as JSON (what tests/e2e reads)
@@ -42,6 +42,12 @@ K8S_PROVIDER_SDK_VERSION=v4.25.0
 # so no alias is needed; a venv with another SDK version can add that version here (the plugin
 # cache matches versions exactly), at the risk of an SDK newer than the provider.
 K8S_PROVIDER_ALIASES=${KEXPOSE_K8S_PROVIDER_ALIASES-}
+# The Pulumi YAML language host (a bundled plugin: the CLI looks for it next to `pulumi`). v1.25.0
+# (go.mod: pulumi pkg/sdk v3.206.0) does not compile against pkg/v3 v3.274.0 (plugin.Host vs
+# *plugin.Context in schema.NewPluginLoader, NewContextWithRoot's arguments), so it is built with
+# the pkg/sdk its own go.mod pins, in a wrapper of its own.
+PULUMI_YAML_VERSION=v1.25.0
+PULUMI_YAML_PULUMI_VERSION=v3.206.0
 KUBE_VERSION=v1.36.3
 KUBE_STAGING_VERSION=v0.36.3
 ETCD_VERSION=v3.6.16
@@ -49,7 +55,7 @@ KWOK_VERSION=v0.8.0
 # Bump when the build recipe changes in a way that changes the binaries.
 RECIPE=1
 
-ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins)
+ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins yaml)
 
 # ---- locations ---------------------------------------------------------------------------------
 GO=${GO:-go}
@@ -110,12 +116,12 @@ export KEXPOSE_KUBE_VERSION='$KUBE_VERSION'
 EOF
     mv "$ROOT/env.sh.tmp" "$ROOT/env.sh"
     python3 - "$ROOT" "$BIN" "$SHARE" "$PULUMI_HOME_DIR" "$K8S_PROVIDER_VERSION" "$K8S_PROVIDER_ALIASES" \
-        "${PULUMI_VERSION#v}" "$KUBE_VERSION" "${ETCD_VERSION#v}" "${KWOK_VERSION#v}" "${PYHOST_SDK_VERSION#v}" <<'EOF'
+        "${PULUMI_VERSION#v}" "$KUBE_VERSION" "${ETCD_VERSION#v}" "${KWOK_VERSION#v}" "${PYHOST_SDK_VERSION#v}" "${PULUMI_YAML_VERSION#v}" <<'EOF'
 import json, sys
-root, bindir, share, home, prov, aliases, pulumi, kube, etcd, kwok, pyhost = sys.argv[1:]
+root, bindir, share, home, prov, aliases, pulumi, kube, etcd, kwok, pyhost, yaml = sys.argv[1:]
 doc = {
     "root": root, "bin": bindir, "kwok_stages": f"{share}/kwok-stages.yaml", "pulumi_home": home,
-    "versions": {"pulumi": pulumi, "pulumi_language_python_from_sdk": pyhost,
+    "versions": {"pulumi": pulumi, "pulumi_language_python_from_sdk": pyhost, "pulumi_language_yaml": yaml,
                  "kubernetes_provider": prov, "kubernetes_provider_aliases": aliases.split(),
                  "kubernetes": kube, "etcd": etcd, "kwok": kwok},
 }
@@ -353,6 +359,28 @@ build_pyplugins() {
     install -m 0755 "$host/python/dist/pulumi-analyzer-policy-python" "$BIN/pulumi-analyzer-policy-python"
 }
 
+# A step of its own so that adding it did not change the key of an already built toolchain.
+prep_yaml() {
+    local w pkgmod sdkmod
+    pkgmod=$(mod_field "github.com/pulumi/pulumi/pkg/v3@$PULUMI_YAML_PULUMI_VERSION" GoMod) \
+        || die "pulumi pkg/v3 $PULUMI_YAML_PULUMI_VERSION not served: $pkgmod"
+    sdkmod=$(mod_field "github.com/pulumi/pulumi/sdk/v3@$PULUMI_YAML_PULUMI_VERSION" GoMod) \
+        || die "pulumi sdk/v3 $PULUMI_YAML_PULUMI_VERSION not served: $sdkmod"
+    w=$(new_wrapper yaml)
+    copy_replaces "$w" "$pkgmod" "$sdkmod"
+    (cd "$w" && logged "$GO" get -tool "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml@$PULUMI_YAML_VERSION") \
+        || die "go get pulumi-language-yaml $PULUMI_YAML_VERSION failed"
+    [[ "$(cd "$w" && "$GO" list -m -f '{{.Version}}' github.com/pulumi/pulumi/pkg/v3)" == "$PULUMI_YAML_PULUMI_VERSION" ]] \
+        || die "pulumi pkg/v3 drifted away from $PULUMI_YAML_PULUMI_VERSION in the yaml wrapper"
+}
+
+build_yaml() {
+    local ldf="-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$PULUMI_YAML_VERSION"
+    (cd "$WORK/yaml" && logged "$GO" build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldf" \
+        -o "$BIN/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml) \
+        || die "building pulumi-language-yaml failed"
+}
+
 prep_provider() {
     local src pk
     src=$(mod_field "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODVERSION" Dir) \
@@ -398,6 +426,7 @@ declare -A STEP_OUTPUTS=(
     [kubectl]="kubectl" [pulumi]="pulumi pulumi-language-python-exec"
     [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
     [pyplugins]="pulumi-resource-pulumi-python pulumi-analyzer-policy-python"
+    [yaml]="pulumi-language-yaml"
 )
 outputs_present() {
     local f v
