@@ -177,3 +177,17 @@ def write_program(
     )
     (directory / "__main__.py").write_text(program)
     return PulumiProject(toolchain, directory, state, kubeconfig)
+
+
+def write_yaml_program(
+    toolchain: Toolchain,
+    directory: Path,
+    *,
+    document: dict[str, Any],
+    state: Path,
+    kubeconfig: Path,
+) -> PulumiProject:
+    """A Pulumi YAML program (the whole of it is its Pulumi.yaml) as its own project."""
+    directory.mkdir(parents=True)
+    (directory / "Pulumi.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return PulumiProject(toolchain, directory, state, kubeconfig)

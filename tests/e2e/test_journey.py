@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client
+from lightkube.models.core_v1 import ContainerPort
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import (
     ConfigMap,
@@ -64,7 +65,14 @@ from .compare import (
 )
 from .echo import EchoServers
 from .loadbalancer import LB_ADDRESS, LoadBalancerStandIn
-from .project import PolicyPackCopy, PulumiError, PulumiProject, copy_of_repo, write_program
+from .project import (
+    PolicyPackCopy,
+    PulumiError,
+    PulumiProject,
+    copy_of_repo,
+    write_program,
+    write_yaml_program,
+)
 from .proxy import PUBLISH_ADDRESS, ProxyProcess
 from .toolchain import REPO_ROOT, Toolchain
 from .traffic import get, peer_certificate, serve_service, trusting
@@ -546,6 +554,104 @@ def test_another_program_deploys_through_the_components(
         edge_class = kube.get(IngressClass, "edge").spec
         assert edge_class is not None
         assert edge_class.controller == "kexpose.dev/ingress-controller"
+        with EchoServers().running() as echo:
+            backends = serve_service(kube, echo, namespace="hello", service="hello")
+            cert = secret_pem(kube, "hello", "hello-tls", "tls.crt").decode()
+            reply = _first_answer(
+                ingress_proxy.https_port, "hello.example.com", "/", tls=trusting(cert)
+            )
+            assert reply.json()["address"] in backends
+        project.destroy("e2e")
+        assert leftovers(kube, journey.baseline_namespaces) == []
+    finally:
+        project.run("destroy", "--stack", "e2e", "--yes", "--skip-preview", check=False)
+        project.run("stack", "rm", "e2e", "--yes", "--force", check=False)
+
+
+# ---- 5 (YAML): a Pulumi YAML program uses kexpose as a component package ------------------------
+
+HELLO_APP: dict[str, Any] = {
+    "name": "hello",
+    "namespace": "hello",
+    "workload": {
+        "image": "example.invalid/hello:1",
+        "replicas": 3,
+        "ports": [{"name": "http", "containerPort": 9000}],
+    },
+    "service": {"ports": [{"name": "http", "port": 80}]},
+    "ingress": {"rules": [{"host": "hello.example.com", "paths": [{"path": "/", "port": "http"}]}]},
+}
+
+YAML_PROGRAM: dict[str, Any] = {
+    "name": "hello-yaml",
+    "runtime": "yaml",
+    # The repository's package directory, whose executable plugin serves kexpose.provider.
+    "packages": {"kexpose": str(REPO_ROOT / "provider")},
+    "resources": {
+        "edge": {
+            "type": "kexpose:index:IngressController",
+            "properties": {
+                "environment": "staging",
+                "controller": {
+                    "kind": "kexpose",
+                    "className": "edge",
+                    "namespace": "edge-system",
+                    "name": "edge",
+                    "replicas": 2,
+                },
+            },
+        },
+        "ns": {
+            "type": "kubernetes:core/v1:Namespace",
+            "properties": {"metadata": {"name": "hello"}},
+        },
+        "hello": {
+            "type": "kexpose:index:ExposedApp",
+            "properties": {"environment": "staging", "ingressClass": "edge", "app": HELLO_APP},
+            "options": {"dependsOn": ["${ns}", "${edge}"]},
+        },
+    },
+    "outputs": {
+        "urls": "${hello.urls}",
+        "tlsSecret": "${hello.tlsSecretName}",
+        "edgeAddress": "${edge.loadBalancerAddress}",
+    },
+}
+
+
+def test_a_yaml_program_deploys_through_the_component_package(
+    journey: Journey, kube: Client, ingress_proxy: ProxyProcess
+) -> None:
+    project = write_yaml_program(
+        journey.toolchain,
+        journey.workdir / "hello-yaml",
+        document=YAML_PROGRAM,
+        state=journey.project.state,
+        kubeconfig=journey.cluster.kubeconfig,
+    )
+    project.init("e2e")
+    try:
+        project.up("e2e")
+        assert project.outputs("e2e") == {
+            "urls": ["https://hello.example.com/"],
+            "tlsSecret": "hello-tls",
+            "edgeAddress": LB_ADDRESS,
+        }
+        resources = project.export("e2e")["deployment"]["resources"]
+        # One component per declaration, with the same type tokens a Python program records,
+        # and the Kubernetes objects under them.
+        components = sorted(r["type"] for r in resources if r["type"].startswith("kexpose:"))
+        assert components == ["kexpose:index:ExposedApp", "kexpose:index:IngressController"]
+        # Whole numbers crossed the wire as doubles and arrived as ints where the model wants them.
+        spec = kube.get(Deployment, "hello", namespace="hello").spec
+        assert spec is not None
+        assert spec.replicas == 3
+        assert spec.template.spec is not None
+        assert spec.template.spec.containers[0].ports == [
+            ContainerPort(name="http", containerPort=9000, protocol="TCP")
+        ]
+        # TLS material is made once: a second update changes nothing.
+        project.run("up", "--stack", "e2e", "--yes", "--skip-preview", "--expect-no-changes")
         with EchoServers().running() as echo:
             backends = serve_service(kube, echo, namespace="hello", service="hello")
             cert = secret_pem(kube, "hello", "hello-tls", "tls.crt").decode()
