@@ -99,12 +99,15 @@ def test_tls_key_is_a_secret_everywhere() -> None:
 
 def test_invalid_app_registers_nothing() -> None:
     bad = {**APP, "service": {"ports": [{"name": "http", "port": 80}], "type": "NodePort"}}
-    records: list[Recorded] = []
+    registered: list[Recorded] = []
     with pytest.raises(PolicyViolationError, match=r"svc-no-nodeport"):
-        records = run_program(
-            lambda: ExposedApp("web", bad, environment="prod"), stack="prod", config={}
+        run_program(
+            lambda: ExposedApp("web", bad, environment="prod"),
+            stack="prod",
+            config={},
+            on_resource=registered.append,  # sees each registration as it happens
         )
-    assert records == []
+    assert registered == []
 
 
 def test_invalid_shape_names_the_component_and_field() -> None:
