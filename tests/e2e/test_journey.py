@@ -535,6 +535,22 @@ COMPONENT_PROGRAM = textwrap.dedent(
 )
 
 
+HELLO_OUTPUTS: dict[str, Any] = {
+    "urls": ["https://hello.example.com/"],
+    "tlsSecret": "hello-tls",
+    "edgeAddress": LB_ADDRESS,
+}
+
+
+def _hello_answers_over_https(kube: Client, proxy: ProxyProcess) -> None:
+    """hello.example.com reaches the hello Service's endpoints, with the app's own certificate."""
+    with EchoServers().running() as echo:
+        backends = serve_service(kube, echo, namespace="hello", service="hello")
+        cert = secret_pem(kube, "hello", "hello-tls", "tls.crt").decode()
+        reply = _first_answer(proxy.https_port, "hello.example.com", "/", tls=trusting(cert))
+        assert reply.json()["address"] in backends
+
+
 def test_another_program_deploys_through_the_components(
     journey: Journey, kube: Client, ingress_proxy: ProxyProcess
 ) -> None:
@@ -542,25 +558,14 @@ def test_another_program_deploys_through_the_components(
     project.init("e2e")
     try:
         project.up("e2e")
-        outputs = project.outputs("e2e")
-        assert outputs == {
-            "urls": ["https://hello.example.com/"],
-            "tlsSecret": "hello-tls",
-            "edgeAddress": LB_ADDRESS,
-        }
+        assert project.outputs("e2e") == HELLO_OUTPUTS
         state = project.export("e2e")
         types = {r["type"] for r in state["deployment"]["resources"]}
         assert {"kexpose:index:IngressController", "kexpose:index:ExposedApp"} <= types
         edge_class = kube.get(IngressClass, "edge").spec
         assert edge_class is not None
         assert edge_class.controller == "kexpose.dev/ingress-controller"
-        with EchoServers().running() as echo:
-            backends = serve_service(kube, echo, namespace="hello", service="hello")
-            cert = secret_pem(kube, "hello", "hello-tls", "tls.crt").decode()
-            reply = _first_answer(
-                ingress_proxy.https_port, "hello.example.com", "/", tls=trusting(cert)
-            )
-            assert reply.json()["address"] in backends
+        _hello_answers_over_https(kube, ingress_proxy)
         project.destroy("e2e")
         assert leftovers(kube, journey.baseline_namespaces) == []
     finally:
@@ -632,11 +637,7 @@ def test_a_yaml_program_deploys_through_the_component_package(
     project.init("e2e")
     try:
         project.up("e2e")
-        assert project.outputs("e2e") == {
-            "urls": ["https://hello.example.com/"],
-            "tlsSecret": "hello-tls",
-            "edgeAddress": LB_ADDRESS,
-        }
+        assert project.outputs("e2e") == HELLO_OUTPUTS
         resources = project.export("e2e")["deployment"]["resources"]
         # One component per declaration, with the same type tokens a Python program records,
         # and the Kubernetes objects under them.
@@ -652,13 +653,7 @@ def test_a_yaml_program_deploys_through_the_component_package(
         ]
         # TLS material is made once: a second update changes nothing.
         project.run("up", "--stack", "e2e", "--yes", "--skip-preview", "--expect-no-changes")
-        with EchoServers().running() as echo:
-            backends = serve_service(kube, echo, namespace="hello", service="hello")
-            cert = secret_pem(kube, "hello", "hello-tls", "tls.crt").decode()
-            reply = _first_answer(
-                ingress_proxy.https_port, "hello.example.com", "/", tls=trusting(cert)
-            )
-            assert reply.json()["address"] in backends
+        _hello_answers_over_https(kube, ingress_proxy)
         project.destroy("e2e")
         assert leftovers(kube, journey.baseline_namespaces) == []
     finally:
