@@ -17,17 +17,7 @@ from kexpose.errors import ConfigError
 from kexpose.preview import Recorded, run_program
 from kexpose.resources import ExposedApp, IngressController
 
-APP: dict[str, Any] = {
-    "name": "web",
-    "namespace": "shop",
-    "workload": {"image": "nginx", "ports": [{"name": "http", "containerPort": 8080}]},
-    "service": {"ports": [{"name": "http", "port": 80}]},
-    "ingress": {
-        "className": "kexpose",
-        "rules": [{"host": "shop.example.com", "paths": [{"path": "/", "port": "http"}]}],
-    },
-    "tls": {"mode": "self-signed"},
-}
+from .test_components import APP, by_type
 
 
 def camel(name: str) -> str:
@@ -106,7 +96,7 @@ def test_an_app_from_the_wire_registers_as_the_python_component_does() -> None:
     )
     direct = _records(lambda: ExposedApp("web", APP, environment="staging"))
     assert sorted((r.type, r.name) for r in served) == sorted((r.type, r.name) for r in direct)
-    (deployment,) = [r for r in served if r.type == "kubernetes:apps/v1:Deployment"]
+    (deployment,) = by_type(served)["kubernetes:apps/v1:Deployment"]
     container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"][0]["containerPort"] == 8080
     assert type(container["ports"][0]["containerPort"]) is int
@@ -121,7 +111,7 @@ def test_a_controller_from_the_wire_registers_as_the_python_component_does() -> 
         lambda: IngressController("edge", provider.integral(spec), environment="staging")
     )
     assert sorted((r.type, r.name) for r in served) == sorted((r.type, r.name) for r in direct)
-    assert "kexpose:index:IngressController" in {r.type for r in served}
+    assert "kexpose:index:IngressController" in by_type(served)
 
 
 def test_an_unknown_environment_is_refused_naming_the_field() -> None:
