@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final, cast
 
 from kexpose.proxy.errors import KubeError, WatchGoneError
 from kexpose.proxy.kubeapi import KubeApi
@@ -32,10 +32,13 @@ from kexpose.proxy.routes import (
     RawObject,
     RouteTable,
     build_table,
-    key_of,
+    describe,
+    object_problems,
     parse_addresses,
     service_addresses,
+    shown,
     status_updates,
+    usable_key,
 )
 from kexpose.proxy.settings import ControlSettings
 
@@ -44,6 +47,12 @@ __all__ = ["ControlPlane", "Publish"]
 log = logging.getLogger(__name__)
 
 _ALL_KINDS: Final[tuple[Kind, ...]] = tuple(KINDS)
+
+
+def _version_of(obj: object) -> str | None:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+    return version if isinstance(version, str) and version else None
 
 
 class Publish:
@@ -119,30 +128,69 @@ class ControlPlane:
                 continue  # no wait: the API server asked us to start over, not to back off
             except KubeError as exc:
                 log.warning("%s: %s; retrying in %.1fs", kind, exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, self._settings.backoff_max)
+            except Exception:  # a bug or a stream we cannot read must not end the informer
+                log.exception("%s: the watch failed; retrying in %.1fs", kind, delay)
+            else:
+                delay = self._settings.backoff_initial
                 continue
-            delay = self._settings.backoff_initial
+            await self._sleep(delay)
+            delay = min(delay * 2, self._settings.backoff_max)
 
     async def list_and_watch(self, kind: Kind) -> None:
-        """One pass: list, then follow watches from the list's version until an error."""
+        """One pass: list, then follow watches from the list's version until an error.
+
+        Every object is checked (``routes.object_problems``) before it is stored: a malformed
+        one is rejected alone and logged at WARNING; the version of it stored before, if any,
+        stays in service, so the table never sees a field of the wrong type.
+        """
         items, version = await self._api.list_objects(kind, self._namespace)
-        self._store[kind] = {key_of(obj): obj for obj in items}
+        previous = self._store[kind]
+        listed: dict[Key, RawObject] = {}
+        for obj in items:
+            self._admit(kind, obj, listed, previous)
+        self._store[kind] = listed
         self._synced.add(kind)
         self._changed(kind)
         while True:
             async for event, obj in self._api.watch_objects(
                 kind, self._namespace, version, timeout=self._settings.watch_timeout
             ):
-                version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                version = _version_of(obj) or version
                 if event == "BOOKMARK":
                     continue  # only moves the version on (allowWatchBookmarks)
+                store = self._store[kind]
                 if event == "DELETED":
-                    self._store[kind].pop(key_of(obj), None)
+                    key = usable_key(obj, kind)
+                    if key is None:
+                        log.warning("%s DELETED event names no object; ignored", kind)
+                        continue
+                    store.pop(key, None)
+                elif event in ("ADDED", "MODIFIED"):
+                    self._admit(kind, obj, store, store)
                 else:
-                    self._store[kind][key_of(obj)] = obj
+                    log.warning("%s watch: unknown event type %s; ignored", kind, shown(event))
+                    continue
                 self._changed(kind)
             # The watch ended without error (its timeout): follow on from the last version.
+
+    @staticmethod
+    def _admit(
+        kind: Kind, obj: object, into: dict[Key, RawObject], previous: dict[Key, RawObject]
+    ) -> None:
+        problems = object_problems(obj, kind)
+        key = usable_key(obj, kind)
+        if not problems and key is not None:
+            into[key] = cast("RawObject", obj)
+            return
+        kept = previous.get(key) if key is not None else None
+        if kept is not None and key is not None:
+            into[key] = kept
+        log.warning(
+            "%s rejected: %s; %s",
+            describe(obj, kind),
+            "; ".join(problems),
+            "its previous version stays in service" if kept is not None else "left out",
+        )
 
     def _changed(self, kind: Kind) -> None:
         self._dirty.set()
@@ -163,10 +211,19 @@ class ControlPlane:
                 continue  # a partial set would drop routes that exist
             self.rebuild()
 
-    def rebuild(self) -> RouteTable:
-        table = build_table(self.snapshot(), claim=self._claim)
+    def rebuild(self) -> RouteTable | None:
+        """Build and publish a table; on failure the last good one stays (None is returned)."""
+        try:
+            table = build_table(self.snapshot(), claim=self._claim)
+        except Exception:  # a bug in building must not take the serving table down with it
+            log.exception("building the route table failed; keeping the current routes")
+            return None
+        old = set(self.table.problems) if self.table is not None else set()
         for problem in table.problems:
-            log.info("route table: %s", problem)
+            # New problems at WARNING; the rest repeat at every rebuild, so only at DEBUG.
+            log.log(
+                logging.DEBUG if problem in old else logging.WARNING, "route table: %s", problem
+            )
         self.table = table
         self._on_table(table)
         self._status_due.set()
@@ -187,6 +244,8 @@ class ControlPlane:
                 await self.write_status()
             except KubeError as exc:
                 log.warning("status: %s", exc)
+            except Exception:  # a bug must not end status writing, nor the proxy with it
+                log.exception("status: writing Ingress status failed")
 
     async def publish_addresses(self) -> tuple[LoadBalancerIngress, ...]:
         if self._publish.addresses:
@@ -197,6 +256,12 @@ class ControlPlane:
         service = await self._api.get_service(namespace, name)
         if service is None:
             log.warning("status: publish Service %s/%s not found", namespace, name)
+            return ()
+        problems = object_problems(service, "Service")
+        if problems:
+            log.warning(
+                "status: publish Service %s/%s rejected: %s", namespace, name, "; ".join(problems)
+            )
             return ()
         return service_addresses(service)
 

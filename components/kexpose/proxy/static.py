@@ -4,7 +4,10 @@ For local use, demos and tests. ``--manifests`` names a file or a directory (``*
 ``*.yml`` and ``*.json`` in it and below, in name order). The files are polled: a change of
 any file's size, modification time or inode, or a file appearing or going, triggers a reload.
 Polling needs no inotify (absent on some container filesystems) and is cheap at this scale.
-A reload that fails (bad YAML) keeps the current table and logs why.
+A reload that fails (bad YAML, a file that cannot be read) keeps the current table and logs
+why; a malformed object is rejected alone (``routes._shape``) and logged at WARNING with its
+file, object and field. Running out of file descriptors (EMFILE, issue 14) fails a poll, never
+the process.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import yaml
 
 from kexpose.proxy.errors import ProxyConfigError
-from kexpose.proxy.routes import Claim, ObjectSet, RouteTable, build_table
+from kexpose.proxy.routes import Claim, ObjectSet, RouteTable, build_table, shown
 
 __all__ = ["POLL_INTERVAL", "StaticSource"]
 
@@ -52,6 +55,9 @@ class StaticSource:
         self._signature: Signature = ()
         self.ready = asyncio.Event()
         self.reloads = 0
+        self._objects: ObjectSet | None = None
+        self._table: RouteTable | None = None
+        self._failure = ""
 
     def files(self) -> list[Path]:
         if self.path.is_dir():
@@ -69,33 +75,59 @@ class StaticSource:
         return tuple(found)
 
     def load(self) -> RouteTable:
-        """Read every file and build the table; ProxyConfigError when a file is unusable."""
+        """Read every file and build the table; ProxyConfigError when a file is unusable.
+
+        A file that cannot be read or parsed fails the whole load (its objects are unknown, so
+        the current table stays). A document that is not a usable object is rejected alone
+        and logged at WARNING with its file; every other object still routes.
+        """
         if not self.path.exists():
             raise ProxyConfigError(f"--manifests {self.path}: no such file or directory")
-        signature = self.signature()
-        documents: list[dict[str, Any]] = []
-        for file in self.files():
+        try:
+            signature = self.signature()
+            files = self.files()
+        except OSError as exc:  # EMFILE, EACCES on a subdirectory: try again at the next poll
+            raise ProxyConfigError(f"--manifests {self.path}: cannot list it: {exc}") from exc
+        sets: list[ObjectSet] = []
+        problems: list[str] = []
+        for file in files:
             try:
                 text = file.read_text(encoding="utf-8")
-                docs = [d for d in yaml.safe_load_all(text) if d is not None]
+                # _Loader is a SafeLoader (no arbitrary objects), minus timestamps.
+                docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
             except (OSError, UnicodeDecodeError) as exc:
                 raise ProxyConfigError(f"--manifests {file}: cannot read it: {exc}") from exc
             except yaml.YAMLError as exc:
                 raise ProxyConfigError(f"--manifests {file}: not valid YAML: {exc}") from exc
-            for doc in docs:
-                if not isinstance(doc, dict):
-                    raise ProxyConfigError(
-                        f"--manifests {file}: every document must be a mapping (a Kubernetes "
-                        f"object), got {type(doc).__name__}"
+            if not docs:
+                problems.append(f"{file} holds no objects; the routes it held (if any) are gone")
+            mappings: list[Mapping[str, object]] = []
+            for index, doc in enumerate(docs):
+                if isinstance(doc, dict):
+                    mappings.append(doc)
+                else:
+                    problems.append(
+                        f"{file} document {index + 1}: is {shown(doc)}, expected a mapping "
+                        "(a Kubernetes object); left out"
                     )
-                documents.append(doc)
-        objects, problems = ObjectSet.from_documents(documents)
+            objects, found = ObjectSet.from_documents(
+                mappings, origin=str(file), previous=self._objects
+            )
+            sets.append(objects)
+            problems.extend(found)
+        objects = ObjectSet.merged(sets)
         for problem in problems:
             log.warning("manifests: %s", problem)
         table = build_table(objects, claim=self._claim)
-        for problem in table.problems:
-            log.info("route table: %s", problem)
+        _log_new_problems(table, self._table)
+        if not table.owned:
+            log.warning(
+                "manifests: %s: no Ingress of ours in it; every request is answered 404",
+                self.path,
+            )
         self._signature = signature
+        self._objects = objects
+        self._table = table
         return table
 
     def reload(self) -> bool:
@@ -103,22 +135,55 @@ class StaticSource:
         try:
             table = self.load()
         except ProxyConfigError as exc:
-            log.error("%s; keeping the current routes", exc)
+            # The same failure every second (EMFILE until connections close) is told once.
+            level = logging.DEBUG if str(exc) == self._failure else logging.ERROR
+            self._failure = str(exc)
+            log.log(level, "%s; keeping the current routes", exc)
             return False
+        except Exception:  # a bug in building must not take the serving table down with it
+            log.exception("manifests: building the route table failed; keeping the current routes")
+            return False
+        self._failure = ""
         self._on_table(table)
         self.reloads += 1
         self.ready.set()
         return True
 
     async def run(self) -> None:
-        """Publish the first table, then poll for changes until cancelled."""
+        """Publish the first table, then poll for changes until cancelled. Never raises."""
         if not self.ready.is_set():
             self.reload()
         while True:
             await self._sleep(self._interval)
-            if self.signature() != self._signature:
+            try:
+                changed = self.signature() != self._signature
+            except OSError as exc:  # EMFILE while listing: the next poll tries again
+                if str(exc) != self._failure:
+                    log.warning("manifests: cannot check %s for changes: %s", self.path, exc)
+                self._failure = str(exc)
+                continue
+            if changed:
                 log.info("manifests changed; reloading")
                 self.reload()
+
+
+def _log_new_problems(table: RouteTable, previous: RouteTable | None) -> None:
+    """Table problems at WARNING when they first appear; repeats at DEBUG (every reload would
+    otherwise repeat every one)."""
+    old = set(previous.problems) if previous is not None else set()
+    for problem in table.problems:
+        log.log(logging.DEBUG if problem in old else logging.WARNING, "route table: %s", problem)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without the timestamp type: ``creationTimestamp: 2024-01-01T00:00:00Z``
+    stays a string, as kubectl reads it (JSON has no timestamp type)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def describe(path: Path) -> str:

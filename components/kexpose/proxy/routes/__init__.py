@@ -19,9 +19,10 @@ from kexpose.proxy.routes._kube import (
     Secret,
     Service,
 )
-from kexpose.proxy.routes._objects import KINDS, Key, ObjectSet, key_of
+from kexpose.proxy.routes._objects import KINDS, Key, ObjectSet, describe, key_of, usable_key
 from kexpose.proxy.routes._ownership import LEGACY_CLASS_ANNOTATION, Claim, is_owned
 from kexpose.proxy.routes._paths import PATH_TYPES, PathMatcher, PathType, normalize_path
+from kexpose.proxy.routes._shape import object_problems, shown
 from kexpose.proxy.routes._status import parse_addresses, service_addresses, status_updates
 from kexpose.proxy.routes._table import (
     SSL_REDIRECT_ANNOTATION,
@@ -57,10 +58,14 @@ __all__ = [
     "Service",
     "VirtualHost",
     "build_table",
+    "describe",
     "is_owned",
     "key_of",
     "normalize_path",
+    "object_problems",
     "parse_addresses",
     "service_addresses",
+    "shown",
     "status_updates",
+    "usable_key",
 ]

@@ -105,7 +105,7 @@ def _ready_endpoints(port: ServicePort, slices: list[EndpointSlice]) -> tuple[En
     target = port.get("targetPort")
     found: set[Endpoint] = set()
     for slice_ in slices:
-        if slice_.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
+        if (slice_.get("addressType") or "IPv4") not in ("IPv4", "IPv6"):
             continue  # FQDN slices are not addresses we connect to
         pod_port: int | None = None
         for candidate in slice_.get("ports") or []:

@@ -19,8 +19,9 @@ from kexpose.proxy.routes._kube import (
     Secret,
     Service,
 )
+from kexpose.proxy.routes._shape import object_problems, shown
 
-__all__ = ["KINDS", "Key", "ObjectSet", "key_of"]
+__all__ = ["KINDS", "Key", "ObjectSet", "describe", "key_of", "usable_key"]
 
 #: ``(namespace, name)``; cluster-scoped objects (IngressClass) use ``""`` as the namespace.
 Key = tuple[str, str]
@@ -38,6 +39,29 @@ KINDS: Final[Mapping[Kind, str]] = {
 
 #: Namespace a manifest object lands in when it names none, as ``kubectl apply`` would do.
 DEFAULT_NAMESPACE: Final = "default"
+
+
+def usable_key(obj: object, kind: str) -> Key | None:
+    """The key of an object however malformed, or None when its metadata names nothing."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace")
+    if not isinstance(name, str) or not name or len(name) > 253:
+        return None
+    if kind == "IngressClass":
+        return ("", name)
+    if not isinstance(namespace, str) or not namespace or len(namespace) > 63:
+        namespace = DEFAULT_NAMESPACE
+    return (namespace, name)
+
+
+def describe(obj: object, kind: str) -> str:
+    """``Ingress default/web`` for messages, however malformed ``obj`` is."""
+    key = usable_key(obj, kind)
+    if key is None:
+        return f"{kind} (no usable metadata.name)"
+    return f"{kind} {key[1]}" if kind == "IngressClass" else f"{kind} {key[0]}/{key[1]}"
 
 
 def key_of(obj: RawObject) -> Key:
@@ -59,24 +83,37 @@ class ObjectSet:
 
     @classmethod
     def from_documents(
-        cls, documents: Iterable[Mapping[str, object]]
+        cls,
+        documents: Iterable[Mapping[str, object]],
+        *,
+        origin: str = "",
+        previous: ObjectSet | None = None,
     ) -> tuple[ObjectSet, tuple[str, ...]]:
         """Sort loose documents (static mode) into a set; returns it and what was skipped, why.
 
         Documents of other kinds (Deployments next to the Ingress, say) are skipped silently;
-        a known kind with the wrong apiVersion or without a name is reported.
+        a known kind with the wrong apiVersion, without a name, or with a field of the wrong
+        shape (``_shape``) is reported, naming ``origin`` (the file) and the document. A
+        malformed object whose ``(namespace, name)`` ``previous`` holds keeps that version in
+        service, as the last good table would have; otherwise it is left out.
         """
         by_kind: dict[str, dict[Key, RawObject]] = {kind: {} for kind in KINDS}
         problems: list[str] = []
+        old = previous._by_kind() if previous is not None else {}
+        where = f"{origin} " if origin else ""
         for index, doc in enumerate(documents):
             kind = doc.get("kind")
             if not isinstance(kind, str):
-                problems.append(f"document {index + 1}: no 'kind'")
+                problems.append(f"{where}document {index + 1}: no 'kind'")
                 continue
             if kind not in KINDS:
                 if kind == "List" and isinstance(doc.get("items"), list):
-                    items = cast("list[Mapping[str, object]]", doc["items"])
-                    nested, more = cls.from_documents(items)
+                    items = [i for i in cast("list[object]", doc["items"]) if isinstance(i, dict)]
+                    nested, more = cls.from_documents(
+                        cast("list[Mapping[str, object]]", items),
+                        origin=f"{where}document {index + 1} (List)",
+                        previous=previous,
+                    )
                     for sub_kind, objects in nested._by_kind().items():
                         by_kind[sub_kind].update(objects)
                     problems.extend(more)
@@ -84,13 +121,19 @@ class ObjectSet:
             api = doc.get("apiVersion")
             if api != KINDS[cast("Kind", kind)]:
                 problems.append(
-                    f"{kind} (document {index + 1}): apiVersion {api!r} is not read; "
+                    f"{where}document {index + 1}: {kind} apiVersion {shown(api)} is not read; "
                     f"use {KINDS[cast('Kind', kind)]!r}"
                 )
                 continue
-            meta = doc.get("metadata")
-            if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-                problems.append(f"{kind} (document {index + 1}): metadata.name is missing")
+            found = object_problems(doc, kind)
+            if found:
+                key = usable_key(doc, kind)
+                kept = old.get(kind, {}).get(key) if key is not None else None
+                fate = "its previous version stays in service" if kept else "left out"
+                what = f"{where}document {index + 1}: {describe(doc, kind)}"
+                problems.append(f"{what} rejected: {'; '.join(found)}; {fate}")
+                if kept is not None and key is not None:
+                    by_kind[kind][key] = kept
                 continue
             obj = cast("RawObject", doc)
             by_kind[kind][key_of(obj)] = obj
@@ -105,6 +148,15 @@ class ObjectSet:
             slices=cast("dict[Key, EndpointSlice]", dict(by_kind["EndpointSlice"])),
             secrets=cast("dict[Key, Secret]", dict(by_kind["Secret"])),
         )
+
+    @classmethod
+    def merged(cls, sets: Iterable[ObjectSet]) -> ObjectSet:
+        """One set from several (one per file); a later set's object wins on the same key."""
+        by_kind: dict[str, dict[Key, RawObject]] = {kind: {} for kind in KINDS}
+        for one in sets:
+            for kind, objects in one._by_kind().items():
+                by_kind[kind].update(objects)
+        return cls._of(by_kind)
 
     @classmethod
     def of_kinds(cls, by_kind: Mapping[Kind, Mapping[Key, RawObject]]) -> ObjectSet:

@@ -64,7 +64,7 @@ def service_addresses(service: Service) -> tuple[LoadBalancerIngress, ...]:
 def _sorted(entries: Iterable[LoadBalancerIngress]) -> tuple[LoadBalancerIngress, ...]:
     # Host name first, then IP: the order ingress-nginx compares in, so that equal sets compare
     # equal whatever order the API returned them in.
-    unique = {(e.get("hostname", ""), e.get("ip", "")): e for e in entries}
+    unique = {(e.get("hostname") or "", e.get("ip") or ""): e for e in entries}
     return tuple(unique[k] for k in sorted(unique))
 
 

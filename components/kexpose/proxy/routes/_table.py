@@ -43,6 +43,7 @@ from kexpose.proxy.routes._kube import EndpointSlice, Ingress, IngressBackend
 from kexpose.proxy.routes._objects import Key, ObjectSet, key_of
 from kexpose.proxy.routes._ownership import Claim, is_owned, precedence_order
 from kexpose.proxy.routes._paths import PATH_TYPES, PathMatcher, PathType
+from kexpose.proxy.routes._shape import shown
 
 __all__ = ["SSL_REDIRECT_ANNOTATION", "Route", "RouteTable", "VirtualHost", "build_table"]
 
@@ -152,7 +153,7 @@ class _Builder:
         annotations = (ingress.get("metadata") or {}).get("annotations") or {}
         redirect = annotations.get(SSL_REDIRECT_ANNOTATION, "true").lower() != "false"
         default: Route | None = None
-        if "defaultBackend" in spec:
+        if spec.get("defaultBackend") is not None:  # null is unset (``_shape``)
             backend = self.backend(namespace, spec["defaultBackend"], f"Ingress {label}")
             if backend is not None:
                 default = Route(label, backend, "", None)
@@ -166,7 +167,9 @@ class _Builder:
             if host:
                 problem = host_error(host)
                 if problem:
-                    self.problems.append(f"{where}: host {host!r} {problem}; rule skipped")
+                    self.problems.append(
+                        f"{where}: host {shown(host, typed=False)} {problem}; rule skipped"
+                    )
                     continue
                 target = self.hosts.get(host)
                 if target is None:
