@@ -1,4 +1,5 @@
-"""TLS termination over loopback: SNI picks the certificate, Host picks the route, redirects."""
+"""TLS termination over loopback: SNI picks the certificate, Host picks the route (421 when the
+Host belongs to another certificate than the SNI name's), cipher profile, redirects."""
 
 from __future__ import annotations
 
@@ -60,7 +61,9 @@ async def test_sni_selects_the_certificate(
     proxy = await _proxy(start_proxy, echo, pki)
     c = await proxy.client(tls=pki.client_context(verify=False), sni=sni)
     assert _served_names(c) == names
-    r = await c.request("GET", "/", host="app.example.com")
+    # A Host matching the SNI name (on the default certificate, any Host: see the 421 test).
+    own = sni is not None and names != ["kexpose-default.invalid"]
+    r = await c.request("GET", "/", host=sni if own else "app.example.com")
     assert r.status == 200
     assert dict(r.json()["headers"])["x-forwarded-proto"] == "https"
     await c.close()
@@ -77,16 +80,67 @@ async def test_certificate_verifies_for_its_host(
         await proxy.client(tls=pki.client_context(), sni="plain.example.com")
 
 
-async def test_host_routes_even_when_sni_disagrees(
+async def test_a_host_of_another_certificate_is_misdirected(
     start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
 ) -> None:
-    proxy = await _proxy(start_proxy, echo, pki)
+    # Domain fronting: a handshake for app.example.com (its own certificate) must not carry
+    # requests for hosts that certificate does not serve (RFC 9110 §15.5.20).
+    web = await echo("web")
+    proxy: Proxy = await start_proxy()
+    proxy.load(
+        ingress(
+            "site",
+            rule("app.example.com", path("/", "web")),
+            rule("plain.example.com", path("/", "web")),
+            rule("*.wild.example.com", path("/", "web")),
+            tls=[tls("app-tls", "app.example.com"), tls("wild-tls", "*.wild.example.com")],
+        ),
+        tls_secret("app-tls", pki.pairs["app"]),
+        tls_secret("wild-tls", pki.pairs["wild"]),
+        *backend_objects("web", [web]),
+    )
     c = await proxy.client(tls=pki.client_context(), sni="app.example.com")
-    r = await c.request("GET", "/", host="plain.example.com")
-    assert r.status == 200  # no 421: the Ingress API routes by Host
-    r = await c.request("GET", "/", host="nowhere.example.com")
-    assert r.status == 404
+    assert (await c.request("GET", "/", host="app.example.com")).status == 200
+    assert (await c.request("GET", "/", host="APP.example.com.:443")).status == 200  # same host
+    for host in ("plain.example.com", "x.wild.example.com", "nowhere.example.com"):
+        r = await c.request("GET", "/", host=host)
+        assert r.status == 421, host
+        assert not r.closed  # the client may go on with the SNI's own host
+    assert web.requests == 2
     await c.close()
+    c = await proxy.client(tls=pki.client_context(), sni="a.wild.example.com")
+    assert (await c.request("GET", "/", host="b.wild.example.com")).status == 200  # one cert
+    assert (await c.request("GET", "/", host="app.example.com")).status == 421
+    await c.close()
+    # A connection on the default certificate proved nothing about any host: Host routes.
+    for sni in ("unknown.example.com", None):
+        c = await proxy.client(tls=pki.client_context(verify=False), sni=sni)
+        assert (await c.request("GET", "/", host="plain.example.com")).status == 200
+        assert (await c.request("GET", "/", host="nowhere.example.com")).status == 404
+        await c.close()
+
+
+async def test_tls_1_2_offers_only_aead_ciphers(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    # Mozilla's "intermediate" profile: no CBC suites (Lucky13, POODLE-style padding oracles).
+    proxy = await _proxy(start_proxy, echo, pki)
+    cbc = pki.client_context()
+    cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+    cbc.set_ciphers(
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256"
+        ":ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:AES128-SHA:AES256-SHA:AES128-SHA256"
+    )
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await proxy.client(tls=cbc, sni="app.example.com")
+    for suite in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
+        aead = pki.client_context()
+        aead.maximum_version = ssl.TLSVersion.TLSv1_2
+        aead.set_ciphers(suite)
+        c = await proxy.client(tls=aead, sni="app.example.com")
+        assert c.writer.get_extra_info("ssl_object").cipher()[0] == suite
+        assert (await c.request("GET", "/")).status == 200
+        await c.close()
 
 
 async def test_tls_below_1_2_is_refused(

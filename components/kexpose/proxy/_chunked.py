@@ -27,6 +27,11 @@ _DONE: Final = 4
 #: has no limit of its own, and nothing legitimate comes close.
 MAX_LINE: Final = 8 * 1024
 
+#: The largest chunk-size accepted: nginx's bound (the largest ``off_t``). llhttp takes any
+#: 64-bit value; a size of 2**63 or more reads as negative to a backend that parses it into a
+#: signed 64-bit integer, and a disagreement on where a chunk ends is request smuggling.
+MAX_CHUNK_SIZE: Final = 2**63 - 1
+
 
 class ChunkedError(ValueError):
     """The body is not valid chunked coding."""
@@ -75,7 +80,9 @@ class ChunkedScanner:
                 size_text = line.split(b";", 1)[0].strip(b" \t")
                 if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
                     raise ChunkedError(f"bad chunk size {size_text[:20]!r}")
-                size = int(size_text, 16)
+                size = int(size_text, 16)  # at most MAX_LINE digits: cheap
+                if size > MAX_CHUNK_SIZE:
+                    raise ChunkedError(f"chunk size {size_text[:20]!r} too large")
                 if size:
                     self._left = size
                     self._state = _DATA

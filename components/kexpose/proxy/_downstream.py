@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
+from kexpose.hosts import normalize_host
 from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy._exchange import Exchange
 from kexpose.proxy._messages import local_response
 from kexpose.proxy._plans import plan_request
+from kexpose.proxy._tls import sni_of
 
 if TYPE_CHECKING:
     from kexpose.proxy._upstream import UpstreamConnection
@@ -38,6 +40,7 @@ _TUNNEL: Final = 4
 # Why reading from the client is paused (bits).
 _PIPELINE: Final = 1
 _UPSTREAM: Final = 2
+_WRITING: Final = 4  # the client does not read its answers: start no new request until it does
 
 # Planned request heads are reused for identical head bytes (clients on keep-alive connections
 # repeat their heads); bounded in entries and in the size of a head worth keeping.
@@ -53,12 +56,14 @@ class ClientConnection(asyncio.Protocol):
         "_early",
         "_following",
         "_heads",
+        "_idle_wait",
         "_left",
         "_paused",
         "_paused_upstream",
         "_receiving",
         "_scanner",
         "_state",
+        "_write_paused",
         "current",
         "deadline",
         "forwarded",
@@ -67,6 +72,7 @@ class ClientConnection(asyncio.Protocol):
         "peer_bytes",
         "plane",
         "scheme",
+        "sni",
         "transport",
         "tunnel",
         "upstream_deadline",
@@ -92,6 +98,8 @@ class ClientConnection(asyncio.Protocol):
         """Reads from the endpoint so far; the sweeper moves the deadline when it changed."""
         self.upstream_mark = 0
         self.peer_bytes = b""
+        self.sni: str | None = None
+        """The normalised SNI name of the TLS handshake (None: plain HTTP or no SNI)."""
         self._state = _HEAD
         self._buf = b""
         self._left = 0
@@ -104,6 +112,10 @@ class ClientConnection(asyncio.Protocol):
         self._heads = plane.heads[scheme]
         self._paused = 0
         self._paused_upstream: asyncio.Transport | None = None
+        self._write_paused = False
+        """The transport's write buffer is above its high-water mark (``pause_writing``)."""
+        self._idle_wait = False
+        """``deadline`` is the keep-alive idle timeout, not yet a header timeout."""
 
     @property
     def closing(self) -> bool:
@@ -122,6 +134,9 @@ class ClientConnection(asyncio.Protocol):
             b"\r\nx-forwarded-for: %b\r\nx-real-ip: %b\r\nx-forwarded-proto: %b"
             b"\r\nx-forwarded-scheme: %b" % (ip, ip, proto, proto)
         )
+        if proto == b"https":
+            sni = sni_of(transport.get_extra_info("ssl_object"))
+            self.sni = normalize_host(sni) if sni else None
         self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.header
         self.plane.opened(self)
 
@@ -151,6 +166,7 @@ class ClientConnection(asyncio.Protocol):
             state == _HEAD
             and self.current is None
             and not self._buf
+            and not self._write_paused
             and data.find(b"\r\n\r\n") + 4 == len(data)
         ):
             req = self._heads.get(data)
@@ -178,16 +194,25 @@ class ClientConnection(asyncio.Protocol):
         return self.current is not None
 
     def pause_writing(self) -> None:
-        # The client reads slower than the endpoint sends: stop reading the endpoint.
+        # The client reads slower than we answer. Stop reading the endpoint that feeds it, and
+        # start no new request (``_consume`` stops at the next head): otherwise a client that
+        # pipelines requests and never reads makes us queue answers without bound, whether
+        # they come from an endpoint or from us (404, 400, redirects).
+        self._write_paused = True
         conn = self.tunnel or (self.current.upstream if self.current is not None else None)
         if conn is not None and conn.transport is not None:
             conn.transport.pause_reading()
             self._paused_upstream = conn.transport
 
     def resume_writing(self) -> None:
+        self._write_paused = False
         transport, self._paused_upstream = self._paused_upstream, None
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
+        if self._paused & _WRITING:
+            self._resume(_WRITING)
+            if self.current is None and self._state == _HEAD:
+                self._next()
 
     # --- httptools callbacks ------------------------------------------------------------------
 
@@ -206,6 +231,11 @@ class ClientConnection(asyncio.Protocol):
                     self._buf = data
                     self._pause(_PIPELINE)
                     return
+                if self._write_paused:
+                    # Answers are piling up unread: the next request waits until they drain.
+                    self._buf = data
+                    self._pause(_WRITING)
+                    return
                 if data[:1] in (b"\r", b"\n"):
                     data = data.lstrip(b"\r\n")  # empty lines before a request (RFC 9112 §2.2)
                     continue
@@ -216,8 +246,17 @@ class ClientConnection(asyncio.Protocol):
                         too_long_target = line < 0 or line > limits.max_head_bytes
                         self._bad_request(414 if too_long_target else 431, "request head too large")
                         return
+                    if data.count(b"\n") != data.count(b"\r\n"):
+                        # A bare LF: llhttp refuses it as a line end (RFC 9112 §2.2 lets a
+                        # recipient accept it; a proxy that did would read heads differently
+                        # from endpoints that do not). Say so now rather than at the timeout.
+                        self._bad_request(400, "malformed request: bare LF in the head")
+                        return
                     self._buf = data
-                    if self._receiving is None and not self.deadline:
+                    if self._receiving is None and (not self.deadline or self._idle_wait):
+                        # A head has started: from its first byte it has Timeouts.header to
+                        # finish, however long the keep-alive idle timeout is.
+                        self._idle_wait = False
                         self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.header
                     return
                 cut = end + 4
@@ -267,6 +306,7 @@ class ClientConnection(asyncio.Protocol):
             # The same bytes llhttp accepted before: validating them again would say the same.
             # llhttp sits this message out unless its framing needs it (chunked).
             self._following = False
+        self._idle_wait = False
         ex = Exchange(self, perf_counter(), req)
         ex.keep_alive = req.keep_alive
         if req.chunked:
@@ -329,9 +369,13 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._state != _HEAD:
             return  # the body of this request is still arriving (and being dropped)
+        self._resume(_PIPELINE)
+        self._next()
+
+    def _next(self) -> None:
+        """Between requests: start on what the client already sent, or wait idle."""
         if self._buf and not self._consuming:
             data, self._buf = self._buf, b""
-            self._resume(_PIPELINE)
             self._consuming = True
             try:
                 self._consume(data)
@@ -344,6 +388,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _idle(self) -> None:
         self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.keepalive
+        self._idle_wait = True
 
     def start_tunnel(self, conn: UpstreamConnection) -> asyncio.Transport:
         """The endpoint switched protocols: from now on bytes pass through unparsed."""

@@ -3,10 +3,11 @@
 Status codes the proxy gives by itself (Ingress semantics notes; RFC 9110 §15):
 404 nothing matches; 503 the backend has no ready endpoint (or no Service, or no such port);
 502 the endpoint refused, reset or sent a bad response; 504 connecting or reading timed out;
-308 plain HTTP to a host with TLS. Connect failures move on to the next endpoint (up to
-``Limits.connect_attempts``); a request without a body whose *reused* connection turns out to
-have been closed by the endpoint is sent once more on a new connection, as the request cannot
-have been processed (RFC 9112 §9.3.1).
+308 plain HTTP to a host with TLS; 421 a TLS connection whose SNI name chose another host's
+certificate than the Host header's (``_tls.misdirected``). Connect failures move on to the
+next endpoint (up to ``Limits.connect_attempts``); a request without a body whose *reused*
+connection turns out to have been closed by the endpoint is sent once more on a new
+connection, as the request cannot have been processed (RFC 9112 §9.3.1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from random import getrandbits
 from typing import TYPE_CHECKING
 
 from kexpose.proxy._messages import RequestHead, local_response
+from kexpose.proxy._tls import misdirected
 from kexpose.proxy.routes import Endpoint, Route
 
 if TYPE_CHECKING:
@@ -76,6 +78,11 @@ class Exchange:
             return
         plane = self.client.plane
         table = plane.table
+        sni = self.client.sni
+        if sni is not None and sni != req.host and misdirected(table.certificates, sni, req.host):
+            self.error = f"TLS handshake for {sni}, Host {req.host}"
+            self.respond(421)
+            return
         memo = req.memo
         if memo is not None and memo[0] is table:
             _, vhost, route = memo

@@ -66,6 +66,16 @@ _DROPPED: Final = frozenset(
         b"x-real-ip",
     )
 )
+# Framing and routing headers a ``Connection`` header can never remove. RFC 9110 §7.6.1 lets a
+# sender name any field as hop-by-hop, but dropping ``Content-Length`` while forwarding the body
+# it framed is request smuggling (the endpoint would read the body as a second request), and
+# dropping ``Host`` changes where the request goes. The message is forwarded framed as received.
+_FRAMING: Final = frozenset((b"content-length", b"transfer-encoding", b"host"))
+# Header names with an underscore are dropped, as nginx does (``underscores_in_headers off``):
+# CGI-style backends map ``-`` and ``_`` to the same variable, so ``X_Forwarded_For`` would
+# collide with the ``X-Forwarded-For`` we set (RFC 3875 §4.1.18).
+# (The name is what precedes the first colon, so the match needs an underscore in the name.)
+_UNDERSCORE_FIELD: Final = re.compile(rb"\r\n[^:\r]*_[^:\r]*:[^\r]*")
 _RESPONSE_FIELDS: Final = re.compile(
     rb"\r\n(connection|keep-alive|proxy-connection|transfer-encoding|te|trailer|upgrade"
     rb"|content-length)[ \t]*:[ \t]*([^\r]*)",
@@ -87,6 +97,8 @@ class RequestHead:
     target: bytes
     """As forwarded: origin-form (an absolute-form target is cut to its path, RFC 9112 §3.2.2)."""
     http10: bool
+    version: bytes
+    """The request line's HTTP-version, e.g. ``HTTP/1.1`` (anything but 1.0/1.1 is answered 505)."""
     fields: bytes
     """The header lines to forward, each preceded by CRLF; hop-by-hop and forwarding headers
     are already removed."""
@@ -135,7 +147,7 @@ def parse_request_head(head: bytes) -> RequestHead:
     line_end = head.find(b"\r\n")
     method, target, version = head[:line_end].split(b" ", 2)
     fields = head[line_end:-4]
-    req = RequestHead(method, target, version == b"HTTP/1.0", fields)
+    req = RequestHead(method, target, version == b"HTTP/1.0", version, fields)
     options: frozenset[bytes] = frozenset()
     upgrade = None
     drop = False
@@ -162,10 +174,12 @@ def parse_request_head(head: bytes) -> RequestHead:
                 upgrade = value
     if drop:
         fields = _REQUEST_DROP.sub(b"", fields)
-        named = options - _OPTIONS - _DROPPED
+        named = options - _OPTIONS - _DROPPED - _FRAMING
         if named:
             fields = _without(fields, named)
         req.fields = fields
+    if b"_" in fields:
+        req.fields = fields = _UNDERSCORE_FIELD.sub(b"", fields)
     if req.transfer is not None and req.transfer.lower() == b"chunked":
         req.chunked = True
         req.transfer = None
@@ -221,7 +235,8 @@ def parse_response_head(head: bytes, *, upgrade: bool) -> ResponseHead:
                 else:
                     tokens = connection_tokens(value)
                     options |= tokens
-                    named |= tokens - _OPTIONS
+                    # The response is framed as received: see _FRAMING.
+                    named |= tokens - _OPTIONS - _FRAMING
     if drop:
         fields = (_RESPONSE_DROP if upgrade else _RESPONSE_DROP_UPGRADE).sub(b"", fields)
         if named:

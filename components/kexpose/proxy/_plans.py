@@ -16,6 +16,10 @@ from kexpose.proxy.routes import normalize_path
 __all__ = ["plan_request"]
 
 _HOST_CACHE_MAX: Final = 4096  # distinct raw Host values remembered per process
+# CONNECT: we are a reverse proxy, not a tunnel to arbitrary hosts. TRACE: reflects the
+# request's headers, cookies included, back to the client (cross-site tracing); nginx answers
+# 405 too. (IIS's TRACK is no method llhttp knows: 400.)
+_REFUSED_METHODS: Final = frozenset((b"CONNECT", b"TRACE"))
 _HOST_LINE: Final = re.compile(rb"\r\nhost[ \t]*:[^\r]*", re.IGNORECASE)
 
 
@@ -44,10 +48,18 @@ def plan_request(
 def _check(req: RequestHead, scheme: bytes, hosts: dict[bytes, tuple[str, bytes]]) -> int:
     """Fill in host, path and port; returns the status to answer instead, or 0."""
     target = req.target
+    if req.version != b"HTTP/1.1" and not req.http10:
+        # llhttp reads any digit.digit; this listener speaks HTTP/1.x only (RFC 9110 §15.6.6;
+        # HTTP/2 arrives by ALPN or prior knowledge, never in an HTTP/1 request line). nginx: 505.
+        return 505
     if req.hosts > 1:
         return 400  # more than one Host (RFC 9112 §3.2)
-    if req.method == b"CONNECT":
-        return 405  # we are a reverse proxy, not a tunnel to arbitrary hosts
+    if req.method in _REFUSED_METHODS:
+        return 405
+    if b"#" in target:
+        # A request target has no fragment (RFC 9112 §3.2); forwarding one lets the route see
+        # one path (after "#/../") and the endpoint another (before "#").
+        return 400
     if req.transfer is not None:
         return 501  # a transfer coding we do not know (RFC 9112 §6.1)
     if target[:1] != b"/":

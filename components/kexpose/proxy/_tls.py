@@ -2,7 +2,12 @@
 
 The route table says which certificate an SNI name gets; this module turns certificates into
 ``ssl.SSLContext`` objects (built when a table is swapped in, never during a handshake) and
-installs the SNI callback that switches a handshake to the right one. TLS 1.2 is the minimum.
+installs the SNI callback that switches a handshake to the right one. TLS 1.2 is the minimum,
+with Mozilla's "intermediate" profile: TLS 1.2 offers only ECDHE key exchange with AEAD ciphers
+(no CBC, whose padding and MAC-then-encrypt design gave Lucky13 and POODLE); TLS 1.3's suites
+are all AEAD and left as OpenSSL orders them. The SNI name each handshake asked for is kept on
+its SSL object (``sni_of``), so a request whose Host names another certificate's host can be
+answered 421 (RFC 9110 §15.5.20) instead of being routed past the certificate check.
 
 ``load_cert_chain`` only reads files. To keep the root filesystem read-only and keys off disk,
 PEM text is handed to OpenSSL through an anonymous in-memory file (``memfd_create``), with a
@@ -16,19 +21,37 @@ import os
 import ssl
 import tempfile
 from collections.abc import Mapping
+from typing import Final
 
 from kexpose.proxy.errors import ProxyConfigError
 from kexpose.proxy.routes import Certificate, CertificateMap
 
-__all__ = ["TlsContexts", "server_context"]
+__all__ = ["INTERMEDIATE_CIPHERS", "TlsContexts", "server_context", "sni_of"]
 
 log = logging.getLogger(__name__)
+
+#: Mozilla server-side TLS, "intermediate" configuration (TLS 1.2 part; version 5.7 less the
+#: DHE suites, which need a DH parameter file we do not ship and so could never be chosen).
+INTERMEDIATE_CIPHERS: Final = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
+
+# The attribute of an ``ssl.SSLObject`` that holds the SNI name of its handshake.
+_SNI_ATTR: Final = "kexpose_sni"
 
 
 def server_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
     """A server context for one certificate; ProxyConfigError when the pair is unusable."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(INTERMEDIATE_CIPHERS)
     ctx.set_alpn_protocols(["http/1.1"])
     pem = f"{cert_pem.strip()}\n{key_pem.strip()}\n".encode()
     try:
@@ -85,6 +108,7 @@ class TlsContexts:
         return problems
 
     def _select(self, sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        setattr(sslobj, _SNI_ATTR, server_name)
         cert: Certificate | None = self._map.lookup(server_name)
         if cert is not None:
             ctx = self._by_fingerprint.get(cert.fingerprint)
@@ -95,3 +119,23 @@ class TlsContexts:
     @property
     def contexts(self) -> Mapping[str, ssl.SSLContext]:
         return self._by_fingerprint
+
+
+def sni_of(sslobj: object) -> str | None:
+    """The SNI name the client sent in the handshake of ``sslobj`` (None: none was sent)."""
+    name = getattr(sslobj, _SNI_ATTR, None)
+    return name if isinstance(name, str) else None
+
+
+def misdirected(certificates: CertificateMap, sni: str, host: str) -> bool:
+    """Whether a request for ``host`` on a connection whose handshake named ``sni`` must be
+    answered 421 Misdirected Request (RFC 9110 §15.5.20; nginx does the same for SNI/Host
+    mismatches). Only when the SNI name has a certificate of its own and ``host`` would have
+    been served another (or the default) one: a certificate that covers both names may carry
+    both (the connection reuse RFC 9110 §4.3.3 allows), and a connection on the default
+    certificate proved nothing about any host in the first place."""
+    chosen = certificates.lookup(sni)
+    if chosen is None:
+        return False
+    other = certificates.lookup(host)
+    return other is None or other.fingerprint != chosen.fingerprint
