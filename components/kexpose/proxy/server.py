@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
+import sys
 from collections.abc import Callable, Coroutine
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from kexpose.certs import KeyPair
 from kexpose.proxy._balancer import Balancer, refresh_balancers
@@ -38,6 +40,31 @@ T = TypeVar("T")
 
 #: (scheme, bound address) of one listening socket.
 Listener = tuple[str, tuple[str, int]]
+
+
+#: Descriptors never given to client connections: listeners, the health port, the manifest
+#: poll or the API watch, TLS and log files, and libuv's own (its loop, its EMFILE reserve).
+FD_RESERVE: Final = 64
+
+_REFUSAL_LOG_INTERVAL: Final = 10.0
+
+
+def connection_cap() -> tuple[int, int]:
+    """``(RLIMIT_NOFILE soft limit, most client connections)``.
+
+    Running out of descriptors must cost new connections, never the process (issue 14): a
+    client connection is accepted only while half of what the reserve leaves is free, because
+    each busy client needs an upstream connection too (and the keep-alive pool holds about as
+    many as were busy at once). Without the cap, accept takes the last descriptor: libuv then
+    accepts and closes whatever waits (its EMFILE "reserve descriptor" trick, ``uv__server_io``)
+    while the manifest poll, the API watch and the health port fail with EMFILE; and if that
+    trick itself fails, uvloop closes the listening socket for good
+    (``UVStreamServer._fatal_error`` on an OSError, uvloop 0.23).
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return soft, sys.maxsize
+    return soft, max(8, (soft - FD_RESERVE) // 2)
 
 
 class DataPlane:
@@ -71,6 +98,9 @@ class DataPlane:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.TimerHandle | None = None
+        self._fd_limit, self.max_connections = connection_cap()
+        self._refused = 0
+        self._refusal_logged_at = -_REFUSAL_LOG_INTERVAL
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -126,10 +156,30 @@ class DataPlane:
     # --- bookkeeping called by connections ----------------------------------------------------
 
     def opened(self, conn: ClientConnection) -> None:
+        if len(self.connections) >= self.max_connections:
+            self._refuse(conn)
+            return
         self.connections.add(conn)
         self.metrics.connection_opened()
         if self.closing:
             conn.shutdown()
+
+    def _refuse(self, conn: ClientConnection) -> None:
+        """Over the cap: close at once (the client sees a reset, as at nginx's
+        ``worker_connections``) and say so, at most once per ``_REFUSAL_LOG_INTERVAL``."""
+        conn.abort()
+        self._refused += 1
+        now = self.loop.time()
+        if now >= self._refusal_logged_at + _REFUSAL_LOG_INTERVAL:
+            log.warning(
+                "refused %d connection(s): %d open, the cap for a descriptor limit of %d "
+                "(RLIMIT_NOFILE); raise `ulimit -n` to serve more",
+                self._refused,
+                len(self.connections),
+                self._fd_limit,
+            )
+            self._refused = 0
+            self._refusal_logged_at = now
 
     def closed(self, conn: ClientConnection) -> None:
         if conn in self.connections:
