@@ -96,6 +96,61 @@ class ProxyProcess:
     def logs(self) -> str:
         return self.stderr.read_text(errors="replace")
 
+    def worker_pids(self) -> set[int]:
+        """The running ``--workers`` children (spawned interpreters; zombies left out)."""
+        children = subprocess.run(
+            # -ww: without a terminal ps cuts args at 80 columns, and a deep checkout path
+            # pushes the module name past the cut.
+            ["ps", "-ww", "--ppid", str(self.process.pid), "-o", "pid=,stat=,args="],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        pids = set()
+        for line in children.splitlines():
+            pid, stat, args = line.split(None, 2)
+            if "multiprocessing.spawn" in args and not stat.startswith("Z"):
+                pids.add(int(pid))
+        return pids
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has exited: a zombie has already closed its files (and sockets)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def socket_owner(local: tuple[str, int], pids: set[int]) -> int | None:
+    """Which of ``pids`` holds the loopback TCP socket whose peer is ``local`` (Linux).
+
+    ``local`` is a client's own address; the proxy side of that connection is the socket
+    in ``/proc/net/tcp`` whose remote address it is, and its inode names the owning process
+    through ``/proc/PID/fd``. This tells which ``--workers`` child accepted a connection,
+    which nothing on the wire says.
+    """
+    host, port = local
+    want = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[2] == want:
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
 
 def start(
     argv: list[str],

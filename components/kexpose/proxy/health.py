@@ -6,7 +6,9 @@ from the data ports so a probe never competes with, or is routed like, user traf
 
 - ``/healthz``: 200 while the event loop runs (a wedged loop cannot answer, which is the point).
 - ``/readyz``: 200 only once the first complete object set is loaded, and 503 again while
-  shutting down, so the Service stops sending traffic before we stop accepting it.
+  shutting down, so the Service stops sending traffic before we stop accepting it. With
+  ``--workers`` also 503 while no worker serves (each worker's death is survived while
+  another one serves; see ``workers``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 One process (``workers == 1``) runs everything on one event loop: the data plane, the object
 source (static files or the Kubernetes control plane) and the health port. With more workers,
-``workers`` takes over: this process keeps the source and the health port, and the workers
-serve traffic on shared ports.
+``workers`` takes over: this process keeps the source and the health port, restarts a worker
+that dies, and the workers serve traffic on shared ports.
 
 Shutdown is staged: on SIGTERM or SIGINT ``/readyz`` turns 503, the listeners stay open for
 ``Timeouts.shutdown_delay``, then stop accepting; in-flight requests get ``Timeouts.drain``;
@@ -37,7 +37,7 @@ from kexpose.proxy.logs import LogFormat
 from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
 from kexpose.proxy.routes import Claim, RouteTable
 from kexpose.proxy.server import DataPlane, Listener
-from kexpose.proxy.settings import ControlSettings, DataPlaneSettings
+from kexpose.proxy.settings import ControlSettings, DataPlaneSettings, WorkerSettings
 from kexpose.proxy.static import StaticSource
 
 __all__ = ["GC_THRESHOLDS", "ProxyConfig", "Source", "Started", "run", "serve", "tune_gc"]
@@ -67,6 +67,7 @@ class ProxyConfig:
     log_format: LogFormat = "json"
     data: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    supervision: WorkerSettings = field(default_factory=WorkerSettings)
 
     @property
     def claim(self) -> Claim:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Balance", "ControlSettings", "DataPlaneSettings", "Limits", "Timeouts"]
+__all__ = [
+    "Balance",
+    "ControlSettings",
+    "DataPlaneSettings",
+    "Limits",
+    "Timeouts",
+    "WorkerSettings",
+]
 
 Balance = Literal["round_robin", "least_request"]
 
@@ -131,3 +138,28 @@ class ControlSettings:
 
     lease_retry_period: float = 2.0
     """How often leaders renew and followers try to acquire (client-go's default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How the ``--workers`` supervisor replaces a worker that died (see ``workers``)."""
+
+    restart_backoff_initial: float = 0.1
+    """Seconds before a dead worker is restarted, doubled for each other death within
+    ``restart_window``. The first restart is almost at once: the pod serves with one worker
+    fewer until then, and a one-off death (an OOM kill, a rare crash) needs no pause."""
+
+    restart_backoff_max: float = 10.0
+    """The longest wait before a restart, so that a worker that keeps dying does not spin the
+    CPU the surviving workers serve with."""
+
+    restart_limit: int = 5
+    """Restarts allowed within ``restart_window``; one more death in the window ends the pod
+    (exit 1) instead. A bug that kills workers at startup, or a request that kills whichever
+    worker receives it, then shows up where operators look (the container's restart count,
+    ``CrashLoopBackOff``) rather than being papered over by endless restarts inside a pod that
+    looks healthy. Five is systemd's default ``StartLimitBurst``."""
+
+    restart_window: float = 60.0
+    """Seconds over which deaths are counted against ``restart_limit`` and the backoff; a worker
+    death older than this is forgiven."""

@@ -7,8 +7,22 @@ control plane, so the API server sees one watcher per pod, and one status writer
 health port; it sends each new route table to every worker over a pipe, and the workers send
 their metrics back every ``METRICS_INTERVAL`` for ``/metrics`` to add up.
 
-A worker that dies takes the whole pod down (exit 1) rather than being restarted in place:
-Kubernetes restarts pods, and a crash loop should be visible, not hidden.
+A worker that dies is restarted in place, as nginx's master does, while the others keep
+serving. Taking the whole pod down instead would turn one lost worker (an OOM kill, a rare
+crash, the requests in flight on it lost) into every worker's requests lost and a pod not
+ready for as long as Kubernetes takes to restart it. What the kernel does makes this safe: a
+dead worker's listening socket is closed as it dies, and only open ones receive connections,
+so new connections go to the living workers until the replacement binds. The replacement is
+sent the current route table before it listens, so it never serves a stale or empty one.
+Restarts are visible (an ERROR line per death, ``kexpose_proxy_worker_restarts_total``) and
+bounded (:class:`~kexpose.proxy.settings.WorkerSettings`): workers that keep dying end the pod
+with exit 1, so that a crash loop is still Kubernetes' to see and back off from.
+
+``/readyz`` is 200 while at least one worker serves with a route table, 503 when none does.
+A dead worker's last metrics report is folded into a retired total, so counters never go
+backwards (Prometheus would read a drop as a counter reset and count everything again) and
+never count twice; what it answered after its last report, at most ``METRICS_INTERVAL`` of
+its traffic, is lost with it. After SIGTERM nothing is restarted.
 """
 
 from __future__ import annotations
@@ -19,16 +33,21 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from kexpose.proxy.errors import ProxyError
 from kexpose.proxy.health import HealthServer
 from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
 from kexpose.proxy.routes import RouteTable
+from kexpose.proxy.settings import WorkerSettings
 
 if TYPE_CHECKING:  # the runner imports this module lazily; no cycle at run time
     from kexpose.proxy.runner import ProxyConfig, Started
@@ -43,16 +62,220 @@ METRICS_INTERVAL: Final = 1.0
 STARTUP_TIMEOUT: Final = 30.0
 """A worker must be listening this soon after it was started (spawning re-imports Python)."""
 
+WATCH_INTERVAL: Final = 0.1
+"""How often the supervisor checks that its workers live. A dead worker costs no connection
+while it goes unnoticed (its socket is already closed), only capacity, so a tenth of a second
+is plenty."""
+
+_UNSENT: Final = object()
+"""``_Worker.sent`` before the first message: not even ``None`` (no table yet) was sent."""
+
 
 class _Worker:
     def __init__(self, index: int, process: multiprocessing.process.BaseProcess, conn: Connection):
         self.index = index
         self.process = process
+        self.pid = process.pid
         self.conn = conn
-        self.ready = False
+        self.ready = False  # listening, with the first table it was sent
         self.metrics = MetricsSnapshot()
-        self.sent: RouteTable | None = None
+        self.sent: object = _UNSENT
         self.lock = asyncio.Lock()
+        self.retired = False
+
+    @property
+    def serving(self) -> bool:
+        return (
+            self.ready
+            and not self.retired
+            and isinstance(self.sent, RouteTable)
+            and self.process.is_alive()
+        )
+
+
+def ready_to_serve(*, up: bool, stopping: bool, source_ready: bool, serving: int) -> bool:
+    """``/readyz`` with workers: every first worker has come ``up`` (until then a death is a
+    setup error that ends the pod), the table is loaded, and at least one worker serves it."""
+    return up and not stopping and source_ready and serving > 0
+
+
+class CrashLoop:
+    """Worker deaths within the last ``restart_window``: the backoff, and when to give up."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.deaths: deque[float] = deque()
+
+    def died(self, now: float) -> float:
+        """Seconds to wait before the restart; ProxyError past the limit."""
+        s = self.settings
+        while self.deaths and self.deaths[0] <= now - s.restart_window:
+            self.deaths.popleft()
+        self.deaths.append(now)
+        if len(self.deaths) > s.restart_limit:
+            raise ProxyError(
+                f"crash loop: workers died {len(self.deaths)} times within "
+                f"{s.restart_window:g} s (at most {s.restart_limit} restarts allowed); "
+                "exiting so that Kubernetes restarts the pod; see the workers' errors above"
+            )
+        backoff: float = s.restart_backoff_initial * 2.0 ** (len(self.deaths) - 1)
+        return min(backoff, s.restart_backoff_max)
+
+
+class _Supervisor:
+    """The workers of one pod: started, fed tables, watched, restarted, stopped."""
+
+    def __init__(self, config: ProxyConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.ctx: SpawnContext = multiprocessing.get_context("spawn")
+        self.workers: list[_Worker] = []
+        self.latest: RouteTable | None = None
+        self.changed = asyncio.Event()
+        self.retired = MetricsSnapshot()
+        self.restarts = 0
+        self.crash_loop = CrashLoop(config.supervision)
+
+    def on_table(self, table: RouteTable) -> None:
+        self.latest = table
+        self.changed.set()
+
+    def spawn(self, index: int) -> _Worker:
+        parent_end, child_end = self.ctx.Pipe()
+        process = self.ctx.Process(
+            target=worker_main,
+            args=(child_end, self.config, index),
+            name=f"kexpose-proxy-worker-{index}",
+        )
+        process.start()
+        child_end.close()
+        worker = _Worker(index, process, parent_end)
+        self.loop.add_reader(parent_end.fileno(), self._on_message, worker)
+        self.changed.set()  # its first message: the current table (the worker waits for it)
+        return worker
+
+    def _on_message(self, worker: _Worker) -> None:
+        try:
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            self.loop.remove_reader(worker.conn.fileno())
+            return
+        self._take(worker, kind, payload)
+
+    def _take(self, worker: _Worker, kind: str, payload: object) -> None:
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "metrics" and isinstance(payload, MetricsSnapshot):
+            worker.metrics = payload
+
+    async def _send(self, worker: _Worker, table: RouteTable | None) -> None:
+        async with worker.lock:
+            if worker.sent is table or worker.retired:
+                return
+            try:
+                # A big table takes a while to pickle and pipe; not on the loop.
+                await asyncio.to_thread(worker.conn.send, ("table", table))
+            except OSError:
+                return  # it died; the watch restarts it, and the replacement gets the table
+            worker.sent = table
+
+    async def distribute(self) -> None:
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            for w in list(self.workers):
+                await self._send(w, self.latest)
+
+    async def watch(self) -> None:
+        """Restarts dead workers until the crash-loop limit (then ProxyError); never returns."""
+        due: dict[int, float] = {}  # slot -> when to restart it
+        while True:
+            now = self.loop.time()
+            for w in self.workers:
+                if not w.retired and not w.process.is_alive():
+                    await self._retire(w)
+                    delay = self.crash_loop.died(now)  # ProxyError past the limit
+                    log.error(
+                        "worker %d (pid %s) died (%s); restarting it in %.1f s",
+                        w.index,
+                        w.pid,
+                        _describe_exit(w.process.exitcode),
+                        delay,
+                    )
+                    due[w.index] = now + delay
+            for index, at in list(due.items()):
+                if at <= now:
+                    del due[index]
+                    self.workers[index] = self.spawn(index)
+                    self.restarts += 1
+                    log.warning(
+                        "worker %d restarted as pid %s", index, self.workers[index].process.pid
+                    )
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    async def _retire(self, worker: _Worker) -> None:
+        """Fold a dead worker's last metrics into the retired total and let its pipe go."""
+        worker.retired = True
+        self.loop.remove_reader(worker.conn.fileno())
+        with contextlib.suppress(EOFError, OSError):
+            while worker.conn.poll():  # a last report still in the pipe
+                self._take(worker, *worker.conn.recv())
+        last = worker.metrics
+        worker.metrics = MetricsSnapshot()
+        last.active_connections = 0  # its connections died with it
+        self.retired.add(last)
+        async with worker.lock:  # not while a send to it is still in its thread
+            worker.conn.close()
+
+    def snapshot(self) -> MetricsSnapshot:
+        total = MetricsSnapshot()
+        total.add(self.retired)
+        for w in self.workers:
+            total.add(w.metrics)
+        return total
+
+    def serving(self) -> int:
+        return sum(w.serving for w in self.workers)
+
+    async def stop(self) -> None:
+        """SIGTERM every worker, give them the drain time, then kill what is left."""
+        live = [w for w in self.workers if not w.retired]
+        for w in live:
+            if w.process.is_alive() and w.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGTERM)
+        deadline = self.loop.time() + self.config.data.timeouts.drain + 5
+        while any(w.process.is_alive() for w in live) and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for w in live:
+            if w.process.is_alive():
+                w.process.kill()
+            self.loop.remove_reader(w.conn.fileno())
+            w.conn.close()
+            w.process.join(1)
+
+
+class _SupervisionCollector(Collector):
+    def __init__(self, supervisor: _Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "kexpose_proxy_worker_restarts",
+            "Workers restarted after they died.",
+            value=self._supervisor.restarts,
+        )
+        yield GaugeMetricFamily(
+            "kexpose_proxy_workers_serving",
+            "Workers listening with a route table.",
+            value=self._supervisor.serving(),
+        )
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 async def supervise(
@@ -61,67 +284,18 @@ async def supervise(
     from kexpose.proxy.runner import Source, Stopper
 
     loop = asyncio.get_running_loop()
-    ctx = multiprocessing.get_context("spawn")
-    workers: list[_Worker] = []
-    latest: list[RouteTable] = []
-    changed = asyncio.Event()
-    stopping = False
-
-    def on_table(table: RouteTable) -> None:
-        latest[:] = [table]
-        changed.set()
-
-    source = Source(config, on_table)
+    sup = _Supervisor(config, loop)
+    up = stopping = False
+    source = Source(config, sup.on_table)
     source.load_now()
-    for i in range(config.workers):
-        parent_end, child_end = ctx.Pipe()
-        process = ctx.Process(
-            target=worker_main, args=(child_end, config, i), name=f"kexpose-proxy-worker-{i}"
-        )
-        process.start()
-        child_end.close()
-        workers.append(_Worker(i, process, parent_end))
-
-    def on_message(worker: _Worker) -> None:
-        try:
-            kind, payload = worker.conn.recv()
-        except (EOFError, OSError):
-            loop.remove_reader(worker.conn.fileno())
-            return
-        if kind == "ready":
-            worker.ready = True
-        elif kind == "metrics":
-            worker.metrics = payload
-
-    for w in workers:
-        loop.add_reader(w.conn.fileno(), on_message, w)
-
-    def snapshot() -> MetricsSnapshot:
-        total = MetricsSnapshot()
-        for w in workers:
-            total.add(w.metrics)
-        return total
-
-    async def distribute() -> None:
-        while True:
-            await changed.wait()
-            changed.clear()
-            table = latest[0]
-            for w in workers:
-                if w.sent is not table:
-                    async with w.lock:
-                        # A big table takes a while to pickle and pipe; not on the loop.
-                        await asyncio.to_thread(w.conn.send, ("table", table))
-                        w.sent = table
-
+    sup.workers = [sup.spawn(i) for i in range(config.workers)]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(snapshot))
+    registry.register(MetricsCollector(sup.snapshot))
+    registry.register(_SupervisionCollector(sup))
 
     def ready() -> bool:
-        return (
-            not stopping
-            and source.ready.is_set()
-            and all(w.ready and w.sent is not None for w in workers)
+        return ready_to_serve(
+            up=up, stopping=stopping, source_ready=source.ready.is_set(), serving=sup.serving()
         )
 
     health = HealthServer(ready=ready, registry=registry)
@@ -129,54 +303,55 @@ async def supervise(
         health_addr = await health.listen(bind=config.bind, port=config.health_port)
         tasks = {
             loop.create_task(source.run(), name="object source"),
-            loop.create_task(distribute(), name="send tables to workers"),
+            loop.create_task(sup.distribute(), name="send tables to workers"),
             loop.create_task(stopper.event.wait(), name="wait for a signal"),
-            loop.create_task(_watch_workers(workers), name="watch workers"),
         }
-        async with asyncio.timeout(STARTUP_TIMEOUT):
-            while not all(w.ready for w in workers):
-                if any(not w.process.is_alive() for w in workers):
-                    break
-                await asyncio.sleep(0.05)
-        log.info("%d workers serving; health on %s:%d", len(workers), *health_addr)
+        try:
+            await _started(sup.workers)
+        except BaseException:
+            await _cancel(tasks)
+            await sup.stop()
+            await health.close()
+            await source.close()
+            raise
+        up = True
+        log.info("%d workers serving; health on %s:%d", len(sup.workers), *health_addr)
         if started is not None:
-            started({"workers": [w.process.pid for w in workers], "health": health_addr})
+            started({"workers": [w.pid for w in sup.workers], "health": health_addr})
+        watch = loop.create_task(sup.watch(), name="watch and restart workers")
+        tasks.add(watch)
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stopping = True
+        watch.cancel()  # no restarts from here on, whatever dies
         failed = [t for t in done if not t.cancelled() and t.exception() is not None]
         await asyncio.sleep(config.data.timeouts.shutdown_delay)
-        for w in workers:
-            if w.process.is_alive() and w.process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.process.pid, signal.SIGTERM)
-        deadline = loop.time() + config.data.timeouts.drain + 5
-        while any(w.process.is_alive() for w in workers) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        for w in workers:
-            if w.process.is_alive():
-                w.process.kill()
-            loop.remove_reader(w.conn.fileno())
-            w.conn.close()
-            w.process.join(1)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await sup.stop()
+        await _cancel(tasks)
         await health.close()
         await source.close()
         if failed:
             raise failed[0].exception()  # type: ignore[misc]
-        crashed = [w.index for w in workers if w.process.exitcode not in (0, -signal.SIGTERM)]
-        if crashed and stopper.signal is None:
-            raise ProxyError(f"worker(s) {crashed} exited unexpectedly")
 
 
-async def _watch_workers(workers: list[_Worker]) -> None:
-    """Returns when any worker has exited: the supervisor then stops the rest."""
-    while all(w.process.is_alive() for w in workers):
-        await asyncio.sleep(0.2)
-    dead = [w for w in workers if not w.process.is_alive()]
-    for w in dead:
-        log.error("worker %d exited with code %s", w.index, w.process.exitcode)
+async def _started(workers: list[_Worker]) -> None:
+    """Waits for every first worker to listen. One that dies first is a setup problem (a port
+    it cannot bind, a broken install), not a crash to retry: ProxyError."""
+    async with asyncio.timeout(STARTUP_TIMEOUT):
+        while not all(w.ready for w in workers):
+            dead = [w for w in workers if not w.process.is_alive()]
+            if dead:
+                w = dead[0]
+                raise ProxyError(
+                    f"worker {w.index} exited before it was serving "
+                    f"({_describe_exit(w.process.exitcode)}); see its error above"
+                )
+            await asyncio.sleep(0.05)
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[object]]) -> None:
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def worker_main(conn: Connection, config: ProxyConfig, index: int) -> None:
@@ -203,10 +378,12 @@ async def _worker(conn: Connection, config: ProxyConfig, index: int) -> None:
         except (EOFError, OSError):
             loop.remove_reader(conn.fileno())
             stopper.event.set()  # the supervisor is gone
+            got_table.set()
             return
         if kind == "table":
-            for problem in plane.swap(payload):
-                log.warning("tls: %s", problem)
+            if payload is not None:
+                for problem in plane.swap(payload):
+                    log.warning("tls: %s", problem)
             got_table.set()
 
     def report() -> None:
@@ -216,6 +393,15 @@ async def _worker(conn: Connection, config: ProxyConfig, index: int) -> None:
 
     with Stopper(loop) as stopper:
         loop.add_reader(conn.fileno(), on_message)
+        # The first message is the table as it is now (None before the control plane has
+        # one): a restarted worker must not accept connections with an empty table.
+        stop = loop.create_task(stopper.event.wait())
+        first = loop.create_task(got_table.wait())
+        await asyncio.wait({stop, first}, return_when=asyncio.FIRST_COMPLETED)
+        await _cancel({stop, first})
+        if stopper.event.is_set():
+            loop.remove_reader(conn.fileno())
+            return
         await plane.listen(
             bind=config.bind,
             http_port=config.http_port,
