@@ -186,23 +186,30 @@ class _Supervisor:
             for w in list(self.workers):
                 await self._send(w, self.latest)
 
-    async def watch(self) -> None:
-        """Restarts dead workers until the crash-loop limit (then ProxyError); never returns."""
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Restarts dead workers until the crash-loop limit (then ProxyError) or ``stop``.
+
+        ``stop`` is checked as well as this task being cancelled at shutdown: a terminal's
+        Ctrl-C sends SIGINT to the workers too, and one may have drained and exited before
+        the supervisor's own handler has run.
+        """
         due: dict[int, float] = {}  # slot -> when to restart it
-        while True:
+        while not stop.is_set():
             now = self.loop.time()
             for w in self.workers:
                 if not w.retired and not w.process.is_alive():
                     await self._retire(w)
-                    delay = self.crash_loop.died(now)  # ProxyError past the limit
                     log.error(
-                        "worker %d (pid %s) died (%s); restarting it in %.1f s",
+                        "worker %d (pid %s) died (%s)",
                         w.index,
                         w.pid,
                         _describe_exit(w.process.exitcode),
-                        delay,
                     )
+                    delay = self.crash_loop.died(now)  # ProxyError past the limit
+                    log.info("restarting worker %d in %.1f s", w.index, delay)
                     due[w.index] = now + delay
+            if stop.is_set():
+                return
             for index, at in list(due.items()):
                 if at <= now:
                     del due[index]
@@ -318,7 +325,7 @@ async def supervise(
         log.info("%d workers serving; health on %s:%d", len(sup.workers), *health_addr)
         if started is not None:
             started({"workers": [w.pid for w in sup.workers], "health": health_addr})
-        watch = loop.create_task(sup.watch(), name="watch and restart workers")
+        watch = loop.create_task(sup.watch(stopper.event), name="watch and restart workers")
         tasks.add(watch)
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stopping = True
