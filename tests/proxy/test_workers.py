@@ -287,17 +287,21 @@ async def test_workers_that_keep_dying_end_the_pod(
     try:
         await proxy.wait_ready()
         killed: set[int] = set()
+        readiness: list[int] = []
         async with asyncio.timeout(60):
             while proxy.process.poll() is None and len(killed) <= limit + 2:
                 for pid in proxy.worker_pids() - killed:
                     os.kill(pid, signal.SIGKILL)
                     killed.add(pid)
+                readiness.append(await proxy.get_health("/readyz"))
                 await asyncio.sleep(0.05)
         assert await proxy.wait_exit() == 1
     finally:
         proxy.kill()
     # The deaths past the limit: the one that ended the pod, none restarted after it.
     assert limit < len(killed) <= limit + 2
+    # While no worker served (each killed as it appeared), the pod was not ready.
+    assert 503 in readiness
     logs = proxy.logs()
     assert f"workers died {limit + 1} times within" in logs, logs
     assert "crash loop" in logs
