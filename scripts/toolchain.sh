@@ -12,7 +12,7 @@
 # Usage:
 #   scripts/toolchain.sh                 build what is missing (a no-op when everything is there)
 #   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider
-#                                        pyplugins yaml; also `kubectl`, which is not built by default)
+#                                        pyplugins yaml gwapi; also `kubectl`, not built by default)
 #   scripts/toolchain.sh --force STEP... rebuild these steps even if their stamp is there
 #   scripts/toolchain.sh --print-env     print `export` lines for the built toolchain (fails if absent)
 #   scripts/toolchain.sh --print-env-json  the same as JSON (what tests/e2e reads)
@@ -52,10 +52,14 @@ KUBE_VERSION=v1.36.3
 KUBE_STAGING_VERSION=v0.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
+# The Gateway API conformance suite and the standard-channel CRDs of the same release. The
+# conformance module's go.mod requires the main module at a placeholder version the module proxy
+# refuses, so the wrapper requires both at this version (as Envoy Gateway's test/go.mod does).
+GATEWAY_API_VERSION=v1.6.3
 # Bump when the build recipe changes in a way that changes the binaries.
 RECIPE=1
 
-ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins yaml)
+ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins yaml gwapi)
 
 # ---- locations ---------------------------------------------------------------------------------
 GO=${GO:-go}
@@ -111,19 +115,24 @@ export PULUMI_K8S_PROVIDER_VERSION='$K8S_PROVIDER_VERSION'
 export PULUMI_K8S_PROVIDER_ALIASES='$K8S_PROVIDER_ALIASES'
 export KEXPOSE_PULUMI_VERSION='${PULUMI_VERSION#v}'
 export KEXPOSE_KUBE_VERSION='$KUBE_VERSION'
+export KEXPOSE_GATEWAY_API_VERSION='$GATEWAY_API_VERSION'
+export KEXPOSE_GATEWAY_API_CRDS='$SHARE/gateway-api-crds'
 # The language host (from sdk/v3 ${PYHOST_SDK_VERSION}) ignores runtime options in Pulumi.yaml
 # (virtualenv, toolchain): point PULUMI_PYTHON_CMD at the venv's python before running pulumi.
 EOF
     mv "$ROOT/env.sh.tmp" "$ROOT/env.sh"
     python3 - "$ROOT" "$BIN" "$SHARE" "$PULUMI_HOME_DIR" "$K8S_PROVIDER_VERSION" "$K8S_PROVIDER_ALIASES" \
-        "${PULUMI_VERSION#v}" "$KUBE_VERSION" "${ETCD_VERSION#v}" "${KWOK_VERSION#v}" "${PYHOST_SDK_VERSION#v}" "${PULUMI_YAML_VERSION#v}" <<'EOF'
+        "${PULUMI_VERSION#v}" "$KUBE_VERSION" "${ETCD_VERSION#v}" "${KWOK_VERSION#v}" "${PYHOST_SDK_VERSION#v}" "${PULUMI_YAML_VERSION#v}" \
+        "$GATEWAY_API_VERSION" <<'EOF'
 import json, sys
-root, bindir, share, home, prov, aliases, pulumi, kube, etcd, kwok, pyhost, yaml = sys.argv[1:]
+root, bindir, share, home, prov, aliases, pulumi, kube, etcd, kwok, pyhost, yaml, gwapi = sys.argv[1:]
 doc = {
     "root": root, "bin": bindir, "kwok_stages": f"{share}/kwok-stages.yaml", "pulumi_home": home,
+    "gateway_api_crds": f"{share}/gateway-api-crds",
+    "gateway_conformance": f"{bindir}/gateway-conformance.test",
     "versions": {"pulumi": pulumi, "pulumi_language_python_from_sdk": pyhost, "pulumi_language_yaml": yaml,
                  "kubernetes_provider": prov, "kubernetes_provider_aliases": aliases.split(),
-                 "kubernetes": kube, "etcd": etcd, "kwok": kwok},
+                 "kubernetes": kube, "etcd": etcd, "kwok": kwok, "gateway_api": gwapi},
 }
 with open(f"{root}/env.json.tmp", "w") as f:
     json.dump(doc, f, indent=2)
@@ -206,7 +215,10 @@ prep_etcd() {
 build_etcd() {
     (cd "$WORK/etcd" && logged "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
         || die "building etcd failed"
-    "$BIN/etcd" --version | head -1 >&2
+    local version
+    version=$("$BIN/etcd" --version) || die "etcd --version failed"
+    # Not `| head -1`: under pipefail the writer can die of SIGPIPE when head exits first (141).
+    printf '%s\n' "${version%%$'\n'*}" >&2
 }
 
 prep_kwok() {
@@ -269,8 +281,11 @@ build_k8s() {
     (cd "$WORK/k8s" && logged "$GO" build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$(cat ldflags)" \
         -o "$BIN/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kube-scheduler) || die "building kubernetes failed"
+    local version
     for c in kube-apiserver kube-controller-manager kube-scheduler; do
-        "$BIN/$c" --version | grep -q "Kubernetes $KUBE_VERSION" || die "$c does not report $KUBE_VERSION"
+        # Captured, not piped into `grep -q` (which exits at the first match: SIGPIPE, see etcd).
+        version=$("$BIN/$c" --version) || die "$c --version failed"
+        [[ $version == *"Kubernetes $KUBE_VERSION"* ]] || die "$c does not report $KUBE_VERSION"
     done
     "$BIN/kube-apiserver" --version >&2
 }
@@ -420,13 +435,53 @@ build_provider() {
     PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true "$BIN/pulumi" plugin ls >&2
 }
 
+prep_gwapi() {
+    local w
+    w=$(new_wrapper gwapi)
+    (cd "$w" && logged "$GO" get "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+        "sigs.k8s.io/gateway-api/conformance@$GATEWAY_API_VERSION") \
+        || die "go get gateway-api (+conformance) $GATEWAY_API_VERSION failed"
+    # The suite is a Go test: a test of our own that runs it, compiled to a binary with `go test -c`
+    # (flags: -gateway-class, -supported-features, -report-output, ...; conformance/utils/flags).
+    cat >"$w/conformance_test.go" <<'GO'
+package conformance_test
+
+import (
+	"testing"
+
+	"sigs.k8s.io/gateway-api/conformance"
+)
+
+func TestConformance(t *testing.T) {
+	conformance.RunConformance(t)
+}
+GO
+    (cd "$w" && logged "$GO" mod tidy) || die "go mod tidy for the conformance wrapper failed"
+    [[ "$(cd "$w" && "$GO" list -m -f '{{.Version}}' sigs.k8s.io/gateway-api)" == "$GATEWAY_API_VERSION" ]] \
+        || die "sigs.k8s.io/gateway-api drifted away from $GATEWAY_API_VERSION in the conformance wrapper"
+}
+
+build_gwapi() {
+    local dir
+    (cd "$WORK/gwapi" && logged "$GO" test -c -trimpath -ldflags "-s -w" \
+        -o "$BIN/gateway-conformance.test" .) || die "building the Gateway API conformance suite failed"
+    # The standard-channel CRDs of the same release: they carry the bundle-version annotation the
+    # suite checks (conformance/utils/suite), so the CRDs and the suite must come from one module.
+    dir=$(cd "$WORK/gwapi" && "$GO" list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)
+    rm -rf "$SHARE/gateway-api-crds" && mkdir -p "$SHARE/gateway-api-crds"
+    cp "$dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$SHARE/gateway-api-crds/"
+    chmod -R u+w "$SHARE/gateway-api-crds"
+    grep -q "bundle-version: $GATEWAY_API_VERSION" "$SHARE/gateway-api-crds/gateway.networking.k8s.io_gateways.yaml" \
+        || die "the Gateway CRD does not carry bundle-version $GATEWAY_API_VERSION"
+}
+
 # What each step leaves in $BIN; a step whose stamp is there but whose output is gone reruns.
 declare -A STEP_OUTPUTS=(
     [etcd]="etcd" [kwok]="kwok" [k8s]="kube-apiserver kube-controller-manager kube-scheduler"
     [kubectl]="kubectl" [pulumi]="pulumi pulumi-language-python-exec"
     [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
     [pyplugins]="pulumi-resource-pulumi-python pulumi-analyzer-policy-python"
-    [yaml]="pulumi-language-yaml"
+    [yaml]="pulumi-language-yaml" [gwapi]="gateway-conformance.test"
 )
 outputs_present() {
     local f v
