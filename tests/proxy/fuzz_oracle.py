@@ -95,6 +95,8 @@ class Parsed:
     """Complete requests, then possibly one that is not (``ending`` says why)."""
     ending: Ending
     error: str = ""
+    rest: bytes = b""
+    """The bytes from the start of the message the stream ended in or h11 refused."""
 
     @property
     def complete(self) -> tuple[Message, ...]:
@@ -145,14 +147,14 @@ def parse_stream(data: bytes) -> Parsed:
             except h11.RemoteProtocolError as exc:
                 if request is not None:
                     messages.append(_message(request, body, complete=False))
-                return Parsed(tuple(messages), "error", str(exc))
+                return Parsed(tuple(messages), "error", str(exc), rest)
             if event is h11.NEED_DATA:
                 if request is not None:
                     # h11 keeps what is still due of the current chunk (private, h11 is pinned).
                     left = int(getattr(conn._reader, "_bytes_in_chunk", 0))
                     size = left + chunk_seen if left else 0
                     messages.append(_message(request, body, complete=False, chunk_size=size))
-                return Parsed(tuple(messages), "incomplete")
+                return Parsed(tuple(messages), "incomplete", rest=rest)
             if isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.Data):
