@@ -1,0 +1,566 @@
+"""Gateway API objects in, the Gateway half of the route table and every status value out.
+
+Which objects are ours: GatewayClasses whose ``controllerName`` is ours, the Gateways of those
+classes, and the HTTPRoutes (and their parentRefs) that point at those Gateways. A route's
+parentRef to a Gateway that is not ours gets no status from us.
+
+Listeners (``Listener``, ``ListenerStatus``; gateway-api v1.6.3 ``apis/v1/gateway_types.go``):
+
+- ``HTTP`` and ``HTTPS`` (TLS mode ``Terminate``) are served; any other protocol is
+  ``Accepted=False/UnsupportedProtocol``, TLS ``Passthrough`` ``Accepted=False/UnsupportedValue``.
+- Listeners sharing a port must share a protocol (else all of them ``Conflicted=True/
+  ProtocolConflict``) and differ in hostname (else ``Conflicted=True/HostnameConflict``); a
+  conflicted listener serves nothing.
+- ``certificateRefs`` name core Secrets (``group: ""``, ``kind: Secret``); another group or kind,
+  a missing or unusable Secret is ``ResolvedRefs=False/InvalidCertificateRef``, a Secret in
+  another namespace without a ReferenceGrant ``RefNotPermitted``; such a listener is not
+  ``Programmed`` (``Invalid``) and serves nothing.
+- ``allowedRoutes.kinds`` may only name HTTPRoute here; any other kind is dropped from
+  ``supportedKinds`` and sets ``ResolvedRefs=False/InvalidRouteKinds``.
+- ``attachedRoutes`` counts the routes attached to the listener (each route once).
+
+The Gateway is ``Accepted`` (reason ``ListenersNotValid`` when some listener is not) when at least
+one listener is valid or it has none, and ``Programmed`` when it also has an address. Addresses
+come from the control plane (``addresses``), which knows how this deployment gets them.
+
+Routes: ``_httproute`` translates the rules; here a route is attached. For each parentRef to one
+of our Gateways: the listeners named by ``sectionName``/``port`` (none: ``NoMatchingParent``),
+those whose ``allowedRoutes`` admit the route's namespace and kind (none:
+``NotAllowedByListeners``), those sharing a hostname with it (none:
+``NoMatchingListenerHostname``). ``ResolvedRefs`` reports the first unresolved reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from kexpose.proxy.routes._backends import Backend, resolve_backend
+from kexpose.proxy.routes._certificates import Certificate, CertificateMap, certificate_from_secret
+from kexpose.proxy.routes._grants import Grants
+from kexpose.proxy.routes._gwhosts import ANY_HOST, intersect, specificity
+from kexpose.proxy.routes._gwstatus import (
+    ClassStatus,
+    Condition,
+    GatewayStatus,
+    ListenerStatus,
+    ParentStatus,
+    RouteStatus,
+    condition,
+)
+from kexpose.proxy.routes._gwtable import GatewayHost, GatewayListener, GatewayPort, GatewayRule
+from kexpose.proxy.routes._httproute import RouteProblem, translate_rules
+from kexpose.proxy.routes._kube import EndpointSlice, Secret, Service
+from kexpose.proxy.routes._objects import Key
+
+__all__ = ["GATEWAY_GROUP", "GatewayTable", "build_gateway_table"]
+
+GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
+_ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
+_PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
+_UNSUPPORTED_APP_PROTOCOLS: Final = frozenset({"kubernetes.io/h2c"})
+"""Backends the proxy cannot speak to yet (HTTP/2 upstreams come with their own issue)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTable:
+    ports: tuple[GatewayPort, ...] = ()
+    classes: tuple[ClassStatus, ...] = ()
+    gateways: tuple[GatewayStatus, ...] = ()
+    routes: tuple[RouteStatus, ...] = ()
+    backends: Mapping[str, Backend] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+
+def _m(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _entries(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _generation(obj: Mapping[str, Any]) -> int:
+    value = _m(obj.get("metadata")).get("generation")
+    return value if isinstance(value, int) else 0
+
+
+def _name(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = _m(obj.get("metadata"))
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def _created(obj: Mapping[str, Any]) -> str:
+    value = _m(obj.get("metadata")).get("creationTimestamp")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, str) else ""
+
+
+def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A ``metav1.LabelSelector`` (matchLabels and matchExpressions) against ``labels``."""
+    for key, value in _m(selector.get("matchLabels")).items():
+        if labels.get(key) != value:
+            return False
+    for expr in _entries(selector.get("matchExpressions")):
+        op = expr.get("operator")
+        name = str(expr.get("key") or "")
+        values = expr.get("values") or []
+        present = name in labels
+        if op == "In" and not (present and labels[name] in values):
+            return False
+        if op == "NotIn" and present and labels[name] in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
+
+
+@dataclass(slots=True)
+class _Listener:
+    gateway: Key
+    spec: Mapping[str, Any]
+    name: str
+    port: int
+    protocol: str
+    hostname: str | None
+    kinds: tuple[tuple[str, str], ...]
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    certificates: list[Certificate] = field(default_factory=list)
+    routes: dict[str, list[tuple[tuple[Any, ...], GatewayRule]]] = field(default_factory=dict)
+    """Effective hostname -> (precedence key, rule) of the rules attached under it."""
+    attached: set[str] = field(default_factory=set)
+
+    @property
+    def usable(self) -> bool:
+        # Accepted and resolved, and not in conflict (a positive-polarity "Conflicted").
+        return all(
+            c.status == ("False" if c.type == "Conflicted" else "True")
+            for c in self.conditions.values()
+            if c.type in ("Accepted", "ResolvedRefs", "Conflicted")
+        )
+
+
+@dataclass(slots=True)
+class _Build:
+    controller: str
+    services: Mapping[Key, Service]
+    slices: Mapping[Key, list[EndpointSlice]]
+    secrets: Mapping[Key, Secret]
+    grants: Grants
+    namespaces: Mapping[str, Mapping[str, str]]
+    backends: dict[str, Backend] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    # --- backends ----------------------------------------------------------------------------
+
+    def resolver(self, namespace: str) -> Callable[[Mapping[str, Any]], Any]:
+        def resolve(ref: Mapping[str, Any]) -> tuple[Backend | None, tuple[str, str] | None]:
+            group = str(ref.get("group") or "")
+            kind = str(ref.get("kind") or "Service")
+            name = str(ref.get("name") or "")
+            target_ns = str(ref.get("namespace") or namespace)
+            label = f"{kind} {target_ns}/{name}"
+            if (group, kind) != ("", "Service"):
+                return None, ("InvalidKind", f"backendRef {group}/{label}: only core Services")
+            if not self.grants.allows(
+                from_group=GATEWAY_GROUP,
+                from_kind="HTTPRoute",
+                from_namespace=namespace,
+                to_group="",
+                to_kind="Service",
+                to_namespace=target_ns,
+                to_name=name,
+            ):
+                return None, (
+                    "RefNotPermitted",
+                    f"backendRef {label}: no ReferenceGrant in {target_ns} allows it",
+                )
+            service = self.services.get((target_ns, name))
+            if service is None:
+                return None, ("BackendNotFound", f"backendRef {label} not found")
+            port = ref.get("port")
+            if not isinstance(port, int):
+                return None, ("UnsupportedValue", f"backendRef {label}: port is required")
+            for sport in _entries(_m(service.get("spec")).get("ports")):
+                if (
+                    sport.get("port") == port
+                    and sport.get("appProtocol") in _UNSUPPORTED_APP_PROTOCOLS
+                ):
+                    return None, (
+                        "UnsupportedProtocol",
+                        f"backendRef {label} port {port}: appProtocol {sport.get('appProtocol')}"
+                        " is not supported",
+                    )
+            found = resolve_backend(
+                target_ns,
+                {"name": name, "port": {"number": port}},
+                services=self.services,
+                slices=self.slices,
+            )
+            return self.backends.setdefault(found.key, found), None
+
+        return resolve
+
+    # --- listeners ---------------------------------------------------------------------------
+
+    def listener(self, gateway: Key, spec: Mapping[str, Any], index: int) -> _Listener:
+        name = str(spec.get("name") or f"listener-{index}")
+        port = spec.get("port")
+        protocol = str(spec.get("protocol") or "")
+        hostname = spec.get("hostname")
+        hostname = hostname.lower() if isinstance(hostname, str) and hostname else None
+        listener = _Listener(
+            gateway, spec, name, port if isinstance(port, int) else 0, protocol, hostname, ()
+        )
+        # Route kinds (allowedRoutes.kinds; default: what the protocol serves).
+        wanted = _entries(_m(spec.get("allowedRoutes")).get("kinds"))
+        kinds: list[tuple[str, str]] = []
+        bad_kinds: list[tuple[str, str]] = []
+        for k in wanted:
+            pair = (str(k.get("group", GATEWAY_GROUP) or ""), str(k.get("kind") or ""))
+            (kinds if pair in _ROUTE_KINDS else bad_kinds).append(pair)
+        if not wanted:
+            kinds = sorted(_ROUTE_KINDS) if protocol in _PROTOCOLS else []
+        listener.kinds = tuple(kinds)
+        accepted = condition("Accepted", True, "Accepted")
+        resolved = condition("ResolvedRefs", True, "ResolvedRefs")
+        if protocol not in _PROTOCOLS:
+            accepted = condition(
+                "Accepted", False, "UnsupportedProtocol", f"protocol {protocol!r} is not served"
+            )
+        elif not isinstance(port, int) or not 0 < port < 65536:
+            accepted = condition("Accepted", False, "UnsupportedValue", f"port {port!r}")
+        if bad_kinds:
+            resolved = condition(
+                "ResolvedRefs",
+                False,
+                "InvalidRouteKinds",
+                "unsupported route kinds: " + ", ".join(f"{g}/{k}" for g, k in bad_kinds),
+            )
+        if protocol == "HTTPS" and accepted.status == "True":
+            tls = _m(spec.get("tls"))
+            if (tls.get("mode") or "Terminate") != "Terminate":
+                accepted = condition(
+                    "Accepted", False, "UnsupportedValue", "only TLS mode Terminate is served"
+                )
+            elif resolved.status == "True":
+                resolved = self.certificates(listener, tls)
+        listener.conditions = {"Accepted": accepted, "ResolvedRefs": resolved}
+        return listener
+
+    def certificates(self, listener: _Listener, tls: Mapping[str, Any]) -> Condition:
+        refs = _entries(tls.get("certificateRefs"))
+        if not refs:
+            return condition("ResolvedRefs", False, "InvalidCertificateRef", "no certificateRefs")
+        namespace = listener.gateway[0]
+        for ref in refs:
+            group, kind = str(ref.get("group") or ""), str(ref.get("kind") or "Secret")
+            name = str(ref.get("name") or "")
+            secret_ns = str(ref.get("namespace") or namespace)
+            label = f"{secret_ns}/{name}"
+            if (group, kind) != ("", "Secret"):
+                return condition(
+                    "ResolvedRefs",
+                    False,
+                    "InvalidCertificateRef",
+                    f"certificateRef {group}/{kind} {label}: only core Secrets",
+                )
+            if not self.grants.allows(
+                from_group=GATEWAY_GROUP,
+                from_kind="Gateway",
+                from_namespace=namespace,
+                to_group="",
+                to_kind="Secret",
+                to_namespace=secret_ns,
+                to_name=name,
+            ):
+                return condition(
+                    "ResolvedRefs",
+                    False,
+                    "RefNotPermitted",
+                    f"certificateRef Secret {label}: no ReferenceGrant in {secret_ns} allows it",
+                )
+            secret = self.secrets.get((secret_ns, name))
+            made = (
+                certificate_from_secret(secret, label=label)
+                if secret is not None
+                else f"Secret {label} not found"
+            )
+            if isinstance(made, str):
+                return condition("ResolvedRefs", False, "InvalidCertificateRef", made)
+            listener.certificates.append(made)
+        return condition("ResolvedRefs", True, "ResolvedRefs")
+
+    @staticmethod
+    def conflicts(listeners: Sequence[_Listener]) -> None:
+        by_port: dict[int, list[_Listener]] = {}
+        for lst in listeners:
+            by_port.setdefault(lst.port, []).append(lst)
+        for group in by_port.values():
+            protocols = {lst.protocol for lst in group}
+            for lst in group:
+                same = [o for o in group if o is not lst and o.hostname == lst.hostname]
+                if len(protocols) > 1:
+                    c = condition("Conflicted", True, "ProtocolConflict", "port shared")
+                elif same:
+                    c = condition("Conflicted", True, "HostnameConflict", "hostname shared")
+                else:
+                    c = condition("Conflicted", False, "NoConflicts")
+                lst.conditions["Conflicted"] = c
+
+    def admits(self, listener: _Listener, gateway_ns: str, route_ns: str) -> bool:
+        allowed = _m(listener.spec.get("allowedRoutes"))
+        spec = _m(allowed.get("namespaces"))
+        source = spec.get("from") or "Same"
+        if (GATEWAY_GROUP, "HTTPRoute") not in listener.kinds:
+            return False
+        if source == "All":
+            return True
+        if source == "Same":
+            return route_ns == gateway_ns
+        if source == "Selector":
+            return _selector_matches(_m(spec.get("selector")), self.namespaces.get(route_ns, {}))
+        return False
+
+
+def _route_sort_key(
+    rule: GatewayRule, created: str, label: str, match_index: int
+) -> tuple[Any, ...]:
+    return (*rule.match.rank(), created, label, rule.rule, match_index)
+
+
+def build_gateway_table(
+    *,
+    controller: str,
+    classes: Mapping[str, Mapping[str, Any]],
+    gateways: Mapping[Key, Mapping[str, Any]],
+    routes: Mapping[Key, Mapping[str, Any]],
+    grants: Sequence[Mapping[str, Any]],
+    services: Mapping[Key, Service],
+    slices: Mapping[Key, list[EndpointSlice]],
+    secrets: Mapping[Key, Secret],
+    namespaces: Mapping[str, Mapping[str, str]],
+    addresses: Mapping[Key, tuple[str, ...]],
+    supported_features: tuple[str, ...] = (),
+) -> GatewayTable:
+    """The Gateway half of the route table, and the status of every object of ours."""
+    build = _Build(controller, services, slices, secrets, Grants(grants), namespaces)
+    ours = {
+        name: cls
+        for name, cls in classes.items()
+        if _m(cls.get("spec")).get("controllerName") == controller
+    }
+    class_status = tuple(
+        ClassStatus(
+            name,
+            _generation(cls),
+            (
+                condition("Accepted", True, "Accepted"),
+                condition("SupportedVersion", True, "SupportedVersion"),
+            ),
+            supported_features,
+        )
+        for name, cls in sorted(ours.items())
+    )
+    our_gateways = {
+        key: gw
+        for key, gw in sorted(gateways.items())
+        if _m(gw.get("spec")).get("gatewayClassName") in ours
+    }
+    listeners: dict[Key, list[_Listener]] = {}
+    for key, gw in our_gateways.items():
+        specs = _entries(_m(gw.get("spec")).get("listeners"))
+        made = [build.listener(key, spec, i) for i, spec in enumerate(specs)]
+        build.conflicts(made)
+        listeners[key] = made
+
+    route_status: list[RouteStatus] = []
+    for key, route in sorted(routes.items()):
+        status = _attach_route(build, key, route, our_gateways, listeners)
+        if status is not None:
+            route_status.append(status)
+
+    ports: list[GatewayPort] = []
+    gateway_status: list[GatewayStatus] = []
+    for key, gw in our_gateways.items():
+        label = f"{key[0]}/{key[1]}"
+        made = listeners[key]
+        addrs = addresses.get(key, ())
+        listener_status = []
+        for lst in made:
+            programmed = lst.usable and bool(addrs)
+            reason = "Programmed" if programmed else ("Invalid" if not lst.usable else "Pending")
+            conds = (*lst.conditions.values(), condition("Programmed", programmed, reason))
+            listener_status.append(
+                ListenerStatus(lst.name, lst.kinds, len(lst.attached), tuple(conds))
+            )
+        valid = [lst for lst in made if lst.usable]
+        all_valid = len(valid) == len(made)
+        accepted = condition(
+            "Accepted",
+            bool(valid) or not made,
+            "Accepted" if all_valid else "ListenersNotValid",
+            "" if all_valid else "some listeners are not valid; see the listener conditions",
+        )
+        gateway_programmed = condition(
+            "Programmed",
+            bool(addrs) and accepted.status == "True",
+            "Programmed" if addrs else "AddressNotAssigned",
+            "" if addrs else "no address assigned yet",
+        )
+        gateway_status.append(
+            GatewayStatus(
+                key[0],
+                key[1],
+                _generation(gw),
+                addrs,
+                (accepted, gateway_programmed),
+                tuple(listener_status),
+            )
+        )
+        if addrs:
+            ports.extend(_ports(label, addrs, valid))
+    return GatewayTable(
+        ports=tuple(ports),
+        classes=class_status,
+        gateways=tuple(gateway_status),
+        routes=tuple(route_status),
+        backends=dict(build.backends),
+        problems=tuple(build.problems),
+    )
+
+
+def _attach_route(
+    build: _Build,
+    key: Key,
+    route: Mapping[str, Any],
+    gateways: Mapping[Key, Mapping[str, Any]],
+    listeners: Mapping[Key, list[_Listener]],
+) -> RouteStatus | None:
+    namespace, name = key
+    label = f"{namespace}/{name}"
+    spec = _m(route.get("spec"))
+    parents: list[ParentStatus] = []
+    translated = None
+    problem: RouteProblem | None = None
+    try:
+        translated = translate_rules(route, label, build.resolver(namespace))
+    except RouteProblem as exc:
+        problem = exc
+        build.problems.append(f"HTTPRoute {label}: {exc.message}")
+    raw_hosts = spec.get("hostnames") or []
+    hostnames = (
+        [h.lower() for h in raw_hosts if isinstance(h, str)] if isinstance(raw_hosts, list) else []
+    )
+    created = _created(route)
+    for ref in _entries(spec.get("parentRefs")):
+        group = ref.get("group", GATEWAY_GROUP)
+        kind = ref.get("kind", "Gateway")
+        parent_key = (str(ref.get("namespace") or namespace), str(ref.get("name") or ""))
+        if (group, kind) != (GATEWAY_GROUP, "Gateway") or parent_key not in gateways:
+            continue  # not a parent of ours: another controller reports on it
+        candidates = [
+            lst
+            for lst in listeners[parent_key]
+            if (ref.get("sectionName") is None or ref.get("sectionName") == lst.name)
+            and (ref.get("port") is None or ref.get("port") == lst.port)
+        ]
+        accepted: Condition
+        attached: list[tuple[_Listener, list[str]]] = []
+        if problem is not None:
+            accepted = condition("Accepted", False, problem.reason, problem.message)
+        elif not candidates:
+            accepted = condition(
+                "Accepted", False, "NoMatchingParent", "no listener matches sectionName/port"
+            )
+        else:
+            allowed = [
+                lst
+                for lst in candidates
+                if lst.usable and build.admits(lst, parent_key[0], namespace)
+            ]
+            for lst in allowed:
+                names = [n for h in hostnames if (n := intersect(lst.hostname, h)) is not None]
+                if not hostnames:
+                    names = [lst.hostname or ANY_HOST]
+                if names:
+                    attached.append((lst, sorted(set(names), key=specificity)))
+            if not allowed:
+                accepted = condition(
+                    "Accepted", False, "NotAllowedByListeners", "no listener admits this route"
+                )
+            elif not attached:
+                accepted = condition(
+                    "Accepted",
+                    False,
+                    "NoMatchingListenerHostname",
+                    "no listener hostname intersects the route's hostnames",
+                )
+            else:
+                accepted = condition("Accepted", True, "Accepted")
+        if translated is not None and translated.unresolved:
+            reason, message = translated.unresolved[0]
+            resolved = condition("ResolvedRefs", False, reason, message)
+        else:
+            resolved = condition("ResolvedRefs", True, "ResolvedRefs")
+        parents.append(ParentStatus(dict(ref), (accepted, resolved)))
+        if translated is None:
+            continue
+        for lst, names in attached:
+            lst.attached.add(label)
+            for host in names:
+                bucket = lst.routes.setdefault(host, [])
+                for index, rule in enumerate(translated.rules):
+                    bucket.append((_route_sort_key(rule, created, label, index), rule))
+    if not parents:
+        return None
+    return RouteStatus("HTTPRoute", namespace, name, _generation(route), tuple(parents))
+
+
+def _ports(label: str, addrs: tuple[str, ...], valid: Sequence[_Listener]) -> list[GatewayPort]:
+    by_port: dict[int, list[_Listener]] = {}
+    for lst in valid:
+        by_port.setdefault(lst.port, []).append(lst)
+    out = []
+    for port, group in sorted(by_port.items()):
+        built = []
+        certs: dict[str, Certificate] = {}
+        default_cert = None
+        for lst in sorted(group, key=lambda item: specificity(item.hostname or ANY_HOST)):
+            hosts = {}
+            for host, entries in lst.routes.items():
+                ordered = [rule for _, rule in sorted(entries, key=lambda e: e[0])]
+                hosts[host] = GatewayHost(
+                    host,
+                    tuple(ordered),
+                    any(r.match.needs_headers for r in ordered),
+                    any(r.match.needs_query for r in ordered),
+                )
+            built.append(
+                GatewayListener(label, lst.name, port, lst.protocol, lst.hostname, hosts)  # type: ignore[arg-type]
+            )
+            if lst.certificates:
+                if lst.hostname:
+                    certs.setdefault(lst.hostname, lst.certificates[0])
+                elif default_cert is None:
+                    default_cert = lst.certificates[0].fingerprint
+                    certs.setdefault(ANY_HOST, lst.certificates[0])
+        out.append(
+            GatewayPort(
+                label,
+                addrs,
+                port,
+                group[0].protocol,  # type: ignore[arg-type]
+                tuple(built),
+                CertificateMap(certs),
+                default_cert,
+            )
+        )
+    return out

@@ -1,0 +1,406 @@
+"""One HTTPRoute's rules, translated: matches, filters, backends, timeouts and retries.
+
+What is refused and how (gateway-api v1.6.3 ``apis/v1/httproute_types.go``, ``shared_types.go``):
+
+- A value the proxy cannot use (a bad regular expression, an unknown match or filter type, a
+  ``ReplacePrefixMatch`` on a rule without a ``PathPrefix`` match, a malformed duration) makes the
+  route not ``Accepted`` (``UnsupportedValue``); ``RequestRedirect`` with ``URLRewrite`` in one
+  rule is ``IncompatibleFilters``. Such a route serves nothing, and says why.
+- A backend that cannot be used (``BackendNotFound``, ``InvalidKind``, ``RefNotPermitted`` for a
+  cross-namespace reference without a ReferenceGrant, ``UnsupportedProtocol``) sets
+  ``ResolvedRefs=False`` but keeps the route: its share of the rule's weight is answered 500
+  ("the proportion of requests that would otherwise have been routed to an invalid backend MUST
+  receive an HTTP 500 status code"), the rule's other backends keep working.
+- A rule without backends answers 500 unless a filter answers for it (a redirect); all weights 0
+  also answers 500 (``HTTPBackendRef.weight``).
+- An ``ExtensionRef`` filter names a kind this proxy does not know yet: the rule answers 500 (the
+  spec: a filter that cannot be resolved "MUST NOT be skipped"; requests it would have processed
+  get an error) and ``ResolvedRefs`` is ``False`` with ``InvalidKind``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from kexpose.proxy.filters import HeaderModifier, PathModifier, Redirect, Rewrite
+from kexpose.proxy.routes._backends import Backend
+from kexpose.proxy.routes._gwtable import Cors, GatewayRule, Mirror, Retry, WeightedBackend
+from kexpose.proxy.routes._matches import (
+    HEADER_MATCH_TYPES,
+    PATH_MATCH_TYPES,
+    HeaderMatch,
+    MatchError,
+    PathMatch,
+    QueryMatch,
+    RequestMatch,
+    compile_regex,
+)
+
+__all__ = [
+    "BackendResolver",
+    "RouteProblem",
+    "TranslatedRoute",
+    "parse_duration",
+    "translate_rules",
+]
+
+#: (backend, None) when usable, else (None, (reason, message)).
+BackendResolution = tuple[Backend | None, tuple[str, str] | None]
+#: Resolves one backendRef of the route (the caller knows the route's namespace and grants).
+BackendResolver = Callable[[Mapping[str, Any]], BackendResolution]
+
+_DURATION: Final = re.compile(r"(?:([0-9]{1,5})(h|ms|m|s))")
+_UNITS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_REDIRECT_CODES: Final = frozenset((301, 302, 303, 307, 308))
+
+
+class RouteProblem(ValueError):  # noqa: N818 - a value carried to status, not raised to users
+    """Why a route cannot be accepted: ``reason`` is the spec's condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class TranslatedRoute:
+    rules: list[GatewayRule] = field(default_factory=list)
+    """One entry per (rule, match), in route order."""
+    unresolved: list[tuple[str, str]] = field(default_factory=list)
+    """(reason, message) of each backend or filter reference that could not be resolved."""
+
+
+def parse_duration(value: object, where: str) -> float:
+    """A Gateway API ``Duration`` (``^([0-9]{1,5}(h|m|s|ms)){1,4}$``) in seconds."""
+    if not isinstance(value, str) or not value:
+        raise RouteProblem("UnsupportedValue", f"{where}: {value!r} is not a duration")
+    parts = _DURATION.findall(value)
+    if not parts or len(parts) > 4 or "".join(n + u for n, u in parts) != value:
+        raise RouteProblem(
+            "UnsupportedValue", f"{where}: {value!r} is not a duration like 10s, 500ms or 1m30s"
+        )
+    return sum(int(n) * _UNITS[u] for n, u in parts)
+
+
+def _list(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _headers(spec: object, where: str) -> HeaderModifier:
+    if not isinstance(spec, Mapping):
+        raise RouteProblem("UnsupportedValue", f"{where}: not an object")
+
+    def pairs(key: str) -> tuple[tuple[str, str], ...]:
+        out = []
+        for item in _list(spec.get(key)):
+            name, value = _str(item.get("name")), _str(item.get("value"))
+            if not name or value is None:
+                raise RouteProblem("UnsupportedValue", f"{where}.{key}: needs a name and a value")
+            out.append((name, value))
+        return tuple(out)
+
+    removes = spec.get("remove") or []
+    if not isinstance(removes, list) or not all(isinstance(r, str) for r in removes):
+        raise RouteProblem("UnsupportedValue", f"{where}.remove: must be a list of header names")
+    return HeaderModifier(pairs("set"), pairs("add"), tuple(r.lower() for r in removes))
+
+
+def _path_modifier(spec: object, where: str) -> PathModifier | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise RouteProblem("UnsupportedValue", f"{where}: not an object")
+    kind = spec.get("type")
+    if kind == "ReplaceFullPath":
+        value = _str(spec.get("replaceFullPath"))
+    elif kind == "ReplacePrefixMatch":
+        value = _str(spec.get("replacePrefixMatch"))
+    else:
+        raise RouteProblem("UnsupportedValue", f"{where}.type: {kind!r} is not supported")
+    if value is None:
+        raise RouteProblem("UnsupportedValue", f"{where}: {kind} needs a value")
+    return PathModifier(kind, value)
+
+
+def _match(spec: Mapping[str, Any], where: str) -> RequestMatch:
+    try:
+        path_spec = spec.get("path") or {}
+        if not isinstance(path_spec, Mapping):
+            raise MatchError("path must be an object")
+        path_type = path_spec.get("type") or "PathPrefix"
+        if path_type not in PATH_MATCH_TYPES:
+            raise MatchError(f"path type {path_type!r} is not one of {', '.join(PATH_MATCH_TYPES)}")
+        path = PathMatch.make(path_type, _str(path_spec.get("value")) or "/")
+        headers = []
+        for h in _list(spec.get("headers")):
+            kind = h.get("type") or "Exact"
+            name, value = _str(h.get("name")), _str(h.get("value"))
+            if kind not in HEADER_MATCH_TYPES or not name or value is None:
+                raise MatchError(f"header match {dict(h)!r} is not supported")
+            regex = compile_regex(value) if kind == "RegularExpression" else None
+            headers.append(HeaderMatch(name.lower(), value, kind, regex))
+        query = []
+        for q in _list(spec.get("queryParams")):
+            kind = q.get("type") or "Exact"
+            name, value = _str(q.get("name")), _str(q.get("value"))
+            if kind not in HEADER_MATCH_TYPES or not name or value is None:
+                raise MatchError(f"query parameter match {dict(q)!r} is not supported")
+            regex = compile_regex(value) if kind == "RegularExpression" else None
+            query.append(QueryMatch(name, value, kind, regex))
+        method = spec.get("method")
+        if method is not None and not isinstance(method, str):
+            raise MatchError("method must be a string")
+        return RequestMatch.make(path, method=method, headers=headers, query=query)
+    except MatchError as exc:
+        raise RouteProblem("UnsupportedValue", f"{where}: {exc}") from exc
+
+
+def _mirror_percent(spec: Mapping[str, Any], where: str) -> float:
+    if spec.get("percent") is not None:
+        percent = spec["percent"]
+        if not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise RouteProblem("UnsupportedValue", f"{where}.percent: {percent!r} is not 0-100")
+        return float(percent)
+    fraction = spec.get("fraction")
+    if isinstance(fraction, Mapping):
+        numerator = fraction.get("numerator")
+        denominator = fraction.get("denominator", 100)
+        if (
+            not isinstance(numerator, int)
+            or not isinstance(denominator, int)
+            or denominator <= 0
+            or not 0 <= numerator <= denominator
+        ):
+            raise RouteProblem("UnsupportedValue", f"{where}.fraction: {dict(fraction)!r}")
+        return 100.0 * numerator / denominator
+    return 100.0
+
+
+def _cors(spec: object, where: str) -> Cors:
+    if not isinstance(spec, Mapping):
+        raise RouteProblem("UnsupportedValue", f"{where}: not an object")
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = spec.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RouteProblem("UnsupportedValue", f"{where}.{key}: must be a list of strings")
+        return tuple(value)
+
+    max_age = spec.get("maxAge", 5)
+    if not isinstance(max_age, int) or max_age < 0:
+        raise RouteProblem("UnsupportedValue", f"{where}.maxAge: {max_age!r}")
+    return Cors(
+        strings("allowOrigins"),
+        strings("allowMethods"),
+        strings("allowHeaders"),
+        strings("exposeHeaders"),
+        max_age,
+        spec.get("allowCredentials") is True,
+    )
+
+
+@dataclass(slots=True)
+class _Filters:
+    request_headers: HeaderModifier | None = None
+    response_headers: HeaderModifier | None = None
+    redirect: Redirect | None = None
+    rewrite: Rewrite | None = None
+    mirrors: list[Mirror] = field(default_factory=list)
+    cors: Cors | None = None
+    error: str | None = None
+
+
+def _filters(
+    specs: Sequence[Mapping[str, Any]],
+    where: str,
+    resolve: BackendResolver,
+    unresolved: list[tuple[str, str]],
+    *,
+    per_backend: bool = False,
+) -> _Filters:
+    out = _Filters()
+    for i, f in enumerate(specs):
+        at = f"{where}.filters[{i}]"
+        kind = f.get("type")
+        if kind == "RequestHeaderModifier":
+            out.request_headers = _headers(f.get("requestHeaderModifier"), at)
+        elif kind == "ResponseHeaderModifier":
+            out.response_headers = _headers(f.get("responseHeaderModifier"), at)
+        elif kind == "RequestRedirect" and not per_backend:
+            spec = f.get("requestRedirect")
+            if not isinstance(spec, Mapping):
+                raise RouteProblem("UnsupportedValue", f"{at}: requestRedirect missing")
+            status = spec.get("statusCode", 302)
+            port = spec.get("port")
+            scheme = _str(spec.get("scheme"))
+            if status not in _REDIRECT_CODES:
+                raise RouteProblem("UnsupportedValue", f"{at}.statusCode: {status!r}")
+            if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+                raise RouteProblem("UnsupportedValue", f"{at}.port: {port!r}")
+            if scheme is not None and scheme not in ("http", "https"):
+                raise RouteProblem("UnsupportedValue", f"{at}.scheme: {scheme!r}")
+            out.redirect = Redirect(
+                scheme,
+                _str(spec.get("hostname")),
+                port,
+                _path_modifier(spec.get("path"), f"{at}.path"),
+                status,
+            )
+        elif kind == "URLRewrite" and not per_backend:
+            spec = f.get("urlRewrite")
+            if not isinstance(spec, Mapping):
+                raise RouteProblem("UnsupportedValue", f"{at}: urlRewrite missing")
+            out.rewrite = Rewrite(
+                _str(spec.get("hostname")), _path_modifier(spec.get("path"), f"{at}.path")
+            )
+        elif kind == "RequestMirror" and not per_backend:
+            spec = f.get("requestMirror")
+            if not isinstance(spec, Mapping) or not isinstance(spec.get("backendRef"), Mapping):
+                raise RouteProblem("UnsupportedValue", f"{at}: requestMirror needs a backendRef")
+            percent = _mirror_percent(spec, f"{at}.requestMirror")
+            backend, problem = resolve(spec["backendRef"])
+            if backend is None:
+                assert problem is not None
+                unresolved.append(problem)
+            elif percent > 0:
+                out.mirrors.append(Mirror(backend, percent))
+        elif kind == "CORS" and not per_backend:
+            out.cors = _cors(f.get("cors"), f"{at}.cors")
+        elif kind == "ExtensionRef":
+            ref = f.get("extensionRef") or {}
+            label = f"{ref.get('group', '')}/{ref.get('kind', '')} {ref.get('name', '')}"
+            unresolved.append(("InvalidKind", f"{at}: ExtensionRef {label} is not supported"))
+            out.error = f"filter ExtensionRef {label} cannot be resolved"
+        else:
+            raise RouteProblem("UnsupportedValue", f"{at}.type: {kind!r} is not supported here")
+    if out.redirect is not None and out.rewrite is not None:
+        raise RouteProblem(
+            "IncompatibleFilters", f"{where}: RequestRedirect and URLRewrite cannot be combined"
+        )
+    return out
+
+
+def _retry(spec: object, where: str) -> Retry | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise RouteProblem("UnsupportedValue", f"{where}: not an object")
+    codes = spec.get("codes") or []
+    if not isinstance(codes, list) or not all(isinstance(c, int) and 400 <= c < 600 for c in codes):
+        raise RouteProblem("UnsupportedValue", f"{where}.codes: {codes!r}")
+    attempts = spec.get("attempts", 1)
+    if not isinstance(attempts, int) or attempts < 0:
+        raise RouteProblem("UnsupportedValue", f"{where}.attempts: {attempts!r}")
+    backoff = spec.get("backoff")
+    return Retry(
+        tuple(codes),
+        attempts,
+        parse_duration(backoff, f"{where}.backoff") if backoff is not None else None,
+    )
+
+
+def translate_rules(
+    route: Mapping[str, Any], label: str, resolve: BackendResolver
+) -> TranslatedRoute:
+    """The route's rules as table entries; raises ``RouteProblem`` when it cannot be accepted."""
+    spec = route.get("spec")
+    if not isinstance(spec, Mapping):
+        raise RouteProblem("UnsupportedValue", f"HTTPRoute {label}: spec is not an object")
+    out = TranslatedRoute()
+    rules = spec.get("rules")
+    if rules is None:
+        rules = [{}]  # "rules: [{}]" is the default: PathPrefix /, no backend
+    if not isinstance(rules, list):
+        raise RouteProblem("UnsupportedValue", f"HTTPRoute {label}: rules is not a list")
+    for i, rule in enumerate(rules):
+        where = f"HTTPRoute {label} rules[{i}]"
+        if not isinstance(rule, Mapping):
+            raise RouteProblem("UnsupportedValue", f"{where}: not an object")
+        matches = [
+            _match(m, f"{where}.matches[{j}]") for j, m in enumerate(_list(rule.get("matches")))
+        ]
+        if not matches:
+            matches = [RequestMatch()]
+        filters = _filters(_list(rule.get("filters")), where, resolve, out.unresolved)
+        for modifier in (filters.redirect, filters.rewrite):
+            path = modifier.path if modifier is not None else None
+            if (
+                path is not None
+                and path.type == "ReplacePrefixMatch"
+                and any(m.path.type != "PathPrefix" for m in matches)
+            ):
+                raise RouteProblem(
+                    "UnsupportedValue",
+                    f"{where}: ReplacePrefixMatch needs every match to be a PathPrefix match",
+                )
+        timeouts = rule.get("timeouts") or {}
+        if not isinstance(timeouts, Mapping):
+            raise RouteProblem("UnsupportedValue", f"{where}.timeouts: not an object")
+        request_timeout = backend_timeout = None
+        if timeouts.get("request") is not None:
+            request_timeout = (
+                parse_duration(timeouts["request"], f"{where}.timeouts.request") or None
+            )
+        if timeouts.get("backendRequest") is not None:
+            backend_timeout = (
+                parse_duration(timeouts["backendRequest"], f"{where}.timeouts.backendRequest")
+                or None
+            )
+        retry = _retry(rule.get("retry"), f"{where}.retry")
+        backends: list[WeightedBackend] = []
+        invalid_weight = 0
+        refs = _list(rule.get("backendRefs"))
+        for j, ref in enumerate(refs):
+            at = f"{where}.backendRefs[{j}]"
+            weight = ref.get("weight", 1)
+            if not isinstance(weight, int) or weight < 0:
+                raise RouteProblem("UnsupportedValue", f"{at}.weight: {weight!r}")
+            per = _filters(_list(ref.get("filters")), at, resolve, out.unresolved, per_backend=True)
+            backend, problem = resolve(ref)
+            if backend is None:
+                assert problem is not None
+                out.unresolved.append(problem)
+                invalid_weight += weight
+            elif per.error is not None:
+                invalid_weight += weight
+            elif weight > 0:
+                backends.append(
+                    WeightedBackend(backend, weight, per.request_headers, per.response_headers)
+                )
+        error = filters.error
+        if error is None and filters.redirect is None:
+            if not refs:
+                error = "the rule has no backendRefs"
+            elif not backends and not invalid_weight:
+                error = "every backendRef of the rule has weight 0"
+            elif not backends:
+                error = "no backendRef of the rule can be used"
+        name = _str(rule.get("name"))
+        template = GatewayRule(
+            route=label,
+            rule=i,
+            match=RequestMatch(),
+            backends=tuple(backends),
+            invalid_weight=invalid_weight,
+            error=error,
+            request_headers=filters.request_headers,
+            response_headers=filters.response_headers,
+            redirect=filters.redirect,
+            rewrite=filters.rewrite,
+            mirrors=tuple(filters.mirrors),
+            cors=filters.cors,
+            request_timeout=request_timeout,
+            backend_timeout=backend_timeout,
+            retry=retry,
+            name=name,
+        )
+        out.rules.extend(replace(template, match=m) for m in matches)
+    return out
