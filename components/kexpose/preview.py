@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from kexpose.errors import ConfigError, InputError, KexposeError
 from kexpose.manifests import Manifest
 from kexpose.resources.selfsigned import SelfSignedProvider
+from kexpose.yamlio import load_one
 
 __all__ = [
     "PreviewResult",
@@ -193,10 +193,14 @@ def find_project(start: Path) -> Path:
 
 
 def _config_dir(project: Path) -> Path:
+    path = project / "Pulumi.yaml"
     try:
-        meta = yaml.safe_load((project / "Pulumi.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{project / 'Pulumi.yaml'}: cannot read it: {exc}") from exc
+        document = load_one(path.read_bytes(), source=str(path))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    meta = document.data if document is not None else None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: is not a Pulumi project file (a YAML mapping with 'name')")
     return project / str(meta.get("stackConfigDir", "."))
 
 
@@ -212,13 +216,29 @@ def load_stack_config(project: Path, stack: str) -> tuple[Path, dict[str, Any]]:
             f"stack {stack!r}: no stack file {path}; stacks here: {', '.join(available) or 'none'}"
         )
     try:
-        # libyaml's loader: stack files of large stacks are megabytes of YAML.
-        doc = yaml.load(path.read_text(), Loader=yaml.CSafeLoader) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise InputError(
+            f"{path}: the stack file is empty; it needs a 'config:' mapping with at least "
+            "kexpose:environment (see stacks/Pulumi.dev.yaml)"
+        )
+    document = load_one(raw, source=str(path))
+    doc = document.data if document is not None else None
+    if doc is None:
+        raise InputError(
+            f"{path}: the stack file holds no YAML document (only comments?); it needs a "
+            "'config:' mapping with at least kexpose:environment"
+        )
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"{path}: the stack file is a YAML {_kind_of(doc)}, not a mapping; it needs a "
+            "'config:' mapping with at least kexpose:environment"
+        )
     config = doc.get("config") or {}
     if not isinstance(config, dict):
-        raise InputError(f"{path}: 'config' must be a mapping, got {type(config).__name__}")
+        raise InputError(f"{path}: 'config' must be a mapping, got a YAML {_kind_of(config)}")
 
     def open_secrets(value: Any) -> Any:
         if isinstance(value, dict):
@@ -230,6 +250,14 @@ def load_stack_config(project: Path, stack: str) -> tuple[Path, dict[str, Any]]:
         return value
 
     return path, {str(k): open_secrets(v) for k, v in config.items()}
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return f"scalar ({type(value).__name__} {str(value)[:40]!r})"
 
 
 def _as_config_value(value: Any) -> str:
