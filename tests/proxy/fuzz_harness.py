@@ -43,7 +43,7 @@ SETTINGS: Final = DataPlaneSettings(
     timeouts=Timeouts(
         header=0.25,
         client_body=0.25,
-        keepalive=0.1,
+        keepalive=0.05,
         upstream_connect=1.0,
         upstream_read=1.0,
         upstream_idle=1.0,
@@ -301,7 +301,7 @@ def violations(oracle: Parsed, obs: Observation) -> list[Violation]:
     - ``completed``: the backend received a complete request that the client never completed
       (h11 found an error in its body, or the stream ended inside it).
     - ``stricter:<rule>``: a request of ``fuzz_oracle.STRICTER`` reached the backend complete, or
-      an underscore header name reached it at all.
+      an underscore header (or trailer) name reached it at all.
     Client side (answers):
     - ``unanswered``: h11 refuses a request (or a STRICTER rule does), the proxy forwarded
       nothing for it, and the client got no 4xx/5xx for it.
@@ -327,7 +327,7 @@ def violations(oracle: Parsed, obs: Observation) -> list[Violation]:
         if not got.messages:
             continue
         fwd = got.messages[0]
-        underscored = [k for k, _ in fwd.headers if b"_" in k]
+        underscored = [k for k, _ in fwd.headers + fwd.trailers if b"_" in k]
         if underscored:
             out.append(Violation("stricter:underscore", f"forwarded header names {underscored}"))
         index = served.get(conn)

@@ -82,6 +82,8 @@ class Message:
     """Lower-case names, values as h11 gives them (surrounding whitespace removed)."""
     body: bytes
     complete: bool
+    trailers: tuple[tuple[bytes, bytes], ...] = ()
+    """The trailer section of a chunked body (lower-case names)."""
     chunk_size: int = 0
     """The declared size of the chunk the stream stopped in, if it did (chunk-size rule)."""
 
@@ -139,6 +141,7 @@ def parse_stream(data: bytes) -> Parsed:
         conn = h11.Connection(h11.SERVER)
         conn.receive_data(rest)
         request: h11.Request | None = None
+        trailers: tuple[tuple[bytes, bytes], ...] = ()
         body = bytearray()
         chunk_seen = 0  # bytes of the chunk being read (for the chunk-size rule)
         while True:
@@ -161,9 +164,10 @@ def parse_stream(data: bytes) -> Parsed:
                 body += event.data
                 chunk_seen = len(event.data) + (0 if event.chunk_start else chunk_seen)
             elif isinstance(event, h11.EndOfMessage):
+                trailers = tuple((k, v) for k, v in event.headers)
                 break
         assert request is not None
-        msg = _message(request, body, complete=True)
+        msg = _message(request, body, complete=True, trailers=trailers)
         messages.append(msg)
         if conn.their_state is MIGHT_SWITCH_PROTOCOL:
             return Parsed(tuple(messages), "switched")  # Upgrade or CONNECT: not HTTP after it
@@ -174,7 +178,12 @@ def parse_stream(data: bytes) -> Parsed:
 
 
 def _message(
-    request: h11.Request, body: bytearray, *, complete: bool, chunk_size: int = 0
+    request: h11.Request,
+    body: bytearray,
+    *,
+    complete: bool,
+    chunk_size: int = 0,
+    trailers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> Message:
     return Message(
         method=request.method,
@@ -184,6 +193,7 @@ def _message(
         body=bytes(body),
         complete=complete,
         chunk_size=chunk_size,
+        trailers=trailers,
     )
 
 
