@@ -58,6 +58,7 @@ __all__ = [
     "run_suite",
     "suite_arguments",
     "suite_base_manifests",
+    "summary_table",
 ]
 
 #: The suite's default GatewayClass name (`conformance/utils/flags`), created by the harness.
@@ -276,6 +277,23 @@ def parse_report(text: str) -> ConformanceSummary:
         ),
         profiles=tuple(profiles),
     )
+
+
+def summary_table(report: ConformanceSummary) -> str:
+    """One line per profile and level: result, passed, failed, skipped."""
+    rows = [f"{'profile':<14} {'level':<9} {'result':<8} passed failed skipped"]
+    for profile in report.profiles:
+        levels = [("core", profile.core)]
+        if profile.extended is not None:
+            levels.append(("extended", profile.extended))
+        for level_name, level in levels:
+            rows.append(
+                f"{profile.name:<14} {level_name:<9} {level.result:<8} "
+                f"{level.passed:>6} {level.failed:>6} {level.skipped:>7}"
+            )
+            rows += [f"    failed:  {name}" for name in level.failed_tests]
+            rows += [f"    skipped: {name}" for name in level.skipped_tests]
+    return "\n".join(rows)
 
 
 # ---- the cluster side ---------------------------------------------------------------------------

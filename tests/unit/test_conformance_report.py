@@ -13,6 +13,7 @@ from tests.e2e.conformance import (
     SuiteOptions,
     parse_report,
     suite_arguments,
+    summary_table,
 )
 
 # Written by hand in the schema of conformance/apis/v1 (ConformanceReport, ProfileReport,
@@ -183,3 +184,14 @@ def test_every_option_reaches_its_flag() -> None:
     assert "-debug=true" in args
     assert args[-2:] == ["-test.timeout=5m", "-test.v"]
     assert all(a.startswith("-") for a in args)
+
+
+def test_the_summary_shows_each_level_with_its_failed_and_skipped_tests() -> None:
+    table = summary_table(parse_report(SAMPLE)).splitlines()
+    assert table[1].split() == ["GATEWAY-HTTP", "core", "failure", "34", "1", "1"]
+    assert table[2:4] == [
+        "    failed:  HTTPRouteHostnameIntersection",
+        "    skipped: HTTPRouteInvalidCrossNamespaceParentRef",
+    ]
+    assert table[4].split() == ["GATEWAY-HTTP", "extended", "partial", "20", "0", "2"]
+    assert table[-1].split() == ["GATEWAY-GRPC", "core", "success", "12", "0", "0"]
