@@ -3,11 +3,13 @@
 The control plane and leader election talk to :class:`KubeApi` only, so they can be tested
 against a scripted fake, and the HTTP library behind it may change: lightkube's and httpx's
 exceptions are wrapped here (kopf's ``clients/errors.py`` reasoning) and never escape.
-Objects cross the boundary as raw JSON dicts (the ``routes`` TypedDicts).
+Objects cross the boundary as raw JSON dicts (the ``routes`` TypedDicts), undecoded by
+lightkube's models, so that the control plane can reject a malformed one alone.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -100,17 +102,7 @@ class LightkubeApi:
 
     @staticmethod
     def _resource(kind: Kind) -> Any:
-        from lightkube.resources.core_v1 import Secret, Service
-        from lightkube.resources.discovery_v1 import EndpointSlice
-        from lightkube.resources.networking_v1 import Ingress, IngressClass
-
-        return {
-            "Ingress": Ingress,
-            "IngressClass": IngressClass,
-            "Service": Service,
-            "EndpointSlice": EndpointSlice,
-            "Secret": Secret,
-        }[kind]
+        return _raw_resources()[kind]
 
     async def list_objects(self, kind: Kind, namespace: str | None) -> tuple[list[RawObject], str]:
         res = self._resource(kind)
@@ -139,7 +131,7 @@ class LightkubeApi:
             await stream.aclose()  # type: ignore[attr-defined]
 
     async def get_service(self, namespace: str, name: str) -> Service | None:
-        from lightkube.resources.core_v1 import Service as ServiceResource
+        ServiceResource = self._resource("Service")  # noqa: N806 - a class
 
         try:
             obj = await self._client.get(ServiceResource, name, namespace=namespace)
@@ -196,6 +188,39 @@ class LightkubeApi:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+_PLURALS: Mapping[str, str] = {
+    "Ingress": "ingresses",
+    "IngressClass": "ingressclasses",
+    "Service": "services",
+    "EndpointSlice": "endpointslices",
+    "Secret": "secrets",
+}
+
+
+@functools.cache
+def _raw_resources() -> dict[Kind, Any]:
+    """Resource classes that hand objects over as the JSON the API sent.
+
+    lightkube's typed models (``lightkube.resources``) validate every field while decoding, so
+    one object of an unexpected shape fails the whole list or watch (issue 14): the informer
+    relists, fails again, and no object of that kind is ever updated. Dict-based resources are
+    decoded without validation (``decoders.decode_object``); ``routes.object_problems`` then
+    rejects a malformed object alone. They are built here, not with
+    ``lightkube.generic_resource``, which would register them in place of the typed models.
+    """
+    from lightkube.core import resource as res
+    from lightkube.generic_resource import Generic, create_api_info
+
+    made: dict[Kind, Any] = {}
+    for kind, plural in _PLURALS.items():
+        group, _, version = _API_VERSIONS[kind].rpartition("/")
+        base = res.GlobalResource if kind == "IngressClass" else res.NamespacedResourceG
+        made[cast("Kind", kind)] = type(
+            kind, (base, Generic), {"_api_info": create_api_info(group, version, kind, plural)}
+        )
+    return made
 
 
 def _raw(obj: Any, kind: Kind) -> RawObject:
