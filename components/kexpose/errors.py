@@ -5,7 +5,15 @@ Library code raises these and never exits; only the CLI maps them to exit codes.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "InputError", "KexposeError", "PolicyViolationError"]
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "KexposeError",
+    "OutputError",
+    "PolicyViolationError",
+]
 
 
 class KexposeError(Exception):
@@ -34,8 +42,36 @@ class ConfigError(KexposeError):
 
 
 class InputError(KexposeError):
-    """Files or documents handed to a tool cannot be used (unreadable, invalid YAML, no kind)."""
+    """Files or documents handed to a tool cannot be used (unreadable, invalid YAML, no kind).
+
+    ``file`` and ``line`` (1-based) say where, when known, for tools that point at it.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+
+
+class OutputError(KexposeError):
+    """Writing output failed (an unwritable or full directory): not the input's fault."""
 
 
 class PolicyViolationError(ConfigError):
-    """A choice the environment forbids outright, found by a mandatory policy rule."""
+    """A choice the environment forbids outright, found by a mandatory policy rule.
+
+    ``violations`` holds each rule violation (a ``kexpose.policy.engine.Violation``) with the
+    config field it came from, for tools that report them one by one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stack: str | None = None,
+        app: str | None = None,
+        field: str | None = None,
+        violations: Sequence[tuple[object, str]] = (),
+    ) -> None:
+        super().__init__(message, stack=stack, app=app, field=field)
+        self.violations = tuple(violations)

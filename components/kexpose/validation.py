@@ -151,6 +151,7 @@ def check_plan(
         f"{len(blocking)} choice{'s' * (len(blocking) != 1)} of this stack"
     ]
     first: tuple[str | None, str] | None = None
+    located: list[tuple[object, str]] = []
     for v in blocking:
         planned = by_key.get(v.resource)
         if planned is None:
@@ -160,6 +161,7 @@ def check_plan(
             app = _name_of(planned, spec.apps)
             given = _value_at(planned.manifest, v.field)
         first = first or (app, field)
+        located.append((v, field))
         label = f"app {app!r}, " if app else ""
         shown = (
             f"; given: {given!r}" if given is not None and not isinstance(given, Mapping) else ""
@@ -167,7 +169,9 @@ def check_plan(
         message = v.message.rstrip(".")
         lines.append(f"  - {label}{field}: [{v.rule}] {message}{shown}; fix: {v.fix}")
     app, field = first or (None, ROOT)
-    raise PolicyViolationError("\n".join(lines), stack=stack_file, app=app, field=field)
+    raise PolicyViolationError(
+        "\n".join(lines), stack=stack_file, app=app, field=field, violations=located
+    )
 
 
 def config_error_for(

@@ -135,8 +135,18 @@ class _Loader(_Base):  # type: ignore[misc]
                 )
             seen[key] = line
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        self.mapping_lines[id(mapping)] = node.start_mark.line + 1
         return mapping
+
+    def construct_yaml_map(self, node: MappingNode) -> Iterator[dict[Any, Any]]:
+        # SafeConstructor's own, plus the line: the dict yielded here is the one the document
+        # holds (construct_mapping's result is copied into it).
+        data: dict[Any, Any] = {}
+        self.mapping_lines[id(data)] = node.start_mark.line + 1
+        yield data
+        data.update(self.construct_mapping(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 
 
 def _problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
@@ -162,7 +172,8 @@ def load_documents(text: str | bytes, *, source: str) -> Iterator[Document]:
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"{source}: not UTF-8 text (a binary file?): byte {text[exc.start]:#04x} at "
-                f"offset {exc.start}"
+                f"offset {exc.start}",
+                file=source,
             ) from None
     loader = _Loader(text)
     index = 0
@@ -176,7 +187,9 @@ def load_documents(text: str | bytes, *, source: str) -> Iterator[Document]:
                     f"{source}: document index {index}, line {bomb.line}: refused: its aliases "
                     f"expand to at least {bomb.expanded:,} nodes from {bomb.distinct:,} "
                     f"written (limit {ALIAS_RATIO}x + {ALIAS_SLACK:,}); is it a YAML alias "
-                    "bomb? Write the values out instead of nesting anchors"
+                    "bomb? Write the values out instead of nesting anchors",
+                    file=source,
+                    line=bomb.line,
                 ) from None
             line = node.start_mark.line + 1 if node is not None else 1
             yield Document(data, line, dict(loader.mapping_lines))
@@ -185,7 +198,9 @@ def load_documents(text: str | bytes, *, source: str) -> Iterator[Document]:
     except yaml.YAMLError as exc:
         line, problem = _problem(exc)
         at = f", line {line}" if line is not None else ""
-        raise InputError(f"{source}: document index {index}{at}: invalid YAML: {problem}") from None
+        raise InputError(
+            f"{source}: document index {index}{at}: invalid YAML: {problem}", file=source, line=line
+        ) from None
     except RecursionError:
         raise InputError(f"{source}: document index {index}: nested too deeply to read") from None
     finally:

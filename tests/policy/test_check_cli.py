@@ -16,7 +16,7 @@ from kexpose.cli import cli
 
 from .objects import NOW, realistic_stack, service, tls_secret
 
-KEYS = {"rule", "severity", "enforcement", "resource", "field", "message", "fix"}
+KEYS = {"rule", "severity", "enforcement", "resource", "field", "message", "fix", "file", "line"}
 
 
 def _dump(objects: list[dict[str, Any]]) -> str:
@@ -40,7 +40,7 @@ def test_clean_directory_exits_0_in_every_environment(clean_dir: Path) -> None:
     for env in ("dev", "staging", "prod"):
         result = _run(str(clean_dir), "--environment", env, "--output", "json")
         assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout) == []
+        assert json.loads(result.stdout)["violations"] == []
 
 
 def test_mandatory_violation_exits_1_with_json_objects(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_mandatory_violation_exits_1_with_json_objects(tmp_path: Path) -> None:
     path.write_text(_dump([service("web", type="NodePort")]))
     result = _run(str(path), "-e", "prod", "-o", "json")
     assert result.exit_code == 1
-    found = json.loads(result.stdout)
+    found = json.loads(result.stdout)["violations"]
     nodeport = [v for v in found if v["rule"] == "svc-no-nodeport"]
     assert nodeport == [
         {
@@ -59,6 +59,8 @@ def test_mandatory_violation_exits_1_with_json_objects(tmp_path: Path) -> None:
             "field": "spec.type",
             "message": nodeport[0]["message"],
             "fix": nodeport[0]["fix"],
+            "file": str(path),
+            "line": 1,
         }
     ]
     assert all(set(v) == KEYS for v in found)
@@ -69,7 +71,7 @@ def test_advisory_only_exits_0(tmp_path: Path) -> None:
     path.write_text(_dump([service("web", type="NodePort", selector={"app": "web"})]))
     result = _run(str(path), "-e", "staging", "-o", "json")
     assert result.exit_code == 0
-    assert {(v["rule"], v["enforcement"]) for v in json.loads(result.stdout)} == {
+    assert {(v["rule"], v["enforcement"]) for v in json.loads(result.stdout)["violations"]} == {
         ("svc-no-nodeport", "advisory"),
         ("svc-selector-matches-workload", "advisory"),
     }
@@ -78,7 +80,7 @@ def test_advisory_only_exits_0(tmp_path: Path) -> None:
 def test_dev_allows_nodeport() -> None:
     result = _run("-", "-e", "dev", "-o", "json", stdin=_dump([service("web", type="NodePort")]))
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == []
+    assert json.loads(result.stdout)["violations"] == []
 
 
 def test_table_output_names_rule_resource_and_field() -> None:
@@ -107,7 +109,7 @@ def test_policy_config_changes_the_verdict(tmp_path: Path) -> None:
     assert _run(str(manifests), "-e", "prod", "--policy-config", str(relaxed)).exit_code == 0
     result = _run(str(manifests), "-e", "prod", "--policy-config", str(strict), "-o", "json")
     assert result.exit_code == 1
-    assert [v["rule"] for v in json.loads(result.stdout)] == ["tls-cert-not-expiring"]
+    assert [v["rule"] for v in json.loads(result.stdout)["violations"]] == ["tls-cert-not-expiring"]
 
 
 def test_policy_config_file_starts_from_spec_defaults(
@@ -118,7 +120,7 @@ def test_policy_config_file_starts_from_spec_defaults(
     config.write_text(f"now: {NOW.isoformat()}\n")
     result = _run(str(clean_dir), "-e", "dev", "--policy-config", str(config), "-o", "json")
     assert result.exit_code == 1
-    assert {v["rule"] for v in json.loads(result.stdout)} == {
+    assert {v["rule"] for v in json.loads(result.stdout)["violations"]} == {
         "ing-class-allowed",
         "svc-no-loadbalancer",
     }
@@ -172,4 +174,4 @@ def test_installed_command_in_a_subprocess(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1, done.stderr
-    assert "svc-no-nodeport" in {v["rule"] for v in json.loads(done.stdout)}
+    assert "svc-no-nodeport" in {v["rule"] for v in json.loads(done.stdout)["violations"]}

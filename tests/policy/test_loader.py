@@ -60,7 +60,10 @@ def test_kind_list_is_unpacked() -> None:
         ("kind: ''\nmetadata: {name: a}\n", "document index 0: has no kind"),
         ("- a\n- b\n", "document index 0: is a list"),
         ("just text\n", "document index 0: is a str"),
-        ("kind: List\nitems:\n- {kind: Service}\n", "document index 0, items[0]: Service has no"),
+        (
+            "kind: List\nitems:\n- {kind: Service}\n",
+            "document index 0, items[0], line 3: Service has no",
+        ),
         ("kind: List\nitems: 3\n", "kind List without a list of items"),
     ],
     ids=[
@@ -89,7 +92,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         load_manifests([str(tmp_path / "absent.yaml")])
     binary = tmp_path / "b.yaml"
     binary.write_bytes(b"\xff\xfe\x00kind")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match=r"not UTF-8 text \(a binary file\?\)"):
         load_manifests([str(binary)])
 
 

@@ -1,40 +1,51 @@
 """``kexpose check``: the exposure policy over Kubernetes manifests, offline.
 
 The only place where policy results become output and exit codes: 0 when no mandatory rule is
-broken, 1 when one is, 2 when the input (manifests or policy config) cannot be used.
+broken, 1 when one is, 2 when the input (manifests or policy config) cannot be used, 3 an I/O
+failure (``kexpose.cli._output``).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Sequence
-from typing import Final, Literal, cast
+from collections.abc import Mapping, Sequence
+from typing import Final, cast
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from kexpose.cli._output import (
+    EXIT_CODES_HELP,
+    EXIT_INPUT,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    MACHINE_FORMATS,
+    emit,
+    tool_version,
+    where,
+)
 from kexpose.environment import ENVIRONMENTS, Environment
-from kexpose.errors import InputError
+from kexpose.errors import KexposeError
 from kexpose.policy.config import PolicyConfig, load_policy_config
-from kexpose.policy.engine import Violation, evaluate
-from kexpose.policy.loader import load_manifests
+from kexpose.policy.engine import Violation, evaluate, identify
+from kexpose.policy.loader import Position, load
 from kexpose.policy.rules import RULES
+from kexpose.report import Finding, Problem, Report, Subject
 
-__all__ = ["EXIT_INPUT", "EXIT_OK", "EXIT_VIOLATION", "command", "render_table"]
-
-EXIT_OK: Final = 0
-EXIT_VIOLATION: Final = 1
-EXIT_INPUT: Final = 2
-
-Output = Literal["table", "json"]
+__all__ = ["EXIT_INPUT", "EXIT_IO", "EXIT_OK", "EXIT_VIOLATION", "command", "render_table"]
 
 _SEVERITY_STYLE: Final = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "dim"}
 
 
 def render_table(
-    violations: Sequence[Violation], *, objects: int, environment: Environment, source: str
+    violations: Sequence[Violation],
+    *,
+    objects: int,
+    environment: Environment,
+    source: str,
+    places: Mapping[Violation, str] | None = None,
 ) -> Table:
     """The rich table ``kexpose check`` prints (also usable beside ``kexpose preview``)."""
     mandatory = sum(v.enforcement == "mandatory" for v in violations)
@@ -57,7 +68,7 @@ def render_table(
             v.rule,
             f"[{_SEVERITY_STYLE[v.severity]}]{v.severity}[/]",
             "[bold]mandatory[/]" if v.enforcement == "mandatory" else "advisory",
-            v.resource,
+            v.resource + (f"\n{places[v]}" if places and v in places else ""),
             v.field,
             problem,
             v.fix,
@@ -65,7 +76,7 @@ def render_table(
     return table
 
 
-@click.command("check")
+@click.command("check", epilog=EXIT_CODES_HELP)
 @click.argument("paths", metavar="FILE_OR_DIR...", nargs=-1, required=True)
 @click.option(
     "-e",
@@ -88,33 +99,92 @@ def render_table(
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", *MACHINE_FORMATS]),
     default="table",
     show_default=True,
-    help="A table for people, or a JSON list of violations for tools.",
+    help=(
+        "table for people; json (violations with file and line); sarif (SARIF 2.1.0 for code "
+        "scanning); junit (a testcase per object and rule); github (workflow-command "
+        "annotations). In the machine formats errors are structured output too."
+    ),
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=(
+        "Treat files in a directory that hold no Kubernetes object (values files, "
+        "kustomization.yaml) as errors instead of skipping them with a note."
+    ),
 )
 def command(
-    paths: tuple[str, ...], environment: str, policy_config: str | None, output: str
+    paths: tuple[str, ...], environment: str, policy_config: str | None, output: str, strict: bool
 ) -> None:
     """Check Kubernetes manifests (files, directories, or - for stdin) against the exposure
-    policy. Exit status: 0 no mandatory violation, 1 mandatory violation(s), 2 unusable input."""
+    policy."""
     env = cast(Environment, environment)
     try:
         if policy_config is None:
             config, source = PolicyConfig.project(), "project defaults"
         else:
             config, source = load_policy_config(policy_config), policy_config
-        objects = load_manifests(paths)
-    except InputError as exc:
+        loaded = load(paths, strict=strict)
+    except KexposeError as exc:
+        if output in MACHINE_FORMATS:
+            file, line = where(exc)
+            problem = Problem(str(exc), file=file, line=line)
+            emit(_report(env, [], [problem], [], EXIT_INPUT), output)
         click.echo(f"kexpose check: {exc}", err=True)
         sys.exit(EXIT_INPUT)
-    violations = evaluate(objects, environment=env, config=config)
-    if cast(Output, output) == "json":
-        click.echo(json.dumps([v.as_dict() for v in violations], indent=2))
-    else:
-        console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-        console.print(
-            render_table(violations, objects=len(objects), environment=env, source=source)
-        )
+    notes = [
+        Problem(f"{s.file}: skipped: {s.reason} (--strict makes this an error)", "note", s.file)
+        for s in loaded.skipped
+    ]
+    violations = evaluate(loaded.objects, environment=env, config=config)
     failed = any(v.enforcement == "mandatory" for v in violations)
-    sys.exit(EXIT_VIOLATION if failed else EXIT_OK)
+    code = EXIT_VIOLATION if failed else EXIT_OK
+    objs = identify(loaded.objects)
+    at: dict[str, Position] = {}
+    for obj, pos in zip(objs, loaded.positions, strict=True):
+        at.setdefault(obj.ref, pos)
+    findings = [
+        Finding(v, at[v.resource].file, at[v.resource].line) if v.resource in at else Finding(v)
+        for v in violations
+    ]
+    if output in MACHINE_FORMATS:
+        subjects = [
+            Subject(o.ref, o.kind, p.file, p.line)
+            for o, p in zip(objs, loaded.positions, strict=True)
+        ]
+        emit(_report(env, findings, notes, subjects, code), output)
+    for note in notes:
+        click.echo(f"kexpose check: {note.message}", err=True)
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    console.print(
+        render_table(
+            violations,
+            objects=len(loaded.objects),
+            environment=env,
+            source=source,
+            places={f.violation: f"{f.file}:{f.line}" for f in findings if f.file},
+        )
+    )
+    sys.exit(code)
+
+
+def _report(
+    env: Environment,
+    findings: list[Finding],
+    problems: list[Problem],
+    subjects: list[Subject],
+    code: int,
+) -> Report:
+    return Report(
+        tool="kexpose check",
+        environment=env,
+        findings=findings,
+        problems=problems,
+        subjects=subjects,
+        exit_code=code,
+        version=tool_version(),
+        extra={"objects": len(subjects)},
+    )

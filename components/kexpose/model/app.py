@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from kexpose.hosts import covers
-from kexpose.model.base import DNSLabel, Frozen, Problems
+from kexpose.model.base import DNSLabel, Frozen, Labels, Problems
 from kexpose.model.ingress import IngressSpec
 from kexpose.model.service import ServicePort, ServiceSpec
 from kexpose.model.tls import TlsSpec
@@ -23,9 +23,9 @@ class AppSpec(Frozen):
 
     name: DNSLabel
     namespace: DNSLabel = "default"
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     workload: Workload | None = None
-    selector: dict[str, str] | None = None
+    selector: Labels | None = None
     service: ServiceSpec
     ingress: IngressSpec | None = None
     tls: TlsSpec = TlsSpec()

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from kexpose.metadata import annotation_problems, label_problems
+
 __all__ = [
     "DEFERRABLE_TYPES",
+    "Annotations",
     "DNSLabel",
     "Deferrable",
+    "DeferrableAnnotations",
     "Deferred",
     "Frozen",
+    "Labels",
     "NodePort",
     "PortName",
     "PortNumber",
@@ -130,3 +135,24 @@ PortName = Annotated[str, AfterValidator(check_port_name)]
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 #: The API server's default --service-node-port-range is 30000-32767.
 NodePort = Annotated[int, Field(ge=30000, le=32767, strict=True)]
+
+
+def check_labels(value: dict[str, str]) -> dict[str, str]:
+    """Labels (or a selector) as the API server validates them (``kexpose.metadata``)."""
+    problems = [problem for _, problem in label_problems(value)]
+    if problems:
+        raise ValueError("invalid label: " + "; ".join(problems))
+    return value
+
+
+def check_annotations(value: dict[str, Any]) -> dict[str, Any]:
+    """Annotation keys and their total size as the API server validates them."""
+    problems = [problem for _, problem in annotation_problems(value)]
+    if problems:
+        raise ValueError("invalid annotations: " + "; ".join(problems))
+    return value
+
+
+Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
+Annotations = Annotated[dict[str, str], AfterValidator(check_annotations)]
+DeferrableAnnotations = Annotated[dict[str, Deferrable], AfterValidator(check_annotations)]

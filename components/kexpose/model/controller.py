@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from kexpose.defaults import CONTROLLER_NAMESPACE, CONTROLLER_SERVICE, INGRESS_CLASS
-from kexpose.model.base import DNSLabel, Frozen, NodePort
+from kexpose.model.base import Annotations, DNSLabel, Frozen, NodePort
 from kexpose.model.service import Cidr
 from kexpose.model.workload import ResourceAmounts, Resources
 
@@ -25,7 +25,7 @@ class ControllerService(Frozen):
     allocate_load_balancer_node_ports: bool | None = None
     external_traffic_policy: Literal["Cluster", "Local"] | None = None
     load_balancer_class: str | None = None
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
     http_node_port: NodePort | None = None
     https_node_port: NodePort | None = None
 

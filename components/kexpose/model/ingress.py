@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from kexpose.hosts import host_error
-from kexpose.model.base import DNSLabel, Frozen, PortName, PortNumber, Problems
+from kexpose.model.base import Annotations, DNSLabel, Frozen, PortName, PortNumber, Problems
 
 __all__ = ["Backend", "Host", "IngressPath", "IngressRule", "IngressSpec", "PathType"]
 
@@ -85,7 +85,7 @@ class IngressSpec(Frozen):
     class_name: DNSLabel | None = None
     rules: tuple[IngressRule, ...] = ()
     default_backend: Backend | None = None
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_somewhere_to_go(self) -> IngressSpec:

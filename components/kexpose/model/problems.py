@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 
 from kexpose.errors import ConfigError
 from kexpose.model.base import DEFERRABLE_TYPES
+from kexpose.problems import summarize
 
 __all__ = ["config_error", "format_path"]
 
@@ -142,8 +143,7 @@ def config_error(
         if msg not in msgs:
             msgs.append(msg)
     where = stack_file or "component args"
-    count = len(problems)
-    lines = [f"{where}: invalid exposure config ({count} problem{'s' * (count != 1)})"]
+    places: list[tuple[str, str]] = []
     first_field = None
     first_app = app
     for key, msgs in problems.items():
@@ -152,5 +152,6 @@ def config_error(
         first_field = first_field or field
         first_app = first_app or name
         label = f"app {name!r}, " if name else ""
-        lines.append(f"  - {label}{field}: {' | or: '.join(msgs)}")
-    return ConfigError("\n".join(lines), stack=stack_file, app=first_app, field=first_field)
+        places.append((f"{label}{field}", " | or: ".join(msgs)))
+    message = summarize(places, title=f"{where}: invalid exposure config")
+    return ConfigError(message, stack=stack_file, app=first_app, field=first_field)

@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from kexpose.model.base import Deferrable, Frozen, NodePort, PortName, PortNumber, Problems
+from kexpose.model.base import (
+    DeferrableAnnotations,
+    Frozen,
+    NodePort,
+    PortName,
+    PortNumber,
+    Problems,
+)
 
 __all__ = ["Cidr", "ServicePort", "ServiceSpec", "ServiceType"]
 
@@ -43,7 +50,7 @@ class ServiceSpec(Frozen):
 
     type: ServiceType = "ClusterIP"
     ports: tuple[ServicePort, ...] = Field(min_length=1)
-    annotations: dict[str, Deferrable] = Field(default_factory=dict)
+    annotations: DeferrableAnnotations = Field(default_factory=dict)
     load_balancer_source_ranges: tuple[Cidr, ...] = ()
     allocate_load_balancer_node_ports: bool | None = None
     external_traffic_policy: Literal["Cluster", "Local"] | None = None
