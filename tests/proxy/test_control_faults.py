@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,7 @@ from tests.proxy.objects import (
 
 from kexpose.certs import self_signed
 from kexpose.defaults import CONTROLLER_NAME
+from kexpose.proxy import control as control_module
 from kexpose.proxy.control import ControlPlane
 from kexpose.proxy.kubeapi import LightkubeApi
 from kexpose.proxy.routes import Claim, RouteTable
@@ -269,3 +271,59 @@ async def test_malformed_objects_through_lightkube_are_rejected_alone(tmp_path: 
             await task
         await api.close()
         await server.stop()
+
+
+# --- failures that are not objects ------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_emfile_from_the_api_client_is_retried_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An OSError the adapter did not wrap (EMFILE while connecting, say) backs off and
+    retries like a KubeError; the informer never ends, so neither does the proxy."""
+    emfile = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    lists: dict[str, list[Any]] = {k: [(v, "1")] for k, v in GOOD.items()}
+    lists["Ingress"] = [emfile, emfile, (GOOD["Ingress"], "1")]
+    api = FakeKubeApi(lists=lists)
+    tables: list[RouteTable] = []
+    plane = ControlPlane(api, claim=CLAIM, on_table=tables.append, settings=FAST)
+    task = asyncio.create_task(plane.run())
+    try:
+        async with asyncio.timeout(5):
+            await plane.ready.wait()
+        assert good_routes_hold(tables[-1])
+        assert sum(1 for c in api.calls if c[:2] == ("list", "Ingress")) == 3
+        assert "Too many open files" in caplog.text
+    finally:
+        task.cancel()
+        with pytest.raises((asyncio.CancelledError, BaseExceptionGroup)):
+            await task
+
+
+@pytest.mark.asyncio
+async def test_a_failing_build_keeps_the_last_good_table(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = FakeKubeApi(lists={k: [(v, "1")] for k, v in GOOD.items()})
+    tables: list[RouteTable] = []
+    plane = ControlPlane(api, claim=CLAIM, on_table=tables.append, settings=FAST)
+    task = asyncio.create_task(plane.run())
+    try:
+        async with asyncio.timeout(5):
+            await plane.ready.wait()
+        good = plane.table
+
+        def broken(*args: Any, **kwargs: Any) -> RouteTable:
+            raise KeyError("a bug in the builder")
+
+        monkeypatch.setattr(control_module, "build_table", broken)
+        assert plane.rebuild() is None
+        assert plane.table is good
+        assert tables[-1] is good
+        assert "keeping the current routes" in caplog.text
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises((asyncio.CancelledError, BaseExceptionGroup)):
+            await task
