@@ -7,6 +7,10 @@ so in-flight requests finish with the routes they started with.
 
 Shutdown is staged as in uvicorn: stop accepting, close idle connections, let busy ones finish
 (each then closes with ``Connection: close``) up to ``Timeouts.drain``, then cut the rest.
+
+Client connections are capped below the descriptor limit (:func:`connection_cap`): past the
+cap a new connection is closed at once, so running out of descriptors costs new clients,
+never the process, the manifest poll, the API watch or the health port.
 """
 
 from __future__ import annotations
