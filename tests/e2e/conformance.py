@@ -52,6 +52,7 @@ __all__ = [
     "ReportError",
     "SuiteOptions",
     "SuiteOutcome",
+    "accepted_features",
     "create_gateway_class",
     "install_crds",
     "parse_report",
@@ -59,6 +60,7 @@ __all__ = [
     "suite_arguments",
     "suite_base_manifests",
     "summary_table",
+    "wait_for_gateway_class",
 ]
 
 #: The suite's default GatewayClass name (`conformance/utils/flags`), created by the harness.
@@ -77,6 +79,9 @@ SUITE_TIMEOUT = "60m"
 # The process gets a little longer than its own -test.timeout, so a hung suite reports its own
 # panic (with goroutine dump) before we kill it.
 SUITE_PROCESS_TIMEOUT_S = 65 * 60.0
+# kexpose-proxy is ready before the suite starts, so its controller accepts the GatewayClass in a
+# status write or two; the suite itself would wait 180 s, but reads supportedFeatures at once.
+GATEWAY_CLASS_ACCEPTED_TIMEOUT_S = 60.0
 # Establishing a CRD is one controller pass of the apiserver; generous for a loaded CI machine.
 CRD_ESTABLISH_TIMEOUT_S = 60.0
 #: The annotations every CRD of a Gateway API release carries; the suite checks both.
@@ -367,6 +372,38 @@ def create_gateway_class(
         field_manager="kexpose-e2e",
         force=True,
     )
+
+
+def accepted_features(kube: Client, name: str = GATEWAY_CLASS) -> tuple[str, ...] | None:
+    """The GatewayClass's `status.supportedFeatures` once it is Accepted for its current
+    generation with at least one feature; None before (what the suite needs at its start)."""
+    gateway_class = kube.get(GatewayClass, name)
+    generation = gateway_class.metadata.generation if gateway_class.metadata else None
+    status = gateway_class.get("status") or {}
+    accepted = any(
+        c.get("type") == "Accepted"
+        and c.get("status") == "True"
+        and c.get("observedGeneration") == generation
+        for c in status.get("conditions") or []
+    )
+    features = tuple(f["name"] for f in status.get("supportedFeatures") or [])
+    return features if accepted and features else None
+
+
+def wait_for_gateway_class(kube: Client, name: str = GATEWAY_CLASS) -> tuple[str, ...] | None:
+    """`accepted_features`, waited for (GATEWAY_CLASS_ACCEPTED_TIMEOUT_S); None on timeout.
+
+    Without this the suite races the controller: it reads the supported features from the
+    GatewayClass status as it starts and fails when the list is still empty.
+    """
+    try:
+        return wait_until(
+            lambda: accepted_features(kube, name),
+            timeout=GATEWAY_CLASS_ACCEPTED_TIMEOUT_S,
+            what=f"GatewayClass {name} Accepted with status.supportedFeatures",
+        )
+    except AssertionError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from .conformance import (
     install_crds,
     run_suite,
     summary_table,
+    wait_for_gateway_class,
 )
 from .conftest import NODE_NAMES, POD_CIDRS
 from .echo_pods import EchoBasicPods
@@ -97,6 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             create_gateway_class(kube, name=GATEWAY_CLASS)
         with EchoBasicPods(cluster.kubeconfig).running():
             proxy.start()
+            with cluster.client() as kube:
+                features = wait_for_gateway_class(kube)
+            if features is None:
+                print(
+                    f"conformance: GatewayClass {GATEWAY_CLASS} was not Accepted with "
+                    "status.supportedFeatures in time (does kexpose-proxy run its Gateway API "
+                    "controller?); running the suite anyway for its own diagnosis",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"conformance: supported features: {', '.join(features)}", file=sys.stderr)
             outcome = run_suite(
                 toolchain, cluster.kubeconfig, options, log=workdir / "suite.log", echo_output=True
             )

@@ -23,9 +23,18 @@ from lightkube import Client, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.types import PatchType
 
 from .cluster import LocalCluster, wait_until
-from .conformance import SUITE_NAMESPACES, install_crds, suite_base_manifests
+from .conformance import (
+    CONTROLLER_NAME,
+    SUITE_NAMESPACES,
+    GatewayClass,
+    accepted_features,
+    create_gateway_class,
+    install_crds,
+    suite_base_manifests,
+)
 from .echo_pods import ECHO_BASIC_IMAGE, EchoBasicPods, echo_basic_address
 from .toolchain import Toolchain
 
@@ -321,3 +330,47 @@ def test_the_base_manifests_are_the_suites_own(toolchain: Toolchain) -> None:
     assert Path(suite_base_manifests(toolchain)).parent.parent.name.endswith(
         "@" + toolchain.versions["gateway_api"]
     )
+
+
+def test_the_harness_waits_for_a_gateway_class_accepted_with_features(
+    cluster: LocalCluster, toolchain: Toolchain, kube: Client
+) -> None:
+    """What the suite reads at its start, written as a controller would (status subresource)."""
+    install_crds(kube, toolchain)
+    name = f"e2e-harness-{uuid.uuid4().hex[:6]}"
+    create_gateway_class(kube, name=name)
+    try:
+        created = kube.get(GatewayClass, name)
+        assert created["spec"]["controllerName"] == CONTROLLER_NAME
+        assert accepted_features(kube, name) is None  # nothing accepted it
+        generation = created.metadata.generation if created.metadata else None
+
+        def write_status(observed: int | None, features: list[str]) -> None:
+            condition = {
+                "type": "Accepted",
+                "status": "True",
+                "reason": "Accepted",
+                "message": "",
+                "observedGeneration": observed,
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+            kube.patch(
+                GatewayClass.Status,
+                name,
+                {
+                    "status": {
+                        "conditions": [condition],
+                        "supportedFeatures": [{"name": f} for f in features],
+                    }
+                },
+                patch_type=PatchType.MERGE,  # custom resources take no strategic merge patch
+            )
+
+        write_status(generation, [])
+        assert accepted_features(kube, name) is None  # the suite refuses an empty list
+        write_status((generation or 0) + 1, ["Gateway", "HTTPRoute"])
+        assert accepted_features(kube, name) is None  # a condition of another generation is stale
+        write_status(generation, ["Gateway", "HTTPRoute"])
+        assert accepted_features(kube, name) == ("Gateway", "HTTPRoute")
+    finally:
+        kube.delete(GatewayClass, name)
