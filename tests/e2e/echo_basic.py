@@ -45,10 +45,10 @@ import re
 import socket
 import struct
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Literal
@@ -455,9 +455,10 @@ class EchoBasicServer:
             return list(self.log)
 
     def _print(self, line: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        # The CRI log format kubelets (and kwok's log server) read: RFC 3339 time, stream, tag.
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with self._log_lock:
-            self.log.append(f"{stamp}Z stdout F {line}")
+            self.log.append(f"{stamp} stdout F {line}")
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
