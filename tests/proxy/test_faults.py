@@ -152,6 +152,7 @@ BAD_REQUESTS: list[tuple[str, bytes, int]] = [
         501,
     ),
     ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("absolute-form without Host", b"GET http://a/ HTTP/1.1\r\n\r\n", 400),
     ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("bad Host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
     ("dot-dot Host", b"GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", 400),

@@ -294,8 +294,10 @@ def test_chunk_sizes_up_to_the_largest_off_t_are_read() -> None:
     with pytest.raises(ChunkedError):
         ChunkedScanner().scan(b"1%s\r\n" % (b"0" * 40))
     done = ChunkedScanner()
-    assert done.scan(b"0000000000000000000003\r\nabc\r\n0\r\n\r\n") > 0  # leading zeros are fine
+    assert done.scan(b"0000000000000003\r\nabc\r\n0\r\n\r\n") > 0  # leading zeros are fine
     assert done.done
+    with pytest.raises(ChunkedError):  # ... up to 16 digits, as a 64-bit size has
+        ChunkedScanner().scan(b"00000000000000003\r\nabc\r\n")
 
 
 async def test_header_names_with_underscores_are_dropped(

@@ -80,7 +80,9 @@ class ChunkedScanner:
                 size_text = line.split(b";", 1)[0].strip(b" \t")
                 if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
                     raise ChunkedError(f"bad chunk size {size_text[:20]!r}")
-                size = int(size_text, 16)  # at most MAX_LINE digits: cheap
+                # More than 16 digits (leading zeros included) is refused too: parsers that
+                # bound the digit count (h11: 20) would read the chunk line differently.
+                size = int(size_text, 16) if len(size_text) <= 16 else MAX_CHUNK_SIZE + 1
                 if size > MAX_CHUNK_SIZE:
                     raise ChunkedError(f"chunk size {size_text[:20]!r} too large")
                 if size:

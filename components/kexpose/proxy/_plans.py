@@ -65,6 +65,11 @@ def _check(req: RequestHead, scheme: bytes, hosts: dict[bytes, tuple[str, bytes]
     if target[:1] != b"/":
         if not target[:8].lower().startswith((b"http://", b"https://")):
             return 400
+        if req.host_header is None and not req.http10:
+            # Even with an absolute-form target, an HTTP/1.1 request without Host is 400
+            # (RFC 9112 §3.2: "A server MUST respond with a 400 ... to any HTTP/1.1 request
+            # message that lacks a Host header field").
+            return 400
         # absolute-form: the target's authority replaces Host (RFC 9112 §3.2.2)
         rest = target.split(b"//", 1)[1]
         slash = rest.find(b"/")
