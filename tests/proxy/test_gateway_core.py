@@ -632,6 +632,31 @@ ROUTE_PROBLEMS = [
         "UnsupportedValue",
     ),
     (rule(backend("web"), timeouts={"request": "ten seconds"}), "UnsupportedValue"),
+    # Filters must not be able to inject header lines (static manifests skip CRD validation).
+    *[
+        (rule(backend("web"), filters=[f]), "UnsupportedValue")
+        for f in (
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"set": [{"name": "X", "value": "a\r\nX-Injected: 1"}]},
+            },
+            {
+                "type": "ResponseHeaderModifier",
+                "responseHeaderModifier": {"add": [{"name": "Bad Name", "value": "1"}]},
+            },
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"remove": ["X\r\nY"]},
+            },
+            {"type": "RequestRedirect", "requestRedirect": {"hostname": "a.test\r\nX: 1"}},
+            {
+                "type": "URLRewrite",
+                "urlRewrite": {
+                    "path": {"type": "ReplaceFullPath", "replaceFullPath": "/a\r\nX: 1"}
+                },
+            },
+        )
+    ],
     ("not a rule", "UnsupportedValue"),
 ]
 

@@ -67,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         "current",
         "deadline",
         "forwarded",
+        "gateway",
         "parser",
         "peer",
         "peer_bytes",
@@ -80,9 +81,13 @@ class ClientConnection(asyncio.Protocol):
         "upstream_reads",
     )
 
-    def __init__(self, plane: DataPlane, scheme: bytes) -> None:
+    def __init__(
+        self, plane: DataPlane, scheme: bytes, gateway: tuple[str, int] | None = None
+    ) -> None:
         self.plane = plane
         self.scheme = scheme
+        self.gateway = gateway
+        """``(gateway namespace/name, port)`` for a Gateway port's connection; None: Ingress."""
         self.transport: asyncio.Transport | None = None
         self.parser = HttpRequestParser(self)
         self.current: Exchange | None = None

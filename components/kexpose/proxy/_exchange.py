@@ -13,12 +13,14 @@ connection, as the request cannot have been processed (RFC 9112 §9.3.1).
 from __future__ import annotations
 
 import asyncio
-from random import getrandbits
+from random import getrandbits, random
 from typing import TYPE_CHECKING
 
+from kexpose.proxy._gwplan import choose_backend, forwarded_prefix, location, select
 from kexpose.proxy._messages import RequestHead, local_response
 from kexpose.proxy._tls import misdirected
-from kexpose.proxy.routes import Endpoint, Route
+from kexpose.proxy.filters import HeaderModifier
+from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, WeightedBackend
 
 if TYPE_CHECKING:
     from kexpose.proxy._balancer import Balancer
@@ -44,7 +46,15 @@ class Exchange:
     """llhttp's verdict (``Connection``, HTTP version); set by the client connection."""
 
     # Filled in as the exchange goes on.
-    route: Route | None = None
+    route: Route | WeightedBackend | None = None
+    """What metrics and the access log label the request with (``.ingress``, ``.backend``)."""
+    rule: GatewayRule | None = None
+    """The HTTPRoute rule that took the request (Gateway ports only)."""
+    prefix: bytes | None = None
+    """The request line and header lines to forward when a filter changed them."""
+    response_modifiers: tuple[HeaderModifier, ...] = ()
+    """Response header changes of the rule and its backend (Gateway ports only)."""
+    _timers: tuple[asyncio.TimerHandle, ...] = ()
     endpoint: Endpoint | None = None
     upstream: UpstreamConnection | None = None
     pending: list[bytes] | None = None
@@ -78,6 +88,9 @@ class Exchange:
             return
         plane = self.client.plane
         table = plane.table
+        if self.client.gateway is not None:
+            self._start_gateway(table, self.client.gateway)
+            return
         sni = self.client.sni
         if sni is not None and sni != req.host and misdirected(table.certificates, sni, req.host):
             self.error = f"TLS handshake for {sni}, Host {req.host}"
@@ -97,6 +110,64 @@ class Exchange:
             self.respond(404)
             return
         self.route = route
+        self._dispatch(route)
+
+    def _start_gateway(self, table: RouteTable, key: tuple[str, int]) -> None:
+        """A request on a Gateway port: listener, host and rule (``_gwplan``), then filters."""
+        req = self.req
+        port = table.gateway_ports.get(key)
+        if port is None:
+            self.error = "the Gateway listener is gone"
+            self.respond(404)
+            return
+        sni = self.client.sni
+        if (
+            sni is not None
+            and sni != req.host
+            and port.listener(sni) is not port.listener(req.host)
+        ):
+            # HTTPRouteHTTPSListenerDetectMisdirectedRequests: the handshake chose another
+            # listener (and certificate) than the Host belongs to (RFC 9110 §15.5.20).
+            self.error = f"TLS handshake for {sni}, Host {req.host}"
+            self.respond(421)
+            return
+        found = select(port, req)
+        rule = found.rule
+        if rule is None:
+            self.respond(found.status)
+            return
+        self.rule = rule
+        if rule.error is not None:
+            self.error = rule.error
+            self.respond(500)
+            return
+        if rule.redirect is not None:
+            scheme = self.client.scheme.decode()
+            target = location(rule, req, scheme=scheme, listener_port=port.port)
+            self.respond(rule.redirect.status, headers=((b"location", target),))
+            return
+        chosen = choose_backend(rule, random())  # noqa: S311 - traffic splitting, not secrets
+        if chosen is None:
+            self.error = "the share of the rule's invalid backends"
+            self.respond(500)
+            return
+        self.route = chosen
+        self.prefix = forwarded_prefix(req, rule, chosen)
+        self.response_modifiers = tuple(
+            m for m in (rule.response_headers, chosen.response_headers) if m
+        )
+        loop = self.client.plane.loop
+        if rule.request_timeout:
+            self._timers += (loop.call_later(rule.request_timeout, self._deadline, "request"),)
+        self._dispatch(chosen)
+
+    def _deadline(self, which: str) -> None:
+        """``HTTPRouteTimeouts``: the whole request, or the backend's answer, took too long."""
+        if not self.finished:
+            self.timed_out(f"the {which} timeout of the route passed")
+
+    def _dispatch(self, route: Route | WeightedBackend) -> None:
+        plane = self.client.plane
         balancer = plane.balancers.get(route.backend.key)
         endpoint = balancer.pick() if balancer is not None else None
         if balancer is None or endpoint is None:
@@ -155,11 +226,16 @@ class Exchange:
         req = self.req
         if self.request_id is None:
             self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
+        prefix = req.prefix if self.prefix is None else self.prefix
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
-            head = req.prefix + host + self._rid_line + self.client.forwarded + req.suffix
+            head = prefix + host + self._rid_line + self.client.forwarded + req.suffix
         else:
-            head = req.prefix + self._rid_line + self.client.forwarded + req.suffix
+            head = prefix + self._rid_line + self.client.forwarded + req.suffix
+        rule = self.rule
+        if rule is not None and rule.backend_timeout and not self.retried:
+            loop = self.client.plane.loop
+            self._timers += (loop.call_later(rule.backend_timeout, self._deadline, "backend"),)
         transport = conn.transport
         assert transport is not None
         if self.pending:
@@ -235,6 +311,8 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        for timer in self._timers:
+            timer.cancel()
         conn, self.upstream = self.upstream, None
         if conn is not None and conn.exchange is self:
             # Answered before the endpoint finished (a client error mid-body): the endpoint's
@@ -282,7 +360,7 @@ class Exchange:
             )
         self._fail(502, why)
 
-    def timed_out(self) -> None:
+    def timed_out(self, why: str = "endpoint did not answer in time") -> None:
         conn, self.upstream = self.upstream, None
         if conn is not None:
             conn.exchange = None
@@ -291,7 +369,7 @@ class Exchange:
             self.client.plane.metrics.upstream_error(
                 self.route.ingress, self.route.backend.key, "read_timeout"
             )
-        self._fail(504, "endpoint did not answer in time")
+        self._fail(504, why)
 
     def _fail(self, status: int, why: str) -> None:
         self.error = why
@@ -309,6 +387,8 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        for timer in self._timers:
+            timer.cancel()
         conn, self.upstream = self.upstream, None
         if conn is not None:
             conn.exchange = None

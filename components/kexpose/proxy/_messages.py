@@ -15,11 +15,13 @@ without ``use-forwarded-headers``: a client must not choose the address an appli
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
 from kexpose.hosts import normalize_host
+from kexpose.proxy.filters import HeaderModifier, apply_header_modifier
 from kexpose.proxy.routes import Route, RouteTable, VirtualHost
 
 __all__ = [
@@ -28,8 +30,11 @@ __all__ = [
     "ResponseHead",
     "chunk",
     "connection_tokens",
+    "field_pairs",
     "host_name",
+    "join_fields",
     "local_response",
+    "modify_fields",
     "parse_request_head",
     "parse_response_head",
     "status_line",
@@ -268,6 +273,31 @@ def status_line(code: int) -> bytes:
 def connection_tokens(value: bytes) -> frozenset[bytes]:
     """The lower-case options of a ``Connection`` header (RFC 9110 §7.6.1)."""
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+
+
+def field_pairs(fields: bytes) -> list[tuple[str, str]]:
+    """Header lines (each preceded by CRLF, validated by llhttp) as (name, value) pairs."""
+    pairs = []
+    for line in fields.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            pairs.append((name.decode("latin-1"), value.strip(b" \t").decode("latin-1")))
+    return pairs
+
+
+def join_fields(pairs: Sequence[tuple[str, str]]) -> bytes:
+    """The inverse of ``field_pairs``. Names and values come from llhttp-validated heads or
+    from filters whose values the route core checked (no CR, LF or NUL can get in)."""
+    return b"".join(b"\r\n%b: %b" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in pairs)
+
+
+def modify_fields(fields: bytes, modifiers: Sequence[HeaderModifier]) -> bytes:
+    """Header lines changed by ``modifiers`` in order (Gateway API header filters); the
+    framing headers the proxy sets itself are added after this."""
+    pairs = field_pairs(fields)
+    for modifier in modifiers:
+        pairs = apply_header_modifier(pairs, modifier)
+    return join_fields(pairs)
 
 
 def chunk(data: bytes) -> bytes:

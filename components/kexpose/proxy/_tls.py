@@ -110,6 +110,10 @@ class TlsContexts:
     def _select(self, sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
         setattr(sslobj, _SNI_ATTR, server_name)
         cert: Certificate | None = self._map.lookup(server_name)
+        if cert is None:
+            # A Gateway HTTPS listener without a hostname: its certificate, filed under "",
+            # serves every name the port's other listeners do not (Ingress maps have no "").
+            cert = self._map.by_name.get("")
         if cert is not None:
             ctx = self._by_fingerprint.get(cert.fingerprint)
             if ctx is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
-from kexpose.proxy._messages import ResponseHead, chunk, parse_response_head
+from kexpose.proxy._messages import ResponseHead, chunk, modify_fields, parse_response_head
 from kexpose.proxy.routes import Endpoint
 
 if TYPE_CHECKING:
@@ -333,6 +333,8 @@ class UpstreamConnection(asyncio.Protocol):
                 extra = b"\r\ntransfer-encoding: chunked"
             else:
                 ex.keep_alive = False
+        if ex.response_modifiers:
+            fields = modify_fields(fields, ex.response_modifiers)
         if not ex.keep_alive or client.plane.closing:
             extra += b"\r\nconnection: close"
         elif ex.req.http10:

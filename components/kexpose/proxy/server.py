@@ -33,7 +33,7 @@ from kexpose.proxy._tls import TlsContexts
 from kexpose.proxy._upstream import Pool
 from kexpose.proxy.access_log import AccessLog
 from kexpose.proxy.metrics import Metrics, Series
-from kexpose.proxy.routes import Route, RouteTable
+from kexpose.proxy.routes import Route, RouteTable, WeightedBackend
 from kexpose.proxy.settings import DataPlaneSettings
 
 __all__ = ["DataPlane", "Listener"]
@@ -86,6 +86,14 @@ class DataPlane:
         self.metrics = metrics or Metrics()
         self.access_log = access_log if settings.access_log else None
         self.tls = TlsContexts(default_certificate.cert_pem, default_certificate.key_pem)
+        self._default_certificate = default_certificate
+        self._gateway_servers: dict[tuple[str, int], tuple[str, str, asyncio.Server]] = {}
+        """(address, port) -> (gateway, protocol, server) of the Gateway ports' sockets."""
+        self._gateway_tls: dict[tuple[str, int], TlsContexts] = {}
+        """(gateway, port) -> the SNI selection of that HTTPS port."""
+        self._gateway_sync: asyncio.Task[None] | None = None
+        self.gateway_bind_problems: dict[tuple[str, int], str] = {}
+        """(address, port) -> why it could not be bound (the last attempt)."""
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
@@ -111,13 +119,94 @@ class DataPlane:
     def swap(self, table: RouteTable) -> list[str]:
         """Make ``table`` current; returns TLS problems to log. In-flight requests keep theirs."""
         problems = self.tls.update(table.certificates)
+        for port in table.gateway_ports.values():
+            if port.protocol == "HTTPS":
+                contexts = self._gateway_tls.get((port.gateway, port.port))
+                if contexts is None:
+                    pair = self._default_certificate
+                    contexts = TlsContexts(pair.cert_pem, pair.key_pem)
+                    self._gateway_tls[(port.gateway, port.port)] = contexts
+                problems += contexts.update(port.certificates)
         self.balancers = refresh_balancers(
             self.balancers, table.backends, policy=self.settings.balance
         )
         self.table = table
         self._routes = {}
         self.metrics.reloaded()
+        if (table.gateway_ports or self._gateway_servers) and not self.closing:
+            self._sync_gateway_ports()
         return problems
+
+    # --- Gateway ports ------------------------------------------------------------------------
+
+    def _sync_gateway_ports(self) -> None:
+        """Open the sockets the current table's Gateway ports need, close those it no longer
+        does (in the background: binding is I/O). Serialised: one sync at a time, and a sync
+        always reads the newest table."""
+        if self._gateway_sync is not None and not self._gateway_sync.done():
+            self._gateway_sync.add_done_callback(lambda _: self._sync_gateway_ports())
+            return
+        self._gateway_sync = self.loop.create_task(self._gateway_ports())
+        self._tasks.add(self._gateway_sync)
+        self._gateway_sync.add_done_callback(self._tasks.discard)
+
+    async def _gateway_ports(self) -> None:
+        wanted = {
+            (address, port.port): port
+            for port in self.table.gateway_ports.values()
+            for address in port.addresses
+        }
+        for key, (gateway, protocol, server) in list(self._gateway_servers.items()):
+            port = wanted.get(key)
+            if port is None or (port.gateway, port.protocol) != (gateway, protocol):
+                server.close()
+                del self._gateway_servers[key]
+                log.info("gateway %s: stopped listening on %s:%d", gateway, *key)
+        for key in [k for k in self._gateway_tls if k not in self.table.gateway_ports]:
+            del self._gateway_tls[key]
+        for (address, number), port in wanted.items():
+            if (address, number) in self._gateway_servers or self.closing:
+                continue
+            scheme = b"https" if port.protocol == "HTTPS" else b"http"
+            contexts = self._gateway_tls.get((port.gateway, number))
+            tls = contexts.default if contexts is not None else None
+
+            def factory(
+                scheme: bytes = scheme, key: tuple[str, int] = (port.gateway, number)
+            ) -> ClientConnection:
+                return ClientConnection(self, scheme, key)
+
+            try:
+                server = await self.loop.create_server(
+                    factory,
+                    host=address,
+                    port=number,
+                    ssl=tls,
+                    backlog=4096,
+                    ssl_handshake_timeout=self.settings.timeouts.tls_handshake if tls else None,
+                )
+            except OSError as exc:
+                why = f"cannot listen on {address}:{number}: {exc.strerror or exc}"
+                if self.gateway_bind_problems.get((address, number)) != why:
+                    log.warning("gateway %s: %s", port.gateway, why)
+                self.gateway_bind_problems[(address, number)] = why
+                continue
+            self.gateway_bind_problems.pop((address, number), None)
+            self._gateway_servers[(address, number)] = (port.gateway, port.protocol, server)
+            log.info(
+                "gateway %s: listening on %s:%d (%s)", port.gateway, address, number, port.protocol
+            )
+        self._schedule_sweep()
+
+    async def gateway_ports_ready(self) -> None:
+        """Wait until the sockets of the current table's Gateway ports are open (tests, and the
+        status writer: a Gateway is Programmed once it can be reached)."""
+        while self._gateway_sync is not None and not self._gateway_sync.done():
+            await asyncio.shield(self._gateway_sync)
+
+    def gateway_addresses(self) -> list[tuple[str, int]]:
+        """The Gateway sockets open now, ``(address, port)``."""
+        return sorted(self._gateway_servers)
 
     # --- listening ----------------------------------------------------------------------------
 
@@ -233,7 +322,7 @@ class DataPlane:
             ex.error,
         )
 
-    def _route_entry(self, route: Route | None) -> tuple[Series, bytes]:
+    def _route_entry(self, route: Route | WeightedBackend | None) -> tuple[Series, bytes]:
         ingress, service = (route.ingress, route.backend.key) if route is not None else ("", "")
         label = self.access_log.label(ingress, service) if self.access_log is not None else b""
         entry = self._routes[id(route)] = (self.metrics.series(ingress, service), label)
@@ -276,6 +365,8 @@ class DataPlane:
     def stop_accepting(self) -> None:
         for server in self._servers:
             server.close()
+        for _, _, server in self._gateway_servers.values():
+            server.close()
 
     async def drain(self, timeout: float | None = None) -> int:
         """Stop accepting, finish in-flight requests, then cut what is left; returns that count."""
@@ -298,6 +389,9 @@ class DataPlane:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        for _, _, server in self._gateway_servers.values():
+            await server.wait_closed()
+        self._gateway_servers.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

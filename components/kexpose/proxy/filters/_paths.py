@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kexpose.proxy.routes._paths import prefix_key
-
 __all__ = ["PathModifier", "replace_path"]
 
 PathModifierType = Literal["ReplaceFullPath", "ReplacePrefixMatch"]
@@ -29,7 +27,7 @@ def replace_path(path: str, modifier: PathModifier, matched_prefix: str | None) 
     (required for ``ReplacePrefixMatch``, which routes only allow with a PathPrefix match)."""
     if modifier.type == "ReplaceFullPath":
         return modifier.value or "/"
-    key = prefix_key(matched_prefix or "/")
+    key = (matched_prefix or "/").rstrip("/")  # element-wise: the trailing slash does not count
     rest = path[len(key) :] if path.startswith(key) else path
     result = modifier.value.rstrip("/") + rest
     return result if result.startswith("/") else "/" + result

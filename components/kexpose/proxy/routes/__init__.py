@@ -9,6 +9,25 @@ from __future__ import annotations
 
 from kexpose.proxy.routes._backends import Backend, Endpoint
 from kexpose.proxy.routes._certificates import Certificate, CertificateMap
+from kexpose.proxy.routes._gateway import GATEWAY_GROUP, GatewayTable, build_gateway_table
+from kexpose.proxy.routes._gwstatus import (
+    ClassStatus,
+    Condition,
+    GatewayStatus,
+    ListenerStatus,
+    ParentStatus,
+    RouteStatus,
+)
+from kexpose.proxy.routes._gwtable import (
+    Cors,
+    GatewayHost,
+    GatewayListener,
+    GatewayPort,
+    GatewayRule,
+    Mirror,
+    Retry,
+    WeightedBackend,
+)
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
     Ingress,
@@ -19,6 +38,7 @@ from kexpose.proxy.routes._kube import (
     Secret,
     Service,
 )
+from kexpose.proxy.routes._matches import RequestMatch, RequestView
 from kexpose.proxy.routes._objects import KINDS, Key, ObjectSet, describe, key_of, usable_key
 from kexpose.proxy.routes._ownership import LEGACY_CLASS_ANNOTATION, Claim, is_owned
 from kexpose.proxy.routes._paths import PATH_TYPES, PathMatcher, PathType, normalize_path
@@ -33,6 +53,7 @@ from kexpose.proxy.routes._table import (
 )
 
 __all__ = [
+    "GATEWAY_GROUP",
     "KINDS",
     "LEGACY_CLASS_ANNOTATION",
     "PATH_TYPES",
@@ -41,22 +62,40 @@ __all__ = [
     "Certificate",
     "CertificateMap",
     "Claim",
+    "ClassStatus",
+    "Condition",
+    "Cors",
     "Endpoint",
     "EndpointSlice",
+    "GatewayHost",
+    "GatewayListener",
+    "GatewayPort",
+    "GatewayRule",
+    "GatewayStatus",
+    "GatewayTable",
     "Ingress",
     "IngressClass",
     "Key",
     "Kind",
+    "ListenerStatus",
     "LoadBalancerIngress",
+    "Mirror",
     "ObjectSet",
+    "ParentStatus",
     "PathMatcher",
     "PathType",
     "RawObject",
+    "RequestMatch",
+    "RequestView",
+    "Retry",
     "Route",
+    "RouteStatus",
     "RouteTable",
     "Secret",
     "Service",
     "VirtualHost",
+    "WeightedBackend",
+    "build_gateway_table",
     "build_table",
     "describe",
     "is_owned",

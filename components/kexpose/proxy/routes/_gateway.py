@@ -348,6 +348,7 @@ def build_gateway_table(
     secrets: Mapping[Key, Secret],
     namespaces: Mapping[str, Mapping[str, str]],
     addresses: Mapping[Key, tuple[str, ...]],
+    address_problems: Mapping[Key, str] | None = None,
     supported_features: tuple[str, ...] = (),
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
@@ -409,11 +410,14 @@ def build_gateway_table(
             "Accepted" if all_valid else "ListenersNotValid",
             "" if all_valid else "some listeners are not valid; see the listener conditions",
         )
+        why = (address_problems or {}).get(key, "no address assigned yet")
         gateway_programmed = condition(
             "Programmed",
             bool(addrs) and accepted.status == "True",
-            "Programmed" if addrs else "AddressNotAssigned",
-            "" if addrs else "no address assigned yet",
+            "Programmed"
+            if addrs
+            else ("AddressNotUsable" if "not usable" in why else "AddressNotAssigned"),
+            "" if addrs else why,
         )
         gateway_status.append(
             GatewayStatus(

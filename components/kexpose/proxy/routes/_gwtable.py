@@ -48,6 +48,9 @@ class WeightedBackend:
     weight: int
     request_headers: HeaderModifier | None = None
     response_headers: HeaderModifier | None = None
+    ingress: str = ""
+    """``namespace/name`` of the HTTPRoute: with ``backend``, what the data plane's metrics
+    and access log label a request with (the same two fields as an Ingress ``Route``)."""
 
 
 @dataclass(frozen=True, slots=True)

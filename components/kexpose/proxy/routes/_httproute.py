@@ -53,6 +53,13 @@ BackendResolution = tuple[Backend | None, tuple[str, str] | None]
 BackendResolver = Callable[[Mapping[str, Any]], BackendResolution]
 
 _DURATION: Final = re.compile(r"(?:([0-9]{1,5})(h|ms|m|s))")
+# What a filter may put in a forwarded head: a header name is a token (RFC 9110 §5.6.2), a value
+# visible ASCII with inner spaces and tabs (§5.5, no obs-text), a host name a DNS name. Anything
+# else, a CR or LF above all, would let a route inject header lines (manifests in static mode
+# reach us without the CRDs' validation).
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE: Final = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?|")
+_HOSTNAME: Final = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _UNITS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _REDIRECT_CODES: Final = frozenset((301, 302, 303, 307, 308))
 
@@ -104,13 +111,28 @@ def _headers(spec: object, where: str) -> HeaderModifier:
             name, value = _str(item.get("name")), _str(item.get("value"))
             if not name or value is None:
                 raise RouteProblem("UnsupportedValue", f"{where}.{key}: needs a name and a value")
+            if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                raise RouteProblem(
+                    "UnsupportedValue",
+                    f"{where}.{key}: {name!r}: {value!r} is not a valid header field",
+                )
             out.append((name, value))
         return tuple(out)
 
     removes = spec.get("remove") or []
-    if not isinstance(removes, list) or not all(isinstance(r, str) for r in removes):
+    if not isinstance(removes, list) or not all(
+        isinstance(r, str) and _TOKEN.fullmatch(r) for r in removes
+    ):
         raise RouteProblem("UnsupportedValue", f"{where}.remove: must be a list of header names")
     return HeaderModifier(pairs("set"), pairs("add"), tuple(r.lower() for r in removes))
+
+
+def _hostname(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HOSTNAME.fullmatch(value.lower()):
+        raise RouteProblem("UnsupportedValue", f"{where}: {value!r} is not a host name")
+    return value.lower()
 
 
 def _path_modifier(spec: object, where: str) -> PathModifier | None:
@@ -127,6 +149,8 @@ def _path_modifier(spec: object, where: str) -> PathModifier | None:
         raise RouteProblem("UnsupportedValue", f"{where}.type: {kind!r} is not supported")
     if value is None:
         raise RouteProblem("UnsupportedValue", f"{where}: {kind} needs a value")
+    if (value and not value.startswith("/")) or any(c in value for c in "\r\n\0 ?#"):
+        raise RouteProblem("UnsupportedValue", f"{where}: {value!r} is not a path")
     return PathModifier(kind, value)
 
 
@@ -249,7 +273,7 @@ def _filters(
                 raise RouteProblem("UnsupportedValue", f"{at}.scheme: {scheme!r}")
             out.redirect = Redirect(
                 scheme,
-                _str(spec.get("hostname")),
+                _hostname(spec.get("hostname"), f"{at}.hostname"),
                 port,
                 _path_modifier(spec.get("path"), f"{at}.path"),
                 status,
@@ -259,7 +283,8 @@ def _filters(
             if not isinstance(spec, Mapping):
                 raise RouteProblem("UnsupportedValue", f"{at}: urlRewrite missing")
             out.rewrite = Rewrite(
-                _str(spec.get("hostname")), _path_modifier(spec.get("path"), f"{at}.path")
+                _hostname(spec.get("hostname"), f"{at}.hostname"),
+                _path_modifier(spec.get("path"), f"{at}.path"),
             )
         elif kind == "RequestMirror" and not per_backend:
             spec = f.get("requestMirror")
@@ -373,7 +398,9 @@ def translate_rules(
                 invalid_weight += weight
             elif weight > 0:
                 backends.append(
-                    WeightedBackend(backend, weight, per.request_headers, per.response_headers)
+                    WeightedBackend(
+                        backend, weight, per.request_headers, per.response_headers, label
+                    )
                 )
         error = filters.error
         if error is None and filters.redirect is None:

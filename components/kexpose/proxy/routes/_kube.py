@@ -17,6 +17,7 @@ __all__ = [
     "EndpointConditions",
     "EndpointPort",
     "EndpointSlice",
+    "GatewayKind",
     "Ingress",
     "IngressBackend",
     "IngressClass",
@@ -42,6 +43,9 @@ __all__ = [
 
 #: The kinds the route table is built from.
 Kind = Literal["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret"]
+#: The Gateway API kinds (and Namespaces, whose labels ``allowedRoutes`` selectors read), read
+#: when the proxy also serves the Gateway API.
+GatewayKind = Literal["GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"]
 
 
 class ObjectMeta(TypedDict, total=False):

@@ -12,6 +12,7 @@ from typing import Final, cast
 
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
+    GatewayKind,
     Ingress,
     IngressClass,
     Kind,
@@ -21,7 +22,7 @@ from kexpose.proxy.routes._kube import (
 )
 from kexpose.proxy.routes._shape import object_problems, shown
 
-__all__ = ["KINDS", "Key", "ObjectSet", "describe", "key_of", "usable_key"]
+__all__ = ["GATEWAY_KINDS", "KINDS", "Key", "ObjectSet", "describe", "key_of", "usable_key"]
 
 #: ``(namespace, name)``; cluster-scoped objects (IngressClass) use ``""`` as the namespace.
 Key = tuple[str, str]
@@ -37,6 +38,22 @@ KINDS: Final[Mapping[Kind, str]] = {
     "Secret": "v1",
 }
 
+#: Gateway API kind -> the versions read. The API server serves ReferenceGrant as v1 and
+#: v1beta1 (the same schema), and manifests use both; the control plane watches the first.
+GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
+    "GatewayClass": ("gateway.networking.k8s.io/v1",),
+    "Gateway": ("gateway.networking.k8s.io/v1",),
+    "HTTPRoute": ("gateway.networking.k8s.io/v1",),
+    "ReferenceGrant": ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"),
+    "Namespace": ("v1",),
+}
+_READ: Final[Mapping[str, tuple[str, ...]]] = {
+    **{str(kind): (api,) for kind, api in KINDS.items()},
+    **{str(kind): apis for kind, apis in GATEWAY_KINDS.items()},
+}
+#: Cluster-scoped kinds: keyed ``("", name)``.
+_CLUSTER_SCOPED: Final = frozenset({"IngressClass", "GatewayClass", "Namespace"})
+
 #: Namespace a manifest object lands in when it names none, as ``kubectl apply`` would do.
 DEFAULT_NAMESPACE: Final = "default"
 
@@ -49,7 +66,7 @@ def usable_key(obj: object, kind: str) -> Key | None:
     name, namespace = meta.get("name"), meta.get("namespace")
     if not isinstance(name, str) or not name or len(name) > 253:
         return None
-    if kind == "IngressClass":
+    if kind in _CLUSTER_SCOPED:
         return ("", name)
     if not isinstance(namespace, str) or not namespace or len(namespace) > 63:
         namespace = DEFAULT_NAMESPACE
@@ -61,25 +78,31 @@ def describe(obj: object, kind: str) -> str:
     key = usable_key(obj, kind)
     if key is None:
         return f"{kind} (no usable metadata.name)"
-    return f"{kind} {key[1]}" if kind == "IngressClass" else f"{kind} {key[0]}/{key[1]}"
+    return f"{kind} {key[1]}" if kind in _CLUSTER_SCOPED else f"{kind} {key[0]}/{key[1]}"
 
 
 def key_of(obj: RawObject) -> Key:
     meta = obj.get("metadata") or {}
-    if obj.get("kind") == "IngressClass":
+    if obj.get("kind") in _CLUSTER_SCOPED:
         return ("", str(meta.get("name", "")))
     return (str(meta.get("namespace") or DEFAULT_NAMESPACE), str(meta.get("name", "")))
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectSet:
-    """Every object of the five kinds the proxy can see, keyed by ``(namespace, name)``."""
+    """Every object of the kinds the proxy can see, keyed by ``(namespace, name)`` (cluster-
+    scoped kinds by name)."""
 
     ingresses: Mapping[Key, Ingress] = field(default_factory=dict)
     classes: Mapping[str, IngressClass] = field(default_factory=dict)
     services: Mapping[Key, Service] = field(default_factory=dict)
     slices: Mapping[Key, EndpointSlice] = field(default_factory=dict)
     secrets: Mapping[Key, Secret] = field(default_factory=dict)
+    gateway_classes: Mapping[str, RawObject] = field(default_factory=dict)
+    gateways: Mapping[Key, RawObject] = field(default_factory=dict)
+    http_routes: Mapping[Key, RawObject] = field(default_factory=dict)
+    reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
+    namespaces: Mapping[str, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -97,7 +120,7 @@ class ObjectSet:
         malformed object whose ``(namespace, name)`` ``previous`` holds keeps that version in
         service, as the last good table would have; otherwise it is left out.
         """
-        by_kind: dict[str, dict[Key, RawObject]] = {kind: {} for kind in KINDS}
+        by_kind: dict[str, dict[Key, RawObject]] = {kind: {} for kind in _READ}
         problems: list[str] = []
         old = previous._by_kind() if previous is not None else {}
         where = f"{origin} " if origin else ""
@@ -106,7 +129,7 @@ class ObjectSet:
             if not isinstance(kind, str):
                 problems.append(f"{where}document {index + 1}: no 'kind'")
                 continue
-            if kind not in KINDS:
+            if kind not in _READ:
                 if kind == "List" and isinstance(doc.get("items"), list):
                     items = [i for i in cast("list[object]", doc["items"]) if isinstance(i, dict)]
                     nested, more = cls.from_documents(
@@ -119,10 +142,10 @@ class ObjectSet:
                     problems.extend(more)
                 continue
             api = doc.get("apiVersion")
-            if api != KINDS[cast("Kind", kind)]:
+            if api not in _READ[kind]:
                 problems.append(
                     f"{where}document {index + 1}: {kind} apiVersion {shown(api)} is not read; "
-                    f"use {KINDS[cast('Kind', kind)]!r}"
+                    f"use {' or '.join(repr(v) for v in _READ[kind])}"
                 )
                 continue
             found = object_problems(doc, kind)
@@ -147,21 +170,26 @@ class ObjectSet:
             services=cast("dict[Key, Service]", dict(by_kind["Service"])),
             slices=cast("dict[Key, EndpointSlice]", dict(by_kind["EndpointSlice"])),
             secrets=cast("dict[Key, Secret]", dict(by_kind["Secret"])),
+            gateway_classes={k[1]: v for k, v in by_kind.get("GatewayClass", {}).items()},
+            gateways=dict(by_kind.get("Gateway", {})),
+            http_routes=dict(by_kind.get("HTTPRoute", {})),
+            reference_grants=dict(by_kind.get("ReferenceGrant", {})),
+            namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
         )
 
     @classmethod
     def merged(cls, sets: Iterable[ObjectSet]) -> ObjectSet:
         """One set from several (one per file); a later set's object wins on the same key."""
-        by_kind: dict[str, dict[Key, RawObject]] = {kind: {} for kind in KINDS}
+        by_kind: dict[str, dict[Key, RawObject]] = {kind: {} for kind in _READ}
         for one in sets:
             for kind, objects in one._by_kind().items():
                 by_kind[kind].update(objects)
         return cls._of(by_kind)
 
     @classmethod
-    def of_kinds(cls, by_kind: Mapping[Kind, Mapping[Key, RawObject]]) -> ObjectSet:
+    def of_kinds(cls, by_kind: Mapping[Kind | GatewayKind, Mapping[Key, RawObject]]) -> ObjectSet:
         """A set from per-kind caches (the control plane's stores)."""
-        full: dict[str, Mapping[Key, RawObject]] = {kind: {} for kind in KINDS}
+        full: dict[str, Mapping[Key, RawObject]] = {kind: {} for kind in _READ}
         for kind, objects in by_kind.items():
             full[kind] = objects
         return cls._of(full)
@@ -173,4 +201,9 @@ class ObjectSet:
             "Service": dict(self.services),
             "EndpointSlice": dict(self.slices),
             "Secret": dict(self.secrets),
+            "GatewayClass": {("", k): v for k, v in self.gateway_classes.items()},
+            "Gateway": dict(self.gateways),
+            "HTTPRoute": dict(self.http_routes),
+            "ReferenceGrant": dict(self.reference_grants),
+            "Namespace": {("", k): v for k, v in self.namespaces.items()},
         }

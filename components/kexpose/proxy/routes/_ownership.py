@@ -45,6 +45,8 @@ class Claim:
     """The legacy annotation value that binds an Ingress to us when no IngressClass has it."""
     watch_without_class: bool = False
     """Also serve Ingresses with neither the field nor the annotation."""
+    gateway_controller: str | None = None
+    """Our GatewayClass ``spec.controllerName``; None: the Gateway API is not served."""
 
 
 def is_owned(ingress: Ingress, classes: Mapping[str, IngressClass], claim: Claim) -> bool:

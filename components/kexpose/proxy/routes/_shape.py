@@ -264,12 +264,22 @@ _SECRET: Final = _Object(
 )
 
 #: Kind -> the shape the proxy reads. A table, so a new field read is a new line here.
+# Gateway API objects: only metadata is checked here. Their translation (``_gateway``,
+# ``_httproute``) reads every other field defensively and reports a wrong shape in the object's
+# own status, which is where the Gateway API wants users to look.
+_METADATA_ONLY: Final = _Object({"metadata": _METADATA}, required=("metadata",))
+
 _SHAPES: Final[Mapping[str, _Object]] = {
     "Ingress": _INGRESS,
     "IngressClass": _INGRESS_CLASS,
     "Service": _SERVICE,
     "EndpointSlice": _ENDPOINT_SLICE,
     "Secret": _SECRET,
+    "GatewayClass": _METADATA_ONLY,
+    "Gateway": _METADATA_ONLY,
+    "HTTPRoute": _METADATA_ONLY,
+    "ReferenceGrant": _METADATA_ONLY,
+    "Namespace": _METADATA_ONLY,
 }
 
 

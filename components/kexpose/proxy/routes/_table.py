@@ -28,10 +28,11 @@ endpoint is answered 503 by the data plane.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Final, cast
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, cast
 
 from kexpose.hosts import host_error, is_wildcard, wildcard_of
+from kexpose.proxy.routes._addresses import Network, assign_addresses
 from kexpose.proxy.routes._backends import Backend, index_slices, resolve_backend
 from kexpose.proxy.routes._certificates import (
     Certificate,
@@ -39,6 +40,8 @@ from kexpose.proxy.routes._certificates import (
     certificate_covers,
     certificate_from_secret,
 )
+from kexpose.proxy.routes._gateway import GatewayTable, build_gateway_table
+from kexpose.proxy.routes._gwtable import GatewayPort
 from kexpose.proxy.routes._kube import EndpointSlice, Ingress, IngressBackend
 from kexpose.proxy.routes._objects import Key, ObjectSet, key_of
 from kexpose.proxy.routes._ownership import Claim, is_owned, precedence_order
@@ -91,6 +94,10 @@ class RouteTable:
     """The Ingresses we serve, ``(namespace, name)``; the status writer updates these."""
     problems: tuple[str, ...] = ()
     """What was skipped and why, for the log."""
+    gateway: GatewayTable = field(default_factory=GatewayTable)
+    """The Gateway API half: what each Gateway port serves, and every status value."""
+    gateway_ports: Mapping[tuple[str, int], GatewayPort] = field(default_factory=dict)
+    """``(gateway namespace/name, port)`` -> what that listening socket serves."""
 
     def virtual_host(self, host: str) -> VirtualHost:
         """The virtual host for a normalised Host name: exact, then ``*.`` wildcard, then all."""
@@ -264,11 +271,66 @@ class _Builder:
         )
 
 
-def build_table(objects: ObjectSet, *, claim: Claim) -> RouteTable:
-    """The route table for ``objects``, serving only the Ingresses ``claim`` makes ours."""
+def build_table(
+    objects: ObjectSet, *, claim: Claim, gateway_pool: Network | None = None
+) -> RouteTable:
+    """The route table for ``objects``, serving only the Ingresses ``claim`` makes ours, and,
+    when ``claim`` names a Gateway controller, its Gateways with addresses from ``gateway_pool``."""
     ours = [i for i in objects.ingresses.values() if is_owned(i, objects.classes, claim)]
-    builder = _Builder(objects, slices=index_slices(objects))
+    slices = index_slices(objects)
+    builder = _Builder(objects, slices=slices)
     ordered = precedence_order(ours)
     for ingress in ordered:
         builder.add_ingress(ingress)
-    return builder.freeze(tuple(key_of(i) for i in ordered))
+    table = builder.freeze(tuple(key_of(i) for i in ordered))
+    if claim.gateway_controller is None:
+        return table
+    gateway = _gateways(objects, claim.gateway_controller, slices, gateway_pool)
+    return replace(
+        table,
+        gateway=gateway,
+        gateway_ports={(p.gateway, p.port): p for p in gateway.ports},
+        backends={**table.backends, **gateway.backends},
+        problems=table.problems + gateway.problems,
+    )
+
+
+def _gateways(
+    objects: ObjectSet,
+    controller: str,
+    slices: Mapping[Key, list[EndpointSlice]],
+    pool: Network | None,
+) -> GatewayTable:
+    def spec(obj: object) -> Mapping[str, Any]:
+        value = obj.get("spec") if isinstance(obj, Mapping) else None
+        return value if isinstance(value, Mapping) else {}
+
+    classes = {
+        name
+        for name, cls in objects.gateway_classes.items()
+        if spec(cls).get("controllerName") == controller
+    }
+    ours: dict[Key, Mapping[str, Any]] = {
+        key: cast("Mapping[str, Any]", gw)
+        for key, gw in objects.gateways.items()
+        if spec(gw).get("gatewayClassName") in classes
+    }
+    addresses, address_problems = assign_addresses(ours, pool)
+    namespaces: dict[str, Mapping[str, str]] = {}
+    for name, ns in objects.namespaces.items():
+        meta = cast("Mapping[str, Any]", ns).get("metadata")
+        labels = meta.get("labels") if isinstance(meta, Mapping) else None
+        namespaces[name] = labels if isinstance(labels, Mapping) else {}
+    return build_gateway_table(
+        controller=controller,
+        classes=cast("Mapping[str, Mapping[str, Any]]", objects.gateway_classes),
+        gateways=cast("Mapping[Key, Mapping[str, Any]]", objects.gateways),
+        routes=cast("Mapping[Key, Mapping[str, Any]]", objects.http_routes),
+        grants=[cast("Mapping[str, Any]", g) for g in objects.reference_grants.values()],
+        services=objects.services,
+        slices=slices,
+        secrets=objects.secrets,
+        namespaces=namespaces,
+        addresses=addresses,
+        address_problems=address_problems,
+    )

@@ -1,0 +1,118 @@
+"""Which address each Gateway gets, from the pool the proxy was given (``--gateway-addresses``).
+
+Several Gateways may listen on the same port (the conformance suite's base Gateways all use
+80), so each needs its own address: the data plane binds every Gateway's listeners on that
+Gateway's addresses, and ``status.addresses`` tells clients where to go. The pool is a CIDR of
+addresses the proxy can bind: a range routed to its node (or its pod's ``hostNetwork``), or, in
+the end-to-end tests, a range on the network namespace's loopback.
+
+Choice, stable across changes so that an unrelated Gateway appearing moves no one:
+
+1. an ``IPAddress`` the Gateway asks for in ``spec.addresses``, when it is in the pool and free;
+   one outside the pool (or of another type) is not usable (``AddressNotUsable``);
+2. the address its status already holds, when it is in the pool and free (a restart keeps it);
+3. else a slot derived from a hash of ``namespace/name``, probing onward while taken.
+
+Gateways are served oldest first, so an older Gateway keeps its address in a clash. Pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from kexpose.proxy.routes._objects import Key
+
+__all__ = ["Network", "assign_addresses"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _m(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _in(pool: Network, value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return str(address) if address in pool else None
+
+
+def _usable(pool: Network) -> tuple[int, int]:
+    """(first, count) of the pool's host addresses (network and broadcast left out of a v4
+    range larger than /31)."""
+    size = pool.num_addresses
+    if pool.version == 4 and size > 2:
+        return int(pool.network_address) + 1, size - 2
+    return int(pool.network_address), size
+
+
+def assign_addresses(
+    gateways: Mapping[Key, Mapping[str, Any]], pool: Network | None
+) -> tuple[dict[Key, tuple[str, ...]], dict[Key, str]]:
+    """(Gateway -> its addresses, Gateway -> why it has none)."""
+    assigned: dict[Key, tuple[str, ...]] = {}
+    problems: dict[Key, str] = {}
+    if pool is None:
+        for key in gateways:
+            problems[key] = "the proxy has no address pool (--gateway-addresses)"
+        return assigned, problems
+    taken: set[str] = set()
+
+    def age(item: tuple[Key, Mapping[str, Any]]) -> tuple[str, Key]:
+        created = _m(item[1].get("metadata")).get("creationTimestamp")
+        return (str(created or ""), item[0])
+
+    ordered = sorted(gateways.items(), key=age)
+    waiting: list[Key] = []
+    for key, gateway in ordered:
+        wanted = _list(_m(gateway.get("spec")).get("addresses"))
+        if wanted:
+            values = []
+            for entry in wanted:
+                kind = entry.get("type") or "IPAddress"
+                value = _in(pool, entry.get("value")) if kind == "IPAddress" else None
+                if value is None or value in taken:
+                    problems[key] = (
+                        f"address {entry.get('value')!r} ({kind}) is not usable: the proxy binds "
+                        f"IPAddress values from {pool} that no other Gateway holds"
+                    )
+                    break
+                values.append(value)
+            else:
+                taken.update(values)
+                assigned[key] = tuple(values)
+            continue
+        previous = [
+            a
+            for e in _list(_m(gateway.get("status")).get("addresses"))
+            if (a := _in(pool, e.get("value")))
+        ]
+        if previous and previous[0] not in taken:
+            taken.add(previous[0])
+            assigned[key] = (previous[0],)
+        else:
+            waiting.append(key)
+    first, count = _usable(pool)
+    for key in waiting:
+        digest = hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()
+        start = int.from_bytes(digest[:8], "big") % count
+        for step in range(count):
+            candidate = str(ipaddress.ip_address(first + (start + step) % count))
+            if candidate not in taken:
+                taken.add(candidate)
+                assigned[key] = (candidate,)
+                break
+        else:
+            problems[key] = f"the address pool {pool} is exhausted"
+    return assigned, problems
