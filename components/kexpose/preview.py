@@ -11,6 +11,8 @@ what ``kexpose preview`` tabulates and checks and ``kexpose render`` writes.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import ipaddress
 import json
 import threading
@@ -31,10 +33,14 @@ from kexpose.yamlio import load_one
 __all__ = [
     "PreviewResult",
     "Recorded",
+    "config_path_of",
     "find_project",
+    "line_of",
     "load_stack_config",
     "run_preview",
     "run_program",
+    "stack_lines",
+    "stack_path",
 ]
 
 PROJECT: Final = "kexpose"
@@ -103,10 +109,68 @@ def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
     return value
 
 
-class _Answers(pulumi.runtime.Mocks):
-    """What a fresh cluster (and the dynamic providers) would answer."""
+#: Validity of placeholder certificates: fixed, so that renders do not change from run to run;
+#: notAfter 99991231235959Z is RFC 5280 §4.1.2.5's "no well-defined expiration date".
+_PLACEHOLDER_NOT_BEFORE: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_PLACEHOLDER_NOT_AFTER: Final = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+PLACEHOLDER_KEY: Final = (
+    "<placeholder: the private key is generated at deployment; render --show-secrets for real "
+    "material>"
+)
 
-    def __init__(self) -> None:
+
+def placeholder_certificate(hosts: list[str], *, seed: str) -> dict[str, Any]:
+    """A stand-in for a self-signed certificate, the same for the same ``seed`` and hosts.
+
+    The key is derived from the seed and the signature is deterministic ECDSA (RFC 6979), so
+    two renders of the same stack are byte for byte the same; the hosts (SANs) are the real
+    ones, so the rendered stack can still be checked. No private key is returned.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    digest = hashlib.sha256(f"{seed}|{','.join(hosts)}".encode()).digest()
+    # A P-256 private scalar in [1, n-1] (n: the curve order, SEC 2 §2.4.2).
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    key = ec.derive_private_key(int.from_bytes(digest) % (order - 1) + 1, ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (hosts[0] if hosts else "x")[:64])])
+    sans: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(int.from_bytes(digest[:16]) >> 1 or 1)
+        .not_valid_before(_PLACEHOLDER_NOT_BEFORE)
+        .not_valid_after(_PLACEHOLDER_NOT_AFTER)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    return {
+        "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "key_pem": PLACEHOLDER_KEY,
+        "not_after": _PLACEHOLDER_NOT_AFTER.isoformat(),
+    }
+
+
+class _Answers(pulumi.runtime.Mocks):
+    """What a fresh cluster (and the dynamic providers) would answer.
+
+    With ``placeholders``, a self-signed certificate is a deterministic stand-in
+    (:func:`placeholder_certificate`) instead of newly generated material.
+    """
+
+    def __init__(self, *, placeholders: bool = False) -> None:
+        self._placeholders = placeholders
         self._next_ip = 10
         self._lock = threading.Lock()
         # The monitor calls new_resource on the thread that serves the registration; the
@@ -121,6 +185,15 @@ class _Answers(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == _DYNAMIC:
             props = {k: v for k, v in state.items() if not k.startswith("__")}
+            if self._placeholders:
+                plain = _unwrap(props, "", set())
+                hosts = [str(h) for h in plain.get("hosts") or []]
+                outs = {
+                    "hosts": hosts,
+                    "validity_days": plain.get("validity_days"),
+                    **placeholder_certificate(hosts, seed=args.name),
+                }
+                return f"{args.name}-placeholder", {**state, **outs}
             created = SelfSignedProvider().create(_unwrap(props, "", set()))
             return created.id, {**state, **(created.outs or {})}
         meta = state.get("metadata") or {}
@@ -204,9 +277,14 @@ def _config_dir(project: Path) -> Path:
     return project / str(meta.get("stackConfigDir", "."))
 
 
+def stack_path(project: Path, stack: str) -> Path:
+    """Where the stack file of ``stack`` is (it may not exist)."""
+    return _config_dir(project) / f"Pulumi.{stack}.yaml"
+
+
 def load_stack_config(project: Path, stack: str) -> tuple[Path, dict[str, Any]]:
     """The stack file and its ``config:`` block, secure values replaced by a placeholder."""
-    path = _config_dir(project) / f"Pulumi.{stack}.yaml"
+    path = stack_path(project, stack)
     if not path.is_file():
         available = sorted(
             p.name.removeprefix("Pulumi.").removesuffix(".yaml")
@@ -286,13 +364,14 @@ def run_program(
     stack: str,
     config: Mapping[str, Any],
     on_resource: Callable[[Recorded], None] | None = None,
+    placeholders: bool = False,
 ) -> list[Recorded]:
     """Run ``program`` as stack ``stack`` with ``config`` under the recording mocks.
 
     Config keys without a namespace are put in ``kexpose:``. Exceptions of the program
     propagate (a ``pulumi.RunError`` from ``kexpose.program`` included).
     """
-    answers = _Answers()
+    answers = _Answers(placeholders=placeholders)
     monitor = _Recorder(answers, on_resource)
     _skip_source_positions()
     pulumi.runtime.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -312,17 +391,21 @@ def run_preview(
     *,
     project: Path,
     on_resource: Callable[[Recorded], None] | None = None,
+    placeholders: bool = False,
 ) -> PreviewResult:
     """Run the stack program for ``stack`` under mocks and return what it registered.
 
-    Raises ConfigError (invalid config; PolicyViolationError for a forbidden choice) or
-    InputError (unusable files).
+    ``placeholders``: self-signed certificates are deterministic stand-ins without a private
+    key (for renders that must not change from run to run). Raises ConfigError (invalid config;
+    PolicyViolationError for a forbidden choice) or InputError (unusable files).
     """
     from kexpose.program import main
 
     stack_file, config = load_stack_config(project, stack)
     try:
-        recorded = run_program(main, stack=stack, config=config, on_resource=on_resource)
+        recorded = run_program(
+            main, stack=stack, config=config, on_resource=on_resource, placeholders=placeholders
+        )
     except pulumi.RunError as exc:
         # The program turns kexpose errors into RunError for the real CLI; undo that here.
         cause = exc.__cause__ or exc.__context__
@@ -335,3 +418,66 @@ def run_preview(
         resources=tuple(recorded),
         stack_config=config,
     )
+
+
+def stack_lines(stack_file: Path) -> dict[str, int]:
+    """Where each mapping of a stack file's config starts, by config path (``kexpose:apps[2]``,
+    ``kexpose:apps[2].service``, ``kexpose:controller``); ``""`` is the ``config:`` mapping.
+
+    For pointing findings at lines; a file that cannot be read gives an empty map.
+    """
+    try:
+        document = load_one(stack_file.read_bytes(), source=str(stack_file))
+    except (OSError, KexposeError):
+        return {}
+    if document is None or not isinstance(document.data, dict):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            if id(value) in document.lines:
+                lines.setdefault(path, document.lines[id(value)])
+            keys = document.key_lines.get(id(value), {})
+            for k, v in value.items():
+                child = f"{path}.{k}" if path else str(k)
+                if k in keys:
+                    lines.setdefault(child, keys[k])
+                walk(v, child)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+
+    walk(document.data.get("config"), "")
+    return lines
+
+
+def line_of(lines: Mapping[str, int], field: str | None) -> int | None:
+    """The line of ``field`` or of the nearest mapping that holds it."""
+    path = field or ""
+    while True:
+        if path in lines:
+            return lines[path]
+        if not path:
+            return None
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+
+
+def config_path_of(result: PreviewResult, record: Recorded) -> str | None:
+    """The stack config entry an object comes from: ``kexpose:apps[i]`` for an app's objects,
+    ``kexpose:controller`` for the controller's, None for the stack's own (namespaces)."""
+    by_urn = {r.urn: r for r in result.resources}
+    apps = result.stack_config.get("kexpose:apps")
+    parent = by_urn.get(record.parent or "")
+    while parent is not None:
+        if parent.type == "kexpose:index:IngressController":
+            return "kexpose:controller"
+        if parent.type == "kexpose:index:ExposedApp" and isinstance(apps, list):
+            for i, app in enumerate(apps):
+                if isinstance(app, dict) and parent.name.endswith(
+                    f"-{app.get('namespace') or 'default'}-{app.get('name')}"
+                ):
+                    return f"kexpose:apps[{i}]"
+        parent = by_urn.get(parent.parent or "")
+    return None

@@ -21,7 +21,7 @@ as literal block scalars (YAML 1.2 §8.1.2) so that certificates read as they ar
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import yaml
@@ -57,6 +57,8 @@ class Document:
     data: Any
     line: int
     lines: Mapping[int, int]
+    key_lines: Mapping[int, Mapping[Any, int]] = field(default_factory=dict)
+    """``key_lines[id(mapping)][key]``: the line each key of a mapping is written on."""
 
 
 class _AliasBombError(Exception):
@@ -109,6 +111,8 @@ class _Loader(_Base):  # type: ignore[misc]
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.mapping_lines: dict[int, int] = {}
+        self.key_lines: dict[int, dict[Any, int]] = {}
+        self._keys: dict[Any, int] = {}
 
     def construct_document(self, node: Node) -> Any:
         _check_expansion(node)
@@ -134,6 +138,7 @@ class _Loader(_Base):  # type: ignore[misc]
                     key_node.start_mark,
                 )
             seen[key] = line
+        self._keys = seen
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping
 
@@ -144,6 +149,7 @@ class _Loader(_Base):  # type: ignore[misc]
         self.mapping_lines[id(data)] = node.start_mark.line + 1
         yield data
         data.update(self.construct_mapping(node))
+        self.key_lines[id(data)] = self._keys
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
@@ -192,8 +198,9 @@ def load_documents(text: str | bytes, *, source: str) -> Iterator[Document]:
                     line=bomb.line,
                 ) from None
             line = node.start_mark.line + 1 if node is not None else 1
-            yield Document(data, line, dict(loader.mapping_lines))
+            yield Document(data, line, dict(loader.mapping_lines), dict(loader.key_lines))
             loader.mapping_lines.clear()
+            loader.key_lines.clear()
             index += 1
     except yaml.YAMLError as exc:
         line, problem = _problem(exc)

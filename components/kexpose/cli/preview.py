@@ -1,26 +1,44 @@
 """``kexpose preview`` and ``kexpose render``: a stack's plan, offline.
 
 Exit codes: 0 the plan is valid and passes every mandatory policy rule; 1 a mandatory policy
-rule fails; 2 the stack config or the files are unusable (the message says where and why).
+rule fails; 2 the stack config or the files are unusable (the message says where and why); 3
+writing the output failed (``kexpose.cli._output``).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 
 import click
-import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kexpose.errors import ConfigError, InputError, PolicyViolationError
+from kexpose.cli._output import (
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    MACHINE_FORMATS,
+    emit,
+    exit_code_for,
+    tool_version,
+    where,
+)
+from kexpose.environment import ENVIRONMENTS, Environment
+from kexpose.errors import (
+    ConfigError,
+    InputError,
+    KexposeError,
+    OutputError,
+    PolicyViolationError,
+)
 
 if TYPE_CHECKING:
     # The engine pulls in the Pulumi SDK and pulumi-kubernetes (seconds of imports), and the
@@ -29,6 +47,7 @@ if TYPE_CHECKING:
     from kexpose.manifests import Manifest
     from kexpose.policy.engine import Violation
     from kexpose.preview import PreviewResult, Recorded
+    from kexpose.report import Report
 
 __all__ = ["commands", "order_key", "redact"]
 
@@ -111,17 +130,19 @@ def _progress(stack: str, quiet: bool) -> Iterator[Any]:
         yield lambda _r: progress.advance(task)
 
 
-def _run(stack: str, project_dir: Path | None, quiet: bool = False) -> PreviewResult:
+def _run(
+    stack: str, project_dir: Path | None, quiet: bool = False, *, placeholders: bool = False
+) -> PreviewResult:
     from kexpose.preview import find_project, run_preview
 
     project = project_dir or find_project(Path.cwd())
     with _progress(stack, quiet) as tick:
-        return run_preview(stack, project=project, on_resource=tick)
+        return run_preview(stack, project=project, on_resource=tick, placeholders=placeholders)
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: KexposeError) -> NoReturn:
     click.echo(str(exc), err=True)
-    sys.exit(1 if isinstance(exc, PolicyViolationError) else 2)
+    sys.exit(exit_code_for(exc))
 
 
 def _violations(result: PreviewResult, manifests: list[Manifest]) -> list[Violation]:
@@ -215,24 +236,37 @@ def _summary(result: PreviewResult, manifests: list[Manifest], violations: list[
     return f"{result.stack}: " + "; ".join(parts)
 
 
-@click.command("preview")
+@click.command("preview", epilog=EXIT_CODES_HELP)
 @click.option("--stack", "-s", required=True, help="Stack name: dev, staging or prod.")
 @click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory holding Pulumi.yaml (default: the nearest one above the current directory).",
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", *MACHINE_FORMATS]),
+    default="table",
+    show_default=True,
+    help=(
+        "table for people; json (resources, and violations with the stack file and line); "
+        "sarif (SARIF 2.1.0); junit (a testcase per object and rule); github (workflow-command "
+        "annotations). In the machine formats errors are structured output too."
+    ),
+)
 def preview(stack: str, project_dir: Path | None, output: str) -> None:
     """Show what a stack would provision, with policy verdicts, without a cluster or Pulumi CLI."""
+    machine = output in MACHINE_FORMATS
     try:
-        result = _run(stack, project_dir, quiet=output == "json")
+        result = _run(stack, project_dir, quiet=machine)
         pairs = sorted(result.manifests(), key=lambda p: order_key(p[1]))
         manifests = [m for _, m in pairs]
         violations = _violations(result, manifests)
-    except (ConfigError, InputError) as exc:
+    except KexposeError as exc:
+        if machine:
+            emit(_error_report(stack, project_dir, exc), output)
         _fail(exc)
-        return
     by_resource: dict[str, list[Violation]] = {}
     for v in violations:
         by_resource.setdefault(v.resource, []).append(v)
@@ -246,20 +280,77 @@ def preview(stack: str, project_dir: Path | None, output: str) -> None:
         ref = f"{m['kind']}/{meta.get('namespace') or 'default'}/{meta.get('name')}"
         row["policy"] = [f"{v.enforcement}:{v.rule}" for v in by_resource.get(ref, [])]
         rows.append(row)
-    if output == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "stack": stack,
-                    "resources": rows,
-                    "violations": [v.as_dict() for v in violations],
-                },
-                indent=2,
-            )
-        )
-    else:
-        _print_table(stack, rows, violations, _summary(result, manifests, violations))
-    sys.exit(1 if any(v.enforcement == "mandatory" for v in violations) else 0)
+    code = EXIT_VIOLATION if any(v.enforcement == "mandatory" for v in violations) else EXIT_OK
+    if machine:
+        emit(_report(result, pairs, rows, violations, code), output)
+    _print_table(stack, rows, violations, _summary(result, manifests, violations))
+    sys.exit(code)
+
+
+def _environment(config: Mapping[str, Any]) -> Environment | None:
+    env = config.get("kexpose:environment")
+    return cast("Environment", env) if env in ENVIRONMENTS else None
+
+
+def _report(
+    result: PreviewResult,
+    pairs: list[tuple[Recorded, Manifest]],
+    rows: list[dict[str, Any]],
+    violations: list[Violation],
+    code: int,
+) -> Report:
+    from kexpose.policy.engine import identify
+    from kexpose.preview import config_path_of, line_of, stack_lines
+    from kexpose.report import Finding, Report, Subject
+
+    lines = stack_lines(result.stack_file)
+    file = str(result.stack_file)
+    at: dict[str, int | None] = {}
+    subjects = []
+    for (record, _), obj in zip(pairs, identify([m for _, m in pairs]), strict=True):
+        line = line_of(lines, config_path_of(result, record))
+        at.setdefault(obj.ref, line)
+        subjects.append(Subject(obj.ref, obj.kind, file, line))
+    return Report(
+        tool="kexpose preview",
+        environment=_environment(result.stack_config),
+        findings=[Finding(v, file, at.get(v.resource)) for v in violations],
+        subjects=subjects,
+        exit_code=code,
+        version=tool_version(),
+        extra={"stack": result.stack, "resources": rows},
+    )
+
+
+def _error_report(stack: str, project_dir: Path | None, exc: KexposeError) -> Report:
+    """The report of a run that stopped: the error, and each mandatory violation it names."""
+    from kexpose.policy.engine import Violation
+    from kexpose.preview import find_project, line_of, stack_lines, stack_path
+    from kexpose.report import Finding, Problem, Report
+
+    try:
+        path: Path | None = stack_path(project_dir or find_project(Path.cwd()), stack)
+    except KexposeError:
+        path = None
+    lines = stack_lines(path) if path is not None else {}
+    file = str(path) if path is not None and path.is_file() else None
+    findings = []
+    if isinstance(exc, PolicyViolationError):
+        for violation, field in exc.violations:
+            if isinstance(violation, Violation):
+                findings.append(Finding(violation, file, line_of(lines, field)))
+    problem_file, problem_line = where(exc)
+    if isinstance(exc, ConfigError) and file is not None:
+        problem_file, problem_line = file, line_of(lines, exc.field)
+    return Report(
+        tool="kexpose preview",
+        environment=None,
+        findings=findings,
+        problems=[Problem(str(exc), file=problem_file or file, line=problem_line)],
+        exit_code=exit_code_for(exc),
+        version=tool_version(),
+        extra={"stack": stack, "resources": []},
+    )
 
 
 def _print_table(
@@ -294,7 +385,7 @@ def _print_table(
     out.print(f"[bold]{summary}[/]", highlight=False)
 
 
-@click.command("render")
+@click.command("render", epilog=EXIT_CODES_HELP)
 @click.option("--stack", "-s", required=True, help="Stack name: dev, staging or prod.")
 @click.option(
     "--out",
@@ -304,38 +395,88 @@ def _print_table(
     help="Directory to write one YAML file per object into.",
 )
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--show-secrets", is_flag=True, help="Write Secret data in plain text.")
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help=(
+        "Write Secret data in plain text, with freshly generated self-signed keys. Without it "
+        "Secret data is redacted and self-signed certificates are deterministic placeholders, "
+        "so that two renders of the same stack are the same."
+    ),
+)
 def render(stack: str, out_dir: Path, project_dir: Path | None, show_secrets: bool) -> None:
     """Write a stack's Kubernetes manifests as YAML, one file per object."""
     try:
-        result = _run(stack, project_dir)
-    except (ConfigError, InputError) as exc:
+        result = _run(stack, project_dir, placeholders=not show_secrets)
+        pairs = sorted(result.manifests(), key=lambda p: order_key(p[1]))
+        written = write_manifests(pairs, out_dir, show_secrets=show_secrets)
+    except KexposeError as exc:
         _fail(exc)
         return
-    pairs = sorted(result.manifests(), key=lambda p: order_key(p[1]))
-    written = write_manifests(pairs, out_dir, show_secrets=show_secrets)
     err.print(f"{stack}: wrote {written} manifests to {out_dir}", highlight=False)
+    if show_secrets:
+        warning = secrets_warning(out_dir)
+        if warning:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def secrets_warning(out_dir: Path) -> str | None:
+    """A warning when private keys were written where git would offer to commit them.
+
+    Asks ``git check-ignore`` (which knows every .gitignore, .git/info/exclude and the global
+    excludes file); nothing to say outside a git work tree or without git.
+    """
+    probe = out_dir / "secret.yaml"
+    try:
+        done = subprocess.run(
+            ["git", "check-ignore", "-q", "--no-index", str(probe)],
+            cwd=out_dir,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode == 1:  # in a work tree and not ignored (128: not a repository)
+        return (
+            f"{out_dir} holds private keys in plain text and is not ignored by git; add it to "
+            ".gitignore (or render into out/, which is) so that they are never committed"
+        )
+    return None
 
 
 def write_manifests(
     pairs: list[tuple[Recorded, Manifest]], out_dir: Path, *, show_secrets: bool
 ) -> int:
-    """Write each object to ``out_dir``, replacing what an earlier render wrote there."""
+    """Write each object to ``out_dir`` as one YAML document, replacing an earlier render.
+
+    Raises InputError for a directory kexpose did not write (a usage problem) and OutputError
+    when writing fails (permissions, a full disk).
+    """
+    from kexpose.yamlio import dump_document
+
     marker = out_dir / ".kexpose-render"
-    if out_dir.exists() and any(out_dir.iterdir()) and not marker.exists():
-        raise click.ClickException(
-            f"{out_dir} is not empty and was not written by kexpose render; choose another --out"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("*.yaml"):
-        old.unlink()
-    marker.write_text("written by kexpose render; files here are replaced on every render\n")
-    for n, (record, manifest) in enumerate(pairs):
-        body = manifest if show_secrets else redact(record, manifest)
-        meta: Mapping[str, Any] = manifest.get("metadata") or {}
-        parts = [f"{n:03d}", manifest["kind"].lower(), meta.get("namespace"), meta.get("name")]
-        name = "-".join(str(p) for p in parts if p) + ".yaml"
-        (out_dir / name).write_text(yaml.safe_dump(body, sort_keys=False))
+    try:
+        if out_dir.exists() and any(out_dir.iterdir()) and not marker.exists():
+            raise InputError(
+                f"{out_dir} is not empty and was not written by kexpose render; choose another "
+                "--out"
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("*.yaml"):
+            old.unlink()
+        marker.write_text("written by kexpose render; files here are replaced on every render\n")
+        for n, (record, manifest) in enumerate(pairs):
+            body = manifest if show_secrets else redact(record, manifest)
+            meta: Mapping[str, Any] = manifest.get("metadata") or {}
+            parts = [f"{n:03d}", manifest["kind"].lower(), meta.get("namespace"), meta.get("name")]
+            name = "-".join(str(p) for p in parts if p) + ".yaml"
+            (out_dir / name).write_text(dump_document(body))
+    except OSError as exc:
+        where = exc.filename or out_dir
+        raise OutputError(
+            f"cannot write to {where}: {exc.strerror or exc}; choose a writable --out"
+        ) from None
     return len(pairs)
 
 
