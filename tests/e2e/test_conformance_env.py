@@ -30,9 +30,11 @@ from .conformance import (
     CONTROLLER_NAME,
     SUITE_NAMESPACES,
     GatewayClass,
+    SuiteOptions,
     accepted_features,
     create_gateway_class,
     install_crds,
+    run_suite,
     suite_base_manifests,
 )
 from .echo_pods import ECHO_BASIC_IMAGE, EchoBasicPods, echo_basic_address
@@ -374,3 +376,25 @@ def test_the_harness_waits_for_a_gateway_class_accepted_with_features(
         assert accepted_features(kube, name) == ("Gateway", "HTTPRoute")
     finally:
         kube.delete(GatewayClass, name)
+
+
+def test_the_suite_binary_runs_against_the_cluster_and_stops_on_an_unaccepted_class(
+    cluster: LocalCluster, toolchain: Toolchain, kube: Client, tmp_path: Path
+) -> None:
+    """run_suite for real, up to where the suite needs a controller: it reaches the apiserver
+    (KUBECONFIG), honours -gateway-class, and fails on the class's empty supportedFeatures
+    without a report; the same stop `scripts/conformance` reports until kexpose-proxy accepts."""
+    install_crds(kube, toolchain)
+    name = f"e2e-unaccepted-{uuid.uuid4().hex[:6]}"
+    create_gateway_class(kube, name=name, controller="example.invalid/nobody")
+    try:
+        options = SuiteOptions(report_output=tmp_path / "report.yaml", gateway_class=name)
+        outcome = run_suite(toolchain, cluster.kubeconfig, options, log=tmp_path / "suite.log")
+    finally:
+        kube.delete(GatewayClass, name)
+    log = outcome.log.read_text()
+    assert outcome.returncode == 1, outcome.tail()
+    assert outcome.report is None
+    assert f"-gateway-class={name}" in log.splitlines()[0]
+    assert f"Supported features for GatewayClass {name}: []" in log
+    assert "no supported features were determined for test suite" in log
