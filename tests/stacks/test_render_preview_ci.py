@@ -166,3 +166,14 @@ def test_repeated_config_problems_are_grouped(tmp_path: Path) -> None:
     assert "(300 problems, 1 distinct)" in result.stderr
     assert "... and 297 more like this" in result.stderr
     assert len(result.stderr.splitlines()) < 10
+
+
+@pytest.mark.parametrize("command", [[], ["check"], ["preview"], ["render"]])
+def test_exit_codes_are_documented_in_help(command: list[str]) -> None:
+    result = _cli(*command, "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "1 a mandatory policy rule" in text
+    assert "2 invalid input or usage" in text
+    assert "3 an I/O failure" in text
+    assert "unwritable --out" in text

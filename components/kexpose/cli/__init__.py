@@ -13,7 +13,15 @@ __all__ = ["cli", "main"]
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kexpose")
 def cli() -> None:
-    """Typed, policy-checked exposure of Kubernetes apps with Pulumi."""
+    """Typed, policy-checked exposure of Kubernetes apps with Pulumi.
+
+    \b
+    Exit status of preview, render and check:
+      0  clean (advisory findings allowed)
+      1  a mandatory policy rule is violated
+      2  invalid input or usage (stack config, manifests, options)
+      3  an I/O failure (e.g. an unwritable --out)
+    """
 
 
 def _register() -> None:
