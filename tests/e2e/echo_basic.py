@@ -300,11 +300,10 @@ def echo(request: Incoming, context: EchoContext, *, http_port: str) -> Reply:
         "service": context.service,
         "pod": context.pod,
     }
-    headers = [
-        *_echo_set_headers(request),
-        ("Content-Type", "application/json"),
-        ("X-Content-Type-Options", "nosniff"),
-    ]
+    own = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
+    # Header().Set after the copy replaces an echoed header of exactly the canonical name.
+    headers = [(n, v) for n, v in _echo_set_headers(request) if n not in own]
+    headers += own.items()
     return Reply(200, tuple(headers), _go_json(assertions, indent=1), delay_s=delay, echoed=True)
 
 
@@ -409,7 +408,8 @@ def _reason(status: int) -> bytes:
 def _framed(reply: Reply, method: str) -> list[tuple[str, str]]:
     """The handler's headers (sorted, as Go writes them), then Date and the body's framing."""
     headers = sorted(reply.headers, key=lambda kv: kv[0])
-    headers.append(("Date", formatdate(usegmt=True)))
+    if not any(name == "Date" for name, _ in headers):  # net/http keeps a handler's own Date
+        headers.append(("Date", formatdate(usegmt=True)))
     no_body = reply.status in (204, 304) or 100 <= reply.status < 200
     if not no_body and (len(reply.body) <= GO_CHUNKING_THRESHOLD or method == "HEAD"):
         headers.append(("Content-Length", str(len(reply.body))))

@@ -165,6 +165,9 @@ def test_x_echo_set_header_pairs_become_response_headers() -> None:
         ("x-lower", "v1,v2"),
         ("X-Second", "2"),
     ]
+    # The handler's own Content-Type wins over an echoed one of the same (canonical) name.
+    replaced = reply_of("/", ("X-Echo-Set-Header", "Content-Type:text/plain,content-type:x"))[1]
+    assert (replaced["Content-Type"], replaced["content-type"]) == ("application/json", "x")
     # What the suite always sends when it expects no header: `X-Echo-Set-Header:` (empty).
     assert reply_of("/", ("X-Echo-Set-Header", ""))[1].keys() == {
         "Content-Type",
