@@ -12,6 +12,7 @@ __all__ = [
     "CONTROLLER_NAME",
     "CONTROLLER_NAMESPACE",
     "CONTROLLER_SERVICE",
+    "GATEWAY_CONTROLLER_NAME",
     "INGRESS_CLASS",
     "TRAEFIK_CONTROLLER_NAME",
 ]
@@ -19,6 +20,8 @@ __all__ = [
 #: IngressClass ``spec.controller`` claimed by kexpose-proxy (a domain-prefixed path, as the
 #: IngressClass API asks: https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class).
 CONTROLLER_NAME: Final = "kexpose.dev/ingress-controller"
+#: GatewayClass ``spec.controllerName`` claimed by kexpose-proxy (Gateway API).
+GATEWAY_CONTROLLER_NAME: Final = "kexpose.dev/gateway-controller"
 #: Traefik's own controller string for its Kubernetes Ingress provider.
 TRAEFIK_CONTROLLER_NAME: Final = "traefik.io/ingress-controller"
 #: The IngressClass the shipped stacks create and route through.

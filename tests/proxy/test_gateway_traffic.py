@@ -23,8 +23,10 @@ pytestmark = pytest.mark.asyncio
 
 GROUP = "gateway.networking.k8s.io"
 CONTROLLER = "kexpose.dev/gateway-controller"
-CLAIM = Claim(CONTROLLER_NAME, ingress_class="kexpose", gateway_controller=CONTROLLER)
 POOL = ipaddress.ip_network("127.77.0.0/24")
+CLAIM = Claim(
+    CONTROLLER_NAME, ingress_class="kexpose", gateway_controller=CONTROLLER, gateway_pool=POOL
+)
 Obj = dict[str, Any]
 
 
@@ -72,7 +74,7 @@ GATEWAY_CLASS = {
 async def load(proxy: Proxy, *objs: Obj) -> RouteTable:
     objects, problems = ObjectSet.from_documents([GATEWAY_CLASS, *objs])
     assert not problems
-    table = build_table(objects, claim=CLAIM, gateway_pool=POOL)
+    table = build_table(objects, claim=CLAIM)
     proxy.plane.swap(table)
     await proxy.plane.gateway_ports_ready()
     return table

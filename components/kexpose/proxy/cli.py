@@ -7,6 +7,7 @@ unreadable files end with a message naming the flag and exit code 2, before anyt
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from dataclasses import replace
@@ -19,6 +20,7 @@ from kexpose.defaults import (
     CONTROLLER_NAME,
     CONTROLLER_NAMESPACE,
     CONTROLLER_SERVICE,
+    GATEWAY_CONTROLLER_NAME,
     INGRESS_CLASS,
 )
 from kexpose.proxy.errors import ProxyConfigError, ProxyError
@@ -82,10 +84,23 @@ def _default_certificate(cert: Path | None, key: Path | None) -> KeyPair:
     help="Also serve Ingresses that name no class at all.",
 )
 @click.option(
+    "--gateway-controller-name",
+    default=GATEWAY_CONTROLLER_NAME,
+    show_default=True,
+    help="GatewayClass spec.controllerName value this proxy claims.",
+)
+@click.option(
+    "--gateway-addresses",
+    default=None,
+    metavar="CIDR",
+    help="Serve the Gateway API: each Gateway of ours listens on its own address from this "
+    "range (addresses the proxy can bind).  [default: Gateway API off]",
+)
+@click.option(
     "--manifests",
     type=click.Path(path_type=Path),
     help="Static mode: read Ingress, IngressClass, Service, EndpointSlice and Secret "
-    "objects from this YAML file or directory (reloaded on change).",
+    "objects (and Gateway API ones) from this YAML file or directory (reloaded on change).",
 )
 @click.option(
     "--kubeconfig",
@@ -190,6 +205,8 @@ def command(
     controller_name: str,
     ingress_class: str,
     watch_ingress_without_class: bool,
+    gateway_controller_name: str,
+    gateway_addresses: str | None,
     manifests: Path | None,
     kubeconfig: Path | None,
     namespace: str | None,
@@ -211,8 +228,19 @@ def command(
     shutdown_delay: float,
     drain_timeout: float,
 ) -> None:
-    """An Ingress controller: serves Kubernetes Ingresses over HTTP and HTTPS."""
+    """An Ingress and Gateway API controller: serves Kubernetes Ingresses and, with
+    --gateway-addresses, Gateways and HTTPRoutes, over HTTP and HTTPS."""
     from kexpose.proxy.runner import ProxyConfig, run
+
+    pool = None
+    if gateway_addresses is not None:
+        try:
+            pool = ipaddress.ip_network(gateway_addresses)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{gateway_addresses!r} is not a CIDR range such as 10.250.0.0/24 ({exc})",
+                param_hint="--gateway-addresses",
+            ) from None
 
     if manifests is not None and not manifests.exists():
         raise click.BadParameter(
@@ -247,6 +275,8 @@ def command(
         controller_name=controller_name,
         ingress_class=ingress_class,
         watch_without_class=watch_ingress_without_class,
+        gateway_controller_name=gateway_controller_name,
+        gateway_addresses=pool,
         manifests=manifests,
         kubeconfig=kubeconfig,
         namespace=namespace,

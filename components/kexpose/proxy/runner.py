@@ -21,13 +21,14 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Final, TypedDict
 
 from prometheus_client import CollectorRegistry
 
 from kexpose.certs import KeyPair
-from kexpose.defaults import CONTROLLER_NAME, INGRESS_CLASS
+from kexpose.defaults import CONTROLLER_NAME, GATEWAY_CONTROLLER_NAME, INGRESS_CLASS
 from kexpose.proxy.access_log import AccessLog
 from kexpose.proxy.control import ControlPlane, Publish
 from kexpose.proxy.health import HealthServer
@@ -68,13 +69,19 @@ class ProxyConfig:
     data: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
     supervision: WorkerSettings = field(default_factory=WorkerSettings)
+    gateway_controller_name: str = GATEWAY_CONTROLLER_NAME
+    gateway_addresses: IPv4Network | IPv6Network | None = None
+    """The Gateway API is served when set: each Gateway of ours gets addresses from here."""
 
     @property
     def claim(self) -> Claim:
+        gateway_api = self.gateway_addresses is not None
         return Claim(
             self.controller_name,
             ingress_class=self.ingress_class,
             watch_without_class=self.watch_without_class,
+            gateway_controller=self.gateway_controller_name if gateway_api else None,
+            gateway_pool=self.gateway_addresses,
         )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from typing import Final
 
 from kexpose.proxy.routes._kube import Ingress, IngressClass
@@ -47,6 +48,9 @@ class Claim:
     """Also serve Ingresses with neither the field nor the annotation."""
     gateway_controller: str | None = None
     """Our GatewayClass ``spec.controllerName``; None: the Gateway API is not served."""
+    gateway_pool: IPv4Network | IPv6Network | None = None
+    """Where our Gateways get their addresses (``routes._addresses``): with the controller name,
+    what a Gateway of ours needs to be served."""
 
 
 def is_owned(ingress: Ingress, classes: Mapping[str, IngressClass], claim: Claim) -> bool:

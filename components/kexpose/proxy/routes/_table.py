@@ -271,11 +271,9 @@ class _Builder:
         )
 
 
-def build_table(
-    objects: ObjectSet, *, claim: Claim, gateway_pool: Network | None = None
-) -> RouteTable:
+def build_table(objects: ObjectSet, *, claim: Claim) -> RouteTable:
     """The route table for ``objects``, serving only the Ingresses ``claim`` makes ours, and,
-    when ``claim`` names a Gateway controller, its Gateways with addresses from ``gateway_pool``."""
+    when ``claim`` names a Gateway controller, its Gateways (addresses from its pool)."""
     ours = [i for i in objects.ingresses.values() if is_owned(i, objects.classes, claim)]
     slices = index_slices(objects)
     builder = _Builder(objects, slices=slices)
@@ -285,7 +283,7 @@ def build_table(
     table = builder.freeze(tuple(key_of(i) for i in ordered))
     if claim.gateway_controller is None:
         return table
-    gateway = _gateways(objects, claim.gateway_controller, slices, gateway_pool)
+    gateway = _gateways(objects, claim.gateway_controller, slices, claim.gateway_pool)
     return replace(
         table,
         gateway=gateway,
