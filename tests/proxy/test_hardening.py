@@ -116,15 +116,25 @@ class RawBackend:
     def __init__(self, answer: bytes) -> None:
         self.answer = answer
         self.received = b""
+        self.bodies: list[bytes] = []
+        """The chunked request bodies received, as framed on the wire."""
         self.server: asyncio.Server | None = None
         self.port = 0
 
     async def start(self) -> RawBackend:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
                 while True:
                     head = await reader.readuntil(b"\r\n\r\n")
                     self.received += head
+                    if b"transfer-encoding: chunked" in head.lower():
+                        body = b""
+                        while not body.endswith(b"0\r\n\r\n"):  # the tests' bodies only
+                            more = await reader.read(65536)
+                            if not more:
+                                break
+                            body += more
+                        self.bodies.append(body)
                     writer.write(self.answer)
                     await writer.drain()
             writer.close()
@@ -350,3 +360,52 @@ async def test_the_header_timeout_applies_after_a_keep_alive_request(
     assert r.status == 408
     assert loop.time() - t0 < 5.0  # the header timeout (0.5 s), far from keep-alive's 30 s
     await c.close()
+
+
+# --- found by the differential fuzzer ------------------------------------------------------------
+
+
+async def test_empty_lines_after_a_request_leave_the_connection_idle_with_a_deadline(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    web = await echo("web")
+    proxy: Proxy = await start_proxy()  # keep-alive timeout 2 s (conftest.FAST)
+    proxy.load(ingress("i", rule(None, path("/", "web"))), *backend_objects("web", [web]))
+    c = await proxy.client()
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\n")
+    assert (await c.response()).status == 200
+    assert await c.closed_by_peer(timeout=5.0)  # not held open forever
+    await c.close()
+
+
+async def test_request_trailers_never_reach_the_endpoint(start_proxy: ProxyFactory) -> None:
+    backend = await RawBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").start()
+    try:
+        proxy: Proxy = await start_proxy()
+        from tests.proxy.objects import endpoint, endpoint_slice, service, sport
+
+        proxy.load(
+            ingress("i", rule(None, path("/", "raw"))),
+            service("raw", sport(80, "http", name="http")),
+            endpoint_slice("raw", [endpoint("127.0.0.2")], [("http", backend.port)]),
+        )
+        c = await proxy.client()
+        c.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+        )
+        assert (await c.response()).status == 200
+        await c.close()
+        assert backend.received.endswith(b"\r\n\r\n")
+        body = await _body_received(backend)
+        assert body == b"3\r\nabc\r\n0\r\n\r\n"
+    finally:
+        await backend.stop()
+
+
+async def _body_received(backend: RawBackend) -> bytes:
+    for _ in range(100):
+        if backend.bodies:
+            return backend.bodies[0]
+        await asyncio.sleep(0.01)
+    return b""

@@ -49,13 +49,26 @@ class ChunkedScanner:
     def done(self) -> bool:
         return self._state == _DONE
 
-    def scan(self, data: bytes, out: list[bytes] | None = None) -> int:
-        """How many leading bytes of ``data`` belong to the body; appends decoded data to ``out``.
+    def scan(
+        self,
+        data: bytes,
+        out: list[bytes] | None = None,
+        forward: list[bytes] | None = None,
+    ) -> int:
+        """How many leading bytes of ``data`` belong to the body; appends decoded data to ``out``
+        and, to ``forward``, those bytes as a proxy passes them on.
 
         Returns ``len(data)`` while the body goes on; less once it ended inside ``data``.
+
+        ``forward`` gets the chunks and the last chunk as received, then an empty trailer
+        section: trailer fields are dropped (nginx drops them too, by re-framing). They would
+        otherwise reach the endpoint without the checks header fields get, e.g. an
+        ``X_Forwarded_For`` or ``X-Forwarded-For`` trailer that a lenient framework merges
+        into the headers (RFC 9110 §6.5.1 forbids the merge; not every framework obeys).
         """
         pos = 0
         n = len(data)
+        kept = 0 if self._state != _TRAILER else -1  # start of the bytes to forward; -1: none
         while pos < n:
             state = self._state
             if state == _DATA:
@@ -68,10 +81,11 @@ class ChunkedScanner:
                     self._state = _DATA_END
                 continue
             if state == _DONE:
-                return pos
+                break
             line, pos = self._read_line(data, pos)
             if line is None:
-                return n
+                pos = n
+                break
             if state == _DATA_END:
                 if line:
                     raise ChunkedError("chunk data longer than its size")
@@ -90,8 +104,15 @@ class ChunkedScanner:
                     self._state = _DATA
                 else:
                     self._state = _TRAILER
+                    if forward is not None and kept >= 0:
+                        forward.append(data[kept:pos])  # up to the end of the last-chunk line
+                    kept = -1
             elif not line:  # _TRAILER: the empty line ends the body
                 self._state = _DONE
+                if forward is not None:
+                    forward.append(b"\r\n")
+        if forward is not None and kept >= 0 and pos > kept:
+            forward.append(data[kept:pos])
         return pos
 
     def _read_line(self, data: bytes, pos: int) -> tuple[bytes | None, int]:

@@ -227,6 +227,19 @@ class ClientConnection(asyncio.Protocol):
     # --- the request stream -------------------------------------------------------------------
 
     def _consume(self, data: bytes) -> None:
+        self._consume_stream(data)
+        if (
+            self._state == _HEAD
+            and self.current is None
+            and self._receiving is None
+            and not self._buf
+            and not self.deadline
+        ):
+            # All that was left were the empty lines a client may send between requests
+            # (RFC 9112 §2.2): the connection is idle, and idleness has a deadline.
+            self._idle()
+
+    def _consume_stream(self, data: bytes) -> None:
         limits = self.plane.settings.limits
         while data:
             state = self._state
@@ -282,12 +295,15 @@ class ClientConnection(asyncio.Protocol):
             else:  # _CHUNKED
                 scanner = self._scanner
                 assert scanner is not None
-                n = scanner.scan(data)
+                forward: list[bytes] = []
+                n = scanner.scan(data, None, forward)
                 piece, data = (data, b"") if n == len(data) else (data[:n], data[n:])
-                self.parser.feed_data(piece)
+                self.parser.feed_data(piece)  # llhttp validates all of it, trailers included
                 if scanner.done != self._complete:
                     raise ChunkedError("chunked framing: llhttp and the scanner disagree")
-                self._body(piece, done=scanner.done)
+                self._body(
+                    forward[0] if len(forward) == 1 else b"".join(forward), done=scanner.done
+                )
 
     def _begin(self, head: bytes) -> None:
         """A complete, validated request head: make its exchange and start it."""
