@@ -111,6 +111,12 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("data value an int", _set(BAD_SECRET, "data", {"tls.crt": 1}), "data"),
 ]
 
+#: Found by the fault-injection test: the watch path knows the kind, the object says another.
+WRONG_KIND: list[tuple[str, dict[str, Any], str]] = [
+    ("kind a list", _set(BAD_INGRESS, "kind", []), "kind"),
+    ("kind another", _set(BAD_INGRESS, "kind", "Service"), "kind"),
+]
+
 
 def _build(docs: list[dict[str, Any]]) -> tuple[RouteTable, tuple[str, ...]]:
     objects, problems = ObjectSet.from_documents(docs)
@@ -128,9 +134,11 @@ def test_a_malformed_object_is_rejected_alone(what: str, bad: dict[str, Any], fi
     assert all(len(p) < 1000 for p in problems)
 
 
-@pytest.mark.parametrize(("what", "bad", "field"), MALFORMED, ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize(
+    ("what", "bad", "field"), MALFORMED + WRONG_KIND, ids=[m[0] for m in MALFORMED + WRONG_KIND]
+)
 def test_object_problems_names_the_field(what: str, bad: dict[str, Any], field: str) -> None:
-    found = object_problems(bad, bad["kind"])
+    found = object_problems(bad, "Ingress" if bad in (m[1] for m in WRONG_KIND) else bad["kind"])
     assert found
     assert any(field in p for p in found), found
 

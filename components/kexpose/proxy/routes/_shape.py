@@ -293,6 +293,10 @@ def object_problems(obj: object, kind: str) -> tuple[str, ...]:
     if shape is None:
         return (f"kind {shown(kind)} is not read by the proxy",)
     found: list[str] = []
+    given = obj.get("kind") if isinstance(obj, Mapping) else None
+    if given is not None and given != kind:
+        # A watch of one kind carrying another (or ``kind: []``): readers dispatch on it.
+        found.append(f"kind is {shown(given)}, expected {kind!r}")
     shape.check(obj, "", found)
     if len(found) > _MAX_PROBLEMS:
         found[_MAX_PROBLEMS:] = [f"and {len(found) - _MAX_PROBLEMS} more"]
