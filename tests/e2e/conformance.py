@@ -42,6 +42,8 @@ from .toolchain import Toolchain
 
 __all__ = [
     "CONTROLLER_NAME",
+    "GATEWAY_ADDRESSES",
+    "GATEWAY_ADDRESSES_ENV",
     "GATEWAY_CLASS",
     "PROFILE_HTTP",
     "SUITE_NAMESPACES",
@@ -68,6 +70,15 @@ GATEWAY_CLASS = "gateway-conformance"
 #: kexpose-proxy's Gateway API controller name (its `--gateway-controller-name` default).
 CONTROLLER_NAME = "kexpose.dev/gateway-controller"
 PROFILE_HTTP = "GATEWAY-HTTP"
+#: The range kexpose-proxy takes Gateway addresses from (`--gateway-addresses`). Several of the
+#: suite's Gateways listen on port 80 (and 443), so each needs its own address. All of
+#: 127.0.0.0/8 is local on `lo`, also in the private network namespace, so any of these binds
+#: without adding an address; the Gateway CRD accepts loopback addresses in status (only
+#: EndpointSlices refuse them). Away from 127.0.0.1, where the control plane listens.
+GATEWAY_ADDRESSES = "127.0.10.0/24"
+#: How kexpose-proxy's CLI takes `--gateway-addresses` from the environment (click's
+#: auto_envvar_prefix KEXPOSE_PROXY); proxy.py passes the environment on to the process.
+GATEWAY_ADDRESSES_ENV = "KEXPOSE_PROXY_GATEWAY_ADDRESSES"
 #: The namespaces of the suite's base manifests; tests may create more.
 SUITE_NAMESPACES = (
     "gateway-conformance-infra",
@@ -112,7 +123,13 @@ class Implementation:
 
 @dataclass(frozen=True, slots=True)
 class SuiteOptions:
-    """One run of the suite. Features default to the GatewayClass `status.supportedFeatures`."""
+    """One run of the suite.
+
+    The suite infers the supported features from the GatewayClass `status.supportedFeatures`
+    only when none of `supported_features`, `exempt_features` and `run_test` is given
+    (`shouldInferSupportedFeatures`); with `exempt_features` alone it tests Core only. To leave
+    a feature out of an inferred run, leave it out of the status, or skip its tests.
+    """
 
     report_output: Path
     gateway_class: str = GATEWAY_CLASS

@@ -6,8 +6,9 @@ network namespace, the local cluster, the suite's CRDs and GatewayClass, the ech
 on the pod IPs (echo_pods.py) and kexpose-proxy out of cluster (proxy.py); then runs the suite
 binary (conformance.py) with its output on stdout. Whatever the suite reports is written to
 `conformance/report.yaml` and summarised; the exit status is the suite's, so a failing test fails
-the command. When the suite writes no report (it gave up before its tests, e.g. because nothing
-accepted the GatewayClass), the committed report is left alone and the command fails.
+the command. When the suite reports no profile (it gave up before its tests, e.g. because nothing
+accepted the GatewayClass, and wrote a report with `profiles: null` or none at all), the
+committed report is left alone and the command fails.
 
 Needs root (the network namespace) and the built toolchain, like the e2e tests.
 """
@@ -15,6 +16,7 @@ Needs root (the network namespace) and the built toolchain, like the e2e tests.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -23,6 +25,8 @@ from pathlib import Path
 
 from .cluster import ClusterStartError, LocalCluster
 from .conformance import (
+    GATEWAY_ADDRESSES,
+    GATEWAY_ADDRESSES_ENV,
     GATEWAY_CLASS,
     SuiteOptions,
     create_gateway_class,
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             install_crds(kube, toolchain)
             create_gateway_class(kube, name=GATEWAY_CLASS)
         with EchoBasicPods(cluster.kubeconfig).running():
+            # Turns kexpose-proxy's Gateway API on (ProxyProcess passes the environment on).
+            os.environ.setdefault(GATEWAY_ADDRESSES_ENV, GATEWAY_ADDRESSES)
             proxy.start()
             with cluster.client() as kube:
                 features = wait_for_gateway_class(kube)
@@ -119,9 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy.stop()
         cluster.stop()
         network.leave()
-    if outcome.report is None:
+    if outcome.report is None or not outcome.report.profiles:
+        # The suite writes a report with no profiles when its setup fails (e.g. the GatewayClass
+        # never Accepted): that is no result, and must not replace one.
         print(
-            f"conformance: the suite exited with {outcome.returncode} and wrote no report; "
+            f"conformance: the suite exited with {outcome.returncode} and reported no profile; "
             f"{args.output} is unchanged. Its output: {outcome.log}; kexpose-proxy's log: "
             f"{proxy.log_path}",
             file=sys.stderr,

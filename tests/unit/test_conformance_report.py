@@ -127,6 +127,12 @@ def test_a_report_off_the_schema_is_refused_naming_the_field(
         parse_report(SAMPLE.replace(old, new, 1))
 
 
+def test_a_setup_failure_report_has_no_profiles() -> None:
+    # What the suite writes when its setup fails (e.g. the GatewayClass never Accepted).
+    head = SAMPLE.split("profiles:")[0]
+    assert parse_report(head + "profiles: null\n").profiles == ()
+
+
 def test_what_is_not_yaml_is_a_report_error() -> None:
     with pytest.raises(ReportError, match="not YAML"):
         parse_report("profiles: [\n")
