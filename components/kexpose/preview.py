@@ -11,6 +11,7 @@ what ``kexpose preview`` tabulates and checks and ``kexpose render`` writes.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import ipaddress
@@ -371,6 +372,13 @@ def run_program(
     Config keys without a namespace are put in ``kexpose:``. Exceptions of the program
     propagate (a ``pulumi.RunError`` from ``kexpose.program`` included).
     """
+    # Pulumi's SDK (set_mocks, then every registration) runs on the thread's current event
+    # loop. A caller may have left none (``asyncio.run`` or a pytest-asyncio test before us
+    # unsets it on exit): give the thread one, as the SDK's own ``_ensure_event_loop`` does. It
+    # stays current, not closed: closing it would end its executor's threads, whose own loops
+    # (made by that same SDK helper) would then be collected unclosed.
+    if _current_loop() is None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     answers = _Answers(placeholders=placeholders)
     monitor = _Recorder(answers, on_resource)
     _skip_source_positions()
@@ -384,6 +392,15 @@ def run_program(
 
     pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
     return monitor.recorded
+
+
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    """The thread's usable current event loop, or None (unset, or closed)."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return None
+    return None if loop.is_closed() else loop
 
 
 def run_preview(
