@@ -39,6 +39,9 @@ class Toolchain:
     kwok_stages: Path
     pulumi_home: Path
     versions: Mapping[str, Any]
+    gateway_api_crds: Path
+    """The Gateway API standard-channel CRDs (one YAML file per kind) of the conformance suite's
+    own release."""
 
     def tool(self, name: str) -> Path:
         """The path of one built binary; raises when it is missing."""
@@ -102,6 +105,7 @@ def find_toolchain(repo_root: Path = REPO_ROOT) -> Toolchain:
         kwok_stages=Path(doc["kwok_stages"]),
         pulumi_home=Path(doc["pulumi_home"]),
         versions=doc["versions"],
+        gateway_api_crds=Path(doc["gateway_api_crds"]),
     )
     for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
         toolchain.tool(name)
