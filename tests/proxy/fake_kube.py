@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from kexpose.proxy.errors import KubeError
-from kexpose.proxy.kubeapi import EventType, Lease
-from kexpose.proxy.routes import Kind, LoadBalancerIngress, RawObject, Service
+from kexpose.proxy.kubeapi import AnyKind, EventType, Lease
+from kexpose.proxy.routes import GatewayKind, LoadBalancerIngress, RawObject, Service
 
 HOLD = object()
 
@@ -30,9 +30,13 @@ class FakeKubeApi:
     leases: dict[tuple[str, str], Lease] = field(default_factory=dict)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     patched: list[tuple[str, str, list[LoadBalancerIngress]]] = field(default_factory=list)
+    statuses: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    """(kind, namespace, name, status) of every Gateway API status patch."""
     _version: int = 100
 
-    async def list_objects(self, kind: Kind, namespace: str | None) -> tuple[list[RawObject], str]:
+    async def list_objects(
+        self, kind: AnyKind, namespace: str | None
+    ) -> tuple[list[RawObject], str]:
         self.calls.append(("list", kind, namespace))
         queue = self.lists.get(kind) or [([], "1")]
         step = queue.pop(0) if len(queue) > 1 else queue[0]
@@ -42,7 +46,7 @@ class FakeKubeApi:
         return copy.deepcopy(items), version
 
     async def watch_objects(
-        self, kind: Kind, namespace: str | None, resource_version: str, *, timeout: int
+        self, kind: AnyKind, namespace: str | None, resource_version: str, *, timeout: int
     ) -> AsyncIterator[tuple[EventType, RawObject]]:
         self.calls.append(("watch", kind, resource_version))
         streams = self.watches.get(kind) or []
@@ -63,6 +67,9 @@ class FakeKubeApi:
         self, namespace: str, name: str, addresses: list[LoadBalancerIngress]
     ) -> None:
         self.patched.append((namespace, name, addresses))
+
+    async def patch_status(self, kind: GatewayKind, namespace: str, name: str, status: Any) -> None:
+        self.statuses.append((kind, namespace, name, copy.deepcopy(dict(status))))
 
     # --- leases: optimistic concurrency like the API server -----------------------------------
 

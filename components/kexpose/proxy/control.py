@@ -8,7 +8,9 @@ whole. The first table goes out only once every kind has been listed, and that i
 proxy becomes ready.
 
 The status writer keeps ``status.loadBalancer.ingress`` of the Ingresses we own at the
-published address; with several replicas only the Lease holder writes (``lease``).
+published address and, when the Gateway API is served, the status of our GatewayClasses,
+Gateways and HTTPRoutes as the table computed it (``routes._gwstatus``: only what changed is
+written); with several replicas only the Lease holder writes (``lease``).
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Final, cast
 
 from kexpose.proxy.errors import KubeError, WatchGoneError
-from kexpose.proxy.kubeapi import KubeApi
+from kexpose.proxy.kubeapi import AnyKind, KubeApi
 from kexpose.proxy.lease import LeaderElector
 from kexpose.proxy.routes import (
+    GATEWAY_KINDS,
     KINDS,
     Claim,
     Key,
-    Kind,
     LoadBalancerIngress,
     ObjectSet,
     RawObject,
@@ -40,13 +43,19 @@ from kexpose.proxy.routes import (
     status_updates,
     usable_key,
 )
+from kexpose.proxy.routes._gwstatus import (
+    class_status_body,
+    gateway_status_body,
+    route_status_body,
+)
 from kexpose.proxy.settings import ControlSettings
 
 __all__ = ["ControlPlane", "Publish"]
 
 log = logging.getLogger(__name__)
 
-_ALL_KINDS: Final[tuple[Kind, ...]] = tuple(KINDS)
+_INGRESS_KINDS: Final[tuple[AnyKind, ...]] = tuple(KINDS)
+_GATEWAY_KINDS: Final[tuple[AnyKind, ...]] = tuple(GATEWAY_KINDS)
 
 
 def _version_of(obj: object) -> str | None:
@@ -87,8 +96,9 @@ class ControlPlane:
         self._publish = publish or Publish()
         self._elector = elector
         self._sleep = sleep
-        self._store: dict[Kind, dict[Key, RawObject]] = {kind: {} for kind in _ALL_KINDS}
-        self._synced: set[Kind] = set()
+        self._kinds = _INGRESS_KINDS + (_GATEWAY_KINDS if claim.gateway_controller else ())
+        self._store: dict[AnyKind, dict[Key, RawObject]] = {kind: {} for kind in self._kinds}
+        self._synced: set[AnyKind] = set()
         self._dirty = asyncio.Event()
         self._status_due = asyncio.Event()
         if elector is not None:
@@ -102,10 +112,11 @@ class ControlPlane:
     async def run(self) -> None:
         """Informers, builder, leader election and status writer, until cancelled."""
         async with asyncio.TaskGroup() as group:
-            for kind in _ALL_KINDS:
+            for kind in self._kinds:
                 group.create_task(self.inform(kind), name=f"inform {kind}")
             group.create_task(self._build_loop(), name="build route tables")
-            if self._publish.addresses or self._publish.service:
+            gateway_api = self._claim.gateway_controller is not None
+            if self._publish.addresses or self._publish.service or gateway_api:
                 if self._elector is not None:
                     group.create_task(self._elector.run(), name="leader election")
                 group.create_task(self._status_loop(), name="write Ingress status")
@@ -116,7 +127,7 @@ class ControlPlane:
 
     # --- informers ----------------------------------------------------------------------------
 
-    async def inform(self, kind: Kind) -> None:
+    async def inform(self, kind: AnyKind) -> None:
         """List, then watch from there; relist on 410, back off on errors. Never returns."""
         delay = self._settings.backoff_initial
         while True:
@@ -136,7 +147,7 @@ class ControlPlane:
             await self._sleep(delay)
             delay = min(delay * 2, self._settings.backoff_max)
 
-    async def list_and_watch(self, kind: Kind) -> None:
+    async def list_and_watch(self, kind: AnyKind) -> None:
         """One pass: list, then follow watches from the list's version until an error.
 
         Every object is checked (``routes.object_problems``) before it is stored: a malformed
@@ -175,7 +186,7 @@ class ControlPlane:
 
     @staticmethod
     def _admit(
-        kind: Kind, obj: object, into: dict[Key, RawObject], previous: dict[Key, RawObject]
+        kind: AnyKind, obj: object, into: dict[Key, RawObject], previous: dict[Key, RawObject]
     ) -> None:
         problems = object_problems(obj, kind)
         key = usable_key(obj, kind)
@@ -192,10 +203,11 @@ class ControlPlane:
             "its previous version stays in service" if kept is not None else "left out",
         )
 
-    def _changed(self, kind: Kind) -> None:
+    def _changed(self, kind: AnyKind) -> None:
         self._dirty.set()
         if kind in ("Ingress", "Service"):
             self._status_due.set()
+        # Gateway API status follows every rebuild (``rebuild`` sets it due).
 
     # --- route tables -------------------------------------------------------------------------
 
@@ -207,7 +219,7 @@ class ControlPlane:
             await self._dirty.wait()
             await self._sleep(self._settings.debounce)
             self._dirty.clear()
-            if len(self._synced) < len(_ALL_KINDS):
+            if len(self._synced) < len(self._kinds):
                 continue  # a partial set would drop routes that exist
             self.rebuild()
 
@@ -245,7 +257,7 @@ class ControlPlane:
             except KubeError as exc:
                 log.warning("status: %s", exc)
             except Exception:  # a bug must not end status writing, nor the proxy with it
-                log.exception("status: writing Ingress status failed")
+                log.exception("status: writing status failed")
 
     async def publish_addresses(self) -> tuple[LoadBalancerIngress, ...]:
         if self._publish.addresses:
@@ -266,13 +278,49 @@ class ControlPlane:
         return service_addresses(service)
 
     async def write_status(self) -> int:
-        """Bring every owned Ingress's status to the published address; returns how many."""
+        """Bring every owned Ingress's status to the published address, and our Gateway API
+        objects' status to what the table says; returns how many objects were written."""
         if self.table is None:
             return 0
+        written = 0
+        if self._claim.gateway_controller is not None:
+            written += await self.write_gateway_status()
+        if not (self._publish.addresses or self._publish.service):
+            return written
         addresses = await self.publish_addresses()
         ingresses = self.snapshot().ingresses
         updates = status_updates(ingresses, self.table.owned, addresses)
         for (namespace, name), wanted in updates:
             await self._api.patch_ingress_status(namespace, name, wanted)
             log.info("status: Ingress %s/%s -> %s", namespace, name, wanted)
-        return len(updates)
+        return written + len(updates)
+
+    async def write_gateway_status(self) -> int:
+        """GatewayClasses, Gateways and HTTPRoutes of ours: write what differs from the cache."""
+        assert self.table is not None
+        controller = self._claim.gateway_controller
+        assert controller is not None
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        gateway = self.table.gateway
+        store = self._store
+        written = 0
+        for cls in gateway.classes:
+            body = class_status_body(cls, store["GatewayClass"].get(("", cls.name)), now)
+            if body is not None:
+                await self._api.patch_status("GatewayClass", "", cls.name, body)
+                written += 1
+        for gw in gateway.gateways:
+            key = (gw.namespace, gw.name)
+            body = gateway_status_body(gw, store["Gateway"].get(key), now)
+            if body is not None:
+                await self._api.patch_status("Gateway", gw.namespace, gw.name, body)
+                written += 1
+        for route in gateway.routes:
+            key = (route.namespace, route.name)
+            body = route_status_body(route, store["HTTPRoute"].get(key), controller, now)
+            if body is not None:
+                await self._api.patch_status("HTTPRoute", route.namespace, route.name, body)
+                written += 1
+        if written:
+            log.info("status: %d Gateway API object(s) written", written)
+        return written

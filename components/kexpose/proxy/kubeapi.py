@@ -13,12 +13,21 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypedDict, cast
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict, cast
 
 from kexpose.proxy.errors import KubeError, ProxyConfigError, WatchGoneError
-from kexpose.proxy.routes import Kind, LoadBalancerIngress, RawObject, Service
+from kexpose.proxy.routes import GatewayKind, Kind, LoadBalancerIngress, RawObject, Service
 
-__all__ = ["EventType", "KubeApi", "Lease", "LeaseSpec", "LightkubeApi", "conflict"]
+__all__ = [
+    "CLUSTER_SCOPED",
+    "AnyKind",
+    "EventType",
+    "KubeApi",
+    "Lease",
+    "LeaseSpec",
+    "LightkubeApi",
+    "conflict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +57,32 @@ class Lease(TypedDict, total=False):
     spec: LeaseSpec
 
 
+#: Every kind the control plane may watch: the Ingress kinds, and the Gateway API ones.
+AnyKind: TypeAlias = Kind | GatewayKind
+
+#: Kinds that live outside namespaces.
+CLUSTER_SCOPED: frozenset[str] = frozenset({"IngressClass", "GatewayClass", "Namespace"})
+
+
 class KubeApi(Protocol):
-    async def list_objects(self, kind: Kind, namespace: str | None) -> tuple[list[RawObject], str]:
+    async def list_objects(
+        self, kind: AnyKind, namespace: str | None
+    ) -> tuple[list[RawObject], str]:
         """All objects of ``kind`` (in ``namespace``, or everywhere) and the list's
         resourceVersion."""
         ...
 
     def watch_objects(
-        self, kind: Kind, namespace: str | None, resource_version: str, *, timeout: int
+        self, kind: AnyKind, namespace: str | None, resource_version: str, *, timeout: int
     ) -> AsyncIterator[tuple[EventType, RawObject]]:
         """Events after ``resource_version``; raises WatchGoneError on 410, KubeError else."""
+        ...
+
+    async def patch_status(
+        self, kind: GatewayKind, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge-patch ``status`` into the status subresource of a Gateway API object
+        (``namespace`` is ``""`` for a cluster-scoped kind)."""
         ...
 
     async def get_service(self, namespace: str, name: str) -> Service | None: ...
@@ -101,12 +126,14 @@ class LightkubeApi:
         self._client = AsyncClient(config=config, field_manager=field_manager)
 
     @staticmethod
-    def _resource(kind: Kind) -> Any:
+    def _resource(kind: AnyKind) -> Any:
         return _raw_resources()[kind]
 
-    async def list_objects(self, kind: Kind, namespace: str | None) -> tuple[list[RawObject], str]:
+    async def list_objects(
+        self, kind: AnyKind, namespace: str | None
+    ) -> tuple[list[RawObject], str]:
         res = self._resource(kind)
-        kwargs: dict[str, Any] = {} if kind == "IngressClass" else {"namespace": namespace or "*"}
+        kwargs: dict[str, Any] = {} if kind in CLUSTER_SCOPED else {"namespace": namespace or "*"}
         try:
             listing = self._client.list(res, **kwargs)
             items = [_raw(obj, kind) async for obj in listing]
@@ -115,10 +142,10 @@ class LightkubeApi:
             raise _wrap(exc, f"list {kind}") from exc
 
     async def watch_objects(
-        self, kind: Kind, namespace: str | None, resource_version: str, *, timeout: int
+        self, kind: AnyKind, namespace: str | None, resource_version: str, *, timeout: int
     ) -> AsyncIterator[tuple[EventType, RawObject]]:
         res = self._resource(kind)
-        kwargs: dict[str, Any] = {} if kind == "IngressClass" else {"namespace": namespace or "*"}
+        kwargs: dict[str, Any] = {} if kind in CLUSTER_SCOPED else {"namespace": namespace or "*"}
         stream = self._client.watch(
             res, resource_version=resource_version, server_timeout=timeout, **kwargs
         )
@@ -155,6 +182,21 @@ class LightkubeApi:
             )
         except Exception as exc:  # wrapped: no client exception escapes
             raise _wrap(exc, f"patch Ingress {namespace}/{name} status") from exc
+
+    async def patch_status(
+        self, kind: GatewayKind, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        from lightkube.types import PatchType
+
+        res = _status_resources()[kind]
+        kwargs: dict[str, Any] = {} if kind in CLUSTER_SCOPED else {"namespace": namespace}
+        try:
+            await self._client.patch(
+                res, name, {"status": dict(status)}, patch_type=PatchType.MERGE, **kwargs
+            )
+        except Exception as exc:  # wrapped: no client exception escapes
+            where = f"{namespace}/{name}" if namespace else name
+            raise _wrap(exc, f"patch {kind} {where} status") from exc
 
     async def get_lease(self, namespace: str, name: str) -> Lease | None:
         from lightkube.resources.coordination_v1 import Lease as LeaseResource
@@ -196,11 +238,16 @@ _PLURALS: Mapping[str, str] = {
     "Service": "services",
     "EndpointSlice": "endpointslices",
     "Secret": "secrets",
+    "GatewayClass": "gatewayclasses",
+    "Gateway": "gateways",
+    "HTTPRoute": "httproutes",
+    "ReferenceGrant": "referencegrants",
+    "Namespace": "namespaces",
 }
 
 
 @functools.cache
-def _raw_resources() -> dict[Kind, Any]:
+def _raw_resources() -> dict[AnyKind, Any]:
     """Resource classes that hand objects over as the JSON the API sent.
 
     lightkube's typed models (``lightkube.resources``) validate every field while decoding, so
@@ -213,17 +260,40 @@ def _raw_resources() -> dict[Kind, Any]:
     from lightkube.core import resource as res
     from lightkube.generic_resource import Generic, create_api_info
 
-    made: dict[Kind, Any] = {}
+    made: dict[AnyKind, Any] = {}
     for kind, plural in _PLURALS.items():
         group, _, version = _API_VERSIONS[kind].rpartition("/")
-        base = res.GlobalResource if kind == "IngressClass" else res.NamespacedResourceG
-        made[cast("Kind", kind)] = type(
+        base = res.GlobalResource if kind in CLUSTER_SCOPED else res.NamespacedResourceG
+        made[cast("AnyKind", kind)] = type(
             kind, (base, Generic), {"_api_info": create_api_info(group, version, kind, plural)}
         )
     return made
 
 
-def _raw(obj: Any, kind: Kind) -> RawObject:
+@functools.cache
+def _status_resources() -> dict[GatewayKind, Any]:
+    """The ``status`` subresources of the Gateway API kinds the proxy reports on."""
+    from lightkube.core import resource as res
+    from lightkube.generic_resource import Generic
+
+    made: dict[GatewayKind, Any] = {}
+    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute")
+    for kind in kinds:
+        group, _, version = _API_VERSIONS[kind].rpartition("/")
+        definition = res.ResourceDef(group, version, kind)
+        info = res.ApiInfo(
+            resource=definition,
+            parent=definition,
+            plural=_PLURALS[kind],
+            verbs=["get", "patch"],
+            action="status",
+        )
+        base = res.GlobalSubResource if kind in CLUSTER_SCOPED else res.NamespacedSubResource
+        made[kind] = type(f"{kind}Status", (base, Generic), {"_api_info": info})
+    return made
+
+
+def _raw(obj: Any, kind: AnyKind) -> RawObject:
     data = cast("dict[str, Any]", obj.to_dict())
     data.setdefault("kind", kind)
     data.setdefault("apiVersion", _API_VERSIONS[kind])
@@ -236,6 +306,11 @@ _API_VERSIONS: Mapping[str, str] = {
     "Service": "v1",
     "EndpointSlice": "discovery.k8s.io/v1",
     "Secret": "v1",
+    "GatewayClass": "gateway.networking.k8s.io/v1",
+    "Gateway": "gateway.networking.k8s.io/v1",
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
+    "ReferenceGrant": "gateway.networking.k8s.io/v1",
+    "Namespace": "v1",
 }
 
 

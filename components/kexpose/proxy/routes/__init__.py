@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from kexpose.proxy.routes._backends import Backend, Endpoint
 from kexpose.proxy.routes._certificates import Certificate, CertificateMap
-from kexpose.proxy.routes._gateway import GATEWAY_GROUP, GatewayTable, build_gateway_table
+from kexpose.proxy.routes._gateway import (
+    GATEWAY_GROUP,
+    SUPPORTED_FEATURES,
+    GatewayTable,
+    build_gateway_table,
+)
 from kexpose.proxy.routes._gwstatus import (
     ClassStatus,
     Condition,
@@ -30,6 +35,7 @@ from kexpose.proxy.routes._gwtable import (
 )
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
+    GatewayKind,
     Ingress,
     IngressClass,
     Kind,
@@ -39,7 +45,15 @@ from kexpose.proxy.routes._kube import (
     Service,
 )
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
-from kexpose.proxy.routes._objects import KINDS, Key, ObjectSet, describe, key_of, usable_key
+from kexpose.proxy.routes._objects import (
+    GATEWAY_KINDS,
+    KINDS,
+    Key,
+    ObjectSet,
+    describe,
+    key_of,
+    usable_key,
+)
 from kexpose.proxy.routes._ownership import LEGACY_CLASS_ANNOTATION, Claim, is_owned
 from kexpose.proxy.routes._paths import PATH_TYPES, PathMatcher, PathType, normalize_path
 from kexpose.proxy.routes._shape import object_problems, shown
@@ -54,10 +68,12 @@ from kexpose.proxy.routes._table import (
 
 __all__ = [
     "GATEWAY_GROUP",
+    "GATEWAY_KINDS",
     "KINDS",
     "LEGACY_CLASS_ANNOTATION",
     "PATH_TYPES",
     "SSL_REDIRECT_ANNOTATION",
+    "SUPPORTED_FEATURES",
     "Backend",
     "Certificate",
     "CertificateMap",
@@ -68,6 +84,7 @@ __all__ = [
     "Endpoint",
     "EndpointSlice",
     "GatewayHost",
+    "GatewayKind",
     "GatewayListener",
     "GatewayPort",
     "GatewayRule",

@@ -55,11 +55,38 @@ from kexpose.proxy.routes._httproute import RouteProblem, translate_rules
 from kexpose.proxy.routes._kube import EndpointSlice, Secret, Service
 from kexpose.proxy.routes._objects import Key
 
-__all__ = ["GATEWAY_GROUP", "GatewayTable", "build_gateway_table"]
+__all__ = ["GATEWAY_GROUP", "SUPPORTED_FEATURES", "GatewayTable", "build_gateway_table"]
 
 GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
 _ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
 _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
+#: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
+#: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
+#: Mirrors, CORS, retries, h2c and WebSocket backends are parsed but not claimed until they
+#: are served and pass the suite.
+SUPPORTED_FEATURES: Final = (
+    "Gateway",
+    "GatewayHTTPListenerIsolation",
+    "GatewayPort8080",
+    "HTTPRoute",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+)
 _UNSUPPORTED_APP_PROTOCOLS: Final = frozenset({"kubernetes.io/h2c"})
 """Backends the proxy cannot speak to yet (HTTP/2 upstreams come with their own issue)."""
 
@@ -349,7 +376,7 @@ def build_gateway_table(
     namespaces: Mapping[str, Mapping[str, str]],
     addresses: Mapping[Key, tuple[str, ...]],
     address_problems: Mapping[Key, str] | None = None,
-    supported_features: tuple[str, ...] = (),
+    supported_features: tuple[str, ...] = SUPPORTED_FEATURES,
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
     build = _Build(controller, services, slices, secrets, Grants(grants), namespaces)

@@ -19,7 +19,10 @@ __all__ = [
     "ListenerStatus",
     "ParentStatus",
     "RouteStatus",
+    "class_status_body",
     "condition",
+    "gateway_status_body",
+    "route_status_body",
 ]
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -89,3 +92,117 @@ class RouteStatus:
     name: str
     generation: int
     parents: tuple[ParentStatus, ...] = field(default_factory=tuple)
+
+
+# --- status bodies --------------------------------------------------------------------------------
+# The control plane patches these into the status subresource. Each function returns None when the
+# object already says all of it, so a steady state writes nothing. lastTransitionTime changes
+# only with a condition's status (``meta.SetStatusCondition``); the rest is compared whole.
+
+
+def _conditions(
+    wanted: tuple[Condition, ...], generation: int, current: object, now: str
+) -> list[dict[str, Any]]:
+    before: dict[str, Mapping[str, Any]] = {}
+    if isinstance(current, list):
+        for c in current:
+            if isinstance(c, Mapping) and isinstance(c.get("type"), str):
+                before[c["type"]] = c
+    out = []
+    for cond in wanted:
+        body = cond.as_dict(generation)
+        old = before.get(cond.type)
+        same = old is not None and old.get("status") == cond.status
+        stamp = old.get("lastTransitionTime") if same and old is not None else None
+        body["lastTransitionTime"] = stamp if isinstance(stamp, str) and stamp else now
+        out.append(body)
+    return out
+
+
+def _status_of(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    status = obj.get("status") if obj is not None else None
+    return status if isinstance(status, Mapping) else {}
+
+
+def class_status_body(
+    wanted: ClassStatus, current: Mapping[str, Any] | None, now: str
+) -> dict[str, Any] | None:
+    status = _status_of(current)
+    body: dict[str, Any] = {
+        "conditions": _conditions(
+            wanted.conditions, wanted.generation, status.get("conditions"), now
+        ),
+        # "MUST be sorted in ascending alphabetical order by the Name key" (GatewayClassStatus).
+        "supportedFeatures": [{"name": f} for f in sorted(wanted.supported_features)],
+    }
+    return None if _same(status, body) else body
+
+
+def gateway_status_body(
+    wanted: GatewayStatus, current: Mapping[str, Any] | None, now: str
+) -> dict[str, Any] | None:
+    status = _status_of(current)
+    old_listeners = {
+        entry.get("name"): entry
+        for entry in status.get("listeners") or []
+        if isinstance(entry, Mapping)
+    }
+    listeners = []
+    for lst in wanted.listeners:
+        old = old_listeners.get(lst.name) or {}
+        listeners.append(
+            {
+                "name": lst.name,
+                "supportedKinds": [{"group": g, "kind": k} for g, k in lst.supported_kinds],
+                "attachedRoutes": lst.attached_routes,
+                "conditions": _conditions(
+                    lst.conditions, wanted.generation, old.get("conditions"), now
+                ),
+            }
+        )
+    body: dict[str, Any] = {
+        "addresses": [{"type": "IPAddress", "value": a} for a in wanted.addresses],
+        "conditions": _conditions(
+            wanted.conditions, wanted.generation, status.get("conditions"), now
+        ),
+        "listeners": listeners,
+    }
+    return None if _same(status, body) else body
+
+
+def route_status_body(
+    wanted: RouteStatus, current: Mapping[str, Any] | None, controller: str, now: str
+) -> dict[str, Any] | None:
+    """Our entries of ``status.parents``; other controllers' entries are kept as they are."""
+    status = _status_of(current)
+    old = [p for p in status.get("parents") or [] if isinstance(p, Mapping)]
+    theirs = [p for p in old if p.get("controllerName") != controller]
+    ours_before = {
+        _ref_key(p.get("parentRef")): p for p in old if p.get("controllerName") == controller
+    }
+    ours = []
+    for parent in wanted.parents:
+        before = ours_before.get(_ref_key(parent.parent_ref)) or {}
+        ours.append(
+            {
+                "parentRef": dict(parent.parent_ref),
+                "controllerName": controller,
+                "conditions": _conditions(
+                    parent.conditions, wanted.generation, before.get("conditions"), now
+                ),
+            }
+        )
+    body = {"parents": [*theirs, *ours]}
+    return None if _same(status, body) else body
+
+
+def _ref_key(ref: object) -> tuple[str, ...]:
+    if not isinstance(ref, Mapping):
+        return ()
+    return tuple(
+        str(ref.get(k, "")) for k in ("group", "kind", "namespace", "name", "sectionName", "port")
+    )
+
+
+def _same(status: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    return all(status.get(key) == value for key, value in body.items())
