@@ -373,12 +373,36 @@ def run_program(
     propagate (a ``pulumi.RunError`` from ``kexpose.program`` included).
     """
     # Pulumi's SDK (set_mocks, then every registration) runs on the thread's current event
-    # loop. A caller may have left none (``asyncio.run`` or a pytest-asyncio test before us
-    # unsets it on exit): give the thread one, as the SDK's own ``_ensure_event_loop`` does. It
-    # stays current, not closed: closing it would end its executor's threads, whose own loops
-    # (made by that same SDK helper) would then be collected unclosed.
-    if _current_loop() is None:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+    # loop, and its mock calls run in that loop's executor threads, where the SDK makes each
+    # thread a loop of its own (``_ensure_event_loop``). So the engine runs on one loop of its
+    # own, kept for the life of the process and left current, whatever the caller had (none
+    # after asyncio.run or a pytest-asyncio test, or one about to be closed): a loop that is
+    # closed or dropped ends its executor threads and leaves their loops to be collected
+    # unclosed. (Asking for the current loop first would make one in the main thread, only to
+    # drop it here.)
+    asyncio.set_event_loop(_engine_loop())
+    return _run(
+        program, stack=stack, config=config, on_resource=on_resource, placeholders=placeholders
+    )
+
+
+_ENGINE_LOOP: list[asyncio.AbstractEventLoop] = []
+
+
+def _engine_loop() -> asyncio.AbstractEventLoop:
+    if not _ENGINE_LOOP or _ENGINE_LOOP[0].is_closed():
+        _ENGINE_LOOP[:] = [asyncio.new_event_loop()]
+    return _ENGINE_LOOP[0]
+
+
+def _run(
+    program: Callable[[], object],
+    *,
+    stack: str,
+    config: Mapping[str, Any],
+    on_resource: Callable[[Recorded], None] | None,
+    placeholders: bool,
+) -> list[Recorded]:
     answers = _Answers(placeholders=placeholders)
     monitor = _Recorder(answers, on_resource)
     _skip_source_positions()
@@ -392,15 +416,6 @@ def run_program(
 
     pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
     return monitor.recorded
-
-
-def _current_loop() -> asyncio.AbstractEventLoop | None:
-    """The thread's usable current event loop, or None (unset, or closed)."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        return None
-    return None if loop.is_closed() else loop
 
 
 def run_preview(
