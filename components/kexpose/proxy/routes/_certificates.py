@@ -7,7 +7,9 @@ Rules (Ingress concept page, "TLS"; ingress-nginx where the spec is silent):
 - SNI selection lower-cases the name, drops one trailing dot, tries the exact name, then
   ``*.`` + the rest (a wildcard covers exactly one label). No SNI, or a name nothing covers,
   gets the default certificate rather than a failed handshake.
-- SNI picks the certificate only; the Host header picks the route, even when they disagree.
+- SNI picks the certificate; the Host header picks the route. When they disagree and the SNI
+  name had a certificate of its own that does not serve the Host, the data plane answers 421
+  Misdirected Request (``_tls.misdirected``: no domain fronting past a certificate check).
 """
 
 from __future__ import annotations
