@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kexpose.errors import KexposeError
 
-__all__ = ["CertInfo", "KeyPair", "read_certificate", "self_signed"]
+__all__ = ["CertInfo", "KeyPair", "read_certificate", "self_signed", "self_signed_certificate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,26 +60,13 @@ def self_signed(
         raise KexposeError("a self-signed certificate needs at least one host")
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=5)
     key = ec.generate_private_key(ec.SECP256R1())
-    cn = common_name or hosts[0]
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])])
-    sans: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = self_signed_certificate(
+        key,
+        hosts,
+        common_name=common_name or hosts[0],
+        serial=x509.random_serial_number(),
+        not_before=start,
+        not_after=start + dt.timedelta(days=days),
     )
     return KeyPair(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
@@ -88,6 +75,41 @@ def self_signed(
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode(),
+    )
+
+
+def self_signed_certificate(
+    key: ec.EllipticCurvePrivateKey,
+    hosts: Sequence[str],
+    *,
+    common_name: str,
+    serial: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    deterministic: bool = False,
+) -> x509.Certificate:
+    """The leaf certificate ``self_signed`` issues, signed by ``key`` itself: CA:false,
+    serverAuth, one SAN per host (an IP address for IP literals). ``deterministic`` signs with
+    RFC 6979 ECDSA, so the same inputs give the same bytes."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+    sans: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=deterministic)
     )
 
 

@@ -127,34 +127,23 @@ def placeholder_certificate(hosts: list[str], *, seed: str) -> dict[str, Any]:
     two renders of the same stack are byte for byte the same; the hosts (SANs) are the real
     ones, so the rendered stack can still be checked. No private key is returned.
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from kexpose.certs import self_signed_certificate
 
     digest = hashlib.sha256(f"{seed}|{','.join(hosts)}".encode()).digest()
     # A P-256 private scalar in [1, n-1] (n: the curve order, SEC 2 §2.4.2).
     order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
     key = ec.derive_private_key(int.from_bytes(digest) % (order - 1) + 1, ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (hosts[0] if hosts else "x")[:64])])
-    sans: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(int.from_bytes(digest[:16]) >> 1 or 1)
-        .not_valid_before(_PLACEHOLDER_NOT_BEFORE)
-        .not_valid_after(_PLACEHOLDER_NOT_AFTER)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    cert = self_signed_certificate(
+        key,
+        hosts,
+        common_name=hosts[0] if hosts else "x",
+        serial=int.from_bytes(digest[:16]) >> 1 or 1,
+        not_before=_PLACEHOLDER_NOT_BEFORE,
+        not_after=_PLACEHOLDER_NOT_AFTER,
+        deterministic=True,
     )
     return {
         "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),

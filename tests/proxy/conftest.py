@@ -151,3 +151,23 @@ async def echo() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for b in started:
         await b.stop()
+
+
+@pytest_asyncio.fixture
+async def running() -> AsyncIterator[Callable[..., Any]]:
+    """Start control planes (``running(plane)``); cancelled and awaited at the end."""
+    from kexpose.proxy.control import ControlPlane
+
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(plane: ControlPlane) -> asyncio.Task[None]:
+        task = asyncio.create_task(plane.run())
+        tasks.append(task)
+        return task
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with pytest.raises((asyncio.CancelledError, BaseExceptionGroup)):
+            await task

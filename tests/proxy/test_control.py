@@ -4,11 +4,10 @@ status, leader election."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from tests.proxy.fake_kube import HOLD, FakeKubeApi
 from tests.proxy.objects import app, ingress, ingress_class, path, rule, service, sport
 
@@ -66,23 +65,6 @@ class Recorder:
 
 def hosts(t: RouteTable) -> set[str]:
     return set(t.hosts)
-
-
-@pytest_asyncio.fixture
-async def running() -> AsyncIterator[Callable[..., Any]]:
-    tasks: list[asyncio.Task[None]] = []
-
-    def start(plane: ControlPlane) -> asyncio.Task[None]:
-        task = asyncio.create_task(plane.run())
-        tasks.append(task)
-        return task
-
-    yield start
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with pytest.raises((asyncio.CancelledError, BaseExceptionGroup)):
-            await task
 
 
 async def test_initial_list_becomes_the_first_table(running: Callable[..., Any]) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from tests.proxy.fake_kube import FakeKubeApi
 from tests.proxy.objects import app
 from tests.proxy.test_control import Recorder, base_lists
@@ -72,21 +71,6 @@ def objects() -> dict[str, list[Any]]:
             ([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "infra"}}], "24")
         ],
     )
-
-
-@pytest_asyncio.fixture
-async def running() -> AsyncIterator[Callable[..., Any]]:
-    tasks: list[asyncio.Task[None]] = []
-
-    def start(plane: ControlPlane) -> None:
-        tasks.append(asyncio.create_task(plane.run()))
-
-    yield start
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with pytest.raises((asyncio.CancelledError, BaseExceptionGroup)):
-            await task
 
 
 async def test_gateway_kinds_are_watched_and_their_status_written_once(

@@ -31,11 +31,10 @@ from kexpose.proxy.routes._gwtable import Cors, GatewayRule, Mirror, Retry, Weig
 from kexpose.proxy.routes._matches import (
     HEADER_MATCH_TYPES,
     PATH_MATCH_TYPES,
-    HeaderMatch,
     MatchError,
     PathMatch,
-    QueryMatch,
     RequestMatch,
+    ValueMatch,
     compile_regex,
 )
 
@@ -163,28 +162,27 @@ def _match(spec: Mapping[str, Any], where: str) -> RequestMatch:
         if path_type not in PATH_MATCH_TYPES:
             raise MatchError(f"path type {path_type!r} is not one of {', '.join(PATH_MATCH_TYPES)}")
         path = PathMatch.make(path_type, _str(path_spec.get("value")) or "/")
-        headers = []
-        for h in _list(spec.get("headers")):
-            kind = h.get("type") or "Exact"
-            name, value = _str(h.get("name")), _str(h.get("value"))
-            if kind not in HEADER_MATCH_TYPES or not name or value is None:
-                raise MatchError(f"header match {dict(h)!r} is not supported")
-            regex = compile_regex(value) if kind == "RegularExpression" else None
-            headers.append(HeaderMatch(name.lower(), value, kind, regex))
-        query = []
-        for q in _list(spec.get("queryParams")):
-            kind = q.get("type") or "Exact"
-            name, value = _str(q.get("name")), _str(q.get("value"))
-            if kind not in HEADER_MATCH_TYPES or not name or value is None:
-                raise MatchError(f"query parameter match {dict(q)!r} is not supported")
-            regex = compile_regex(value) if kind == "RegularExpression" else None
-            query.append(QueryMatch(name, value, kind, regex))
+        headers = _value_matches(spec.get("headers"), "header", fold=True)
+        query = _value_matches(spec.get("queryParams"), "query parameter", fold=False)
         method = spec.get("method")
         if method is not None and not isinstance(method, str):
             raise MatchError("method must be a string")
         return RequestMatch.make(path, method=method, headers=headers, query=query)
     except MatchError as exc:
         raise RouteProblem("UnsupportedValue", f"{where}: {exc}") from exc
+
+
+def _value_matches(entries: object, what: str, *, fold: bool) -> list[ValueMatch]:
+    """Header (names folded to lower case) or query parameter matches."""
+    out = []
+    for entry in _list(entries):
+        kind = entry.get("type") or "Exact"
+        name, value = _str(entry.get("name")), _str(entry.get("value"))
+        if kind not in HEADER_MATCH_TYPES or not name or value is None:
+            raise MatchError(f"{what} match {dict(entry)!r} is not supported")
+        regex = compile_regex(value) if kind == "RegularExpression" else None
+        out.append(ValueMatch(name.lower() if fold else name, value, kind, regex))
+    return out
 
 
 def _mirror_percent(spec: Mapping[str, Any], where: str) -> float:

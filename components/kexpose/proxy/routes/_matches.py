@@ -47,6 +47,7 @@ __all__ = [
     "QueryMatch",
     "RequestMatch",
     "RequestView",
+    "ValueMatch",
     "ValueMatchType",
     "compile_regex",
 ]
@@ -118,15 +119,17 @@ class PathMatch:
 
 
 @dataclass(frozen=True, slots=True)
-class HeaderMatch:
+class ValueMatch:
+    """One header match (``name`` lower case) or query parameter match: the request's value
+    for ``name`` equals ``value``, or fully matches it as a regular expression."""
+
     name: str
-    """Lower case."""
     value: str
     type: ValueMatchType = "Exact"
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
-    def matches(self, headers: Mapping[str, str]) -> bool:
-        got = headers.get(self.name)
+    def matches(self, values: Mapping[str, str]) -> bool:
+        got = values.get(self.name)
         if got is None:
             return False
         if self.regex is not None:
@@ -134,23 +137,12 @@ class HeaderMatch:
         return got == self.value
 
 
-@dataclass(frozen=True, slots=True)
-class QueryMatch:
-    name: str
-    value: str
-    type: ValueMatchType = "Exact"
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-
-    def matches(self, query: Mapping[str, str]) -> bool:
-        got = query.get(self.name)
-        if got is None:
-            return False
-        if self.regex is not None:
-            return self.regex.fullmatch(got) is not None
-        return got == self.value
+#: The two uses of ``ValueMatch``, named as the spec names them.
+HeaderMatch = ValueMatch
+QueryMatch = ValueMatch
 
 
-def _first_per_name(items: Sequence[HeaderMatch | QueryMatch], fold: bool) -> tuple[int, ...]:
+def _first_per_name(items: Sequence[ValueMatch], fold: bool) -> tuple[int, ...]:
     """Indices of the items to keep: the first of each name (case-folded for headers)."""
     seen: set[str] = set()
     keep = []
