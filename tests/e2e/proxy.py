@@ -41,6 +41,8 @@ class ProxyProcess:
 
     kubeconfig: Path
     workdir: Path
+    extra_args: tuple[str, ...] = ()
+    """More flags, e.g. ``--gateway-addresses`` and its own ``--controller-name``."""
     http_port: int = field(init=False, default=0)
     https_port: int = field(init=False, default=0)
     health_port: int = field(init=False, default=0)
@@ -67,6 +69,7 @@ class ProxyProcess:
             f"--https-redirect-port={self.https_port}",
             "--log-format=text",
             "--drain-timeout=2",
+            *self.extra_args,
         ]
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")

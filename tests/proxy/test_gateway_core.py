@@ -766,3 +766,50 @@ def test_malformed_objects_are_reported_not_raised() -> None:
     statuses = {r.name: r for r in table.routes}
     assert set(statuses) == {"c"}  # a and b name no parent we can read
     assert all(isinstance(c, Condition) for c in statuses["c"].parents[0].conditions)
+
+
+def test_routes_attach_to_a_listener_with_unresolved_certificates() -> None:
+    # GatewayWithAttachedRoutes: attachedRoutes counts them; the listener still serves nothing.
+    table = build(
+        gateway_class(),
+        gateway(
+            "gw",
+            listener(
+                "tls", port=443, protocol="HTTPS", tls={"certificateRefs": [{"name": "nope"}]}
+            ),
+        ),
+        http_route("r", rule(backend("web")), parents=[{"name": "gw", "namespace": "infra"}]),
+        *BACKENDS,
+    )
+    [lst] = table.gateways[0].listeners
+    assert lst.attached_routes == 1
+    assert conditions(lst)["Programmed"] == ("False", "Invalid")
+    assert route_parent(table, "r")["Accepted"] == ("True", "Accepted")
+    assert table.ports == ()
+
+
+def test_gateway_addresses_come_from_the_pool_stably() -> None:
+    import ipaddress
+
+    from kexpose.proxy.routes._addresses import assign_addresses
+
+    pool = ipaddress.ip_network("10.250.0.0/24")
+    gw = gateway("a", listener("http"))
+    empty = {**gw, "spec": {**gw["spec"], "addresses": [{"type": "IPAddress"}]}}
+    asked = {
+        **gw,
+        "spec": {**gw["spec"], "addresses": [{"type": "IPAddress", "value": "10.250.0.7"}]},
+    }
+    outside = {**gw, "spec": {**gw["spec"], "addresses": [{"value": "192.0.2.1"}]}}
+    kept = {**gw, "status": {"addresses": [{"type": "IPAddress", "value": "10.250.0.9"}]}}
+    first, _ = assign_addresses({("infra", "a"): gw}, pool)
+    # Another Gateway appearing moves nobody; an empty request means any address.
+    both, _ = assign_addresses({("infra", "a"): gw, ("infra", "b"): gateway("b")}, pool)
+    assert both[("infra", "a")] == first[("infra", "a")]
+    assert assign_addresses({("infra", "a"): empty}, pool)[0] == first
+    assert assign_addresses({("infra", "a"): asked}, pool)[0] == {("infra", "a"): ("10.250.0.7",)}
+    assert assign_addresses({("infra", "a"): kept}, pool)[0] == {("infra", "a"): ("10.250.0.9",)}
+    none, problems = assign_addresses({("infra", "a"): outside}, pool)
+    assert none == {}
+    assert "not usable" in problems[("infra", "a")]
+    assert assign_addresses({("infra", "a"): gw}, None)[0] == {}

@@ -9,7 +9,8 @@ the end-to-end tests, a range on the network namespace's loopback.
 Choice, stable across changes so that an unrelated Gateway appearing moves no one:
 
 1. an ``IPAddress`` the Gateway asks for in ``spec.addresses``, when it is in the pool and free;
-   one outside the pool (or of another type) is not usable (``AddressNotUsable``);
+   one outside the pool (or of another type) is not usable (``AddressNotUsable``); an entry
+   without a value asks for any address of its type (``GatewayAddressEmpty``): as if absent;
 2. the address its status already holds, when it is in the pool and free (a restart keeps it);
 3. else a slot derived from a hash of ``namespace/name``, probing onward while taken.
 
@@ -76,7 +77,11 @@ def assign_addresses(
     ordered = sorted(gateways.items(), key=age)
     waiting: list[Key] = []
     for key, gateway in ordered:
-        wanted = _list(_m(gateway.get("spec")).get("addresses"))
+        wanted = [
+            e
+            for e in _list(_m(gateway.get("spec")).get("addresses"))
+            if e.get("value") not in (None, "") or (e.get("type") or "IPAddress") != "IPAddress"
+        ]
         if wanted:
             values = []
             for entry in wanted:
