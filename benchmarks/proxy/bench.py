@@ -20,6 +20,11 @@ Nothing is installed unless ``--install`` is given, which runs ``apt-get install
 (Debian/Ubuntu). Results go to stdout as a Markdown table and to benchmarks/results/ as JSON.
 
     python benchmarks/proxy/bench.py [--duration 10] [--rounds 3] [--connections 64]
+        [--baseline DIR]
+
+``--baseline DIR`` runs a second kexpose-proxy from another source tree (its ``components/``
+first on ``PYTHONPATH``, e.g. ``git worktree add /tmp/base <commit>``) in the same interleaved
+rounds, labelled ``baseline``: a before/after comparison in one run, under the same load.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +55,7 @@ BACKEND_PORT, NGINX_HTTP, NGINX_HTTPS, KX_HTTP, KX_HTTPS, KX_HEALTH = (
     18445,
     18254,
 )
+BASE_HTTP, BASE_HTTPS, BASE_HEALTH = 18083, 18446, 18255
 TICKS = os.sysconf("SC_CLK_TCK")
 
 NGINX_BACKEND = """
@@ -256,6 +262,11 @@ def main() -> None:
     ap.add_argument(
         "--install", action="store_true", help="apt-get install -y nginx wrk if missing"
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree whose kexpose-proxy runs beside this one (before/after)",
+    )
     args = ap.parse_args()
     nginx, wrk_bin = need("nginx", args.install), need("wrk", args.install)
     kexpose = str(Path(sys.executable).with_name("kexpose-proxy"))
@@ -288,8 +299,17 @@ def main() -> None:
         "--default-tls-key",
         str(run_dir / "tls.key"),
     ]
+    baseline_args = list(kx_args)
+    for flag, port in (
+        ("--http-port", BASE_HTTP),
+        ("--https-port", BASE_HTTPS),
+        ("--health-port", BASE_HEALTH),
+    ):
+        baseline_args[baseline_args.index(flag) + 1] = str(port)
+    names = ("nginx", "kexpose", "baseline") if args.baseline else ("nginx", "kexpose")
     runs: list[Run] = []
     with (
+        ExitStack() as extra,
         process(
             [*pin_load, nginx, "-g", "daemon off;", "-c", str(run_dir / "backend.conf")],
             log=run_dir / "backend.log",
@@ -313,6 +333,21 @@ def main() -> None:
             ("nginx", "https"): (f"https://127.0.0.1:{NGINX_HTTPS}/", ngx_pids),
             ("kexpose", "https"): (f"https://127.0.0.1:{KX_HTTPS}/", [kx.pid]),
         }
+        if args.baseline:
+            base = extra.enter_context(
+                process(
+                    [*pin_proxy, kexpose, *baseline_args, "--workers", "1"],
+                    log=run_dir / "baseline.log",
+                    env={
+                        "KEXPOSE_PROXY_LOG_FORMAT": "json",
+                        "PYTHONPATH": str(args.baseline.resolve() / "components"),
+                    },
+                )
+            )
+            for port in (BASE_HTTP, BASE_HTTPS):
+                wait_port(port)
+            targets[("baseline", "http")] = (f"http://127.0.0.1:{BASE_HTTP}/", [base.pid])
+            targets[("baseline", "https")] = (f"https://127.0.0.1:{BASE_HTTPS}/", [base.pid])
         for url, _ in targets.values():  # warm up pools, caches, TLS session code paths
             wrk(wrk_bin, args.load_core, url, 2, args.connections)
         direct = parse_wrk(
@@ -326,7 +361,7 @@ def main() -> None:
         )
         for r in range(1, args.rounds + 1):
             for scheme in ("http", "https"):
-                for name in ("nginx", "kexpose"):
+                for name in names:
                     url, pids = targets[(name, scheme)]
                     before = cpu_ticks(pids)
                     out = wrk(wrk_bin, args.load_core, url, args.duration, args.connections)
@@ -375,7 +410,7 @@ def main() -> None:
                 "runs": [asdict(x) for x in runs],
                 "direct_rps": direct[0],
                 "scaling": scaling,
-                "args": vars(args),
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             },
             indent=2,
         )
@@ -402,7 +437,9 @@ def report(
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for scheme in ("http", "https"):
         med = {}
-        for name in ("nginx", "kexpose"):
+        for name in ("nginx", "kexpose", "baseline"):
+            if not any(r.target == name for r in runs):
+                continue
             sel = [r for r in runs if r.target == name and r.scheme == scheme]
             med[name] = (
                 statistics.median(r.rps for r in sel),
@@ -410,7 +447,7 @@ def report(
                 statistics.median(r.p99_ms for r in sel),
                 statistics.median(r.cpu_us for r in sel),
             )
-        n, k = med["nginx"], med["kexpose"]
+        n = med["nginx"]
         for name, (rps, p50, p99, cpu) in med.items():
             ratio = "" if name == "nginx" else f"{rps / n[0]:.2f}x"
             per_core = "" if name == "nginx" else f"{n[3] / cpu:.2f}x"
@@ -419,7 +456,6 @@ def report(
                 f"| {scheme} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu:.1f} | "
                 f"{ratio} | {per_core} | {p99r} |"
             )
-        del k
     print()
     print(f"backend alone (wrk → nginx backend, same core as wrk): {direct[0]:.0f} req/s")
     if scaling:

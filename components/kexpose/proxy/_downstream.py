@@ -390,8 +390,12 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._state != _HEAD:
             return  # the body of this request is still arriving (and being dropped)
-        self._resume(_PIPELINE)
-        self._next()
+        if self._paused:  # (the common case, nothing paused, costs no call)
+            self._resume(_PIPELINE)
+        if self._buf:
+            self._next()
+        else:
+            self._idle()
 
     def _next(self) -> None:
         """Between requests: start on what the client already sent, or wait idle."""
