@@ -409,3 +409,24 @@ async def _body_received(backend: RawBackend) -> bytes:
             return backend.bodies[0]
         await asyncio.sleep(0.01)
     return b""
+
+
+async def test_connect_with_a_body_is_answered_405_not_dropped(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    # scripts/fuzz (seed 1102918417): llhttp reads CONNECT as a tunnel, so parsing its chunked
+    # body raised out of data_received and the connection was aborted with the 405 unsent.
+    web = await echo("web")
+    proxy: Proxy = await start_proxy()
+    proxy.load(ingress("i", rule(None, path("/", "web"))), *backend_objects("web", [web]))
+    c = await proxy.client()
+    c.send(
+        b"CONNECT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4b ;e=1\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n\r\n"
+        b"0\r\n\r\n"
+    )
+    r = await c.response()
+    assert r.status == 405
+    assert await c.closed_by_peer()
+    assert web.requests == 0
+    await c.close()

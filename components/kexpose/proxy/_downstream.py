@@ -188,7 +188,7 @@ class ClientConnection(asyncio.Protocol):
         self._consuming = True
         try:
             self._consume(data)
-        except (HttpParserError, ChunkedError, ValueError) as exc:
+        except (HttpParserError, HttpParserUpgrade, ChunkedError, ValueError) as exc:
             self._bad_request(400, f"malformed request: {exc}")
         finally:
             self._consuming = False
@@ -283,6 +283,13 @@ class ClientConnection(asyncio.Protocol):
                 if self._state == _UPGRADING:
                     if data:
                         self._early.append(data)
+                    return
+                transport = self.transport
+                if transport is None or transport.is_closing():
+                    # Answered and closing (a refused request, e.g. CONNECT with a body):
+                    # nothing after it is read, let alone parsed (llhttp would still be in
+                    # CONNECT's tunnel mode).
+                    self._buf = b""
                     return
             elif state == _LENGTH:
                 left = self._left
@@ -404,7 +411,7 @@ class ClientConnection(asyncio.Protocol):
             self._consuming = True
             try:
                 self._consume(data)
-            except (HttpParserError, ChunkedError, ValueError) as exc:
+            except (HttpParserError, HttpParserUpgrade, ChunkedError, ValueError) as exc:
                 self._bad_request(400, f"malformed request: {exc}")
             finally:
                 self._consuming = False
