@@ -59,6 +59,10 @@ LOOSER: Final[dict[str, str]] = {
     "a server for empty lines (h11 refuses them); a lone CR too, as nginx and the proxy skip it",
     "http10-keep-alive": "an HTTP/1.0 request with Connection: keep-alive keeps the connection "
     "(RFC 9112 §9.3); h11 always closes after HTTP/1.0, so the oracle reads the rest itself",
+    "upgrade-without-connection": "an Upgrade header that Connection does not name is no "
+    "request to switch (RFC 9110 §7.8: the sender MUST also send the upgrade connection option; "
+    "the proxy drops the header as hop-by-hop); h11 switches on Upgrade alone, so the oracle "
+    "reads the following requests itself",
 }
 
 #: The largest chunk size the proxy need accept (a signed 64-bit length, as nginx's off_t).
@@ -163,7 +167,14 @@ def parse_stream(data: bytes) -> Parsed:
         msg = _message(request, body, complete=True, trailers=trailers)
         messages.append(msg)
         if conn.their_state is MIGHT_SWITCH_PROTOCOL:
-            return Parsed(tuple(messages), "switched")  # Upgrade or CONNECT: not HTTP after it
+            asked = request.method == b"CONNECT" or b"upgrade" in connection_tokens(msg)
+            if asked:
+                return Parsed(tuple(messages), "switched")  # not HTTP after it
+            # LOOSER["upgrade-without-connection"]: go on with what follows, as HTTP.
+            if not _keeps_alive(msg):
+                return Parsed(tuple(messages), "closed")
+            rest = conn.trailing_data[0]
+            continue
         if not _keeps_alive(msg):
             return Parsed(tuple(messages), "closed")
         rest = conn.trailing_data[0]
