@@ -813,3 +813,35 @@ def test_gateway_addresses_come_from_the_pool_stably() -> None:
     assert none == {}
     assert "not usable" in problems[("infra", "a")]
     assert assign_addresses({("infra", "a"): gw}, None)[0] == {}
+
+
+ORIGINS = [
+    ("https://www.foo.com", True),
+    ("HTTPS://WWW.FOO.COM", True),
+    ("https://www.bar.com", True),
+    ("https://a.www.bar.com", True),
+    ("https://bar.com", False),
+    ("http://www.foo.com", False),
+    ("https://foobar.com", False),
+    ("null", False),
+]
+
+
+@pytest.mark.parametrize(("origin", "allowed"), ORIGINS)
+def test_cors_origins(origin: str, allowed: bool) -> None:
+    from kexpose.proxy.filters import Cors, origin_allowed
+
+    cors = Cors(allow_origins=("https://www.foo.com", "https://*.bar.com"))
+    assert origin_allowed(cors, origin) is allowed
+    assert origin_allowed(Cors(allow_origins=("*",)), origin) is (origin != "null")
+
+
+def test_cors_values_cannot_inject_headers() -> None:
+    bad = {"type": "CORS", "cors": {"allowOrigins": ["https://a.test\r\nX-Injected: 1"]}}
+    table = build(
+        gateway_class(),
+        gateway("gw", listener("http")),
+        http_route("r", rule(backend("web"), filters=[bad])),
+        *BACKENDS,
+    )
+    assert route_parent(table, "r")["Accepted"] == ("False", "UnsupportedValue")

@@ -337,3 +337,69 @@ async def test_weights_split_traffic(start_proxy: ProxyFactory, echo: Callable[.
     await c.close()
     # 3:1 over 200 draws: v2 expects 50 (sd ~6); far outside this range means no weighting.
     assert 20 <= seen["v2"] <= 85, seen
+
+
+async def test_cors_preflights_are_answered_and_responses_carry_the_headers(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    web = await echo("web")
+    proxy: Proxy = await start_proxy()
+    port = free_port()
+    table = await load(
+        proxy,
+        gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+        route(
+            "r",
+            {
+                "filters": [
+                    {
+                        "type": "CORS",
+                        "cors": {
+                            "allowOrigins": ["https://www.foo.com", "https://*.bar.com"],
+                            "allowMethods": ["GET", "OPTIONS"],
+                            "allowHeaders": ["x-header-1"],
+                            "exposeHeaders": ["x-header-3"],
+                            "allowCredentials": True,
+                            "maxAge": 3600,
+                        },
+                    }
+                ],
+                "backendRefs": [to("web")],
+            },
+        ),
+        *backend_objects("web", [web]),
+    )
+    addr = (address(table), port)
+    c = await Client.connect(addr)
+    r = await c.request(
+        "OPTIONS",
+        "/x",
+        host="example.com",
+        headers={
+            "Origin": "https://a.bar.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "x-header-1",
+        },
+    )
+    assert r.status == 200
+    assert r.header("access-control-allow-origin") == "https://a.bar.com"
+    assert r.header("access-control-allow-methods") == "GET, OPTIONS"
+    assert r.header("access-control-allow-headers") == "x-header-1"
+    assert r.header("access-control-max-age") == "3600"
+    assert r.header("access-control-allow-credentials") == "true"
+    assert web.requests == 0  # the preflight never reached the backend
+    r = await c.request("GET", "/x", host="example.com", headers={"Origin": "https://www.foo.com"})
+    assert r.status == 200
+    assert r.header("access-control-allow-origin") == "https://www.foo.com"
+    assert r.header("access-control-expose-headers") == "x-header-3"
+    r = await c.request("GET", "/x", host="example.com", headers={"Origin": "https://evil.test"})
+    assert r.status == 200
+    assert r.header("access-control-allow-origin") is None
+    r = await c.request(
+        "OPTIONS",
+        "/x",
+        host="example.com",
+        headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"},
+    )
+    assert r.header("access-control-allow-origin") is None
+    await c.close()

@@ -16,7 +16,7 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
-from kexpose.proxy._gwplan import choose_backend, forwarded_prefix, location, select
+from kexpose.proxy._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy._messages import RequestHead, local_response
 from kexpose.proxy._tls import misdirected
 from kexpose.proxy.filters import HeaderModifier
@@ -141,6 +141,10 @@ class Exchange:
             self.error = rule.error
             self.respond(500)
             return
+        preflight, cors_headers = cors(rule, req)
+        if preflight is not None:
+            self.respond(200, headers=preflight)  # answered here: a preflight never reaches
+            return  # the backend (HTTPCORSFilter)
         if rule.redirect is not None:
             scheme = self.client.scheme.decode()
             target = location(rule, req, scheme=scheme, listener_port=port.port)
@@ -154,7 +158,7 @@ class Exchange:
         self.route = chosen
         self.prefix = forwarded_prefix(req, rule, chosen)
         self.response_modifiers = tuple(
-            m for m in (rule.response_headers, chosen.response_headers) if m
+            m for m in (rule.response_headers, chosen.response_headers, cors_headers) if m
         )
         loop = self.client.plane.loop
         if rule.request_timeout:

@@ -16,6 +16,8 @@ from kexpose.proxy._messages import RequestHead, field_pairs, join_fields
 from kexpose.proxy.filters import (
     HeaderModifier,
     apply_header_modifier,
+    cors_preflight_headers,
+    cors_response_headers,
     redirect_location,
     replace_path,
 )
@@ -27,7 +29,15 @@ from kexpose.proxy.routes import (
     WeightedBackend,
 )
 
-__all__ = ["Selection", "choose_backend", "forwarded_prefix", "location", "select", "view_of"]
+__all__ = [
+    "Selection",
+    "choose_backend",
+    "cors",
+    "forwarded_prefix",
+    "location",
+    "select",
+    "view_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +143,25 @@ def forwarded_prefix(req: RequestHead, rule: GatewayRule, backend: WeightedBacke
     for modifier in modifiers:
         headers = apply_header_modifier(headers, modifier)
     return b"%b %b HTTP/1.1%b" % (req.method, target, join_fields(headers))
+
+
+def cors(
+    rule: GatewayRule, req: RequestHead
+) -> tuple[tuple[tuple[bytes, bytes], ...] | None, HeaderModifier | None]:
+    """The rule's CORS filter for this request: (the headers of a preflight answer, or None
+    when it is no preflight; the response headers an actual request gets, or None)."""
+    if rule.cors is None:
+        return None, None
+    headers: dict[str, str] = {}
+    for name, value in field_pairs(req.fields):
+        headers.setdefault(name.lower(), value)
+    origin = headers.get("origin")
+    if origin is None:
+        return None, None  # not a CORS request
+    asked = headers.get("access-control-request-method")
+    if req.method == b"OPTIONS" and asked is not None:
+        answer = cors_preflight_headers(
+            rule.cors, origin, asked, headers.get("access-control-request-headers", "")
+        )
+        return tuple((n.encode("latin-1"), v.encode("latin-1")) for n, v in answer), None
+    return None, HeaderModifier(set=cors_response_headers(rule.cors, origin))

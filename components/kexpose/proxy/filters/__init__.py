@@ -10,16 +10,26 @@ Semantics follow the Gateway API ``HTTPRouteFilter`` types (gateway-api v1.6.3,
 
 from __future__ import annotations
 
+from kexpose.proxy.filters._cors import (
+    Cors,
+    cors_preflight_headers,
+    cors_response_headers,
+    origin_allowed,
+)
 from kexpose.proxy.filters._headers import HeaderModifier, apply_header_modifier
 from kexpose.proxy.filters._paths import PathModifier, replace_path
 from kexpose.proxy.filters._redirect import Redirect, Rewrite, redirect_location
 
 __all__ = [
+    "Cors",
     "HeaderModifier",
     "PathModifier",
     "Redirect",
     "Rewrite",
     "apply_header_modifier",
+    "cors_preflight_headers",
+    "cors_response_headers",
+    "origin_allowed",
     "redirect_location",
     "replace_path",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kexpose.proxy.filters import HeaderModifier, Redirect, Rewrite
+from kexpose.proxy.filters import Cors, HeaderModifier, Redirect, Rewrite
 from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._certificates import CertificateMap
 from kexpose.proxy.routes._gwhosts import ANY_HOST, most_specific
@@ -67,17 +67,6 @@ class Retry:
     """Retries after the first try (``HTTPRouteRetry.attempts``)."""
     backoff: float | None = None
     """Seconds between tries."""
-
-
-@dataclass(frozen=True, slots=True)
-class Cors:
-    allow_origins: tuple[str, ...] = ()
-    """Exact origins, ``*``, or patterns with one ``*`` wildcard in the host."""
-    allow_methods: tuple[str, ...] = ()
-    allow_headers: tuple[str, ...] = ()
-    expose_headers: tuple[str, ...] = ()
-    max_age: int = 5
-    allow_credentials: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,20 +210,26 @@ def _cors(spec: object, where: str) -> Cors:
     if not isinstance(spec, Mapping):
         raise RouteProblem("UnsupportedValue", f"{where}: not an object")
 
-    def strings(key: str) -> tuple[str, ...]:
+    def strings(key: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+        # Values end up in response headers: tokens (methods, header names) or visible ASCII
+        # (origins), so that no route can inject a header line.
         value = spec.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise RouteProblem("UnsupportedValue", f"{where}.{key}: must be a list of strings")
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and (v == "*" or pattern.fullmatch(v)) for v in value
+        ):
+            raise RouteProblem(
+                "UnsupportedValue", f"{where}.{key}: {value!r} must be a list of valid values"
+            )
         return tuple(value)
 
     max_age = spec.get("maxAge", 5)
     if not isinstance(max_age, int) or max_age < 0:
         raise RouteProblem("UnsupportedValue", f"{where}.maxAge: {max_age!r}")
     return Cors(
-        strings("allowOrigins"),
-        strings("allowMethods"),
-        strings("allowHeaders"),
-        strings("exposeHeaders"),
+        strings("allowOrigins", _FIELD_VALUE),
+        strings("allowMethods", _TOKEN),
+        strings("allowHeaders", _TOKEN),
+        strings("exposeHeaders", _TOKEN),
         max_age,
         spec.get("allowCredentials") is True,
     )
