@@ -403,3 +403,77 @@ async def test_cors_preflights_are_answered_and_responses_carry_the_headers(
     )
     assert r.header("access-control-allow-origin") is None
     await c.close()
+
+
+class Flaky:
+    """An endpoint that fails its first ``failures`` requests (with ``status``, or by resetting
+    the connection when ``status`` is 0), then answers 200."""
+
+    def __init__(self, failures: int, status: int) -> None:
+        self.failures = failures
+        self.status = status
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> Flaky:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while await reader.readuntil(b"\r\n\r\n"):
+                    self.requests += 1
+                    if self.requests <= self.failures and self.status == 0:
+                        writer.transport.abort()  # a reset, as echo-basic's retry handler
+                        return
+                    code = self.status if self.requests <= self.failures else 200
+                    writer.write(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok" % code)
+                    await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            writer.close()
+
+        self.server = await asyncio.start_server(serve, "127.0.0.2", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("failures", "status", "attempts", "answer", "tries"),
+    [
+        (2, 500, 3, 200, 3),  # two retries, then the backend recovers
+        (4, 500, 3, 500, 4),  # the budget runs out: the last answer is the client's
+        (2, 503, 3, 503, 1),  # 503 is not in codes: no retry
+        (1, 0, 2, 200, 2),  # a reset connection counts as a 502
+    ],
+)
+async def test_route_retries(
+    start_proxy: ProxyFactory, failures: int, status: int, attempts: int, answer: int, tries: int
+) -> None:
+    from tests.proxy.objects import endpoint, endpoint_slice, service, sport
+
+    flaky = await Flaky(failures, status).start()
+    try:
+        proxy: Proxy = await start_proxy()
+        port = free_port()
+        table = await load(
+            proxy,
+            gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+            route(
+                "r",
+                {
+                    "backendRefs": [to("flaky")],
+                    "retry": {"codes": [500, 502], "attempts": attempts},
+                },
+            ),
+            service("flaky", sport(80, "http", name="http")),
+            endpoint_slice("flaky", [endpoint("127.0.0.2")], [("http", flaky.port)]),
+        )
+        r = await get((address(table), port))
+        assert r.status == answer
+        assert flaky.requests == tries
+    finally:
+        await flaky.stop()

@@ -55,6 +55,10 @@ class Exchange:
     response_modifiers: tuple[HeaderModifier, ...] = ()
     """Response header changes of the rule and its backend (Gateway ports only)."""
     _timers: tuple[asyncio.TimerHandle, ...] = ()
+    retries_left = 0
+    """``HTTPRouteRetry.attempts`` still to spend (bodiless requests only: a body is streamed,
+    never kept, so it cannot be sent again)."""
+    _backend_timer: asyncio.TimerHandle | None = None
     endpoint: Endpoint | None = None
     upstream: UpstreamConnection | None = None
     pending: list[bytes] | None = None
@@ -163,12 +167,62 @@ class Exchange:
         loop = self.client.plane.loop
         if rule.request_timeout:
             self._timers += (loop.call_later(rule.request_timeout, self._deadline, "request"),)
+        if rule.retry is not None and not self.has_body:
+            self.retries_left = rule.retry.attempts
         self._dispatch(chosen)
 
     def _deadline(self, which: str) -> None:
         """``HTTPRouteTimeouts``: the whole request, or the backend's answer, took too long."""
-        if not self.finished:
-            self.timed_out(f"the {which} timeout of the route passed")
+        if self.finished:
+            return
+        if which == "backend" and self.retry_for(504):
+            # HTTPRouteRetryBackendTimeout: a try that timed out counts as a 504 for retries.
+            conn, self.upstream = self.upstream, None
+            if conn is not None:
+                conn.exchange = None
+                conn.abort()
+            self.retry()
+            return
+        self.timed_out(f"the {which} timeout of the route passed")
+
+    # --- route retries (HTTPRouteRetry) ---------------------------------------------------------
+
+    def retry_for(self, status: int) -> bool:
+        """Whether a try that ended in ``status`` (502 for a refused or reset connection) is
+        tried again: the rule lists the code, attempts are left, and nothing was sent on."""
+        rule = self.rule
+        return (
+            self.retries_left > 0
+            and not self.response_started
+            and self.request_done
+            and rule is not None
+            and rule.retry is not None
+            and status in rule.retry.codes
+        )
+
+    def retry(self) -> None:
+        """Send the request again, after the rule's backoff, to an endpoint of the same backend."""
+        assert self.rule is not None
+        assert self.rule.retry is not None
+        self.retries_left -= 1
+        if self._backend_timer is not None:
+            self._backend_timer.cancel()
+            self._backend_timer = None
+        self.client.upstream_deadline = 0.0
+        backoff = self.rule.retry.backoff or 0.0
+        if backoff:
+            self._timers += (self.client.plane.loop.call_later(backoff, self._try_again),)
+        else:
+            self._try_again()
+
+    def _try_again(self) -> None:
+        if self.finished or self.route is None:
+            return
+        if self._counted:
+            self._balancer.finished(self.endpoint)  # type: ignore[union-attr,arg-type]
+            self._counted = False
+        self._tried = ()
+        self._dispatch(self.route)
 
     def _dispatch(self, route: Route | WeightedBackend) -> None:
         plane = self.client.plane
@@ -211,7 +265,11 @@ class Exchange:
             self.error = (
                 f"connect {self.endpoint[0]}:{self.endpoint[1]}: {exc or type(exc).__name__}"
             )
-            self.respond(504 if timed_out else 502)
+            status = 504 if timed_out else 502
+            if self.retry_for(status):  # HTTPRouteRetryConnectionError
+                self.retry()
+                return
+            self.respond(status)
             return
         self.endpoint = nxt
         conn = plane.pool.take(nxt)
@@ -238,8 +296,11 @@ class Exchange:
             head = prefix + self._rid_line + self.client.forwarded + req.suffix
         rule = self.rule
         if rule is not None and rule.backend_timeout and not self.retried:
+            # Per try: a retried request gets the whole backend timeout again.
             loop = self.client.plane.loop
-            self._timers += (loop.call_later(rule.backend_timeout, self._deadline, "backend"),)
+            timer = loop.call_later(rule.backend_timeout, self._deadline, "backend")
+            self._backend_timer = timer
+            self._timers += (timer,)
         transport = conn.transport
         assert transport is not None
         if self.pending:
@@ -348,6 +409,12 @@ class Exchange:
             conn.exchange = None
             plane = self.client.plane
             plane.spawn(plane.pool.connect(self.endpoint), self._connected)
+            return
+        if self.retry_for(502):  # the endpoint reset or closed: a 502 for retries
+            self.upstream = None
+            conn.exchange = None
+            conn.abort()
+            self.retry()
             return
         self.upstream_failed(conn, why)
 

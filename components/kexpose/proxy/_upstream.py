@@ -129,6 +129,9 @@ class UpstreamConnection(asyncio.Protocol):
                 parsed = self.pool.heads.get(head)
                 if parsed is not None and parsed[0] >= 200 and parsed[0] != 101 and not parsed[4]:
                     self._following = False
+                    if ex.retries_left and ex.retry_for(parsed[0]):
+                        self._drop_for_retry(ex)
+                        return
                     out = self._head(ex, head, parsed)
                     rest = data[cut:]
                     if self._state == _LENGTH and len(rest) == self._left:
@@ -247,6 +250,9 @@ class UpstreamConnection(asyncio.Protocol):
                     if parsed[0] == 101:
                         self._upgraded(ex, out, head, data)
                         return
+                if parsed[0] >= 200 and ex.retries_left and ex.retry_for(parsed[0]):
+                    self._drop_for_retry(ex)
+                    return
                 out += self._head(ex, head, parsed)
                 if self._state == _IDLE:
                     client.write(out)
@@ -358,6 +364,14 @@ class UpstreamConnection(asyncio.Protocol):
         else:
             self.close()
         ex.response_complete()
+
+    def _drop_for_retry(self, ex: Exchange) -> None:
+        """A response the route retries: nothing of it reaches the client, and this connection
+        (with the rest of that response unread) is never reused."""
+        self.exchange = None
+        self.abort()
+        ex.upstream = None
+        ex.retry()
 
     def _broken(self, ex: Exchange, why: str) -> None:
         self.abort()
