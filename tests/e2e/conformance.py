@@ -79,6 +79,11 @@ GATEWAY_ADDRESSES = "127.0.10.0/24"
 #: How kexpose-proxy's CLI takes `--gateway-addresses` from the environment (click's
 #: auto_envvar_prefix KEXPOSE_PROXY); proxy.py passes the environment on to the process.
 GATEWAY_ADDRESSES_ENV = "KEXPOSE_PROXY_GATEWAY_ADDRESSES"
+#: For GatewayStaticAddresses: the last address of the pool (hashed slots rarely land there, and
+#: an address a Gateway asks for is served before hashed ones), and a TEST-NET-1 address no
+#: pool of ours holds (RFC 5737).
+USABLE_ADDRESS = "127.0.10.254"
+UNUSABLE_ADDRESS = "192.0.2.1"
 #: The namespaces of the suite's base manifests; tests may create more.
 SUITE_NAMESPACES = (
     "gateway-conformance-infra",
@@ -142,6 +147,10 @@ class SuiteOptions:
     cleanup_base_resources: bool = True
     timeout: str = SUITE_TIMEOUT
     debug: bool = False
+    usable_address: str = USABLE_ADDRESS
+    """GatewayStaticAddresses: an address kexpose-proxy can give a Gateway (in the pool)."""
+    unusable_address: str = UNUSABLE_ADDRESS
+    """... and one it cannot (outside the pool)."""
 
 
 def suite_arguments(options: SuiteOptions) -> list[str]:
@@ -161,6 +170,8 @@ def suite_arguments(options: SuiteOptions) -> list[str]:
         f"-version={impl.version}",
         f"-contact={','.join(impl.contact)}",
         f"-cleanup-base-resources={str(options.cleanup_base_resources).lower()}",
+        f"-usable-address={options.usable_address}",
+        f"-unusable-address={options.unusable_address}",
     ]
     if options.supported_features:
         args.append(f"-supported-features={','.join(options.supported_features)}")

@@ -811,7 +811,11 @@ def test_gateway_addresses_come_from_the_pool_stably() -> None:
     assert assign_addresses({("infra", "a"): kept}, pool)[0] == {("infra", "a"): ("10.250.0.9",)}
     none, problems = assign_addresses({("infra", "a"): outside}, pool)
     assert none == {}
-    assert "not usable" in problems[("infra", "a")]
+    assert problems[("infra", "a")][0] == "AddressNotUsable"
+    fake = {**gw, "spec": {**gw["spec"], "addresses": [{"type": "test/fake", "value": "x"}]}}
+    assert assign_addresses({("infra", "a"): fake}, pool)[1][("infra", "a")][0] == (
+        "UnsupportedAddress"
+    )
     assert assign_addresses({("infra", "a"): gw}, None)[0] == {}
 
 

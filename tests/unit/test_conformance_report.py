@@ -154,6 +154,8 @@ def test_the_default_command_line_runs_gateway_http_with_a_report_and_features_f
         "-version=v0.1.0",
         "-contact=kexpose developers",
         "-cleanup-base-resources=true",
+        "-usable-address=127.0.10.254",
+        "-unusable-address=192.0.2.1",
         "-test.timeout=60m",
         "-test.v",
     ]

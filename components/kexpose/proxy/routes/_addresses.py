@@ -8,9 +8,11 @@ the end-to-end tests, a range on the network namespace's loopback.
 
 Choice, stable across changes so that an unrelated Gateway appearing moves no one:
 
-1. an ``IPAddress`` the Gateway asks for in ``spec.addresses``, when it is in the pool and free;
-   one outside the pool (or of another type) is not usable (``AddressNotUsable``); an entry
-   without a value asks for any address of its type (``GatewayAddressEmpty``): as if absent;
+1. the ``IPAddress`` values the Gateway asks for in ``spec.addresses``, when all are in the pool
+   and free; another address type is unsupported (the Gateway is not Accepted:
+   ``UnsupportedAddress``), an address outside the pool or taken is not usable (not Programmed:
+   ``AddressNotUsable``); an entry without a value asks for any address of its type
+   (``GatewayAddressEmpty``): as if absent;
 2. the address its status already holds, when it is in the pool and free (a restart keeps it);
 3. else a slot derived from a hash of ``namespace/name``, probing onward while taken.
 
@@ -26,9 +28,12 @@ from typing import Any
 
 from kexpose.proxy.routes._objects import Key
 
-__all__ = ["Network", "assign_addresses"]
+__all__ = ["AddressProblem", "Network", "assign_addresses"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: (the Gateway condition reason, the message): ``UnsupportedAddress``, ``AddressNotUsable`` or
+#: ``AddressNotAssigned``.
+AddressProblem = tuple[str, str]
 
 
 def _m(value: object) -> Mapping[str, Any]:
@@ -60,13 +65,16 @@ def _usable(pool: Network) -> tuple[int, int]:
 
 def assign_addresses(
     gateways: Mapping[Key, Mapping[str, Any]], pool: Network | None
-) -> tuple[dict[Key, tuple[str, ...]], dict[Key, str]]:
+) -> tuple[dict[Key, tuple[str, ...]], dict[Key, AddressProblem]]:
     """(Gateway -> its addresses, Gateway -> why it has none)."""
     assigned: dict[Key, tuple[str, ...]] = {}
-    problems: dict[Key, str] = {}
+    problems: dict[Key, AddressProblem] = {}
     if pool is None:
         for key in gateways:
-            problems[key] = "the proxy has no address pool (--gateway-addresses)"
+            problems[key] = (
+                "AddressNotAssigned",
+                "the proxy has no address pool (--gateway-addresses)",
+            )
         return assigned, problems
     taken: set[str] = set()
 
@@ -83,14 +91,21 @@ def assign_addresses(
             if e.get("value") not in (None, "") or (e.get("type") or "IPAddress") != "IPAddress"
         ]
         if wanted:
+            kinds = {str(e.get("type") or "IPAddress") for e in wanted} - {"IPAddress"}
+            if kinds:
+                problems[key] = (
+                    "UnsupportedAddress",
+                    f"address type(s) {', '.join(sorted(kinds))} not supported: only IPAddress",
+                )
+                continue
             values = []
             for entry in wanted:
-                kind = entry.get("type") or "IPAddress"
-                value = _in(pool, entry.get("value")) if kind == "IPAddress" else None
+                value = _in(pool, entry.get("value"))
                 if value is None or value in taken:
                     problems[key] = (
-                        f"address {entry.get('value')!r} ({kind}) is not usable: the proxy binds "
-                        f"IPAddress values from {pool} that no other Gateway holds"
+                        "AddressNotUsable",
+                        f"address {entry.get('value')!r} is not usable: the proxy binds "
+                        f"addresses from {pool} that no other Gateway holds",
                     )
                     break
                 values.append(value)
@@ -119,5 +134,5 @@ def assign_addresses(
                 assigned[key] = (candidate,)
                 break
         else:
-            problems[key] = f"the address pool {pool} is exhausted"
+            problems[key] = ("AddressNotAssigned", f"the address pool {pool} is exhausted")
     return assigned, problems

@@ -72,6 +72,7 @@ SUPPORTED_FEATURES: Final = (
     "GatewayAddressEmpty",
     "GatewayHTTPListenerIsolation",
     "GatewayPort8080",
+    "GatewayStaticAddresses",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
@@ -393,7 +394,7 @@ def build_gateway_table(
     secrets: Mapping[Key, Secret],
     namespaces: Mapping[str, Mapping[str, str]],
     addresses: Mapping[Key, tuple[str, ...]],
-    address_problems: Mapping[Key, str] | None = None,
+    address_problems: Mapping[Key, tuple[str, str]] | None = None,
     supported_features: tuple[str, ...] = SUPPORTED_FEATURES,
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
@@ -449,21 +450,24 @@ def build_gateway_table(
             )
         valid = [lst for lst in made if lst.usable]
         all_valid = len(valid) == len(made)
-        accepted = condition(
-            "Accepted",
-            bool(valid) or not made,
-            "Accepted" if all_valid else "ListenersNotValid",
-            "" if all_valid else "some listeners are not valid; see the listener conditions",
+        reason, why = (address_problems or {}).get(
+            key, ("AddressNotAssigned", "no address assigned yet")
         )
-        why = (address_problems or {}).get(key, "no address assigned yet")
-        gateway_programmed = condition(
-            "Programmed",
-            bool(addrs) and accepted.status == "True",
-            "Programmed"
-            if addrs
-            else ("AddressNotUsable" if "not usable" in why else "AddressNotAssigned"),
-            "" if addrs else why,
-        )
+        if reason == "UnsupportedAddress":
+            accepted = condition("Accepted", False, reason, why)
+        else:
+            accepted = condition(
+                "Accepted",
+                bool(valid) or not made,
+                "Accepted" if all_valid else "ListenersNotValid",
+                "" if all_valid else "some listeners are not valid; see the listener conditions",
+            )
+        if addrs and accepted.status == "True":
+            gateway_programmed = condition("Programmed", True, "Programmed")
+        elif addrs:
+            gateway_programmed = condition("Programmed", False, "Invalid", accepted.message)
+        else:
+            gateway_programmed = condition("Programmed", False, reason, why)
         gateway_status.append(
             GatewayStatus(
                 key[0],
