@@ -29,9 +29,11 @@ How faithful (followed line by line: conformance@v1.6.3 `echo-basic/echo-basic.g
   afterwards (the connection closes when more than 256 KiB were left, or when the client waited
   for `100-continue`); keep-alive as HTTP/1.1 says; a malformed request → 400 and close.
 
+The websocket at `/ws` is echo-basic's `wsHandler` (x/net/websocket, `io.Copy(ws, ws)`): the
+RFC 6455 handshake, then every frame echoed; a request to `/ws` that is no handshake gets 400.
+
 What it leaves out, for later issues: h2c on 3001 (`BackendProtocolH2C`), TLS on 8443
-(`BackendTLSPolicy`, `tls-backend`), the websocket at `/ws` (answered 400 here, as x/net/websocket
-does for a request that is no handshake), the gRPC, TCP and UDP modes (`GRPC_ECHO_SERVER`, ...;
+(`BackendTLSPolicy`, `tls-backend`), the gRPC, TCP and UDP modes (`GRPC_ECHO_SERVER`, ...;
 `echo_pods.py` serves no such pod), form bodies as a source of `delay` (Go's `FormValue` also reads
 a POSTed form), and the exact reason phrases of unusual status codes.
 """
@@ -39,7 +41,9 @@ a POSTed form), and the exact reason phrases of unusual status codes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -51,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -503,6 +507,11 @@ class EchoBasicServer:
                 ),
             )
             waited_for_continue = conn.they_are_waiting_for_100_continue
+            if plan(request)[0] == "ws" and _websocket_key(request) is not None:
+                # echo-basic's wsHandler (x/net/websocket): the handshake, then io.Copy(ws, ws).
+                rest = conn.trailing_data[0]
+                await _websocket_echo(request, reader, writer, rest)
+                return
             if not await self._respond(conn, writer, request, remote):
                 return
             if waited_for_continue or not await _discard_body(conn, reader):
@@ -546,6 +555,71 @@ class EchoBasicServer:
         if reply.echoed:  # echoHandler prints before it waits out `?delay=`
             self._print(f"Echoing back request made to {request.target} to client ({remote})")
         await asyncio.sleep(reply.delay_s)
+
+
+_WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+
+
+def _websocket_key(request: Incoming) -> str | None:
+    headers = {n.lower(): v for n, v in request.headers}
+    if headers.get("upgrade", "").lower() != "websocket":
+        return None
+    return headers.get("sec-websocket-key")
+
+
+async def _websocket_echo(
+    request: Incoming, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rest: bytes
+) -> None:
+    """The server side of RFC 6455 as x/net/websocket's handler runs it: accept (§4.2.2), then
+    send every data frame's payload back in a frame of the same type, unmasked (§5.2); answer
+    a ping with a pong and a close with a close."""
+    key = _websocket_key(request)
+    assert key is not None
+    accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()  # noqa: S324 - RFC 6455's choice
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: %b\r\n\r\n" % accept.encode()
+    )
+    buffer = bytearray(rest)
+
+    async def need(n: int) -> bytes:
+        while len(buffer) < n:
+            more = await reader.read(READ_SIZE)
+            if not more:
+                raise ConnectionError("closed")
+            buffer.extend(more)
+        out = bytes(buffer[:n])
+        del buffer[:n]
+        return out
+
+    try:
+        while True:
+            first, second = await need(2)
+            opcode = first & 0x0F
+            length = second & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", await need(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", await need(8))[0]
+            mask = await need(4) if second & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(await need(length)))
+            if opcode == 0x8:  # close
+                writer.write(bytes([0x88, len(payload[:125])]) + payload[:125])
+                await writer.drain()
+                return
+            reply_opcode = 0xA if opcode == 0x9 else opcode  # ping -> pong
+            if length < 126:
+                header = bytes([0x80 | reply_opcode, length])
+            elif length < 65536:
+                header = bytes([0x80 | reply_opcode, 126]) + struct.pack("!H", length)
+            else:
+                header = bytes([0x80 | reply_opcode, 127]) + struct.pack("!Q", length)
+            writer.write(header + payload)
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return
+    finally:
+        writer.close()
 
 
 async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Event | type:

@@ -332,3 +332,35 @@ async def test_stop_ends_a_connection_waiting_out_a_delay(unused_tcp_port: int) 
     writer.close()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(echo.ip, echo.port)
+
+
+@pytest.mark.asyncio
+async def test_the_websocket_handler_accepts_and_echoes_frames(server: EchoBasicServer) -> None:
+    # RFC 6455 §1.3's example key and accept value; frames masked by the client (§5.3).
+    handshake = (
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    mask = b"\x01\x02\x03\x04"
+
+    def frame(opcode: int, payload: bytes) -> bytes:
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+    data = await exchange(
+        server,
+        handshake
+        + frame(0x1, b"Websocket Support!")
+        + frame(0x2, bytes(range(1, 8)))
+        + frame(0x8, b""),
+    )
+    head, _, frames = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    assert frames == (
+        bytes([0x81, 18])
+        + b"Websocket Support!"
+        + bytes([0x82, 7])
+        + bytes(range(1, 8))
+        + bytes([0x88, 0])
+    )
