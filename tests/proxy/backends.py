@@ -17,7 +17,7 @@ import hashlib
 import json
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httptools
 
@@ -296,3 +296,25 @@ class Client:
         self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+class ScriptedBackend:
+    """An endpoint on 127.0.0.2 whose answers a test scripts in ``serve`` (one call per
+    connection), for bytes the echo backend would never send."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> Self:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.2", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.proxy.backends import Client
+from tests.proxy.backends import Client, ScriptedBackend
 from tests.proxy.conftest import Pki, Proxy, ProxyFactory, backend_objects
 from tests.proxy.objects import tls_secret
 
@@ -405,40 +405,29 @@ async def test_cors_preflights_are_answered_and_responses_carry_the_headers(
     await c.close()
 
 
-class Flaky:
+class Flaky(ScriptedBackend):
     """An endpoint that fails its first ``failures`` requests (with ``status``, or by resetting
     the connection when ``status`` is 0), then answers 200."""
 
     def __init__(self, failures: int, status: int) -> None:
+        super().__init__()
         self.failures = failures
         self.status = status
         self.requests = 0
-        self.server: asyncio.Server | None = None
-        self.port = 0
 
-    async def start(self) -> Flaky:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while await reader.readuntil(b"\r\n\r\n"):
-                    self.requests += 1
-                    if self.requests <= self.failures and self.status == 0:
-                        writer.transport.abort()  # a reset, as echo-basic's retry handler
-                        return
-                    code = self.status if self.requests <= self.failures else 200
-                    writer.write(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok" % code)
-                    await writer.drain()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            writer.close()
-
-        self.server = await asyncio.start_server(serve, "127.0.0.2", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                self.requests += 1
+                if self.requests <= self.failures and self.status == 0:
+                    writer.transport.abort()  # a reset, as echo-basic's retry handler
+                    return
+                code = self.status if self.requests <= self.failures else 200
+                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok" % code)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        writer.close()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from tests.proxy.backends import ScriptedBackend
 from tests.proxy.conftest import FAST, Pki, Proxy, ProxyFactory, backend_objects
 from tests.proxy.objects import ingress, path, rule, tls, tls_secret
 
@@ -110,43 +111,32 @@ async def test_connection_host_does_not_remove_host(
         await c.close()
 
 
-class RawBackend:
+class RawBackend(ScriptedBackend):
     """An endpoint that answers every request head with fixed bytes."""
 
     def __init__(self, answer: bytes) -> None:
+        super().__init__()
         self.answer = answer
         self.received = b""
         self.bodies: list[bytes] = []
         """The chunked request bodies received, as framed on the wire."""
-        self.server: asyncio.Server | None = None
-        self.port = 0
 
-    async def start(self) -> RawBackend:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    self.received += head
-                    if b"transfer-encoding: chunked" in head.lower():
-                        body = b""
-                        while not body.endswith(b"0\r\n\r\n"):  # the tests' bodies only
-                            more = await reader.read(65536)
-                            if not more:
-                                break
-                            body += more
-                        self.bodies.append(body)
-                    writer.write(self.answer)
-                    await writer.drain()
-            writer.close()
-
-        self.server = await asyncio.start_server(serve, "127.0.0.2", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.received += head
+                if b"transfer-encoding: chunked" in head.lower():
+                    body = b""
+                    while not body.endswith(b"0\r\n\r\n"):  # the tests' bodies only
+                        more = await reader.read(65536)
+                        if not more:
+                            break
+                        body += more
+                    self.bodies.append(body)
+                writer.write(self.answer)
+                await writer.drain()
+        writer.close()
 
 
 async def test_a_response_framed_by_a_header_named_in_connection_stays_framed(
