@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kexpose.proxy.routes._objects import Key
+from kexpose.proxy.routes._raw import entries, mapping
 
 __all__ = ["AddressProblem", "Network", "assign_addresses"]
 
@@ -34,14 +35,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: (the Gateway condition reason, the message): ``UnsupportedAddress``, ``AddressNotUsable`` or
 #: ``AddressNotAssigned``.
 AddressProblem = tuple[str, str]
-
-
-def _m(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _in(pool: Network, value: object) -> str | None:
@@ -79,7 +72,7 @@ def assign_addresses(
     taken: set[str] = set()
 
     def age(item: tuple[Key, Mapping[str, Any]]) -> tuple[str, Key]:
-        created = _m(item[1].get("metadata")).get("creationTimestamp")
+        created = mapping(item[1].get("metadata")).get("creationTimestamp")
         return (str(created or ""), item[0])
 
     ordered = sorted(gateways.items(), key=age)
@@ -87,7 +80,7 @@ def assign_addresses(
     for key, gateway in ordered:
         wanted = [
             e
-            for e in _list(_m(gateway.get("spec")).get("addresses"))
+            for e in entries(mapping(gateway.get("spec")).get("addresses"))
             if e.get("value") not in (None, "") or (e.get("type") or "IPAddress") != "IPAddress"
         ]
         if wanted:
@@ -115,7 +108,7 @@ def assign_addresses(
             continue
         previous = [
             a
-            for e in _list(_m(gateway.get("status")).get("addresses"))
+            for e in entries(mapping(gateway.get("status")).get("addresses"))
             if (a := _in(pool, e.get("value")))
         ]
         if previous and previous[0] not in taken:

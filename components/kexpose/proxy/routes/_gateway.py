@@ -54,8 +54,16 @@ from kexpose.proxy.routes._gwtable import GatewayHost, GatewayListener, GatewayP
 from kexpose.proxy.routes._httproute import RouteProblem, translate_rules
 from kexpose.proxy.routes._kube import EndpointSlice, Secret, Service
 from kexpose.proxy.routes._objects import Key
+from kexpose.proxy.routes._raw import entries, mapping
 
-__all__ = ["GATEWAY_GROUP", "SUPPORTED_FEATURES", "GatewayTable", "build_gateway_table"]
+__all__ = [
+    "GATEWAY_GROUP",
+    "SUPPORTED_FEATURES",
+    "GatewayTable",
+    "build_gateway_table",
+    "gateways_of",
+    "our_classes",
+]
 
 GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
 _ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
@@ -109,26 +117,18 @@ class GatewayTable:
     problems: tuple[str, ...] = ()
 
 
-def _m(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _entries(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
 def _generation(obj: Mapping[str, Any]) -> int:
-    value = _m(obj.get("metadata")).get("generation")
+    value = mapping(obj.get("metadata")).get("generation")
     return value if isinstance(value, int) else 0
 
 
 def _name(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = _m(obj.get("metadata"))
+    meta = mapping(obj.get("metadata"))
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
 def _created(obj: Mapping[str, Any]) -> str:
-    value = _m(obj.get("metadata")).get("creationTimestamp")
+    value = mapping(obj.get("metadata")).get("creationTimestamp")
     if isinstance(value, datetime):
         return value.isoformat()
     return value if isinstance(value, str) else ""
@@ -136,10 +136,10 @@ def _created(obj: Mapping[str, Any]) -> str:
 
 def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     """A ``metav1.LabelSelector`` (matchLabels and matchExpressions) against ``labels``."""
-    for key, value in _m(selector.get("matchLabels")).items():
+    for key, value in mapping(selector.get("matchLabels")).items():
         if labels.get(key) != value:
             return False
-    for expr in _entries(selector.get("matchExpressions")):
+    for expr in entries(selector.get("matchExpressions")):
         op = expr.get("operator")
         name = str(expr.get("key") or "")
         values = expr.get("values") or []
@@ -235,7 +235,7 @@ class _Build:
             port = ref.get("port")
             if not isinstance(port, int):
                 return None, ("UnsupportedValue", f"backendRef {label}: port is required")
-            for sport in _entries(_m(service.get("spec")).get("ports")):
+            for sport in entries(mapping(service.get("spec")).get("ports")):
                 if (
                     sport.get("port") == port
                     and sport.get("appProtocol") in _UNSUPPORTED_APP_PROTOCOLS
@@ -267,7 +267,7 @@ class _Build:
             gateway, spec, name, port if isinstance(port, int) else 0, protocol, hostname, ()
         )
         # Route kinds (allowedRoutes.kinds; default: what the protocol serves).
-        wanted = _entries(_m(spec.get("allowedRoutes")).get("kinds"))
+        wanted = entries(mapping(spec.get("allowedRoutes")).get("kinds"))
         kinds: list[tuple[str, str]] = []
         bad_kinds: list[tuple[str, str]] = []
         for k in wanted:
@@ -292,7 +292,7 @@ class _Build:
                 "unsupported route kinds: " + ", ".join(f"{g}/{k}" for g, k in bad_kinds),
             )
         if protocol == "HTTPS" and accepted.status == "True":
-            tls = _m(spec.get("tls"))
+            tls = mapping(spec.get("tls"))
             if (tls.get("mode") or "Terminate") != "Terminate":
                 accepted = condition(
                     "Accepted", False, "UnsupportedValue", "only TLS mode Terminate is served"
@@ -303,7 +303,7 @@ class _Build:
         return listener
 
     def certificates(self, listener: _Listener, tls: Mapping[str, Any]) -> Condition:
-        refs = _entries(tls.get("certificateRefs"))
+        refs = entries(tls.get("certificateRefs"))
         if not refs:
             return condition("ResolvedRefs", False, "InvalidCertificateRef", "no certificateRefs")
         namespace = listener.gateway[0]
@@ -363,8 +363,8 @@ class _Build:
                 lst.conditions["Conflicted"] = c
 
     def admits(self, listener: _Listener, gateway_ns: str, route_ns: str) -> bool:
-        allowed = _m(listener.spec.get("allowedRoutes"))
-        spec = _m(allowed.get("namespaces"))
+        allowed = mapping(listener.spec.get("allowedRoutes"))
+        spec = mapping(allowed.get("namespaces"))
         source = spec.get("from") or "Same"
         if (GATEWAY_GROUP, "HTTPRoute") not in listener.kinds:
             return False
@@ -373,7 +373,9 @@ class _Build:
         if source == "Same":
             return route_ns == gateway_ns
         if source == "Selector":
-            return _selector_matches(_m(spec.get("selector")), self.namespaces.get(route_ns, {}))
+            return _selector_matches(
+                mapping(spec.get("selector")), self.namespaces.get(route_ns, {})
+            )
         return False
 
 
@@ -381,6 +383,28 @@ def _route_sort_key(
     rule: GatewayRule, created: str, label: str, match_index: int
 ) -> tuple[Any, ...]:
     return (*rule.match.rank(), created, label, rule.rule, match_index)
+
+
+def our_classes(
+    classes: Mapping[str, Mapping[str, Any]], controller: str
+) -> dict[str, Mapping[str, Any]]:
+    """The GatewayClasses whose ``controllerName`` is ``controller``."""
+    return {
+        name: cls
+        for name, cls in classes.items()
+        if mapping(cls.get("spec")).get("controllerName") == controller
+    }
+
+
+def gateways_of(
+    classes: Mapping[str, object], gateways: Mapping[Key, Mapping[str, Any]]
+) -> dict[Key, Mapping[str, Any]]:
+    """The Gateways of ``classes``."""
+    return {
+        key: gw
+        for key, gw in gateways.items()
+        if mapping(gw.get("spec")).get("gatewayClassName") in classes
+    }
 
 
 def build_gateway_table(
@@ -400,11 +424,7 @@ def build_gateway_table(
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
     build = _Build(controller, services, slices, secrets, Grants(grants), namespaces)
-    ours = {
-        name: cls
-        for name, cls in classes.items()
-        if _m(cls.get("spec")).get("controllerName") == controller
-    }
+    ours = our_classes(classes, controller)
     class_status = tuple(
         ClassStatus(
             name,
@@ -417,14 +437,10 @@ def build_gateway_table(
         )
         for name, cls in sorted(ours.items())
     )
-    our_gateways = {
-        key: gw
-        for key, gw in sorted(gateways.items())
-        if _m(gw.get("spec")).get("gatewayClassName") in ours
-    }
+    our_gateways = dict(sorted(gateways_of(ours, gateways).items()))
     listeners: dict[Key, list[_Listener]] = {}
     for key, gw in our_gateways.items():
-        specs = _entries(_m(gw.get("spec")).get("listeners"))
+        specs = entries(mapping(gw.get("spec")).get("listeners"))
         made = [build.listener(key, spec, i) for i, spec in enumerate(specs)]
         build.conflicts(made)
         listeners[key] = made
@@ -500,7 +516,7 @@ def _attach_route(
 ) -> RouteStatus | None:
     namespace, name = key
     label = f"{namespace}/{name}"
-    spec = _m(route.get("spec"))
+    spec = mapping(route.get("spec"))
     parents: list[ParentStatus] = []
     translated = None
     problem: RouteProblem | None = None
@@ -514,7 +530,7 @@ def _attach_route(
         [h.lower() for h in raw_hosts if isinstance(h, str)] if isinstance(raw_hosts, list) else []
     )
     created = _created(route)
-    for ref in _entries(spec.get("parentRefs")):
+    for ref in entries(spec.get("parentRefs")):
         group = ref.get("group", GATEWAY_GROUP)
         kind = ref.get("kind", "Gateway")
         parent_key = (str(ref.get("namespace") or namespace), str(ref.get("name") or ""))
@@ -589,8 +605,8 @@ def _ports(label: str, addrs: tuple[str, ...], valid: Sequence[_Listener]) -> li
         default_cert = None
         for lst in sorted(group, key=lambda item: specificity(item.hostname or ANY_HOST)):
             hosts = {}
-            for host, entries in lst.routes.items():
-                ordered = [rule for _, rule in sorted(entries, key=lambda e: e[0])]
+            for host, keyed in lst.routes.items():
+                ordered = [rule for _, rule in sorted(keyed, key=lambda e: e[0])]
                 hosts[host] = GatewayHost(
                     host,
                     tuple(ordered),

@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kexpose.proxy.routes._raw import entries
+
 __all__ = ["Grants"]
-
-
-def _entries(value: Any) -> list[Mapping[str, Any]]:
-    return [e for e in value if isinstance(e, Mapping)] if isinstance(value, list) else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +41,7 @@ class Grants:
             namespace = meta.get("namespace") or "default"
             froms = tuple(
                 (str(f.get("group") or ""), str(f.get("kind") or ""), str(f.get("namespace") or ""))
-                for f in _entries(spec.get("from"))
+                for f in entries(spec.get("from"))
             )
             tos = tuple(
                 (
@@ -51,7 +49,7 @@ class Grants:
                     str(t.get("kind") or ""),
                     str(t["name"]) if isinstance(t.get("name"), str) and t["name"] else None,
                 )
-                for t in _entries(spec.get("to"))
+                for t in entries(spec.get("to"))
             )
             by_namespace.setdefault(str(namespace), []).append(_Grant(froms, tos))
         self._by_namespace = by_namespace

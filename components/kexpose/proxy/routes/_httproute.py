@@ -37,6 +37,7 @@ from kexpose.proxy.routes._matches import (
     ValueMatch,
     compile_regex,
 )
+from kexpose.proxy.routes._raw import entries, text
 
 __all__ = [
     "BackendResolver",
@@ -92,22 +93,14 @@ def parse_duration(value: object, where: str) -> float:
     return sum(int(n) * _UNITS[u] for n, u in parts)
 
 
-def _list(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _headers(spec: object, where: str) -> HeaderModifier:
     if not isinstance(spec, Mapping):
         raise RouteProblem("UnsupportedValue", f"{where}: not an object")
 
     def pairs(key: str) -> tuple[tuple[str, str], ...]:
         out = []
-        for item in _list(spec.get(key)):
-            name, value = _str(item.get("name")), _str(item.get("value"))
+        for item in entries(spec.get(key)):
+            name, value = text(item.get("name")), text(item.get("value"))
             if not name or value is None:
                 raise RouteProblem("UnsupportedValue", f"{where}.{key}: needs a name and a value")
             if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
@@ -141,9 +134,9 @@ def _path_modifier(spec: object, where: str) -> PathModifier | None:
         raise RouteProblem("UnsupportedValue", f"{where}: not an object")
     kind = spec.get("type")
     if kind == "ReplaceFullPath":
-        value = _str(spec.get("replaceFullPath"))
+        value = text(spec.get("replaceFullPath"))
     elif kind == "ReplacePrefixMatch":
-        value = _str(spec.get("replacePrefixMatch"))
+        value = text(spec.get("replacePrefixMatch"))
     else:
         raise RouteProblem("UnsupportedValue", f"{where}.type: {kind!r} is not supported")
     if value is None:
@@ -161,7 +154,7 @@ def _match(spec: Mapping[str, Any], where: str) -> RequestMatch:
         path_type = path_spec.get("type") or "PathPrefix"
         if path_type not in PATH_MATCH_TYPES:
             raise MatchError(f"path type {path_type!r} is not one of {', '.join(PATH_MATCH_TYPES)}")
-        path = PathMatch.make(path_type, _str(path_spec.get("value")) or "/")
+        path = PathMatch.make(path_type, text(path_spec.get("value")) or "/")
         headers = _value_matches(spec.get("headers"), "header", fold=True)
         query = _value_matches(spec.get("queryParams"), "query parameter", fold=False)
         method = spec.get("method")
@@ -172,12 +165,12 @@ def _match(spec: Mapping[str, Any], where: str) -> RequestMatch:
         raise RouteProblem("UnsupportedValue", f"{where}: {exc}") from exc
 
 
-def _value_matches(entries: object, what: str, *, fold: bool) -> list[ValueMatch]:
+def _value_matches(specs: object, what: str, *, fold: bool) -> list[ValueMatch]:
     """Header (names folded to lower case) or query parameter matches."""
     out = []
-    for entry in _list(entries):
+    for entry in entries(specs):
         kind = entry.get("type") or "Exact"
-        name, value = _str(entry.get("name")), _str(entry.get("value"))
+        name, value = text(entry.get("name")), text(entry.get("value"))
         if kind not in HEADER_MATCH_TYPES or not name or value is None:
             raise MatchError(f"{what} match {dict(entry)!r} is not supported")
         regex = compile_regex(value) if kind == "RegularExpression" else None
@@ -268,7 +261,7 @@ def _filters(
                 raise RouteProblem("UnsupportedValue", f"{at}: requestRedirect missing")
             status = spec.get("statusCode", 302)
             port = spec.get("port")
-            scheme = _str(spec.get("scheme"))
+            scheme = text(spec.get("scheme"))
             if status not in _REDIRECT_CODES:
                 raise RouteProblem("UnsupportedValue", f"{at}.statusCode: {status!r}")
             if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
@@ -354,11 +347,11 @@ def translate_rules(
         if not isinstance(rule, Mapping):
             raise RouteProblem("UnsupportedValue", f"{where}: not an object")
         matches = [
-            _match(m, f"{where}.matches[{j}]") for j, m in enumerate(_list(rule.get("matches")))
+            _match(m, f"{where}.matches[{j}]") for j, m in enumerate(entries(rule.get("matches")))
         ]
         if not matches:
             matches = [RequestMatch()]
-        filters = _filters(_list(rule.get("filters")), where, resolve, out.unresolved)
+        filters = _filters(entries(rule.get("filters")), where, resolve, out.unresolved)
         for modifier in (filters.redirect, filters.rewrite):
             path = modifier.path if modifier is not None else None
             if (
@@ -386,13 +379,15 @@ def translate_rules(
         retry = _retry(rule.get("retry"), f"{where}.retry")
         backends: list[WeightedBackend] = []
         invalid_weight = 0
-        refs = _list(rule.get("backendRefs"))
+        refs = entries(rule.get("backendRefs"))
         for j, ref in enumerate(refs):
             at = f"{where}.backendRefs[{j}]"
             weight = ref.get("weight", 1)
             if not isinstance(weight, int) or weight < 0:
                 raise RouteProblem("UnsupportedValue", f"{at}.weight: {weight!r}")
-            per = _filters(_list(ref.get("filters")), at, resolve, out.unresolved, per_backend=True)
+            per = _filters(
+                entries(ref.get("filters")), at, resolve, out.unresolved, per_backend=True
+            )
             backend, problem = resolve(ref)
             if backend is None:
                 assert problem is not None
@@ -414,7 +409,7 @@ def translate_rules(
                 error = "every backendRef of the rule has weight 0"
             elif not backends:
                 error = "no backendRef of the rule can be used"
-        name = _str(rule.get("name"))
+        name = text(rule.get("name"))
         template = GatewayRule(
             route=label,
             rule=i,

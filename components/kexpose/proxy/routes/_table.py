@@ -40,7 +40,12 @@ from kexpose.proxy.routes._certificates import (
     certificate_covers,
     certificate_from_secret,
 )
-from kexpose.proxy.routes._gateway import GatewayTable, build_gateway_table
+from kexpose.proxy.routes._gateway import (
+    GatewayTable,
+    build_gateway_table,
+    gateways_of,
+    our_classes,
+)
 from kexpose.proxy.routes._gwtable import GatewayPort
 from kexpose.proxy.routes._kube import EndpointSlice, Ingress, IngressBackend
 from kexpose.proxy.routes._objects import Key, ObjectSet, key_of
@@ -299,20 +304,9 @@ def _gateways(
     slices: Mapping[Key, list[EndpointSlice]],
     pool: Network | None,
 ) -> GatewayTable:
-    def spec(obj: object) -> Mapping[str, Any]:
-        value = obj.get("spec") if isinstance(obj, Mapping) else None
-        return value if isinstance(value, Mapping) else {}
-
-    classes = {
-        name
-        for name, cls in objects.gateway_classes.items()
-        if spec(cls).get("controllerName") == controller
-    }
-    ours: dict[Key, Mapping[str, Any]] = {
-        key: cast("Mapping[str, Any]", gw)
-        for key, gw in objects.gateways.items()
-        if spec(gw).get("gatewayClassName") in classes
-    }
+    classes = cast("Mapping[str, Mapping[str, Any]]", objects.gateway_classes)
+    gateways = cast("Mapping[Key, Mapping[str, Any]]", objects.gateways)
+    ours = gateways_of(our_classes(classes, controller), gateways)
     addresses, address_problems = assign_addresses(ours, pool)
     namespaces: dict[str, Mapping[str, str]] = {}
     for name, ns in objects.namespaces.items():
@@ -321,8 +315,8 @@ def _gateways(
         namespaces[name] = labels if isinstance(labels, Mapping) else {}
     return build_gateway_table(
         controller=controller,
-        classes=cast("Mapping[str, Mapping[str, Any]]", objects.gateway_classes),
-        gateways=cast("Mapping[Key, Mapping[str, Any]]", objects.gateways),
+        classes=classes,
+        gateways=gateways,
         routes=cast("Mapping[Key, Mapping[str, Any]]", objects.http_routes),
         grants=[cast("Mapping[str, Any]", g) for g in objects.reference_grants.values()],
         services=objects.services,
