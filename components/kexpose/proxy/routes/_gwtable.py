@@ -149,9 +149,18 @@ class GatewayPort:
     """For HTTPS: listener hostnames -> certificate (SNI)."""
     default_certificate: str | None = None
     """Fingerprint of the certificate of a listener without hostname, if any."""
+    by_hostname: Mapping[str, GatewayListener] = field(init=False, repr=False, compare=False)
+    """``listeners`` by hostname (``ANY_HOST`` for none), made once: looked up per request."""
+
+    def __post_init__(self) -> None:
+        names = {(lst.hostname or ANY_HOST): lst for lst in self.listeners}
+        object.__setattr__(self, "by_hostname", names)
 
     def listener(self, host: str) -> GatewayListener | None:
         """The most specific listener whose hostname matches ``host`` (normalised)."""
-        names = {(lst.hostname or ANY_HOST): lst for lst in self.listeners}
+        names = self.by_hostname
+        found = names.get(host)
+        if found is not None:
+            return found
         name = most_specific(names, host)
         return names[name] if name is not None else None
