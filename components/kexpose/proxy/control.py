@@ -35,18 +35,16 @@ from kexpose.proxy.routes import (
     RawObject,
     RouteTable,
     build_table,
+    class_status_body,
     describe,
+    gateway_status_body,
     object_problems,
     parse_addresses,
+    route_status_body,
     service_addresses,
     shown,
     status_updates,
     usable_key,
-)
-from kexpose.proxy.routes._gwstatus import (
-    class_status_body,
-    gateway_status_body,
-    route_status_body,
 )
 from kexpose.proxy.settings import ControlSettings
 

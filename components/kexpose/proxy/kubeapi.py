@@ -16,10 +16,18 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias, TypedDict, cast
 
 from kexpose.proxy.errors import KubeError, ProxyConfigError, WatchGoneError
-from kexpose.proxy.routes import GatewayKind, Kind, LoadBalancerIngress, RawObject, Service
+from kexpose.proxy.routes import (
+    CLUSTER_SCOPED,
+    GATEWAY_KINDS,
+    KINDS,
+    GatewayKind,
+    Kind,
+    LoadBalancerIngress,
+    RawObject,
+    Service,
+)
 
 __all__ = [
-    "CLUSTER_SCOPED",
     "AnyKind",
     "EventType",
     "KubeApi",
@@ -59,9 +67,6 @@ class Lease(TypedDict, total=False):
 
 #: Every kind the control plane may watch: the Ingress kinds, and the Gateway API ones.
 AnyKind: TypeAlias = Kind | GatewayKind
-
-#: Kinds that live outside namespaces.
-CLUSTER_SCOPED: frozenset[str] = frozenset({"IngressClass", "GatewayClass", "Namespace"})
 
 
 class KubeApi(Protocol):
@@ -300,17 +305,10 @@ def _raw(obj: Any, kind: AnyKind) -> RawObject:
     return cast("RawObject", data)
 
 
+#: The version each kind is listed and watched in: the one the route core reads (its first).
 _API_VERSIONS: Mapping[str, str] = {
-    "Ingress": "networking.k8s.io/v1",
-    "IngressClass": "networking.k8s.io/v1",
-    "Service": "v1",
-    "EndpointSlice": "discovery.k8s.io/v1",
-    "Secret": "v1",
-    "GatewayClass": "gateway.networking.k8s.io/v1",
-    "Gateway": "gateway.networking.k8s.io/v1",
-    "HTTPRoute": "gateway.networking.k8s.io/v1",
-    "ReferenceGrant": "gateway.networking.k8s.io/v1",
-    "Namespace": "v1",
+    **{str(kind): version for kind, version in KINDS.items()},
+    **{str(kind): versions[0] for kind, versions in GATEWAY_KINDS.items()},
 }
 
 

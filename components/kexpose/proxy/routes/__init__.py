@@ -22,6 +22,9 @@ from kexpose.proxy.routes._gwstatus import (
     ListenerStatus,
     ParentStatus,
     RouteStatus,
+    class_status_body,
+    gateway_status_body,
+    route_status_body,
 )
 from kexpose.proxy.routes._gwtable import (
     Cors,
@@ -46,6 +49,7 @@ from kexpose.proxy.routes._kube import (
 )
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
 from kexpose.proxy.routes._objects import (
+    CLUSTER_SCOPED,
     GATEWAY_KINDS,
     KINDS,
     Key,
@@ -67,6 +71,7 @@ from kexpose.proxy.routes._table import (
 )
 
 __all__ = [
+    "CLUSTER_SCOPED",
     "GATEWAY_GROUP",
     "GATEWAY_KINDS",
     "KINDS",
@@ -114,12 +119,15 @@ __all__ = [
     "WeightedBackend",
     "build_gateway_table",
     "build_table",
+    "class_status_body",
     "describe",
+    "gateway_status_body",
     "is_owned",
     "key_of",
     "normalize_path",
     "object_problems",
     "parse_addresses",
+    "route_status_body",
     "service_addresses",
     "shown",
     "status_updates",

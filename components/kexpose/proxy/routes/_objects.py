@@ -22,7 +22,16 @@ from kexpose.proxy.routes._kube import (
 )
 from kexpose.proxy.routes._shape import object_problems, shown
 
-__all__ = ["GATEWAY_KINDS", "KINDS", "Key", "ObjectSet", "describe", "key_of", "usable_key"]
+__all__ = [
+    "CLUSTER_SCOPED",
+    "GATEWAY_KINDS",
+    "KINDS",
+    "Key",
+    "ObjectSet",
+    "describe",
+    "key_of",
+    "usable_key",
+]
 
 #: ``(namespace, name)``; cluster-scoped objects (IngressClass) use ``""`` as the namespace.
 Key = tuple[str, str]
@@ -52,7 +61,7 @@ _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): apis for kind, apis in GATEWAY_KINDS.items()},
 }
 #: Cluster-scoped kinds: keyed ``("", name)``.
-_CLUSTER_SCOPED: Final = frozenset({"IngressClass", "GatewayClass", "Namespace"})
+CLUSTER_SCOPED: Final = frozenset({"IngressClass", "GatewayClass", "Namespace"})
 
 #: Namespace a manifest object lands in when it names none, as ``kubectl apply`` would do.
 DEFAULT_NAMESPACE: Final = "default"
@@ -66,7 +75,7 @@ def usable_key(obj: object, kind: str) -> Key | None:
     name, namespace = meta.get("name"), meta.get("namespace")
     if not isinstance(name, str) or not name or len(name) > 253:
         return None
-    if kind in _CLUSTER_SCOPED:
+    if kind in CLUSTER_SCOPED:
         return ("", name)
     if not isinstance(namespace, str) or not namespace or len(namespace) > 63:
         namespace = DEFAULT_NAMESPACE
@@ -78,12 +87,12 @@ def describe(obj: object, kind: str) -> str:
     key = usable_key(obj, kind)
     if key is None:
         return f"{kind} (no usable metadata.name)"
-    return f"{kind} {key[1]}" if kind in _CLUSTER_SCOPED else f"{kind} {key[0]}/{key[1]}"
+    return f"{kind} {key[1]}" if kind in CLUSTER_SCOPED else f"{kind} {key[0]}/{key[1]}"
 
 
 def key_of(obj: RawObject) -> Key:
     meta = obj.get("metadata") or {}
-    if obj.get("kind") in _CLUSTER_SCOPED:
+    if obj.get("kind") in CLUSTER_SCOPED:
         return ("", str(meta.get("name", "")))
     return (str(meta.get("namespace") or DEFAULT_NAMESPACE), str(meta.get("name", "")))
 
