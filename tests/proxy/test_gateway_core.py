@@ -17,6 +17,8 @@ from kexpose.proxy.filters import (
     redirect_location,
     replace_path,
 )
+from kexpose.proxy.routes import ObjectSet
+from kexpose.proxy.routes._backends import index_slices
 from kexpose.proxy.routes._gateway import GatewayTable, build_gateway_table
 from kexpose.proxy.routes._gwhosts import ANY_HOST, hostname_matches, intersect, most_specific
 from kexpose.proxy.routes._gwstatus import Condition, RouteStatus
@@ -277,10 +279,7 @@ def build(*objs: Obj, namespaces: dict[str, dict[str, str]] | None = None) -> Ga
             by_kind.setdefault("GatewayClass", {})[obj["metadata"]["name"]] = obj
         else:
             by_kind.setdefault(obj["kind"], {})[key(obj)] = obj
-    slices: dict[tuple[str, str], list[Obj]] = {}
-    for (namespace, _), slice_ in by_kind.get("EndpointSlice", {}).items():
-        owner = slice_["metadata"]["labels"]["kubernetes.io/service-name"]
-        slices.setdefault((namespace, owner), []).append(slice_)
+    slices = index_slices(ObjectSet(slices=by_kind.get("EndpointSlice", {})))  # type: ignore[arg-type]
     gateways = by_kind.get("Gateway", {})
     return build_gateway_table(
         controller=CONTROLLER,
@@ -289,7 +288,7 @@ def build(*objs: Obj, namespaces: dict[str, dict[str, str]] | None = None) -> Ga
         routes=by_kind.get("HTTPRoute", {}),
         grants=grants,
         services=by_kind.get("Service", {}),  # type: ignore[arg-type]
-        slices=slices,  # type: ignore[arg-type]
+        slices=slices,
         secrets=by_kind.get("Secret", {}),  # type: ignore[arg-type]
         namespaces=namespaces or {},
         addresses={k: ("10.250.0.1",) for k in gateways},

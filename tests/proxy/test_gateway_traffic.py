@@ -86,6 +86,16 @@ def address(table: RouteTable, gateway: str = "gw") -> str:
     return found.addresses[0]
 
 
+async def one_gateway(start_proxy: ProxyFactory, *objs: Obj) -> tuple[str, int]:
+    """A proxy serving the Gateway ``gw`` (one HTTP listener) with ``objs`` (routes, backends);
+    returns the address and port that listener is reached at."""
+    proxy: Proxy = await start_proxy()
+    port = free_port()
+    listener = {"name": "http", "port": port, "protocol": "HTTP"}
+    table = await load(proxy, gateway("gw", listener), *objs)
+    return address(table), port
+
+
 async def get(
     addr: tuple[str, int],
     target: str = "/",
@@ -106,11 +116,8 @@ async def test_routes_by_path_header_and_query_with_filters(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
     web, api = await echo("web"), await echo("api")
-    proxy: Proxy = await start_proxy()
-    port = free_port()
-    table = await load(
-        proxy,
-        gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+    addr = await one_gateway(
+        start_proxy,
         route(
             "r",
             {
@@ -145,7 +152,6 @@ async def test_routes_by_path_header_and_query_with_filters(
         *backend_objects("web", [web]),
         *backend_objects("api", [api]),
     )
-    addr = (address(table), port)
     r = await get(addr, "/api/x?debug=1", headers={"Version": "two", "X-Drop": "1", "X-Set": "old"})
     assert r.status == 200
     info = r.json()
@@ -165,11 +171,8 @@ async def test_redirects_rewrites_and_invalid_backends(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
     web = await echo("web")
-    proxy: Proxy = await start_proxy()
-    port = free_port()
-    table = await load(
-        proxy,
-        gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+    addr = await one_gateway(
+        start_proxy,
         route(
             "r",
             {
@@ -209,7 +212,6 @@ async def test_redirects_rewrites_and_invalid_backends(
         ),
         *backend_objects("web", [web]),
     )
-    addr = (address(table), port)
     r = await get(addr, "/old/path?q=1")
     assert r.status == 301
     assert r.header("location") == "https://example.com/new/path?q=1"
@@ -302,15 +304,11 @@ async def test_a_request_timeout_answers_504(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
     web = await echo("web")
-    proxy: Proxy = await start_proxy()
-    port = free_port()
-    table = await load(
-        proxy,
-        gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+    addr = await one_gateway(
+        start_proxy,
         route("r", {"backendRefs": [to("web")], "timeouts": {"request": "200ms"}}),
         *backend_objects("web", [web]),
     )
-    addr = (address(table), port)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     r = await get(addr, headers={"x-echo": "sleep:0.4"})
@@ -321,16 +319,13 @@ async def test_a_request_timeout_answers_504(
 
 async def test_weights_split_traffic(start_proxy: ProxyFactory, echo: Callable[..., Any]) -> None:
     v1, v2 = await echo("v1"), await echo("v2")
-    proxy: Proxy = await start_proxy()
-    port = free_port()
-    table = await load(
-        proxy,
-        gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+    addr = await one_gateway(
+        start_proxy,
         route("r", {"backendRefs": [to("v1", weight=3), to("v2", weight=1)]}),
         *backend_objects("v1", [v1]),
         *backend_objects("v2", [v2]),
     )
-    c = await Client.connect((address(table), port))
+    c = await Client.connect(addr)
     seen = {"v1": 0, "v2": 0}
     for _ in range(200):
         seen[(await c.request("GET", "/")).json()["backend"]] += 1
@@ -343,11 +338,8 @@ async def test_cors_preflights_are_answered_and_responses_carry_the_headers(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
     web = await echo("web")
-    proxy: Proxy = await start_proxy()
-    port = free_port()
-    table = await load(
-        proxy,
-        gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+    addr = await one_gateway(
+        start_proxy,
         route(
             "r",
             {
@@ -369,7 +361,6 @@ async def test_cors_preflights_are_answered_and_responses_carry_the_headers(
         ),
         *backend_objects("web", [web]),
     )
-    addr = (address(table), port)
     c = await Client.connect(addr)
     r = await c.request(
         "OPTIONS",
@@ -446,11 +437,8 @@ async def test_route_retries(
 
     flaky = await Flaky(failures, status).start()
     try:
-        proxy: Proxy = await start_proxy()
-        port = free_port()
-        table = await load(
-            proxy,
-            gateway("gw", {"name": "http", "port": port, "protocol": "HTTP"}),
+        addr = await one_gateway(
+            start_proxy,
             route(
                 "r",
                 {
@@ -461,7 +449,7 @@ async def test_route_retries(
             service("flaky", sport(80, "http", name="http")),
             endpoint_slice("flaky", [endpoint("127.0.0.2")], [("http", flaky.port)]),
         )
-        r = await get((address(table), port))
+        r = await get(addr)
         assert r.status == answer
         assert flaky.requests == tries
     finally:

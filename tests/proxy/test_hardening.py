@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 from tests.proxy.backends import ScriptedBackend
 from tests.proxy.conftest import FAST, Pki, Proxy, ProxyFactory, backend_objects
-from tests.proxy.objects import ingress, path, rule, tls, tls_secret
+from tests.proxy.objects import (
+    endpoint,
+    endpoint_slice,
+    ingress,
+    path,
+    rule,
+    service,
+    sport,
+    tls,
+    tls_secret,
+)
 
 from kexpose.proxy._chunked import MAX_CHUNK_SIZE, ChunkedError, ChunkedScanner
 from kexpose.proxy.settings import Timeouts
@@ -111,6 +121,14 @@ async def test_connection_host_does_not_remove_host(
         await c.close()
 
 
+def _route_everything_to(proxy: Proxy, backend: ScriptedBackend) -> None:
+    proxy.load(
+        ingress("i", rule(None, path("/", "raw"))),
+        service("raw", sport(80, "http", name="http")),
+        endpoint_slice("raw", [endpoint("127.0.0.2")], [("http", backend.port)]),
+    )
+
+
 class RawBackend(ScriptedBackend):
     """An endpoint that answers every request head with fixed bytes."""
 
@@ -151,13 +169,7 @@ async def test_a_response_framed_by_a_header_named_in_connection_stays_framed(
     ).start()
     try:
         proxy: Proxy = await start_proxy()
-        from tests.proxy.objects import endpoint, endpoint_slice, service, sport
-
-        proxy.load(
-            ingress("i", rule(None, path("/", "raw"))),
-            service("raw", sport(80, "http", name="http")),
-            endpoint_slice("raw", [endpoint("127.0.0.2")], [("http", backend.port)]),
-        )
+        _route_everything_to(proxy, backend)
         c = await proxy.client()
         for _ in range(2):
             r = await c.request("GET", "/")
@@ -372,13 +384,7 @@ async def test_request_trailers_never_reach_the_endpoint(start_proxy: ProxyFacto
     backend = await RawBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").start()
     try:
         proxy: Proxy = await start_proxy()
-        from tests.proxy.objects import endpoint, endpoint_slice, service, sport
-
-        proxy.load(
-            ingress("i", rule(None, path("/", "raw"))),
-            service("raw", sport(80, "http", name="http")),
-            endpoint_slice("raw", [endpoint("127.0.0.2")], [("http", backend.port)]),
-        )
+        _route_everything_to(proxy, backend)
         c = await proxy.client()
         c.send(
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from tests.proxy.backends import EchoBackend
 from tests.proxy.conftest import Pki, Proxy, ProxyFactory, backend_objects
 from tests.proxy.objects import ingress, path, rule, tls, tls_secret
 
@@ -17,6 +18,15 @@ pytestmark = pytest.mark.asyncio
 
 
 async def _proxy(start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki) -> Proxy:
+    proxy, _ = await _site(start_proxy, echo, pki)
+    return proxy
+
+
+async def _site(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> tuple[Proxy, EchoBackend]:
+    """app.example.com and *.wild.example.com with certificates of their own, plain.example.com
+    without, all routed to one echo backend (returned with the proxy)."""
     web = await echo("web")
     proxy: Proxy = await start_proxy()
     proxy.load(
@@ -31,7 +41,7 @@ async def _proxy(start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki) 
         tls_secret("wild-tls", pki.pairs["wild"]),
         *backend_objects("web", [web]),
     )
-    return proxy
+    return proxy, web
 
 
 def _served_names(c: Any) -> list[str]:
@@ -85,20 +95,7 @@ async def test_a_host_of_another_certificate_is_misdirected(
 ) -> None:
     # Domain fronting: a handshake for app.example.com (its own certificate) must not carry
     # requests for hosts that certificate does not serve (RFC 9110 §15.5.20).
-    web = await echo("web")
-    proxy: Proxy = await start_proxy()
-    proxy.load(
-        ingress(
-            "site",
-            rule("app.example.com", path("/", "web")),
-            rule("plain.example.com", path("/", "web")),
-            rule("*.wild.example.com", path("/", "web")),
-            tls=[tls("app-tls", "app.example.com"), tls("wild-tls", "*.wild.example.com")],
-        ),
-        tls_secret("app-tls", pki.pairs["app"]),
-        tls_secret("wild-tls", pki.pairs["wild"]),
-        *backend_objects("web", [web]),
-    )
+    proxy, web = await _site(start_proxy, echo, pki)
     c = await proxy.client(tls=pki.client_context(), sni="app.example.com")
     assert (await c.request("GET", "/", host="app.example.com")).status == 200
     assert (await c.request("GET", "/", host="APP.example.com.:443")).status == 200  # same host
