@@ -30,7 +30,6 @@ from tests.proxy.objects import (
 )
 
 from kexpose.proxy._chunked import MAX_CHUNK_SIZE, ChunkedError, ChunkedScanner
-from kexpose.proxy.settings import Timeouts
 
 pytestmark = pytest.mark.asyncio
 
@@ -338,7 +337,6 @@ async def test_the_header_timeout_applies_after_a_keep_alive_request(
     # finish, not the (much longer) keep-alive idle timeout.
     web = await echo("web")
     settings = replace(FAST, timeouts=replace(FAST.timeouts, header=0.5, keepalive=30.0))
-    assert isinstance(settings.timeouts, Timeouts)
     proxy: Proxy = await start_proxy(settings)
     proxy.load(ingress("i", rule(None, path("/", "web"))), *backend_objects("web", [web]))
     c = await proxy.client()
@@ -392,7 +390,6 @@ async def test_request_trailers_never_reach_the_endpoint(start_proxy: ProxyFacto
         )
         assert (await c.response()).status == 200
         await c.close()
-        assert backend.received.endswith(b"\r\n\r\n")
         body = await _body_received(backend)
         assert body == b"3\r\nabc\r\n0\r\n\r\n"
     finally:
