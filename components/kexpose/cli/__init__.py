@@ -29,7 +29,7 @@ def _register() -> None:
     # them all. A module that is not there yet is simply absent from the menu.
     import importlib
 
-    for name in ("preview", "check", "map"):
+    for name in ("preview", "check", "map", "importing"):
         try:
             module = importlib.import_module(f"kexpose.cli.{name}")
         except ModuleNotFoundError as exc:
