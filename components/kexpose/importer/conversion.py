@@ -261,11 +261,12 @@ class _Converter:
         a = ing.annotations
         out: dict[str, str] = {}
         has_tls = bool(ing.tls)
-        ssl_redirect = _bool(a.get(f"{NGINX_PREFIX}ssl-redirect", "true"))
-        force = _bool(a.get(f"{NGINX_PREFIX}force-ssl-redirect", "false"))
+        # A value that is not a boolean leaves ingress-nginx's default in place.
+        ssl_redirect = _bool(a.get(f"{NGINX_PREFIX}ssl-redirect", "true")) is not False
+        force = bool(_bool(a.get(f"{NGINX_PREFIX}force-ssl-redirect", "false")))
         # lua_ingress.lua, redirect_to_https: force-ssl-redirect, or ssl-redirect on a
         # location with TLS.
-        redirect = bool(force) or (bool(ssl_redirect) and has_tls)
+        redirect = force or (ssl_redirect and has_tls)
         for key in sorted(a):
             value = a[key]
             if key == LEGACY_CLASS_ANNOTATION:

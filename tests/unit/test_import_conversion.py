@@ -1,0 +1,353 @@
+"""What each Ingress and annotation becomes (``kexpose.importer``): case tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kexpose.environment import Environment
+from kexpose.importer import (
+    CONVERTED,
+    NEEDS_MODEL,
+    UNSUPPORTED,
+    Conversion,
+    Origin,
+    assess,
+    convert,
+    ingress_manifests,
+    read_objects,
+    stack_file_text,
+)
+from kexpose.validation import parse_stack
+from kexpose.yamlio import load_one
+
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def ingress(
+    name: str = "web",
+    *,
+    host: str = "a.example.com",
+    path: str = "/",
+    path_type: str = "Prefix",
+    service: str = "web",
+    tls: list[dict[str, Any]] | None = None,
+    annotations: dict[str, str] | None = None,
+    namespace: str = "shop",
+    cls: str | None = "nginx",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "rules": [
+            {
+                "host": host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": path,
+                            "pathType": path_type,
+                            "backend": {"service": {"name": service, "port": {"number": 80}}},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if cls:
+        spec["ingressClassName"] = cls
+    if tls is not None:
+        spec["tls"] = tls
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+        "spec": spec,
+    }
+
+
+def svc(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80}]},
+    }
+
+
+def run(*objs: dict[str, Any], env: Environment = "dev", cls: str | None = None) -> Conversion:
+    source = read_objects([(o, Origin("in.yaml", i + 1)) for i, o in enumerate(objs)])
+    return convert(source, environment=env, ingress_class=cls)
+
+
+def verdict(conv: Conversion, topic: str, subject: str = "Ingress/shop/web") -> str:
+    found = [i for i in conv.items if i.subject == subject and i.topic == topic]
+    assert found, [(i.subject, i.topic) for i in conv.items]
+    return found[0].verdict
+
+
+def detail(conv: Conversion, topic: str, subject: str = "Ingress/shop/web") -> str:
+    return next(i.detail for i in conv.items if i.subject == subject and i.topic == topic)
+
+
+def app_ingress(conv: Conversion, name: str = "web") -> dict[str, Any]:
+    app = next(a for a in conv.apps if a.name == name)
+    assert app.ingress is not None
+    return app.ingress
+
+
+TLS = [{"hosts": ["a.example.com"], "secretName": "a-tls"}]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "tls", "kexpose_annotations", "key", "expected"),
+    [
+        (
+            {"ssl-redirect": "false"},
+            TLS,
+            {"kexpose.dev/ssl-redirect": "false"},
+            "ssl-redirect",
+            "converted",
+        ),
+        ({"ssl-redirect": "true"}, TLS, {}, "ssl-redirect", "converted"),
+        ({"ssl-redirect": "false"}, None, {}, "ssl-redirect", "converted"),
+        (
+            {"ssl-redirect": "false", "force-ssl-redirect": "true"},
+            TLS,
+            {},
+            "force-ssl-redirect",
+            "converted",
+        ),
+        ({"force-ssl-redirect": "true"}, None, {}, "force-ssl-redirect", "not-convertible"),
+        ({"preserve-trailing-slash": "true"}, TLS, {}, "preserve-trailing-slash", "converted"),
+        ({"backend-protocol": "HTTP"}, None, {}, "backend-protocol", "converted"),
+        ({"backend-protocol": "AUTO_HTTP"}, None, {}, "backend-protocol", "converted"),
+        ({"use-regex": "false"}, None, {}, "use-regex", "converted"),
+        ({"use-regex": "true"}, None, {}, "use-regex", "approximated"),
+        ({"ssl-redirect": "maybe"}, TLS, {}, "ssl-redirect", "not-convertible"),
+        ({"configuration-snippet": "deny all;"}, None, {}, "configuration-snippet", "refused"),
+        ({"server-snippet": "x"}, None, {}, "server-snippet", "refused"),
+        ({"stream-snippet": "x"}, None, {}, "stream-snippet", "refused"),
+        ({"rewrite-target": "/"}, None, {}, "rewrite-target", "not-convertible"),
+        ({"proxy-body-size": "8m"}, None, {}, "proxy-body-size", "not-convertible"),
+        ({"affinity": "cookie"}, None, {}, "affinity", "not-convertible"),
+        ({"enable-cors": "true"}, None, {}, "enable-cors", "not-convertible"),
+        ({"made-up-thing": "1"}, None, {}, "made-up-thing", "not-convertible"),
+    ],
+)
+def test_annotation_table(
+    annotations: dict[str, str],
+    tls: list[dict[str, Any]] | None,
+    kexpose_annotations: dict[str, str],
+    key: str,
+    expected: str,
+) -> None:
+    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}, tls=tls), svc())
+    assert verdict(conv, NGINX + key) == expected
+    assert app_ingress(conv).get("annotations", {}) == kexpose_annotations
+
+
+def test_not_convertible_in_this_version_names_the_missing_model_feature() -> None:
+    conv = run(ingress(annotations={NGINX + "rewrite-target": "/"}), svc())
+    text = detail(conv, NGINX + "rewrite-target")
+    assert text.startswith("not convertible in this version")
+    assert "URLRewrite filter" in text
+    assert "issue 9" in text
+
+
+def test_catalogue_tables_are_disjoint_and_needs_model_rows_name_a_feature() -> None:
+    assert not set(CONVERTED) & set(NEEDS_MODEL)
+    assert not set(NEEDS_MODEL) & set(UNSUPPORTED)
+    assert not set(CONVERTED) & set(UNSUPPORTED)
+    assert all(e.feature and "issue" in e.feature for e in NEEDS_MODEL.values())
+    assert all(
+        e.verdict == "not-convertible" for e in (*NEEDS_MODEL.values(), *UNSUPPORTED.values())
+    )
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        {"auth-type": "basic", "auth-secret": "users"},
+        {"auth-url": "https://auth.example.com/check"},
+        {"whitelist-source-range": "10.0.0.0/8"},
+        {"denylist-source-range": "10.0.0.0/8"},
+        {"backend-protocol": "GRPC"},
+        {"backend-protocol": "HTTPS"},
+        {"ssl-passthrough": "true"},
+    ],
+    ids=lambda a: next(iter(a)) + "=" + next(iter(a.values())),
+)
+def test_protections_the_model_lacks_withhold_the_whole_ingress(annotation: dict[str, str]) -> None:
+    conv = run(ingress(annotations={NGINX + k: v for k, v in annotation.items()}), svc())
+    assert verdict(conv, "Ingress") == "not-convertible"
+    assert detail(conv, "Ingress").startswith("withheld whole")
+    assert conv.apps == ()
+
+
+def test_regex_paths_are_refused_literal_ones_become_character_prefixes() -> None:
+    regex = run(
+        ingress(
+            path="/api(/|$)(.*)",
+            path_type="ImplementationSpecific",
+            annotations={NGINX + "use-regex": "true"},
+        ),
+        svc(),
+    )
+    assert verdict(regex, "spec.rules[0].http.paths[0].path") == "not-convertible"
+    assert regex.apps == ()
+    literal = run(ingress(path="/api", annotations={NGINX + "use-regex": "true"}), svc())
+    assert verdict(literal, "spec.rules[0].http.paths[0].path") == "approximated"
+    assert app_ingress(literal)["rules"][0]["paths"][0]["pathType"] == "ImplementationSpecific"
+
+
+def test_regex_on_one_ingress_is_reported_on_the_others_of_the_host() -> None:
+    conv = run(
+        ingress("docs", path="/v1", service="docs", annotations={NGINX + "use-regex": "true"}),
+        ingress("web", path="/search"),
+        svc("docs"),
+        svc(),
+    )
+    assert verdict(conv, "spec.rules[0].http.paths[0].path") == "approximated"
+    assert "shop/docs" in detail(conv, "spec.rules[0].http.paths[0].path")
+    assert app_ingress(conv)["rules"][0]["paths"][0]["pathType"] == "Prefix"
+
+
+def test_canary_ingress_is_left_out_and_the_main_one_imported() -> None:
+    canary = ingress(
+        "web-canary",
+        service="web-v2",
+        annotations={NGINX + "canary": "true", NGINX + "canary-weight": "10"},
+    )
+    conv = run(ingress(), canary, svc(), svc("web-v2"))
+    assert verdict(conv, "Ingress", "Ingress/shop/web-canary") == "not-convertible"
+    assert verdict(conv, NGINX + "canary-weight", "Ingress/shop/web-canary") == "not-convertible"
+    assert [a.name for a in conv.apps] == ["web"]
+
+
+def test_two_ingresses_of_one_service_merge_when_nothing_conflicts() -> None:
+    tls_b = [{"hosts": ["b.example.com"], "secretName": "a-tls"}]
+    conv = run(ingress(tls=TLS), ingress("www", host="b.example.com", tls=tls_b), svc())
+    assert [r["host"] for r in app_ingress(conv)["rules"]] == ["a.example.com", "b.example.com"]
+    assert verdict(conv, "metadata.name", "Ingress/shop/www") == "approximated"
+    assert conv.spec.apps[0].tls.secret_name == "a-tls"
+
+
+def test_two_ingresses_of_one_service_with_different_tls_do_not_merge() -> None:
+    conv = run(ingress(tls=TLS), ingress("www", host="b.example.com"), svc())
+    assert verdict(conv, "Ingress", "Ingress/shop/www") == "not-convertible"
+    assert "TLS differs" in detail(conv, "Ingress", "Ingress/shop/www")
+
+
+@pytest.mark.parametrize(
+    ("tls", "annotations", "expected"),
+    [
+        (None, {}, {"mode": "none"}),
+        (
+            TLS,
+            {"cert-manager.io/cluster-issuer": "le"},
+            {
+                "mode": "cert-manager",
+                "issuer": "le",
+                "issuerKind": "ClusterIssuer",
+                "secretName": "a-tls",
+            },
+        ),
+        (
+            TLS,
+            {"cert-manager.io/issuer": "local"},
+            {
+                "mode": "cert-manager",
+                "issuer": "local",
+                "issuerKind": "Issuer",
+                "secretName": "a-tls",
+            },
+        ),
+        ([{"hosts": ["a.example.com"]}], {}, {"mode": "self-signed"}),
+        (
+            TLS,
+            {},
+            {
+                "mode": "secret",
+                "secretName": "a-tls",
+                "certificateConfig": "shop-a-tls-crt",
+                "privateKeyConfig": "shop-a-tls-key",
+            },
+        ),
+    ],
+    ids=["none", "cluster-issuer", "issuer", "no-secret", "secret"],
+)
+def test_tls_modes_as_found(
+    tls: list[dict[str, Any]] | None, annotations: dict[str, str], expected: dict[str, Any]
+) -> None:
+    conv = run(ingress(tls=tls, annotations=annotations), svc())
+    assert next(a for a in conv.apps if a.name == "web").tls == expected
+
+
+def test_a_second_certificate_is_reported() -> None:
+    tls = [*TLS, {"hosts": ["a.example.com"], "secretName": "other"}]
+    conv = run(ingress(tls=tls), svc())
+    assert verdict(conv, "spec.tls[1]") == "not-convertible"
+
+
+def test_a_service_missing_from_the_input_is_guessed_and_said_so() -> None:
+    conv = run(ingress())
+    assert verdict(conv, "selector", "Service/shop/web") == "approximated"
+    app = conv.apps[0]
+    assert app.selector == {"app.kubernetes.io/name": "web"}
+    assert app.service["ports"] == [{"name": "port-80", "port": 80}]
+    assert any(c.startswith("CHOICE: Service shop/web was not in the input") for c in app.comments)
+
+
+def test_ingress_class_filter_skips_other_classes() -> None:
+    conv = run(
+        ingress(cls="traefik"), ingress("b", host="b.example.com", cls=None), svc(), cls="nginx"
+    )
+    assert verdict(conv, "class") == "skipped"
+    assert [a.sources for a in conv.apps] == [["shop/b"]]
+
+
+def test_policy_verdicts_for_the_environment() -> None:
+    dev = assess(run(ingress(), svc()))
+    prod = assess(run(ingress(), svc(), env="prod"))
+    assert not dev.failed
+    assert prod.failed
+    assert "ing-require-tls" in {v.rule for v in prod.violations if v.enforcement == "mandatory"}
+    managed = assess(
+        run(
+            ingress(tls=TLS, annotations={"cert-manager.io/cluster-issuer": "le"}),
+            svc(),
+            env="prod",
+        )
+    )
+    assert not managed.failed, [v.message for v in managed.violations]
+
+
+def test_the_stack_file_reads_back_to_the_same_stack() -> None:
+    conv = run(
+        ingress(tls=TLS, annotations={NGINX + "ssl-redirect": "false"}),
+        ingress("other", host="b.example.com", service="api"),
+        svc(),
+        svc("api"),
+    )
+    text = stack_file_text(conv, sources=["in.yaml"])
+    doc = load_one(text, source="stack.yaml")
+    assert doc is not None
+    config = {k.removeprefix("kexpose:"): v for k, v in doc.data["config"].items()}
+    assert parse_stack(config, stack_file="stack.yaml") == conv.spec
+    assert "# CHOICE: tls.mode secret keeps Secret shop/a-tls" in text
+
+
+def test_to_ingress_renders_through_the_builders_without_nginx_or_secrets() -> None:
+    conv = run(
+        ingress(
+            tls=TLS, annotations={NGINX + "ssl-redirect": "false", NGINX + "proxy-body-size": "1m"}
+        ),
+        svc(),
+    )
+    objs = ingress_manifests(conv)
+    kinds = [o["kind"] for o in objs]
+    assert "Secret" not in kinds
+    (ing,) = [o for o in objs if o["kind"] == "Ingress"]
+    assert ing["spec"]["ingressClassName"] == "kexpose"
+    assert ing["metadata"]["annotations"] == {"kexpose.dev/ssl-redirect": "false"}
+    assert ing["spec"]["tls"] == [{"hosts": ["a.example.com"], "secretName": "a-tls"}]
