@@ -19,6 +19,7 @@ from kexpose.importer import (
     read_objects,
     stack_file_text,
 )
+from kexpose.importer.annotations import rewrite_shape
 from kexpose.validation import parse_stack
 from kexpose.yamlio import load_one
 
@@ -269,8 +270,8 @@ def test_two_ingresses_of_one_service_with_different_tls_do_not_merge() -> None:
             {
                 "mode": "secret",
                 "secretName": "a-tls",
-                "certificateConfig": "shop-a-tls-crt",
-                "privateKeyConfig": "shop-a-tls-key",
+                "certificateConfig": "tls:shop-a-tls-crt",
+                "privateKeyConfig": "tls:shop-a-tls-key",
             },
         ),
     ],
@@ -351,3 +352,34 @@ def test_to_ingress_renders_through_the_builders_without_nginx_or_secrets() -> N
     assert ing["spec"]["ingressClassName"] == "kexpose"
     assert ing["metadata"]["annotations"] == {"kexpose.dev/ssl-redirect": "false"}
     assert ing["spec"]["tls"] == [{"hosts": ["a.example.com"], "secretName": "a-tls"}]
+
+
+@pytest.mark.parametrize(
+    ("path", "target", "shape"),
+    [
+        ("/testpath", "/", "ReplaceFullPath '/'"),
+        ("/api(/|$)(.*)", "/$2", "ReplacePrefixMatch '/' on prefix '/api'"),
+        ("/something(/|$)(.*)", "/$2", "ReplacePrefixMatch '/' on prefix '/something'"),
+        ("/u/([0-9]+)", "/users/$1", "capture groups no URLRewrite can express"),
+    ],
+)
+def test_rewrite_target_says_what_it_becomes_once_the_model_has_rewrites(
+    path: str, target: str, shape: str
+) -> None:
+    assert shape in rewrite_shape(path, target)
+
+
+def test_tls_of_another_ingress_on_the_host_decides_the_redirect() -> None:
+    """lua redirect_to_https: ssl-redirect applies when a certificate is configured for the
+    host, whichever Ingress configured it."""
+    conv = run(
+        ingress(tls=TLS, service="web"),
+        ingress(
+            "plain", path="/plain", service="api", annotations={NGINX + "ssl-redirect": "false"}
+        ),
+        svc(),
+        svc("api"),
+    )
+    assert app_ingress(conv, "api")["annotations"] == {"kexpose.dev/ssl-redirect": "false"}
+    assert verdict(conv, "ssl-redirect", "Ingress/shop/plain") == "approximated"
+    assert "disagree" in detail(conv, "ssl-redirect", "Ingress/shop/plain")

@@ -16,7 +16,8 @@ from kexpose.importer.catalogue import (
     is_snippet,
     lookup,
 )
-from kexpose.importer.conversion import AppDraft, Conversion, Item, ItemVerdict, convert
+from kexpose.importer.conversion import AppDraft, Conversion, convert
+from kexpose.importer.findings import Item, ItemVerdict
 from kexpose.importer.migration import MigrationReport, assess, planned_manifests
 from kexpose.importer.rendering import ingress_manifests, manifests_text
 from kexpose.importer.source import (

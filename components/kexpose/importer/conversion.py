@@ -6,106 +6,38 @@ each Ingress is owned by the first Service it routes to that owns none yet; when
 it is merged into the first one's Ingress if nothing conflicts (same TLS, same converted
 annotations, no repeated host and path), and otherwise reported as not convertible.
 
-Every annotation, field and choice leaves an :class:`Item` in the report: converted,
-approximated (and how), not convertible (why, what to do), refused (snippets) or skipped.
-Annotation semantics come from :mod:`kexpose.importer.catalogue`.
+Every annotation, field and choice leaves a report line: converted, approximated (and how),
+not convertible (why, what to do), refused (snippets) or skipped. Annotations are read by
+:mod:`kexpose.importer.annotations`, TLS by :mod:`kexpose.importer.tls`.
 
 Pure: source objects in, a validated :class:`StackSpec` and the raw stack config out.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
-
-from pydantic import ValidationError
+from typing import Any
 
 from kexpose.defaults import INGRESS_CLASS
 from kexpose.environment import Environment
 from kexpose.errors import ConfigError, InputError
-from kexpose.hosts import covers
-from kexpose.importer.catalogue import (
-    CERT_MANAGER_ANNOTATIONS,
-    CONVERTED,
-    NEEDS_MODEL,
-    NGINX_PREFIX,
-    Entry,
-    Verdict,
-    doc_url,
-    is_snippet,
-    lookup,
+from kexpose.importer.annotations import (
+    INGRESS_DOC,
+    REGEX_CHARS,
+    flag,
+    is_regex,
+    read_annotations,
+    redirects,
 )
-from kexpose.importer.source import (
-    LEGACY_CLASS_ANNOTATION,
-    BackendRef,
-    Origin,
-    Source,
-    SourceIngress,
-    SourceService,
-)
+from kexpose.importer.catalogue import NEEDS_MODEL, NGINX_PREFIX, doc_url
+from kexpose.importer.findings import Findings, Item
+from kexpose.importer.source import BackendRef, Source, SourceIngress, SourceService
+from kexpose.importer.tls import tls_of
 from kexpose.model import StackSpec
-from kexpose.proxy.routes import SSL_REDIRECT_ANNOTATION
 from kexpose.validation import parse_stack
 
-__all__ = ["AppDraft", "Conversion", "Item", "ItemVerdict", "convert"]
-
-ItemVerdict = Verdict | Literal["skipped"]
-
-_INGRESS_DOC: Final = "https://kubernetes.io/docs/concepts/services-networking/ingress/"
-_TLS_DOC: Final = "https://kubernetes.github.io/ingress-nginx/user-guide/tls/"
-#: Characters that make a path a regular expression rather than a literal (PCRE metacharacters).
-_REGEX_CHARS: Final = re.compile(r"[.^$*+?()\[\]{}|\\]")
-#: Annotations that protect or make a route work at all: an Ingress with one the model cannot
-#: express is withheld whole, since importing the rest would open a protected route to everyone
-#: or send traffic a backend cannot read.
-_WITHHOLD: Final = {
-    "auth-type": "its basic auth would be dropped, opening the routes to everyone",
-    "auth-url": "its forward auth would be dropped, opening the routes to everyone",
-    "auth-tls-secret": "its client-certificate check would be dropped",
-    "whitelist-source-range": "its source-range allow list would be dropped, opening the "
-    "routes to everyone",
-    "denylist-source-range": "its source-range deny list would be dropped",
-    "ssl-passthrough": "kexpose-proxy would terminate TLS the backend expects to terminate",
-}
-#: Where the user guide documents each snippet annotation.
-_SNIPPET_ANCHORS: Final = {
-    "configuration-snippet": "configuration-snippet",
-    "server-snippet": "server-snippet",
-    "stream-snippet": "stream-snippet",
-    "auth-snippet": "external-authentication",
-    "modsecurity-snippet": "modsecurity",
-}
-_TRUE: Final = ("true", "1", "yes", "on")
-_FALSE: Final = ("false", "0", "no", "off")
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One line of the migration report."""
-
-    subject: str
-    """``Ingress/ns/name`` or ``Service/ns/name``."""
-    topic: str
-    """The annotation key or field it is about."""
-    verdict: ItemVerdict
-    detail: str
-    todo: str = ""
-    doc: str = ""
-    origin: Origin | None = None
-
-    def as_dict(self) -> dict[str, str | int | None]:
-        return {
-            "subject": self.subject,
-            "topic": self.topic,
-            "verdict": self.verdict,
-            "detail": self.detail,
-            "todo": self.todo,
-            "doc": self.doc,
-            "file": self.origin.file if self.origin else None,
-            "line": self.origin.line if self.origin else None,
-        }
+__all__ = ["AppDraft", "Conversion", "convert"]
 
 
 @dataclass(slots=True)
@@ -152,11 +84,6 @@ class Conversion:
         }
 
 
-def _bool(value: str) -> bool | None:
-    v = value.strip().lower()
-    return True if v in _TRUE else False if v in _FALSE else None
-
-
 @dataclass(slots=True)
 class _Converted:
     """What one Ingress becomes before it is given to an app."""
@@ -178,29 +105,11 @@ class _Converter:
         self.source = source
         self.environment = environment
         self.ingress_class = ingress_class
-        self.items: list[Item] = []
+        self.findings = Findings()
+        self.item = self.findings.add
+        self.tls_hosts: set[str] = set()
         self.apps: dict[tuple[str, str], AppDraft] = {}
         self.regex_hosts: dict[str, str] = {}
-
-    # --- report --------------------------------------------------------------------------------
-
-    def item(
-        self,
-        ing: SourceIngress | SourceService,
-        topic: str,
-        verdict: ItemVerdict,
-        detail: str,
-        *,
-        todo: str = "",
-        doc: str = "",
-    ) -> None:
-        self.items.append(Item(ing.ref, topic, verdict, detail, todo, doc, ing.origin))
-
-    def entry_item(self, ing: SourceIngress, key: str, entry: Entry) -> None:
-        detail = entry.note
-        if entry.feature is not None:
-            detail = f"not convertible in this version: {entry.note}; needs {entry.feature}"
-        self.item(ing, key, entry.verdict, detail, todo=entry.todo, doc=entry.doc)
 
     # --- the whole input -----------------------------------------------------------------------
 
@@ -216,26 +125,60 @@ class _Converter:
                     f"class {cls!r} is not {self.ingress_class!r} (--ingress-class)",
                 )
                 continue
-            if _bool(ing.annotations.get(f"{NGINX_PREFIX}canary", "")):
+            if flag(ing.annotations.get(f"{NGINX_PREFIX}canary", "")):
                 self.canary(ing)
                 continue
             chosen.append(ing)
         # use-regex (or rewrite-target) on one Ingress makes ingress-nginx match *every* path of
         # that host as a case-insensitive regex ("Use Regex" in the annotations guide).
         for ing in chosen:
-            if self.regex_of(ing):
+            if is_regex(ing):
                 for host in ing.hosts():
                     self.regex_hosts.setdefault(host, f"{ing.namespace}/{ing.name}")
+        # A certificate configured for a host (by any Ingress) is what makes ingress-nginx
+        # redirect the plain HTTP of every path on it (lua redirect_to_https).
+        for ing in chosen:
+            for entry in ing.tls:
+                self.tls_hosts.update(entry.hosts)
+        self.redirect_disagreements(chosen)
         for ing in chosen:
             converted = self.ingress(ing)
             if converted is not None:
                 self.assign(converted)
 
+    def redirect_disagreements(self, chosen: list[SourceIngress]) -> None:
+        """ingress-nginx decides the HTTPS redirect per Ingress (location); kexpose-proxy per
+        host. Where the Ingresses of a host disagree, one choice will apply to all of them."""
+        by_host: dict[str, dict[str, bool]] = {}
+        for ing in chosen:
+            for host in ing.hosts():
+                label = f"{ing.namespace}/{ing.name}"
+                by_host.setdefault(host, {})[label] = redirects(
+                    ing, host_tls=host in self.tls_hosts
+                )
+        for host, choices in by_host.items():
+            if len(set(choices.values())) < 2:
+                continue
+            said = ", ".join(
+                f"{label} {'redirects' if on else 'does not'}" for label, on in choices.items()
+            )
+            for ing in chosen:
+                if f"{ing.namespace}/{ing.name}" in choices:
+                    self.item(
+                        ing,
+                        "ssl-redirect",
+                        "approximated",
+                        f"the Ingresses of host {host} disagree on the HTTPS redirect ({said}); "
+                        "kexpose-proxy decides it per host, so one choice applies to all",
+                        todo="align ssl-redirect on the Ingresses of the host",
+                        doc=doc_url("server-side-https-enforcement-through-redirect"),
+                    )
+
     def canary(self, ing: SourceIngress) -> None:
         for key in sorted(ing.annotations):
             if key.startswith(f"{NGINX_PREFIX}canary"):
                 entry = NEEDS_MODEL[key.removeprefix(NGINX_PREFIX)]
-                self.entry_item(ing, key, entry)
+                self.findings.entry(ing, key, entry)
         self.item(
             ing,
             "Ingress",
@@ -247,232 +190,10 @@ class _Converter:
             doc=doc_url("canary"),
         )
 
-    @staticmethod
-    def regex_of(ing: SourceIngress) -> bool:
-        a = ing.annotations
-        return bool(_bool(a.get(f"{NGINX_PREFIX}use-regex", ""))) or (
-            f"{NGINX_PREFIX}rewrite-target" in a
-        )
-
-    # --- one Ingress ---------------------------------------------------------------------------
-
-    def annotations(self, ing: SourceIngress) -> tuple[dict[str, str], bool]:
-        """The model annotations of ``ing``, and whether HTTPS is enforced by redirect."""
-        a = ing.annotations
-        out: dict[str, str] = {}
-        has_tls = bool(ing.tls)
-        # A value that is not a boolean leaves ingress-nginx's default in place.
-        ssl_redirect = _bool(a.get(f"{NGINX_PREFIX}ssl-redirect", "true")) is not False
-        force = bool(_bool(a.get(f"{NGINX_PREFIX}force-ssl-redirect", "false")))
-        # lua_ingress.lua, redirect_to_https: force-ssl-redirect, or ssl-redirect on a
-        # location with TLS.
-        redirect = force or (ssl_redirect and has_tls)
-        for key in sorted(a):
-            value = a[key]
-            if key == LEGACY_CLASS_ANNOTATION:
-                self.item(
-                    ing,
-                    key,
-                    "converted",
-                    f"class {value!r} becomes spec.ingressClassName of the stack's controller "
-                    "(the annotation is deprecated)",
-                    doc=f"{_INGRESS_DOC}#deprecated-annotation",
-                )
-            elif key in CERT_MANAGER_ANNOTATIONS:
-                self.item(
-                    ing,
-                    key,
-                    "converted",
-                    f"tls.mode cert-manager with issuer {value!r} "
-                    f"({CERT_MANAGER_ANNOTATIONS[key]})",
-                    doc="https://cert-manager.io/docs/usage/ingress/",
-                )
-            elif key.startswith("kubectl.kubernetes.io/"):
-                self.item(ing, key, "skipped", "kubectl's own bookkeeping; not part of the stack")
-            elif not key.startswith(NGINX_PREFIX):
-                if key.startswith(("nginx.org/", "ingress.kubernetes.io/")):
-                    self.item(
-                        ing,
-                        key,
-                        "not-convertible",
-                        "an annotation of another controller, which kexpose does not read",
-                        todo="check what it did and drop it",
-                    )
-                else:
-                    out[key] = value
-                    self.item(ing, key, "converted", "kept unchanged on the Ingress")
-            else:
-                self.nginx(ing, key, value, redirect=redirect, has_tls=has_tls, out=out)
-        if has_tls and redirect and not _bool(a.get(f"{NGINX_PREFIX}preserve-trailing-slash", "")):
-            self.item(
-                ing,
-                "ssl-redirect",
-                "approximated",
-                "plain HTTP gets a 308 to https://host/uri as from ingress-nginx, but "
-                "ingress-nginx drops a trailing '/' of the URI (unless preserve-trailing-slash "
-                "is 'true') and kexpose keeps it",
-                doc=doc_url("server-side-https-enforcement-through-redirect"),
-            )
-        if has_tls and not redirect:
-            out[SSL_REDIRECT_ANNOTATION] = "false"
-        return out, redirect
-
-    def nginx(
-        self,
-        ing: SourceIngress,
-        key: str,
-        value: str,
-        *,
-        redirect: bool,
-        has_tls: bool,
-        out: dict[str, str],
-    ) -> None:
-        short = key.removeprefix(NGINX_PREFIX)
-        doc = doc_url(CONVERTED[short].anchor) if short in CONVERTED else ""
-        if is_snippet(short):
-            self.item(
-                ing,
-                key,
-                "refused",
-                "snippets paste raw nginx configuration into the controller: the "
-                "IngressNightmare attack surface (CVE-2025-1974); never converted",
-                todo="express what the snippet did with kexpose features, or drop it",
-                doc=doc_url(_SNIPPET_ANCHORS.get(short, "configuration-snippet")),
-            )
-            return
-        flag = _bool(value)
-        booleans = ("ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash", "use-regex")
-        if short in booleans and flag is None:
-            self.item(
-                ing,
-                key,
-                "not-convertible",
-                f"{value!r} is not 'true' or 'false' (ingress-nginx ignores it)",
-                todo="fix or drop the annotation",
-                doc=doc,
-            )
-            return
-        if short == "ssl-redirect":
-            if flag:
-                self.item(ing, key, "converted", "kexpose's default for hosts with TLS", doc=doc)
-            elif redirect:
-                self.item(
-                    ing, key, "converted", "force-ssl-redirect wins; HTTPS is enforced", doc=doc
-                )
-            else:
-                self.item(
-                    ing,
-                    key,
-                    "converted",
-                    f"plain HTTP is served: {SSL_REDIRECT_ANNOTATION}: 'false'"
-                    if has_tls
-                    else "no TLS, so nothing is redirected either way",
-                    doc=doc,
-                )
-        elif short == "force-ssl-redirect":
-            if flag and not has_tls:
-                self.entry_item(ing, key, NEEDS_MODEL["force-ssl-redirect-without-tls"])
-            else:
-                self.item(
-                    ing,
-                    key,
-                    "converted",
-                    "HTTPS enforced by the default 308 for hosts with TLS"
-                    if flag
-                    else "ingress-nginx's default",
-                    doc=doc,
-                )
-        elif short == "preserve-trailing-slash":
-            self.item(
-                ing,
-                key,
-                "converted",
-                "kexpose's redirect keeps the URI as sent"
-                if flag
-                else "ingress-nginx's default (see the ssl-redirect row)",
-                doc=doc,
-            )
-        elif short == "use-regex":
-            self.item(
-                ing,
-                key,
-                "converted" if not flag else "approximated",
-                "each path is listed in the paths rows" if flag else "ingress-nginx's default",
-                doc=doc,
-            )
-        elif short == "backend-protocol":
-            self.backend_protocol(ing, key, value)
-        elif short == "auth-type" and value.strip().lower() == "digest":
-            self.item(
-                ing,
-                key,
-                "not-convertible",
-                "digest auth is in no kexpose plan (RFC 7616 is rarely used; basic over TLS, "
-                "forward auth or JWT replace it)",
-                todo="move the users to basic auth or forward auth",
-                doc=doc_url("authentication"),
-            )
-        else:
-            entry = lookup(short)
-            if entry is None:
-                self.item(
-                    ing,
-                    key,
-                    "not-convertible",
-                    "not in kexpose's annotation catalogue",
-                    todo="check what it did and how to get it without nginx",
-                )
-            else:
-                self.entry_item(ing, key, entry)
-
-    def backend_protocol(self, ing: SourceIngress, key: str, value: str) -> None:
-        proto = value.strip().upper()
-        doc = doc_url("backend-protocol")
-        if proto in ("HTTP", "AUTO_HTTP"):
-            self.item(ing, key, "converted", CONVERTED["backend-protocol"].note, doc=doc)
-        elif proto in ("GRPC", "GRPCS"):
-            self.item(
-                ing,
-                key,
-                "not-convertible",
-                f"not convertible in this version: {proto} needs HTTP/2 to the backend; needs "
-                "gRPC backends in kexpose-proxy and a backend protocol on the Service port "
-                "(issue 11)",
-                todo="keep this app on its current controller until issue 11 lands",
-                doc=doc,
-            )
-        elif proto == "HTTPS":
-            self.item(
-                ing,
-                key,
-                "not-convertible",
-                "kexpose-proxy speaks plain HTTP to backends (no backend TLS)",
-                todo="serve plain HTTP inside the cluster, or keep this app where it is",
-                doc=doc,
-            )
-        else:
-            self.item(
-                ing,
-                key,
-                "not-convertible",
-                f"{value!r}: kexpose-proxy speaks HTTP/1.1 to backends only",
-                todo="keep this app where it is",
-                doc=doc,
-            )
-
-    def withheld(self, ing: SourceIngress) -> str | None:
-        """Why ``ing`` must not be imported without what the model cannot express, if so."""
-        for key, why in _WITHHOLD.items():
-            if f"{NGINX_PREFIX}{key}" in ing.annotations:
-                return f"{key}: {why}"
-        proto = ing.annotations.get(f"{NGINX_PREFIX}backend-protocol", "HTTP").strip().upper()
-        if proto not in ("HTTP", "AUTO_HTTP"):
-            return f"backend-protocol {proto}: the backend would get plain HTTP/1.1 it cannot read"
-        return None
-
     def ingress(self, ing: SourceIngress) -> _Converted | None:
-        annotations, _ = self.annotations(ing)
-        why = self.withheld(ing)
+        host_tls = bool(ing.tls) or any(h in self.tls_hosts for h in ing.hosts())
+        reading = read_annotations(ing, self.findings, host_tls=host_tls)
+        annotations, why = reading.annotations, reading.withheld
         if why is not None:
             self.item(
                 ing,
@@ -491,7 +212,7 @@ class _Converter:
                 "spec.backend and the pathType default mapped)",
                 doc="https://kubernetes.io/docs/reference/using-api/deprecation-guide/#ingress-v122",
             )
-        own_regex = self.regex_of(ing)
+        own_regex = is_regex(ing)
         targets: list[tuple[str, str]] = []
         rules: dict[str | None, dict[str, Any]] = {}
         for rule in ing.rules:
@@ -505,11 +226,11 @@ class _Converter:
                         "not-convertible",
                         "a resource backend: the model routes to Services only",
                         todo="serve it from a Service",
-                        doc=f"{_INGRESS_DOC}#resource-backend",
+                        doc=f"{INGRESS_DOC}#resource-backend",
                     )
                     continue
                 if own_regex and path_type != "Exact":
-                    if _REGEX_CHARS.search(p.path):
+                    if REGEX_CHARS.search(p.path):
                         self.item(
                             ing,
                             f"{p.field}.path",
@@ -570,7 +291,7 @@ class _Converter:
                     ing.default_backend.field,
                     "converted",
                     "the Ingress's default backend: requests no rule matches",
-                    doc=f"{_INGRESS_DOC}#default-backend",
+                    doc=f"{INGRESS_DOC}#default-backend",
                 )
         out_rules = [
             ({"host": h} if h is not None else {}) | {"paths": r["paths"]}
@@ -585,7 +306,7 @@ class _Converter:
                 "nothing of it could be converted (see the rows above)",
             )
             return None
-        tls, comment = self.tls(ing, [r.get("host") for r in out_rules])
+        tls, comment = tls_of(ing, [r.get("host") for r in out_rules], self.findings)
         return _Converted(ing, out_rules, default, annotations, tls, comment, targets)
 
     def backend(self, ing: SourceIngress, ref: BackendRef) -> dict[str, Any] | None:
@@ -658,7 +379,7 @@ class _Converter:
                 f"CHOICE: Service {ing.namespace}/{ref.service} was not in the input: its "
                 "selector and ports are guesses; check them against the cluster"
             )
-            self.items.append(
+            self.findings.items.append(
                 Item(
                     f"Service/{ing.namespace}/{ref.service}",
                     "selector",
@@ -685,101 +406,6 @@ class _Converter:
         number = next(n for n in (80, *range(8080, 8180)) if n not in taken)
         ports.append({"name": ref, "port": number})
         app.comments.append(f"CHOICE: port {ref!r} was given number {number}, a guess")
-
-    def tls(
-        self, ing: SourceIngress, hosts: Iterable[str | None]
-    ) -> tuple[dict[str, Any], str | None]:
-        rule_hosts = [h for h in hosts if h is not None]
-        issuer = next(
-            ((k, v) for k, v in ing.annotations.items() if k in CERT_MANAGER_ANNOTATIONS), None
-        )
-        if not ing.tls:
-            if issuer is not None:
-                self.item(
-                    ing,
-                    issuer[0],
-                    "not-convertible",
-                    "cert-manager's ingress-shim acts only on spec.tls entries, and there are "
-                    "none; the app gets no TLS",
-                    doc="https://cert-manager.io/docs/usage/ingress/",
-                )
-            return {"mode": "none"}, (
-                "CHOICE: the Ingress has no TLS, so tls.mode is none (the environment's default "
-                "would add it)"
-                if rule_hosts
-                else None
-            )
-        first = ing.tls[0]
-        tls_hosts: list[str] = []
-        for entry in ing.tls:
-            if entry.secret_name != first.secret_name:
-                self.item(
-                    ing,
-                    entry.field,
-                    "not-convertible",
-                    f"a second certificate Secret ({entry.secret_name}); the model gives an app "
-                    f"one, {first.secret_name}",
-                    todo="split the Ingress per certificate, or use one certificate for all hosts",
-                    doc=_TLS_DOC,
-                )
-                continue
-            for h in entry.hosts:
-                if any(covers(h, rh) for rh in rule_hosts):
-                    if h not in tls_hosts:
-                        tls_hosts.append(h)
-                else:
-                    self.item(
-                        ing,
-                        f"{entry.field}.hosts",
-                        "approximated",
-                        f"TLS host {h!r} has no rule; left out",
-                    )
-        if not tls_hosts and first.hosts:
-            return {"mode": "none"}, None
-        out: dict[str, Any] = {}
-        if sorted(tls_hosts) != sorted(rule_hosts) and tls_hosts:
-            out["hosts"] = tls_hosts
-        if first.secret_name is not None:
-            out["secretName"] = first.secret_name
-        if issuer is not None:
-            kind = CERT_MANAGER_ANNOTATIONS[issuer[0]]
-            out = {"mode": "cert-manager", "issuer": issuer[1], "issuerKind": kind, **out}
-            return out, None
-        if first.secret_name is None:
-            self.item(
-                ing,
-                first.field,
-                "approximated",
-                "TLS without a secretName: ingress-nginx served its default certificate; "
-                "kexpose makes a self-signed one",
-                todo="set tls.mode cert-manager or secret for a trusted certificate",
-                doc=_TLS_DOC,
-            )
-            return {"mode": "self-signed", **out}, (
-                "CHOICE: TLS without a Secret: tls.mode self-signed"
-            )
-        stem = f"{ing.namespace}-{first.secret_name}"
-        out = {
-            "mode": "secret",
-            **out,
-            "certificateConfig": f"{stem}-crt",
-            "privateKeyConfig": f"{stem}-key",
-        }
-        self.item(
-            ing,
-            first.field,
-            "converted",
-            f"tls.mode secret, Secret {first.secret_name}: its PEM goes into secret stack config "
-            f"kexpose:{stem}-crt and kexpose:{stem}-key (never read by kexpose import)",
-            doc=_TLS_DOC,
-        )
-        comment = (
-            f"CHOICE: tls.mode secret keeps Secret {ing.namespace}/{first.secret_name}; copy its "
-            f"PEM into secret config: kubectl -n {ing.namespace} get secret "
-            f"{first.secret_name} -o jsonpath='{{.data.tls\\.crt}}' | base64 -d | pulumi "
-            f"config set --secret kexpose:{stem}-crt (and tls.key into kexpose:{stem}-key)"
-        )
-        return out, comment
 
     # --- apps ----------------------------------------------------------------------------------
 
@@ -914,6 +540,4 @@ def convert(
             + "; ".join(f"{k} <- {v}" for k, v in sorted(sources.items()))
             + ")"
         ) from None
-    except ValidationError as exc:  # pragma: no cover - parse_stack wraps these
-        raise InputError(str(exc)) from None
-    return Conversion(environment, controller, apps, tuple(conv.items), spec)
+    return Conversion(environment, controller, apps, tuple(conv.findings.items), spec)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kexpose.environment import Environment
-from kexpose.importer.conversion import Conversion, Item
+from kexpose.importer.conversion import Conversion
+from kexpose.importer.findings import Item
 from kexpose.manifests import Manifest, TlsMaterial
 from kexpose.model import AppSpec
 from kexpose.plan import plan_stack
