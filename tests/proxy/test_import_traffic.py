@@ -305,6 +305,35 @@ CASES = [
         f"{INGRESS_DOC}#default-backend",
         backend="internal/fallback",
     ),
+    # A known host's unmatched path goes to the controller's default backend, which answers
+    # 404; the catch-all Ingress's default backend serves only hosts no rule names.
+    Case(
+        "unmatched-path-known-host",
+        "http",
+        "docs.internal.example.com",
+        "/other",
+        404,
+        f"{GUIDE}default-backend/",
+    ),
+    # ingress-nginx's proxy headers (configmap forwarded-for-header, X-Forwarded-For by default;
+    # the rest from its nginx.tmpl proxy_set_header block): the client's
+    # address, the scheme, and the Host as sent.
+    Case(
+        "forwarded-headers",
+        "http",
+        "grafana.internal.example.com",
+        "/api/health",
+        200,
+        f"{GUIDE}nginx-configuration/configmap/#forwarded-for-header",
+        backend="internal/grafana",
+        seen={
+            "host": "grafana.internal.example.com",
+            "x-real-ip": "127.0.0.1",
+            "x-forwarded-for": "127.0.0.1",
+            "x-forwarded-proto": "http",
+            "x-forwarded-scheme": "http",
+        },
+    ),
     # The explainer's sample: no host, /testpath to serviceName test, servicePort 80.
     Case(
         "explainer-v1beta1",
