@@ -110,7 +110,7 @@ def _write(target: str, text: str, output: str) -> None:
 
 
 @click.command("import", epilog=_HELP_EXIT)
-@click.argument("sources", metavar="SOURCE...", nargs=-1, required=True)
+@click.argument("sources", metavar="[SOURCE...]", nargs=-1)
 @click.option(
     "-e",
     "--environment",
@@ -144,6 +144,16 @@ def _write(target: str, text: str, output: str) -> None:
     help="Import only Ingresses of this class (and those with none), e.g. nginx.",
 )
 @click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read the Ingresses and Services of a live cluster instead (read-only; no Secrets).",
+)
+@click.option("--context", default=None, help="The kubeconfig context (default: the current).")
+@click.option(
+    "-n", "--namespace", default=None, help="With --kubeconfig: one namespace (default: all)."
+)
+@click.option(
     "-o",
     "--output",
     type=click.Choice(["table", "json"]),
@@ -158,9 +168,13 @@ def command(
     stack_file: str,
     out: str,
     ingress_class: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
     output: str,
 ) -> None:
-    """Turn existing Ingresses (files, directories, or - for stdin) into a kexpose stack.
+    """Turn existing Ingresses (files, directories, - for stdin, or a cluster with
+    --kubeconfig) into a kexpose stack.
 
     Reads Ingresses of every version (extensions/v1beta1, networking.k8s.io/v1beta1, v1) and
     their Services; each ingress-nginx annotation is converted, approximated, or reported as
@@ -174,12 +188,22 @@ def command(
             output,
             EXIT_INPUT,
         )
+    if bool(sources) == (kubeconfig is not None):
+        _fail("give SOURCE files or directories, or --kubeconfig, not both", output, EXIT_INPUT)
+    if namespace is not None and kubeconfig is None:
+        _fail("--namespace reads a cluster: it needs --kubeconfig", output, EXIT_INPUT)
     try:
-        loaded = load(sources)
-        objects = [
-            (obj, Origin(pos.file, pos.line))
-            for obj, pos in zip(loaded.objects, loaded.positions, strict=True)
-        ]
+        if kubeconfig is not None:
+            from kexpose.cli._cluster import read_cluster
+
+            objects = read_cluster(kubeconfig, namespace=namespace, context=context)
+            sources = (kubeconfig,)
+        else:
+            loaded = load(sources)
+            objects = [
+                (obj, Origin(pos.file, pos.line))
+                for obj, pos in zip(loaded.objects, loaded.positions, strict=True)
+            ]
         source = read_objects(objects)
         if not source.ingresses:
             _fail("no Ingress in " + ", ".join(sources), output, EXIT_INPUT)
@@ -191,8 +215,11 @@ def command(
         )
         report = assess(conversion)
     except KexposeError as exc:
+        from kexpose.cli._cluster import ClusterError
+
         file, line = where(exc)
-        _fail(str(exc), output, EXIT_INPUT, file=file, line=line)
+        code = EXIT_IO if isinstance(exc, ClusterError) else EXIT_INPUT
+        _fail(str(exc), output, code, file=file, line=line)
     if target == "stack":
         artifact, destination = stack_file_text(conversion, sources=sources), stack_file
     else:
