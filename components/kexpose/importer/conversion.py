@@ -1,14 +1,14 @@
-"""From Ingresses and their Services to a kexpose stack: apps, routes, TLS, and what was lost.
+"""From Ingresses and their Services to a kexpose stack: routes, TLS, and what was lost.
 
-One app per Service an Ingress routes to (``selector:`` apps: the workloads exist already), in
-the Service's namespace. The stack gives each app at most one Ingress, named after the app, so
-each Ingress is owned by the first Service it routes to that owns none yet; when all of them do,
-it is merged into the first one's Ingress if nothing conflicts (same TLS, same converted
-annotations, no repeated host and path), and otherwise reported as not convertible.
-
-Every annotation, field and choice leaves a report line: converted, approximated (and how),
-not convertible (why, what to do), refused (snippets) or skipped. Annotations are read by
-:mod:`kexpose.importer.annotations`, TLS by :mod:`kexpose.importer.tls`.
+The whole-input decisions live here: which Ingresses are imported (``--ingress-class``; canary
+Ingresses are left to their main one), which hosts ingress-nginx matched as regex (use-regex on
+one Ingress applies to every path of its host), which hosts have a certificate (it decides the
+HTTPS redirect of every Ingress on the host), and each Ingress's paths and default backend.
+Annotations are read by :mod:`kexpose.importer.annotations`, TLS by
+:mod:`kexpose.importer.tls`, and the apps the routes land in are made by
+:mod:`kexpose.importer.apps`. Every annotation, field and choice leaves a report line:
+converted, approximated (and how), not convertible (why, what to do), refused (snippets) or
+skipped.
 
 Pure: source objects in, a validated :class:`StackSpec` and the raw stack config out.
 """
@@ -16,7 +16,7 @@ Pure: source objects in, a validated :class:`StackSpec` and the raw stack config
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kexpose.defaults import INGRESS_CLASS
@@ -30,40 +30,15 @@ from kexpose.importer.annotations import (
     read_annotations,
     redirects,
 )
+from kexpose.importer.apps import AppDraft, Apps, IngressDraft
 from kexpose.importer.catalogue import NEEDS_MODEL, NGINX_PREFIX, doc_url
 from kexpose.importer.findings import Findings, Item
-from kexpose.importer.source import BackendRef, Source, SourceIngress, SourceService
+from kexpose.importer.source import Source, SourceIngress
 from kexpose.importer.tls import tls_of
 from kexpose.model import StackSpec
 from kexpose.validation import parse_stack
 
 __all__ = ["AppDraft", "Conversion", "convert"]
-
-
-@dataclass(slots=True)
-class AppDraft:
-    """One app of the stack as it will be written, with the comments that explain it."""
-
-    namespace: str
-    name: str
-    selector: dict[str, str]
-    service: dict[str, Any]
-    ingress: dict[str, Any] | None = None
-    tls: dict[str, Any] = field(default_factory=lambda: {"mode": "none"})
-    comments: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-
-    def raw(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "namespace": self.namespace,
-            "selector": dict(self.selector),
-            "service": self.service,
-        }
-        if self.ingress is not None:
-            out["ingress"] = self.ingress
-            out["tls"] = self.tls
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +59,6 @@ class Conversion:
         }
 
 
-@dataclass(slots=True)
-class _Converted:
-    """What one Ingress becomes before it is given to an app."""
-
-    source: SourceIngress
-    rules: list[dict[str, Any]]
-    default_backend: dict[str, Any] | None
-    annotations: dict[str, str]
-    tls: dict[str, Any]
-    tls_comment: str | None
-    targets: list[tuple[str, str]]
-    """Every Service it routes to, ``(namespace, name)``, in order."""
-
-
 class _Converter:
     def __init__(
         self, source: Source, *, environment: Environment, ingress_class: str | None
@@ -106,9 +67,8 @@ class _Converter:
         self.environment = environment
         self.ingress_class = ingress_class
         self.findings = Findings()
-        self.item = self.findings.add
         self.tls_hosts: set[str] = set()
-        self.apps: dict[tuple[str, str], AppDraft] = {}
+        self.apps = Apps(source, self.findings)
         self.regex_hosts: dict[str, str] = {}
 
     # --- the whole input -----------------------------------------------------------------------
@@ -118,7 +78,7 @@ class _Converter:
         for ing in self.source.ingresses:
             cls = ing.class_name
             if self.ingress_class is not None and cls is not None and cls != self.ingress_class:
-                self.item(
+                self.findings.add(
                     ing,
                     "class",
                     "skipped",
@@ -144,7 +104,7 @@ class _Converter:
         for ing in chosen:
             converted = self.ingress(ing)
             if converted is not None:
-                self.assign(converted)
+                self.apps.assign(converted)
 
     def redirect_disagreements(self, chosen: list[SourceIngress]) -> None:
         """ingress-nginx decides the HTTPS redirect per Ingress (location); kexpose-proxy per
@@ -164,7 +124,7 @@ class _Converter:
             )
             for ing in chosen:
                 if f"{ing.namespace}/{ing.name}" in choices:
-                    self.item(
+                    self.findings.add(
                         ing,
                         "ssl-redirect",
                         "approximated",
@@ -179,7 +139,7 @@ class _Converter:
             if key.startswith(f"{NGINX_PREFIX}canary"):
                 entry = NEEDS_MODEL[key.removeprefix(NGINX_PREFIX)]
                 self.findings.entry(ing, key, entry)
-        self.item(
+        self.findings.add(
             ing,
             "Ingress",
             "not-convertible",
@@ -190,12 +150,12 @@ class _Converter:
             doc=doc_url("canary"),
         )
 
-    def ingress(self, ing: SourceIngress) -> _Converted | None:
+    def ingress(self, ing: SourceIngress) -> IngressDraft | None:
         host_tls = bool(ing.tls) or any(h in self.tls_hosts for h in ing.hosts())
         reading = read_annotations(ing, self.findings, host_tls=host_tls)
         annotations, why = reading.annotations, reading.withheld
         if why is not None:
-            self.item(
+            self.findings.add(
                 ing,
                 "Ingress",
                 "not-convertible",
@@ -204,7 +164,7 @@ class _Converter:
             )
             return None
         if ing.api_version != "networking.k8s.io/v1":
-            self.item(
+            self.findings.add(
                 ing,
                 "apiVersion",
                 "converted",
@@ -220,7 +180,7 @@ class _Converter:
             for p in rule.paths:
                 path_type = p.path_type
                 if p.backend is None:
-                    self.item(
+                    self.findings.add(
                         ing,
                         p.field,
                         "not-convertible",
@@ -231,7 +191,7 @@ class _Converter:
                     continue
                 if own_regex and path_type != "Exact":
                     if REGEX_CHARS.search(p.path):
-                        self.item(
+                        self.findings.add(
                             ing,
                             f"{p.field}.path",
                             "not-convertible",
@@ -242,7 +202,7 @@ class _Converter:
                         )
                         continue
                     path_type = "ImplementationSpecific"
-                    self.item(
+                    self.findings.add(
                         ing,
                         f"{p.field}.path",
                         "approximated",
@@ -253,7 +213,7 @@ class _Converter:
                     )
                 elif host_regex and path_type != "Exact":
                     owner = self.regex_hosts[rule.host or ""]
-                    self.item(
+                    self.findings.add(
                         ing,
                         f"{p.field}.path",
                         "approximated",
@@ -262,7 +222,7 @@ class _Converter:
                         f"keeps pathType {p.path_type}",
                         doc=doc_url("use-regex"),
                     )
-                ref = self.backend(ing, p.backend)
+                ref = self.apps.backend(ing, p.backend)
                 if ref is None:
                     continue
                 targets.append((ing.namespace, p.backend.service))
@@ -271,7 +231,7 @@ class _Converter:
                 if any(
                     q["path"] == p.path and q["pathType"] == path_type for q in host_rule["paths"]
                 ):
-                    self.item(
+                    self.findings.add(
                         ing,
                         p.field,
                         "approximated",
@@ -282,11 +242,11 @@ class _Converter:
                 host_rule["paths"].append(entry)
         default: dict[str, Any] | None = None
         if ing.default_backend is not None:
-            ref = self.backend(ing, ing.default_backend)
+            ref = self.apps.backend(ing, ing.default_backend)
             if ref is not None:
                 default = ref
                 targets.insert(0, (ing.namespace, ing.default_backend.service))
-                self.item(
+                self.findings.add(
                     ing,
                     ing.default_backend.field,
                     "converted",
@@ -299,7 +259,7 @@ class _Converter:
             if r["paths"]
         ]
         if not out_rules and default is None:
-            self.item(
+            self.findings.add(
                 ing,
                 "Ingress",
                 "not-convertible",
@@ -307,205 +267,7 @@ class _Converter:
             )
             return None
         tls, comment = tls_of(ing, [r.get("host") for r in out_rules], self.findings)
-        return _Converted(ing, out_rules, default, annotations, tls, comment, targets)
-
-    def backend(self, ing: SourceIngress, ref: BackendRef) -> dict[str, Any] | None:
-        """The model backend for ``ref`` (port, and service when not the owner's), making the
-        Service's app on the way; None when the Service cannot be an app."""
-        key = (ing.namespace, ref.service)
-        svc = self.source.services.get(key)
-        if svc is not None and svc.port_for(ref.port) is None:
-            self.item(
-                ing,
-                f"{ref.field}",
-                "not-convertible",
-                f"port {ref.port!r} is not a port of {svc.ref} (ingress-nginx answers 503); "
-                "left out",
-                todo="fix the port or drop the path",
-            )
-            return None
-        app = self.app_for(ing, ref, svc)
-        if app is None:
-            return None
-        return {"port": ref.port, "service": ref.service}
-
-    def app_for(
-        self, ing: SourceIngress, ref: BackendRef, svc: SourceService | None
-    ) -> AppDraft | None:
-        key = (ing.namespace, ref.service)
-        app = self.apps.get(key)
-        if app is not None:
-            if svc is None:
-                self.guess_port(app, ref.port)
-            return app
-        if svc is not None:
-            if svc.selector is None or svc.type == "ExternalName":
-                self.item(
-                    ing,
-                    ref.field,
-                    "not-convertible",
-                    f"{svc.ref} has no selector (type {svc.type}); a kexpose app selects its pods",
-                    todo="route to a Service that selects pods",
-                )
-                return None
-            ports = []
-            for p in svc.ports:
-                port: dict[str, Any] = {"name": p.name or f"port-{p.port}", "port": p.port}
-                if p.target_port is not None:
-                    port["targetPort"] = p.target_port
-                if p.protocol != "TCP":
-                    port["protocol"] = p.protocol
-                if p.node_port is not None and svc.type in ("NodePort", "LoadBalancer"):
-                    port["nodePort"] = p.node_port
-                ports.append(port)
-            service: dict[str, Any] = {"ports": ports}
-            if svc.type != "ClusterIP":
-                service = {"type": svc.type, **service}
-            app = AppDraft(ing.namespace, ref.service, dict(svc.selector), service)
-            app.comments.append(f"Service {svc.namespace}/{svc.name} from {svc.origin}")
-            if any(p.name is None for p in svc.ports):
-                app.comments.append(
-                    "CHOICE: unnamed Service ports are named port-<number> (the model names "
-                    "every port; Ingresses refer to them by number as before)"
-                )
-        else:
-            app = AppDraft(
-                ing.namespace,
-                ref.service,
-                {"app.kubernetes.io/name": ref.service},
-                {"ports": []},
-            )
-            app.comments.append(
-                f"CHOICE: Service {ing.namespace}/{ref.service} was not in the input: its "
-                "selector and ports are guesses; check them against the cluster"
-            )
-            self.findings.items.append(
-                Item(
-                    f"Service/{ing.namespace}/{ref.service}",
-                    "selector",
-                    "approximated",
-                    "not in the input: selector app.kubernetes.io/name="
-                    f"{ref.service} and the ports the Ingresses name are guesses",
-                    todo="add the Service's manifest to the input, or check the stack file",
-                    origin=ing.origin,
-                )
-            )
-            self.guess_port(app, ref.port)
-        self.apps[key] = app
-        return app
-
-    @staticmethod
-    def guess_port(app: AppDraft, ref: int | str) -> None:
-        ports: list[dict[str, Any]] = app.service["ports"]
-        if any(p["port"] == ref or p["name"] == ref for p in ports):
-            return
-        if isinstance(ref, int):
-            ports.append({"name": f"port-{ref}", "port": ref})
-            return
-        taken = {p["port"] for p in ports}
-        number = next(n for n in (80, *range(8080, 8180)) if n not in taken)
-        ports.append({"name": ref, "port": number})
-        app.comments.append(f"CHOICE: port {ref!r} was given number {number}, a guess")
-
-    # --- apps ----------------------------------------------------------------------------------
-
-    def assign(self, c: _Converted) -> None:
-        ing = c.source
-        candidates = list(dict.fromkeys(c.targets))
-        owner_key = next((k for k in candidates if self.apps[k].ingress is None), None)
-        if owner_key is not None:
-            app = self.apps[owner_key]
-            app.ingress = self.ingress_raw(app, c.rules, c.default_backend, c.annotations)
-            app.tls = c.tls
-            if c.tls_comment:
-                app.comments.append(c.tls_comment)
-            app.sources.append(f"{ing.namespace}/{ing.name}")
-            self.item(
-                ing,
-                "metadata.name",
-                "converted",
-                f"becomes the Ingress of app {app.namespace}/{app.name} (named {app.name})",
-            )
-            return
-        app = self.apps[candidates[0]]
-        assert app.ingress is not None
-        conflict = self.merge_conflict(app, c)
-        if conflict is not None:
-            self.item(
-                ing,
-                "Ingress",
-                "not-convertible",
-                f"the model gives each app one Ingress, and app {app.name} holds Ingress "
-                f"{', '.join(app.sources)} already; merging fails: {conflict}",
-                todo="align the two Ingresses (TLS, annotations, paths) or route to another "
-                "Service",
-            )
-            return
-        merged = self.ingress_raw(app, c.rules, c.default_backend, c.annotations)
-        by_host = {r.get("host"): r for r in app.ingress["rules"]}
-        for r in merged.get("rules", []):
-            if r.get("host") in by_host:
-                by_host[r.get("host")]["paths"].extend(r["paths"])
-            else:
-                app.ingress["rules"].append(r)
-                by_host[r.get("host")] = r
-        if "defaultBackend" in merged:
-            app.ingress["defaultBackend"] = merged["defaultBackend"]
-        app.sources.append(f"{ing.namespace}/{ing.name}")
-        self.item(
-            ing,
-            "metadata.name",
-            "approximated",
-            f"merged into the Ingress of app {app.namespace}/{app.name} (named {app.name}), "
-            f"with Ingress {app.sources[0]}",
-        )
-
-    @staticmethod
-    def merge_conflict(app: AppDraft, c: _Converted) -> str | None:
-        assert app.ingress is not None
-        if app.tls != c.tls:
-            return f"TLS differs ({app.tls.get('mode')} vs {c.tls.get('mode')})"
-        if dict(app.ingress.get("annotations", {})) != c.annotations:
-            return "their converted annotations differ"
-        if c.default_backend is not None and "defaultBackend" in app.ingress:
-            return "both have a default backend"
-        have = {
-            (r.get("host"), p["pathType"], p["path"])
-            for r in app.ingress["rules"]
-            for p in r["paths"]
-        }
-        for r in c.rules:
-            for p in r["paths"]:
-                if (r.get("host"), p["pathType"], p["path"]) in have:
-                    return f"both route {r.get('host') or '*'}{p['path']}"
-        return None
-
-    @staticmethod
-    def ingress_raw(
-        app: AppDraft,
-        rules: list[dict[str, Any]],
-        default: dict[str, Any] | None,
-        annotations: dict[str, str],
-    ) -> dict[str, Any]:
-        def own(ref: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in ref.items() if not (k == "service" and v == app.name)}
-
-        out: dict[str, Any] = {}
-        if rules:
-            out["rules"] = [
-                {
-                    **({"host": r["host"]} if "host" in r else {}),
-                    "paths": [own(p) for p in r["paths"]],
-                }
-                for r in rules
-            ]
-        else:
-            out["rules"] = []
-        if default is not None:
-            out["defaultBackend"] = own(default)
-        if annotations:
-            out["annotations"] = dict(annotations)
-        return out
+        return IngressDraft(ing, out_rules, default, annotations, tls, comment, targets)
 
 
 def convert(
@@ -524,7 +286,7 @@ def convert(
     """
     conv = _Converter(source, environment=environment, ingress_class=ingress_class)
     conv.run()
-    apps = tuple(sorted(conv.apps.values(), key=lambda a: (a.namespace, a.name)))
+    apps = tuple(sorted(conv.apps.apps.values(), key=lambda a: (a.namespace, a.name)))
     controller = {"kind": "kexpose", "className": target_class}
     raw = {
         "environment": environment,
