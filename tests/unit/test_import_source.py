@@ -166,8 +166,44 @@ def test_a_missing_path_is_every_path() -> None:
             "'x'",
         ),
         ("networking.k8s.io/v1", {}, "spec", "{}"),
+        (
+            "networking.k8s.io/v1",
+            {
+                "rules": [
+                    {
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/a//b",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "w", "port": {"number": 80}}},
+                                }
+                            ]
+                        }
+                    }
+                ]
+            },
+            "spec.rules[0].http.paths[0].path",
+            "'/a//b'",
+        ),
+        (
+            "networking.k8s.io/v1",
+            {"tls": [{"hosts": ["ok.example.com", "No_Good"]}], "rules": [V1_RULE]},
+            "spec.tls[0].hosts[1]",
+            "'No_Good'",
+        ),
     ],
-    ids=["version", "v1-no-pathtype", "no-port", "port-both", "host", "relative-path", "empty"],
+    ids=[
+        "version",
+        "v1-no-pathtype",
+        "no-port",
+        "port-both",
+        "host",
+        "relative-path",
+        "empty",
+        "double-slash",
+        "tls-host",
+    ],
 )
 def test_bad_ingress_names_file_object_field_and_value(
     api: str, spec: dict[str, Any], field: str, shown: str

@@ -200,6 +200,8 @@ def command(
             sources = (kubeconfig,)
         else:
             loaded = load(sources)
+            for skipped in loaded.skipped:
+                click.echo(f"kexpose import: {skipped.file}: skipped: {skipped.reason}", err=True)
             objects = [
                 (obj, Origin(pos.file, pos.line))
                 for obj, pos in zip(loaded.objects, loaded.positions, strict=True)

@@ -48,6 +48,9 @@ INGRESS_VERSIONS: Final = (
 LEGACY_CLASS_ANNOTATION: Final = "kubernetes.io/ingress.class"
 PathType = Literal["Exact", "Prefix", "ImplementationSpecific"]
 _PATH_TYPES: Final = ("Exact", "Prefix", "ImplementationSpecific")
+# The API server refuses these in Exact and Prefix paths (networking validation,
+# validateIngressHTTPIngressPath); such an Ingress cannot exist, so it is bad input.
+_FORBIDDEN_IN_PATH: Final = ("//", "/./", "/../", "%2f", "%2F")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +285,14 @@ def _ingress(obj: Mapping[str, Any], origin: Origin) -> SourceIngress:
             path = r.string(p.get("path"), f"{pfield}.path", required=False) or "/"
             if not path.startswith("/"):
                 raise r.fail(f"{pfield}.path", path, "a path must start with '/'")
+            if path_type != "ImplementationSpecific" and (
+                any(bad in path for bad in _FORBIDDEN_IN_PATH) or path.endswith(("/..", "/."))
+            ):
+                raise r.fail(
+                    f"{pfield}.path",
+                    path,
+                    f"pathType {path_type} refuses '//', '/./', '/../' and '%2f'",
+                )
             backend = _backend(r, p.get("backend"), f"{pfield}.backend", v1=v1)
             paths.append(PathRule(path, path_type, backend, pfield))
         rules.append(HostRule(host, tuple(paths), field))
@@ -289,11 +300,14 @@ def _ingress(obj: Mapping[str, Any], origin: Origin) -> SourceIngress:
     for k, raw_tls in enumerate(r.sequence(spec.get("tls"), "spec.tls")):
         tfield = f"spec.tls[{k}]"
         entry = r.mapping(raw_tls, tfield)
-        hosts = tuple(
-            str(h) for h in r.sequence(entry.get("hosts"), f"{tfield}.hosts") if isinstance(h, str)
-        )
+        hosts: list[str] = []
+        for n, h in enumerate(r.sequence(entry.get("hosts"), f"{tfield}.hosts")):
+            why = host_error(h) if isinstance(h, str) else "is not a string"
+            if why is not None:
+                raise r.fail(f"{tfield}.hosts[{n}]", h, f"the host {why}")
+            hosts.append(h)
         secret = r.string(entry.get("secretName"), f"{tfield}.secretName", required=False)
-        tls.append(TlsEntry(hosts, secret, tfield))
+        tls.append(TlsEntry(tuple(hosts), secret, tfield))
     if not rules and default is None and raw_default is None:
         raise r.fail("spec", dict(spec), "an Ingress needs rules or a default backend")
     class_field = r.string(spec.get("ingressClassName"), "spec.ingressClassName", required=False)
