@@ -1,6 +1,6 @@
 """Proof by traffic for ``kexpose import``: the imported result answers as ingress-nginx did.
 
-The input is the realistic mixed folder ``tests/fixtures/import/mixed`` (24 Ingresses over five
+The input is the realistic mixed folder ``tests/fixtures/import/mixed`` (24 Ingresses over six
 namespaces and 20 hosts, with the explainer's networking.k8s.io/v1beta1 sample). It is imported
 with the real CLI (``kexpose import ... --to ingress``), the rendered objects are served by a
 real ``kexpose-proxy`` process in static mode (``python -m kexpose.proxy --manifests DIR``),

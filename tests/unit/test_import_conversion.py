@@ -383,3 +383,30 @@ def test_tls_of_another_ingress_on_the_host_decides_the_redirect() -> None:
     assert app_ingress(conv, "api")["annotations"] == {"kexpose.dev/ssl-redirect": "false"}
     assert verdict(conv, "ssl-redirect", "Ingress/shop/plain") == "approximated"
     assert "disagree" in detail(conv, "ssl-redirect", "Ingress/shop/plain")
+
+
+def test_no_annotation_of_the_mixed_folder_is_dropped_silently() -> None:
+    """Every annotation of every Ingress (24, six namespaces) has a line in the report."""
+    from pathlib import Path
+
+    from kexpose.yamlio import load_documents
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "import" / "mixed"
+    objs = [
+        (d.data, Origin(f.name, d.line))
+        for f in sorted(folder.glob("*.yaml"))
+        for d in load_documents(f.read_text(), source=f.name)
+        if d.data is not None
+    ]
+    source = read_objects(objs)
+    conv = convert(source, environment="dev")
+    assert len(source.ingresses) == 24
+    assert len({i.namespace for i in source.ingresses}) == 6
+    topics = {(i.subject, i.topic) for i in conv.items}
+    missing = [
+        (ing.ref, key)
+        for ing in source.ingresses
+        for key in ing.annotations
+        if (ing.ref, key) not in topics
+    ]
+    assert missing == []

@@ -16,7 +16,7 @@ def cli() -> None:
     """Typed, policy-checked exposure of Kubernetes apps with Pulumi.
 
     \b
-    Exit status of preview, render and check:
+    Exit status of preview, render, check and import:
       0  clean (advisory findings allowed)
       1  a mandatory policy rule is violated
       2  invalid input or usage (stack config, manifests, options)
