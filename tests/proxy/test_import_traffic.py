@@ -533,3 +533,63 @@ async def test_every_claim_is_converted_or_approximated_in_the_report(served: Se
         "not-convertible"
     )
     assert verdicts[("Ingress/shop/admin", "Ingress")] == "not-convertible"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """An approximation the report states: what ingress-nginx answered (per ``doc``) and what
+    kexpose-proxy answers instead, so that the report's words are checked too."""
+
+    id: str
+    case: Case
+    nginx: str
+    said_by: tuple[str, str]
+    """The report line (subject, topic) that states the approximation."""
+    kexpose_status: int
+    kexpose_backend: str | None = None
+    kexpose_location: str | None = None
+
+
+DIFFERENCES = [
+    # lua_ingress.lua: "do not append a trailing slash on redirects unless enabled by
+    # annotations" -- ingress-nginx answers Location https://www.shop.example.com/about.
+    Difference(
+        "redirect-keeps-trailing-slash",
+        Case("x", "http", "www.shop.example.com", "/about/", 308, HTTPS_DOC),
+        nginx="308 to https://www.shop.example.com/about",
+        said_by=("Ingress/shop/web-www", "ssl-redirect"),
+        kexpose_status=308,
+        kexpose_location="https://www.shop.example.com/about/",
+    ),
+    # '~* ^/v1' ignores case: ingress-nginx sends /V1/intro to docs-v1.
+    Difference(
+        "regex-case",
+        Case("x", "http", "docs.internal.example.com", "/V1/intro", 200, REGEX_DOC),
+        nginx="200 from internal/docs-v1",
+        said_by=("Ingress/internal/docs", "spec.rules[0].http.paths[0].path"),
+        kexpose_status=404,
+    ),
+    # use-regex on Ingress docs makes the Prefix path /search of docs-search '~* ^/search':
+    # ingress-nginx sends /searchable to internal/search.
+    Difference(
+        "regex-host-prefix",
+        Case("x", "http", "docs.internal.example.com", "/searchable", 200, REGEX_DOC),
+        nginx="200 from internal/search",
+        said_by=("Ingress/internal/docs-search", "spec.rules[0].http.paths[0].path"),
+        kexpose_status=404,
+    ),
+]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("diff", DIFFERENCES, ids=[d.id for d in DIFFERENCES])
+async def test_approximations_differ_only_as_the_report_says(
+    served: Served, diff: Difference
+) -> None:
+    status, location, echo = await _send(served, diff.case)
+    assert status == diff.kexpose_status, diff.nginx
+    assert location == diff.kexpose_location, diff.nginx
+    backend = echo.get("backend") if echo else None
+    assert backend == diff.kexpose_backend, diff.nginx
+    verdicts = {(i["subject"], i["topic"]): i["verdict"] for i in served.report["items"]}
+    assert verdicts[diff.said_by] == "approximated"
