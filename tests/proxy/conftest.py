@@ -17,8 +17,8 @@ from tests.proxy.objects import endpoint, endpoint_slice, ingress_class, service
 
 from kexpose.certs import KeyPair, self_signed
 from kexpose.defaults import CONTROLLER_NAME
+from kexpose.proxy.dataplane.server import DataPlane
 from kexpose.proxy.routes import Claim, ObjectSet, build_table
-from kexpose.proxy.server import DataPlane
 from kexpose.proxy.settings import DataPlaneSettings, Timeouts
 
 CLAIM = Claim(CONTROLLER_NAME, ingress_class="kexpose")
@@ -156,7 +156,7 @@ async def echo() -> AsyncIterator[Callable[..., Any]]:
 @pytest_asyncio.fixture
 async def running() -> AsyncIterator[Callable[..., Any]]:
     """Start control planes (``running(plane)``); cancelled and awaited at the end."""
-    from kexpose.proxy.control import ControlPlane
+    from kexpose.proxy.control.plane import ControlPlane
 
     tasks: list[asyncio.Task[None]] = []
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from kexpose.proxy.control.kubeapi import AnyKind, EventType, Lease
 from kexpose.proxy.errors import KubeError
-from kexpose.proxy.kubeapi import AnyKind, EventType, Lease
 from kexpose.proxy.routes import GatewayKind, LoadBalancerIngress, RawObject, Service
 
 HOLD = object()

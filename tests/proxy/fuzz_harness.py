@@ -30,8 +30,8 @@ from tests.proxy.objects import backend, ingress, ingress_class
 
 from kexpose.certs import KeyPair
 from kexpose.defaults import CONTROLLER_NAME
+from kexpose.proxy.dataplane.server import DataPlane
 from kexpose.proxy.routes import Claim, ObjectSet, build_table
-from kexpose.proxy.server import DataPlane
 from kexpose.proxy.settings import DataPlaneSettings, Limits, Timeouts
 
 __all__ = ["SETTINGS", "Observation", "Rig", "Violation", "violations"]

@@ -12,9 +12,9 @@ from tests.proxy.fake_kube import HOLD, FakeKubeApi
 from tests.proxy.objects import app, ingress, ingress_class, path, rule, service, sport
 
 from kexpose.defaults import CONTROLLER_NAME
-from kexpose.proxy.control import ControlPlane, Publish
+from kexpose.proxy.control.lease import LeaderElector
+from kexpose.proxy.control.plane import ControlPlane, Publish
 from kexpose.proxy.errors import KubeError, WatchGoneError
-from kexpose.proxy.lease import LeaderElector
 from kexpose.proxy.routes import Claim, RouteTable
 from kexpose.proxy.settings import ControlSettings
 

@@ -41,12 +41,12 @@ from tests.proxy.objects import (
 
 from kexpose.certs import self_signed
 from kexpose.defaults import CONTROLLER_NAME
-from kexpose.proxy import control as control_module
-from kexpose.proxy.control import ControlPlane
-from kexpose.proxy.kubeapi import LightkubeApi
+from kexpose.proxy.control import plane as control_module
+from kexpose.proxy.control.kubeapi import LightkubeApi
+from kexpose.proxy.control.plane import ControlPlane
+from kexpose.proxy.control.static import StaticSource
 from kexpose.proxy.routes import Claim, RouteTable
 from kexpose.proxy.settings import ControlSettings
-from kexpose.proxy.static import StaticSource
 
 CLAIM = Claim(CONTROLLER_NAME, ingress_class="kexpose")
 EXAMPLES: Final = int(os.environ.get("KEXPOSE_FAULT_EXAMPLES", "60"))

@@ -26,8 +26,8 @@ from tests.proxy.conftest import backend_objects
 from tests.proxy.objects import app, ingress, ingress_class, path, rule
 
 from kexpose.defaults import CONTROLLER_NAME
+from kexpose.proxy.control.static import StaticSource
 from kexpose.proxy.routes import Claim, RouteTable
-from kexpose.proxy.static import StaticSource
 
 pytestmark = pytest.mark.asyncio
 
@@ -203,7 +203,7 @@ async def test_the_poll_survives_emfile_and_catches_up(
     monkeypatch.setattr(os, "scandir", scandir)
     monkeypatch.setattr(Path, "open", open_)
     with (
-        caplog.at_level(logging.WARNING, logger="kexpose.proxy.static"),
+        caplog.at_level(logging.WARNING, logger="kexpose.proxy.control.static"),
         pytest.raises(asyncio.CancelledError),
     ):
         await source.run()

@@ -14,7 +14,7 @@ from tests.proxy.objects import app
 from tests.proxy.test_control import Recorder, base_lists
 
 from kexpose.defaults import CONTROLLER_NAME, GATEWAY_CONTROLLER_NAME
-from kexpose.proxy.control import ControlPlane
+from kexpose.proxy.control.plane import ControlPlane
 from kexpose.proxy.routes import SUPPORTED_FEATURES, Claim
 
 pytestmark = pytest.mark.asyncio

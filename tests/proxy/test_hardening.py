@@ -29,7 +29,7 @@ from tests.proxy.objects import (
     tls_secret,
 )
 
-from kexpose.proxy._chunked import MAX_CHUNK_SIZE, ChunkedError, ChunkedScanner
+from kexpose.proxy.dataplane._chunked import MAX_CHUNK_SIZE, ChunkedError, ChunkedScanner
 
 pytestmark = pytest.mark.asyncio
 

@@ -15,9 +15,9 @@ from tests.proxy.fake_apiserver import GONE, FakeApiServer
 from tests.proxy.objects import ingress, ingress_class, path, rule, service, sport
 
 from kexpose.defaults import CONTROLLER_NAME
-from kexpose.proxy.control import ControlPlane, Publish
+from kexpose.proxy.control.kubeapi import LightkubeApi
+from kexpose.proxy.control.plane import ControlPlane, Publish
 from kexpose.proxy.errors import ProxyConfigError, WatchGoneError
-from kexpose.proxy.kubeapi import LightkubeApi
 from kexpose.proxy.routes import Claim
 
 pytestmark = pytest.mark.asyncio

@@ -28,9 +28,9 @@ from tests.proxy.objects import (
 
 from kexpose.certs import self_signed
 from kexpose.defaults import CONTROLLER_NAME
-from kexpose.proxy import static as static_module
+from kexpose.proxy.control import static as static_module
+from kexpose.proxy.control.static import StaticSource
 from kexpose.proxy.routes import Claim, ObjectSet, RouteTable, build_table, object_problems
-from kexpose.proxy.static import StaticSource
 
 CLAIM = Claim(CONTROLLER_NAME, ingress_class="kexpose")
 
@@ -189,7 +189,7 @@ def test_static_reload_logs_the_file_object_and_field(
     _write(folder, "b-bad.yaml", [_set(BAD_INGRESS, "spec.rules.0.host", 123)])
     tables: list[RouteTable] = []
     source = StaticSource(folder, claim=CLAIM, on_table=tables.append)
-    with caplog.at_level(logging.WARNING, logger="kexpose.proxy.static"):
+    with caplog.at_level(logging.WARNING, logger="kexpose.proxy.control.static"):
         assert source.reload()
     assert tables[-1].route("good.example.com", "/") is not None
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -226,7 +226,7 @@ def test_a_failing_build_keeps_the_last_good_table(
         raise KeyError("a bug in the builder")
 
     monkeypatch.setattr(static_module, "build_table", broken)
-    with caplog.at_level(logging.ERROR, logger="kexpose.proxy.static"):
+    with caplog.at_level(logging.ERROR, logger="kexpose.proxy.control.static"):
         assert not source.reload()
     assert len(tables) == 1
     assert "keeping the current routes" in caplog.text

@@ -14,9 +14,9 @@ from tests.proxy.fake_kube import FakeKubeApi
 from tests.proxy.objects import app, ingress, ingress_class, path, rule, tls
 
 from kexpose.defaults import CONTROLLER_NAME
-from kexpose.proxy.control import ControlPlane
+from kexpose.proxy.control.plane import ControlPlane
+from kexpose.proxy.control.static import StaticSource
 from kexpose.proxy.routes import Claim, RouteTable
-from kexpose.proxy.static import StaticSource
 
 CLAIM = Claim(CONTROLLER_NAME, ingress_class="kexpose")
 
@@ -50,14 +50,14 @@ def test_static_mode_warns_of_a_missing_service_and_a_broken_certificate_once(
     file.write_text(yaml.safe_dump_all(DOCS))
     tables: list[RouteTable] = []
     source = StaticSource(file, claim=CLAIM, on_table=tables.append)
-    with caplog.at_level(logging.DEBUG, logger="kexpose.proxy.static"):
+    with caplog.at_level(logging.DEBUG, logger="kexpose.proxy.control.static"):
         assert source.reload()
     told = warnings(caplog)
     assert any("Ingress default/lost" in w and "Service default/ghost not found" in w for w in told)
     assert any("Ingress default/secure" in w and "Secret default/broken" in w for w in told)
     caplog.clear()
     file.write_text(yaml.safe_dump_all([*DOCS, *app("other", "10.0.0.2")]))
-    with caplog.at_level(logging.DEBUG, logger="kexpose.proxy.static"):
+    with caplog.at_level(logging.DEBUG, logger="kexpose.proxy.control.static"):
         assert source.reload()
     assert warnings(caplog) == []  # the same problems again: told at DEBUG only
     assert any("Service default/ghost not found" in r.getMessage() for r in caplog.records)
@@ -74,7 +74,7 @@ def test_an_emptied_manifest_file_is_a_warning(
     assert source.reload()
     assert tables[-1].hosts
     (folder / "app.yaml").write_text("")
-    with caplog.at_level(logging.WARNING, logger="kexpose.proxy.static"):
+    with caplog.at_level(logging.WARNING, logger="kexpose.proxy.control.static"):
         assert source.reload()
     assert tables[-1].hosts == {}
     told = "\n".join(warnings(caplog))
@@ -99,7 +99,7 @@ async def test_the_control_plane_warns_of_a_missing_service_once(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    with caplog.at_level(logging.DEBUG, logger="kexpose.proxy.control"):
+    with caplog.at_level(logging.DEBUG, logger="kexpose.proxy.control.plane"):
         plane.rebuild()
         told = warnings(caplog)
         assert any("Ingress default/lost" in w and "Service default/ghost" in w for w in told)

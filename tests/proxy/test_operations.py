@@ -18,12 +18,12 @@ from tests.proxy.backends import Client
 from tests.proxy.conftest import CLAIM, FAST, Pki, ProxyFactory, backend_objects
 from tests.proxy.objects import ingress, ingress_class, path, rule, tls, tls_secret
 
-from kexpose.proxy.access_log import AccessLog
-from kexpose.proxy.health import HealthServer
-from kexpose.proxy.metrics import MetricsCollector
+from kexpose.proxy.control.static import StaticSource
+from kexpose.proxy.dataplane.server import DataPlane
+from kexpose.proxy.ops.access_log import AccessLog
+from kexpose.proxy.ops.health import HealthServer
+from kexpose.proxy.ops.metrics import MetricsCollector
 from kexpose.proxy.routes import ObjectSet, RouteTable, build_table
-from kexpose.proxy.server import DataPlane
-from kexpose.proxy.static import StaticSource
 
 pytestmark = pytest.mark.asyncio
 

@@ -199,18 +199,22 @@ async def test_a_killed_worker_is_replaced_while_the_other_keeps_serving(
 
         await until(replaced, "a new worker", alive=proxy)
         (replacement,) = proxy.worker_pids() - first
-        # Find a connection the replacement accepted: the kernel spreads new connections
-        # across both listening sockets, so a few tries suffice (bounded).
-        served = None
-        for _ in range(200):
+        # Find a connection the replacement accepted. Its pid appears before it listens (it
+        # takes the table first), and on a loaded machine that takes a while, so the search is
+        # bounded by time, not by a count of tries: until then the other worker takes them all.
+        found: list[Response] = []
+
+        async def replacement_answers() -> bool:
             c = await Client.connect(("127.0.0.1", proxy.http))
             r = await c.request("GET", "/", host="a")
             owner = process.socket_owner(c.writer.get_extra_info("sockname"), {replacement})
             await c.close()
             if owner == replacement:
-                served = r
-                break
-        assert served is not None, "the replacement accepted none of 200 connections"
+                found.append(r)
+            return bool(found)
+
+        await until(replacement_answers, "a connection the replacement accepted", alive=proxy)
+        served = found[0]
         assert served.status == 200
         assert served.json()["backend"] == "new"
         before = load.answered[1]

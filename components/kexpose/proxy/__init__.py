@@ -1,19 +1,19 @@
 """kexpose-proxy: an Ingress controller in Python.
 
-Module map (import-linter keeps ``routes`` free of I/O and of every module below it):
+Package map (import-linter keeps ``routes`` and ``filters`` free of I/O and of every part
+below, and the two planes independent of each other):
 
-- ``routes``: the pure core. Kubernetes objects in, an immutable ``RouteTable`` out: hosts,
-  paths by pathType and precedence, default backends, class ownership, Service ports resolved
-  to ready EndpointSlice addresses, certificates by SNI name, Ingress status values.
-- ``server``: the data plane (``DataPlane``): listeners, table swaps, deadlines, staged drain.
-  Its private modules: ``_downstream`` (client connections), ``_upstream`` (endpoint
-  connections and pool), ``_exchange`` (one request), ``_plans`` and ``_messages`` (heads),
-  ``_chunked``, ``_balancer``, ``_tls``.
-- ``control``: the control plane: list-then-watch, 410 relist, backoff, status writer;
-  ``lease``: Lease leader election; ``kubeapi``: the Kubernetes API boundary (lightkube).
-- ``static``: the same objects from YAML files, reloaded on change.
-- ``health``, ``metrics``, ``access_log``, ``logs``: operations.
-- ``runner`` (one process), ``workers`` (``--workers N``), ``cli`` (``kexpose-proxy``).
+- ``routes``: the route core, pure. Kubernetes objects (Ingress, Gateway API) in, immutable
+  tables out: hosts, paths by pathType and precedence, Gateway listeners and HTTPRoute rules,
+  Service ports resolved to ready EndpointSlice addresses, certificates by SNI name, status.
+- ``filters``: the steps a matched route applies (header changes, redirects, rewrites, CORS).
+- ``dataplane``: the HTTP data plane (``server.DataPlane``): listeners, connections, exchanges,
+  the upstream pool, TLS. It knows only the route core's tables.
+- ``control``: where the objects come from: the Kubernetes API (``plane``, ``kubeapi``,
+  ``lease``) or YAML files (``static``); status writing.
+- ``ops``: health, metrics, access and process logs.
+- ``runner`` (one process), ``workers`` (``--workers N``), ``cli`` (``kexpose-proxy``),
+  ``settings`` and ``errors`` at the top.
 
 In a cluster the proxy needs: get/list/watch on ingresses, ingressclasses, services,
 endpointslices and secrets; patch on ingresses/status; get/create/update on leases in the

@@ -24,7 +24,7 @@ from kexpose.defaults import (
     INGRESS_CLASS,
 )
 from kexpose.proxy.errors import ProxyConfigError, ProxyError
-from kexpose.proxy.logs import LogFormat, configure
+from kexpose.proxy.ops.logs import LogFormat, configure
 from kexpose.proxy.settings import Balance, DataPlaneSettings, Timeouts
 
 __all__ = ["command", "main"]
@@ -51,7 +51,7 @@ def _default_certificate(cert: Path | None, key: Path | None) -> KeyPair:
             ["kexpose-proxy.invalid"], common_name="kexpose-proxy default certificate"
         )
     pair = KeyPair(_read(cert, "--default-tls-cert"), _read(key, "--default-tls-key"))
-    from kexpose.proxy._tls import server_context
+    from kexpose.proxy.dataplane._tls import server_context
 
     try:
         server_context(pair.cert_pem, pair.key_pem)

@@ -29,17 +29,17 @@ from prometheus_client import CollectorRegistry
 
 from kexpose.certs import KeyPair
 from kexpose.defaults import CONTROLLER_NAME, GATEWAY_CONTROLLER_NAME, INGRESS_CLASS
-from kexpose.proxy.access_log import AccessLog
-from kexpose.proxy.control import ControlPlane, Publish
-from kexpose.proxy.health import HealthServer
-from kexpose.proxy.kubeapi import KubeApi, LightkubeApi
-from kexpose.proxy.lease import LeaderElector
-from kexpose.proxy.logs import LogFormat
-from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
+from kexpose.proxy.control.kubeapi import KubeApi, LightkubeApi
+from kexpose.proxy.control.lease import LeaderElector
+from kexpose.proxy.control.plane import ControlPlane, Publish
+from kexpose.proxy.control.static import StaticSource
+from kexpose.proxy.dataplane.server import DataPlane, Listener
+from kexpose.proxy.ops.access_log import AccessLog
+from kexpose.proxy.ops.health import HealthServer
+from kexpose.proxy.ops.logs import LogFormat
+from kexpose.proxy.ops.metrics import Metrics, MetricsCollector, MetricsSnapshot
 from kexpose.proxy.routes import Claim, RouteTable
-from kexpose.proxy.server import DataPlane, Listener
 from kexpose.proxy.settings import ControlSettings, DataPlaneSettings, WorkerSettings
-from kexpose.proxy.static import StaticSource
 
 __all__ = ["GC_THRESHOLDS", "ProxyConfig", "Source", "Started", "run", "serve", "tune_gc"]
 

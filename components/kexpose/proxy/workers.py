@@ -44,8 +44,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from kexpose.proxy.errors import ProxyError
-from kexpose.proxy.health import HealthServer
-from kexpose.proxy.metrics import Metrics, MetricsCollector, MetricsSnapshot
+from kexpose.proxy.ops.health import HealthServer
+from kexpose.proxy.ops.metrics import Metrics, MetricsCollector, MetricsSnapshot
 from kexpose.proxy.routes import RouteTable
 from kexpose.proxy.settings import WorkerSettings
 
@@ -365,7 +365,7 @@ def worker_main(conn: Connection, config: ProxyConfig, index: int) -> None:
     """A worker process: the data plane only, fed route tables by the supervisor."""
     import uvloop
 
-    from kexpose.proxy.logs import configure
+    from kexpose.proxy.ops.logs import configure
 
     configure(config.log_format)
     uvloop.run(_worker(conn, config, index))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from kexpose.proxy._messages import RequestHead, host_name, parse_request_head
+from kexpose.proxy.dataplane._messages import RequestHead, host_name, parse_request_head
 from kexpose.proxy.routes import normalize_path
 
 __all__ = ["plan_request"]

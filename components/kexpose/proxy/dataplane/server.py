@@ -25,14 +25,14 @@ from time import perf_counter
 from typing import Any, Final, TypeVar
 
 from kexpose.certs import KeyPair
-from kexpose.proxy._balancer import Balancer, refresh_balancers
-from kexpose.proxy._downstream import ClientConnection
-from kexpose.proxy._exchange import Exchange
-from kexpose.proxy._messages import RequestHead
-from kexpose.proxy._tls import TlsContexts
-from kexpose.proxy._upstream import Pool
-from kexpose.proxy.access_log import AccessLog
-from kexpose.proxy.metrics import Metrics, Series
+from kexpose.proxy.dataplane._balancer import Balancer, refresh_balancers
+from kexpose.proxy.dataplane._downstream import ClientConnection
+from kexpose.proxy.dataplane._exchange import Exchange
+from kexpose.proxy.dataplane._messages import RequestHead
+from kexpose.proxy.dataplane._tls import TlsContexts
+from kexpose.proxy.dataplane._upstream import Pool
+from kexpose.proxy.ops.access_log import AccessLog
+from kexpose.proxy.ops.metrics import Metrics, Series
 from kexpose.proxy.routes import Route, RouteTable, WeightedBackend
 from kexpose.proxy.settings import DataPlaneSettings
 

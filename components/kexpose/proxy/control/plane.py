@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Final, cast
 
+from kexpose.proxy.control.kubeapi import AnyKind, KubeApi
+from kexpose.proxy.control.lease import LeaderElector
 from kexpose.proxy.errors import KubeError, WatchGoneError
-from kexpose.proxy.kubeapi import AnyKind, KubeApi
-from kexpose.proxy.lease import LeaderElector
 from kexpose.proxy.routes import (
     GATEWAY_KINDS,
     KINDS,

@@ -17,12 +17,17 @@ from typing import TYPE_CHECKING, Final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
-from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
-from kexpose.proxy._messages import ResponseHead, chunk, modify_fields, parse_response_head
+from kexpose.proxy.dataplane._chunked import ChunkedError, ChunkedScanner
+from kexpose.proxy.dataplane._messages import (
+    ResponseHead,
+    chunk,
+    modify_fields,
+    parse_response_head,
+)
 from kexpose.proxy.routes import Endpoint
 
 if TYPE_CHECKING:
-    from kexpose.proxy._exchange import Exchange
+    from kexpose.proxy.dataplane._exchange import Exchange
     from kexpose.proxy.settings import DataPlaneSettings
 
 __all__ = ["Pool", "UpstreamConnection"]

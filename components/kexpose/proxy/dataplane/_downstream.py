@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Final
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from kexpose.hosts import normalize_host
-from kexpose.proxy._chunked import ChunkedError, ChunkedScanner
-from kexpose.proxy._exchange import Exchange
-from kexpose.proxy._messages import local_response
-from kexpose.proxy._plans import plan_request
-from kexpose.proxy._tls import sni_of
+from kexpose.proxy.dataplane._chunked import ChunkedError, ChunkedScanner
+from kexpose.proxy.dataplane._exchange import Exchange
+from kexpose.proxy.dataplane._messages import local_response
+from kexpose.proxy.dataplane._plans import plan_request
+from kexpose.proxy.dataplane._tls import sni_of
 
 if TYPE_CHECKING:
-    from kexpose.proxy._upstream import UpstreamConnection
-    from kexpose.proxy.server import DataPlane
+    from kexpose.proxy.dataplane._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane.server import DataPlane
 
 __all__ = ["ClientConnection"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from kexpose.proxy._messages import RequestHead, field_pairs, join_fields
+from kexpose.proxy.dataplane._messages import RequestHead, field_pairs, join_fields
 from kexpose.proxy.filters import (
     HeaderModifier,
     apply_header_modifier,

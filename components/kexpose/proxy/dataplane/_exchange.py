@@ -16,16 +16,16 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
-from kexpose.proxy._gwplan import choose_backend, cors, forwarded_prefix, location, select
-from kexpose.proxy._messages import RequestHead, local_response
-from kexpose.proxy._tls import misdirected
+from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
+from kexpose.proxy.dataplane._messages import RequestHead, local_response
+from kexpose.proxy.dataplane._tls import misdirected
 from kexpose.proxy.filters import HeaderModifier
 from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, WeightedBackend
 
 if TYPE_CHECKING:
-    from kexpose.proxy._balancer import Balancer
-    from kexpose.proxy._downstream import ClientConnection
-    from kexpose.proxy._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane._balancer import Balancer
+    from kexpose.proxy.dataplane._downstream import ClientConnection
+    from kexpose.proxy.dataplane._upstream import UpstreamConnection
 
 __all__ = ["Exchange"]
 

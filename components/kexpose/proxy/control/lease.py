@@ -16,8 +16,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from kexpose.proxy.control.kubeapi import KubeApi, Lease
 from kexpose.proxy.errors import KubeError
-from kexpose.proxy.kubeapi import KubeApi, Lease
 from kexpose.proxy.settings import ControlSettings
 
 __all__ = ["LeaderElector"]
