@@ -410,3 +410,29 @@ def test_no_annotation_of_the_mixed_folder_is_dropped_silently() -> None:
         if (ing.ref, key) not in topics
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ({"type": "ExternalName", "externalName": "db.example.net"}, "has no selector"),
+        ({"ports": [{"port": 80}]}, "has no selector"),
+        ({"selector": {"app": "web"}, "ports": [{"port": 8080}]}, "is not a port of"),
+    ],
+    ids=["external-name", "no-selector", "wrong-port"],
+)
+def test_a_backend_that_cannot_be_an_app_is_reported_and_left_out(
+    spec: dict[str, Any], why: str
+) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": spec,
+    }
+    conv = run(ingress(), service)
+    field = "spec.rules[0].http.paths[0].backend"
+    assert verdict(conv, field) == "not-convertible"
+    assert why in detail(conv, field)
+    assert verdict(conv, "Ingress") == "not-convertible"
+    assert conv.apps == ()

@@ -75,6 +75,15 @@ class Apps:
         Service's app on the way; None when the Service cannot be an app."""
         key = (ing.namespace, ref.service)
         svc = self.source.services.get(key)
+        if svc is not None and (svc.selector is None or svc.type == "ExternalName"):
+            self.findings.add(
+                ing,
+                ref.field,
+                "not-convertible",
+                f"{svc.ref} has no selector (type {svc.type}); a kexpose app selects its pods",
+                todo="route to a Service that selects pods",
+            )
+            return None
         if svc is not None and svc.port_for(ref.port) is None:
             self.findings.add(
                 ing,
@@ -100,15 +109,7 @@ class Apps:
                 self.guess_port(app, ref.port)
             return app
         if svc is not None:
-            if svc.selector is None or svc.type == "ExternalName":
-                self.findings.add(
-                    ing,
-                    ref.field,
-                    "not-convertible",
-                    f"{svc.ref} has no selector (type {svc.type}); a kexpose app selects its pods",
-                    todo="route to a Service that selects pods",
-                )
-                return None
+            assert svc.selector is not None  # checked by backend()
             ports = []
             for p in svc.ports:
                 port: dict[str, Any] = {"name": p.name or f"port-{p.port}", "port": p.port}

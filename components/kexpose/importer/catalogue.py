@@ -318,7 +318,8 @@ UNSUPPORTED: Final = _rows(
         "affinity",
         "session-affinity",
         "not-convertible",
-        "kexpose-proxy has no cookie affinity (its balancer is per request)",
+        "kexpose-proxy, the controller the import targets, has no cookie affinity (its "
+        "balancer is per request)",
         "make the app stateless or keep sessions in a shared store",
     ),
     *(
