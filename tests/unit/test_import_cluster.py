@@ -111,4 +111,4 @@ async def test_an_unreachable_cluster_is_exit_3(tmp_path: Path) -> None:
 async def test_sources_and_a_cluster_are_exclusive(tmp_path: Path) -> None:
     code, _, err = await run("x.yaml", "--kubeconfig", str(tmp_path / "k"), "-e", "dev")
     assert code == 2
-    assert "not both" in err
+    assert "either SOURCE" in err

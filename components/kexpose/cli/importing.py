@@ -37,6 +37,7 @@ from kexpose.importer import (
     convert,
     ingress_manifests,
     manifests_text,
+    planned_manifests,
     read_objects,
     stack_file_text,
 )
@@ -189,7 +190,7 @@ def command(
             EXIT_INPUT,
         )
     if bool(sources) == (kubeconfig is not None):
-        _fail("give SOURCE files or directories, or --kubeconfig, not both", output, EXIT_INPUT)
+        _fail("give either SOURCE (files, directories, -) or --kubeconfig", output, EXIT_INPUT)
     if namespace is not None and kubeconfig is None:
         _fail("--namespace reads a cluster: it needs --kubeconfig", output, EXIT_INPUT)
     try:
@@ -240,7 +241,7 @@ def command(
         console.print(
             render_table(
                 list(report.violations),
-                objects=len(conversion.spec.apps),
+                objects=len(planned_manifests(conversion)),
                 environment=env,
                 source="the project's defaults aimed at the imported stack",
             )
