@@ -422,6 +422,31 @@ def test_early_violations_are_mandatory_per_object_rules_only() -> None:
     )
 
 
+def test_early_violations_include_the_gateway_api_and_auth_object_rules() -> None:
+    # The components' early validation runs the mandatory per-object rules of the second
+    # round as well: a foreign GatewayClass, an open listener, a wildcard route host, an auth
+    # URL aimed at the metadata endpoint. Stack rules (a route's missing parent) stay out.
+    edge = gateway("edge", "edge", listener(allowed_from="All"), klass="istio")
+    route = http_route(hostnames=["*.example.com"], parents=[parent("gone")])
+    notes = {"kexpose.dev/auth-type": "forward", "kexpose.dev/auth-url": "http://169.254.169.254/"}
+    objects = [edge, route, auth_ingress("admin", annotations=notes)]
+    found = early_violations(objects, environment="prod", config=PolicyConfig.project())
+    assert [(v.rule, v.resource) for v in found] == [
+        ("gw-class-allowed", "Gateway/edge/edge"),
+        ("gw-allowed-routes-restricted", "Gateway/edge/edge"),
+        ("route-no-wildcard-hostname", "HTTPRoute/shop/web"),
+        ("auth-url-safe", "Ingress/shop/admin"),
+    ]
+    dev = early_violations(objects, environment="dev", config=PolicyConfig.project())
+    assert [v.rule for v in dev] == ["gw-class-allowed", "auth-url-safe"]
+    assert (
+        early_violations(
+            [*gateway_stack(), *auth_stack()], environment="prod", config=PolicyConfig.project()
+        )
+        == []
+    )
+
+
 def test_objects_without_namespace_land_in_default() -> None:
     obj = service(type="NodePort")
     del obj["metadata"]["namespace"]
