@@ -24,5 +24,8 @@ PolicyPack(
     name=PACK_NAME,
     policies=policies,
     enforcement_level=EnforcementLevel.ADVISORY,
-    description="Environment-aware exposure rules for Services, Ingresses and TLS (kexpose).",
+    description=(
+        "Environment-aware exposure rules for Services, Ingresses, TLS, Gateway API and edge "
+        "auth (kexpose)."
+    ),
 )

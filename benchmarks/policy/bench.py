@@ -1,7 +1,12 @@
 """Benchmark: ``kexpose check`` against checkov's Kubernetes checks, on the same manifests.
 
-Generates rendered-stack-like manifests (per app: Deployment, Service, Ingress with TLS, a
-kubernetes.io/tls Secret holding a certificate generated here), then times, in the same run:
+Generates rendered-stack-like manifests, then times, in the same run (below). Per app: a
+Deployment, a Service and a kubernetes.io/tls Secret holding a certificate generated here, and
+its door: half the apps an Ingress with TLS (every third of those behind edge auth: basic with an
+htpasswd Secret, or JWT with a JWKS URL, issuer and audience), the other half an HTTPRoute on a
+Gateway. Each file of apps gets its Gateway (an HTTPS listener per routed host, certificates
+from the apps' namespaces), a ReferenceGrant per app namespace for those certificates, and a
+plain-HTTP Gateway whose one HTTPRoute redirects to HTTPS:
 
 - ``kexpose check DIR --environment prod --output json`` (the installed command, process wall
   time, best of ``--repeat``), and the library split (YAML loading vs ``evaluate``) in-process;
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +50,143 @@ APPS_PER_FILE = 25  # a rendered stack directory: one file per small group of ap
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
+GW_API = "gateway.networking.k8s.io/v1"
+
+
+def _names(i: int) -> tuple[str, str, str]:
+    name = f"app-{i:05d}"
+    return name, f"team-{i % 40:02d}", f"{name}.bench.example.com"
+
+
+def _routed(i: int) -> bool:
+    """Odd apps are exposed through the Gateway API, even ones through an Ingress."""
+    return i % 2 == 1
+
+
+def _auth(i: int, name: str, ns: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Edge-auth annotations for every third Ingress app, and the Secrets they name."""
+    if i % 6 == 0:
+        htpasswd = f"ops:$2y$10${'x' * 53}\n".encode()
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": f"{name}-users", "namespace": ns},
+            "data": {"auth": base64.b64encode(htpasswd).decode()},
+        }
+        notes = {
+            "kexpose.dev/auth-type": "basic",
+            "kexpose.dev/auth-secret": f"{name}-users",
+            "kexpose.dev/auth-exempt-paths": "/healthz",
+        }
+        return notes, [secret]
+    if i % 6 == 2:
+        # A deliberate problem now and then: the JWKS URL aimed at the metadata endpoint.
+        url = (
+            "http://169.254.169.254/jwks"
+            if i % 194 == 2
+            else "https://id.bench.example.com/.well-known/jwks.json"
+        )
+        return {
+            "kexpose.dev/auth-type": "jwt",
+            "kexpose.dev/auth-jwks-url": url,
+            "kexpose.dev/auth-jwt-issuer": "https://id.bench.example.com/",
+            "kexpose.dev/auth-jwt-audiences": name,
+        }, []
+    return {}, []  # fmt: skip
+
+
+def _door(i: int, gateway: str) -> list[dict[str, Any]]:
+    """How app ``i`` is reached: an HTTPRoute on ``gateway``, or an Ingress (maybe with auth)."""
+    name, ns, host = _names(i)
+    path = "/etc" if i % 97 == 0 else "/"
+    if _routed(i):
+        # A deliberate problem now and then: a listener name the Gateway does not have.
+        section = "https-missing" if i % 101 == 1 else f"https-{name}"
+        return [
+            {"apiVersion": GW_API, "kind": "HTTPRoute",
+             "metadata": {"name": name, "namespace": ns},
+             "spec": {"parentRefs": [{"name": gateway, "namespace": "gateways",
+                                      "sectionName": section}],
+                      "hostnames": [host],
+                      "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                                 "backendRefs": [{"name": name, "port": 80}]},
+                                {"matches": [{"path": {"type": "PathPrefix", "value": "/"},
+                                              "headers": [{"name": "X-Canary",
+                                                           "value": "always"}]}],
+                                 "backendRefs": [{"name": name, "port": 80, "weight": 1}]}]}},
+        ]  # fmt: skip
+    notes, secrets = _auth(i, name, ns)
+    return [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "metadata": {"name": name, "namespace": ns, **({"annotations": notes} if notes else {})},
+         "spec": {"ingressClassName": "kexpose",
+                  "tls": [{"hosts": [host], "secretName": f"{name}-tls"}],
+                  "rules": [{"host": host, "http": {"paths": [{
+                      "path": path, "pathType": "Prefix",
+                      "backend": {"service": {"name": name, "port": {"number": 80}}}}]}}]}},
+        *secrets,
+    ]  # fmt: skip
+
+
+def _gateways(batch: int, apps: list[int]) -> list[dict[str, Any]]:
+    """A file's Gateway API controller side: its HTTPS Gateway, and a plain-HTTP Gateway whose
+    only route redirects to HTTPS."""
+    gateway, plain = f"edge-{batch:04d}", f"edge-http-{batch:04d}"
+    routed = [i for i in apps if _routed(i)]
+    listeners = [
+        {"name": f"https-{name}", "protocol": "HTTPS", "port": 443, "hostname": host,
+         "tls": {"mode": "Terminate",
+                 "certificateRefs": [{"name": f"{name}-tls", "namespace": ns}]},
+         "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchExpressions": [
+             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [ns]}]}}}}
+        for name, ns, host in map(_names, routed)
+    ]  # fmt: skip
+    return [
+        {"apiVersion": GW_API, "kind": "Gateway",
+         "metadata": {"name": gateway, "namespace": "gateways"},
+         "spec": {"gatewayClassName": "kexpose", "listeners": listeners}},
+        {"apiVersion": GW_API, "kind": "Gateway",
+         "metadata": {"name": plain, "namespace": "gateways"},
+         "spec": {"gatewayClassName": "kexpose", "listeners": [
+             {"name": "http", "protocol": "HTTP", "port": 80,
+              "allowedRoutes": {"namespaces": {"from": "Same"}}}]}},
+        {"apiVersion": GW_API, "kind": "HTTPRoute",
+         "metadata": {"name": f"{plain}-redirect", "namespace": "gateways"},
+         "spec": {"parentRefs": [{"name": plain, "sectionName": "http"}],
+                  "hostnames": [_names(i)[2] for i in apps],
+                  "rules": [{"filters": [{"type": "RequestRedirect",
+                                          "requestRedirect": {"scheme": "https",
+                                                              "statusCode": 301}}]}]}},
+    ]  # fmt: skip
+
+
+def _grants() -> list[dict[str, Any]]:
+    """One ReferenceGrant per app namespace: the Gateways of namespace ``gateways`` may read
+    its certificate Secrets."""
+    return [
+        {"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+         "metadata": {"name": "gateways-read-certificates", "namespace": f"team-{n:02d}"},
+         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                            "namespace": "gateways"}],
+                  "to": [{"group": "", "kind": "Secret"}]}}
+        for n in range(40)
+    ]  # fmt: skip
+
+
+def _filler(n: int) -> dict[str, Any]:
+    """An app's ConfigMap: fills the last file up to the exact object count."""
+    name, ns, _ = _names(n)
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-config", "namespace": ns},
+            "data": {"LOG_LEVEL": "info"}}  # fmt: skip
+
+
 def _app(i: int, cert_pem: str) -> list[dict[str, Any]]:
-    name, ns = f"app-{i:05d}", f"team-{i % 40:02d}"
-    host = f"{name}.bench.example.com"
+    name, ns, _ = _names(i)
     labels = {"app.kubernetes.io/name": name}
     # A few deliberate problems, so both tools have findings to report.
     service_type = "NodePort" if i % 50 == 0 else "ClusterIP"
-    path = "/etc" if i % 97 == 0 else "/"
     return [
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": name, "namespace": ns, "labels": labels},
@@ -68,13 +204,6 @@ def _app(i: int, cert_pem: str) -> list[dict[str, Any]]:
          "metadata": {"name": name, "namespace": ns, "labels": labels},
          "spec": {"type": service_type, "selector": labels,
                   "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-         "metadata": {"name": name, "namespace": ns},
-         "spec": {"ingressClassName": "kexpose",
-                  "tls": [{"hosts": [host], "secretName": f"{name}-tls"}],
-                  "rules": [{"host": host, "http": {"paths": [{
-                      "path": path, "pathType": "Prefix",
-                      "backend": {"service": {"name": name, "port": {"number": 80}}}}]}}]}},
         {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
          "metadata": {"name": f"{name}-tls", "namespace": ns},
          "data": {"tls.crt": base64.b64encode(cert_pem.encode()).decode(),
@@ -83,17 +212,38 @@ def _app(i: int, cert_pem: str) -> list[dict[str, Any]]:
 
 
 def generate(directory: Path, resources: int) -> None:
-    """``resources`` objects (four per app) under ``directory``, certificates made here."""
-    apps = resources // 4
+    """``resources`` objects under ``directory``, certificates made here.
+
+    Files of up to ``APPS_PER_FILE`` apps, each with its Gateways; the first also holds the
+    ReferenceGrants. Apps are added while they fit; ConfigMaps fill the rest, so that every
+    reference stays whole and the count is exact.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    batch: list[dict[str, Any]] = []
-    for i in range(apps):
-        host = f"app-{i:05d}.bench.example.com"
-        batch.extend(_app(i, self_signed([host], days=365, now=NOW).cert_pem))
-        if (i + 1) % APPS_PER_FILE == 0 or i == apps - 1:
-            path = directory / f"apps-{i // APPS_PER_FILE:04d}.yaml"
-            path.write_text(yaml.safe_dump_all(batch, sort_keys=False))
-            batch = []
+    written, batch, i = 0, 0, 0
+    while written < resources:
+        objects = _grants() if batch == 0 else []
+        gateway = f"edge-{batch:04d}"
+        apps: list[list[dict[str, Any]]] = []
+        for _ in range(APPS_PER_FILE):
+            host = _names(i)[2]
+            cert = self_signed([host], days=365, now=NOW).cert_pem
+            made = [*_app(i, cert), *_door(i, gateway)]
+            if written + len(objects) + sum(map(len, apps)) + len(made) + 3 > resources:
+                break
+            apps.append(made)
+            i += 1
+        first = i - len(apps)
+        if apps:
+            objects.extend(_gateways(batch, list(range(first, i))))
+            for made in apps:
+                objects.extend(made)
+        while written + len(objects) < resources and len(apps) < APPS_PER_FILE:
+            objects.append(_filler(written + len(objects)))
+        objects = objects[: resources - written]
+        path = directory / f"apps-{batch:04d}.yaml"
+        path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        written += len(objects)
+        batch += 1
 
 
 def ensure_checkov() -> Path:
@@ -134,7 +284,9 @@ def bench_kexpose(directory: Path, repeat: int) -> dict[str, Any]:
         "wall_seconds_all": [round(r[0], 3) for r in runs],
         "exit_code": runs[0][1],
         "objects": len(objects),
+        "kinds": dict(sorted(Counter(str(o.get("kind")) for o in objects).items())),
         "violations": len(violations),
+        "rules_reported": dict(sorted(Counter(v.rule for v in violations).items())),
         "load_seconds": loaded - start,
         "evaluate_seconds": evaluated - loaded,
     }

@@ -31,7 +31,9 @@ __all__ = ["check_plan", "parse_stack", "policy_config_for", "stack_file_for"]
 
 ROOT: Final = "kexpose:"
 #: Rules about certificate material, which is unknown before deployment (see module doc).
-_MATERIAL_RULES: Final = frozenset({"tls-cert-not-expiring", "tls-cert-covers-hosts"})
+_MATERIAL_RULES: Final = frozenset(
+    {"tls-cert-not-expiring", "tls-cert-covers-hosts", "gw-tls-cert-covers-hostname"}
+)
 
 # Where a manifest field comes from in the model, per kind: (manifest prefix, config prefix).
 # First match wins; "" is the fallback for the whole object.

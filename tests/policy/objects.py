@@ -238,6 +238,13 @@ def check(
     return [v for v in found if rule_id is None or v.rule == rule_id]
 
 
+def found_at(
+    objects: Sequence[dict[str, Any]], env: Environment, rule_id: str, **overrides: Any
+) -> list[tuple[str, str]]:
+    """(resource, field) of each violation of ``rule_id`` (see :func:`check`)."""
+    return [(v.resource, v.field) for v in check(objects, env, rule_id=rule_id, **overrides)]
+
+
 def fields(violations: Sequence[Violation]) -> list[str]:
     return [v.field for v in violations]
 
@@ -249,3 +256,336 @@ def mandatory_violations(
     stacks' rendered objects (project defaults, the real clock)."""
     found = evaluate(objects, environment=environment, config=PolicyConfig.project())
     return [v for v in found if v.enforcement == "mandatory"]
+
+
+# --- Gateway API ------------------------------------------------------------------------------
+
+GW_API = "gateway.networking.k8s.io/v1"
+GRANT_API = "gateway.networking.k8s.io/v1beta1"
+EDGE_NS = "kexpose-system"
+
+
+def listener(
+    name: str = "https",
+    protocol: str = "HTTPS",
+    port: int = 443,
+    hostname: str | None = "shop.example.com",
+    *,
+    certificate: str | None = "web-tls",
+    certificate_ns: str | None = None,
+    tls: dict[str, Any] | None = None,
+    allowed_from: str | None = "Same",
+) -> dict[str, Any]:
+    """A listener; an HTTPS one terminates TLS with the Secret ``certificate`` (in
+    ``certificate_ns``, else the Gateway's namespace) unless ``tls`` says otherwise."""
+    item: dict[str, Any] = {"name": name, "protocol": protocol, "port": port}
+    if hostname is not None:
+        item["hostname"] = hostname
+    if tls is not None:
+        item["tls"] = tls
+    elif protocol == "HTTPS" and certificate is not None:
+        ref: dict[str, Any] = {"kind": "Secret", "group": "", "name": certificate}
+        if certificate_ns is not None:
+            ref["namespace"] = certificate_ns
+        item["tls"] = {"mode": "Terminate", "certificateRefs": [ref]}
+    if allowed_from is not None:
+        item["allowedRoutes"] = {"namespaces": {"from": allowed_from}}
+    return item
+
+
+def gateway(
+    name: str = "edge",
+    ns: str = EDGE_NS,
+    *listeners: dict[str, Any],
+    klass: str | None = "kexpose",
+    annotations: dict[str, str] | None = None,
+    api_version: str = GW_API,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    spec: dict[str, Any] = {"listeners": list(listeners) or [listener()]}
+    if klass is not None:
+        spec["gatewayClassName"] = klass
+    return {"apiVersion": api_version, "kind": "Gateway", "metadata": meta, "spec": spec}
+
+
+def gateway_class(name: str = "kexpose") -> dict[str, Any]:
+    return {
+        "apiVersion": GW_API,
+        "kind": "GatewayClass",
+        "metadata": {"name": name},
+        "spec": {"controllerName": "kexpose.dev/gateway-controller"},
+    }
+
+
+def parent(
+    name: str = "edge",
+    ns: str | None = EDGE_NS,
+    section: str | None = "https",
+    port: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": name, **extra}
+    if ns is not None:
+        ref["namespace"] = ns
+    if section is not None:
+        ref["sectionName"] = section
+    if port is not None:
+        ref["port"] = port
+    return ref
+
+
+def backend_ref(name: str = "web", port: int | None = 80, **extra: Any) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": name, **extra}
+    if port is not None:
+        ref["port"] = port
+    return ref
+
+
+def route_rule(
+    *backends: dict[str, Any],
+    matches: list[dict[str, Any]] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if matches is not None:
+        item["matches"] = matches
+    if filters is not None:
+        item["filters"] = filters
+    item["backendRefs"] = list(backends) if backends else [backend_ref()]
+    return item
+
+
+REDIRECT_TO_HTTPS: dict[str, Any] = {
+    "type": "RequestRedirect",
+    "requestRedirect": {"scheme": "https", "statusCode": 301},
+}
+
+
+def http_route(
+    name: str = "web",
+    ns: str = NS,
+    *,
+    hostnames: Sequence[str] | None = ("shop.example.com",),
+    parents: Sequence[dict[str, Any]] | None = None,
+    rules: Sequence[dict[str, Any]] | None = None,
+    kind: str = "HTTPRoute",
+    api_version: str = GW_API,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"parentRefs": list(parents) if parents is not None else [parent()]}
+    if hostnames is not None:
+        spec["hostnames"] = list(hostnames)
+    spec["rules"] = (
+        list(rules)
+        if rules is not None
+        else [route_rule(matches=[{"path": {"type": "PathPrefix", "value": "/"}}])]
+    )
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def redirect_route(
+    name: str = "https-redirect",
+    ns: str = EDGE_NS,
+    *,
+    hostnames: Sequence[str] = ("shop.example.com",),
+    parents: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An HTTPRoute that only redirects to HTTPS, on the plain HTTP listener."""
+    return http_route(
+        name,
+        ns,
+        hostnames=hostnames,
+        parents=parents if parents is not None else [parent("edge-http", section="http")],
+        rules=[{"filters": [REDIRECT_TO_HTTPS]}],
+    )
+
+
+def reference_grant(
+    ns: str,
+    *,
+    from_kind: str = "HTTPRoute",
+    from_ns: str = NS,
+    to_kind: str = "Service",
+    to_name: str | None = None,
+    name: str = "allow",
+    api_version: str = GRANT_API,
+) -> dict[str, Any]:
+    to: dict[str, Any] = {"group": "", "kind": to_kind}
+    if to_name is not None:
+        to["name"] = to_name
+    return {
+        "apiVersion": api_version,
+        "kind": "ReferenceGrant",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "from": [
+                {"group": "gateway.networking.k8s.io", "kind": from_kind, "namespace": from_ns}
+            ],
+            "to": [to],
+        },
+    }
+
+
+def gateway_stack() -> list[dict[str, Any]]:
+    """A Gateway API exposure as the components render it in prod.
+
+    The platform's Gateway ``kexpose-system/edge`` has one HTTPS listener per app host, routes
+    admitted from namespaces labelled for it, and certificates: one in the Gateway's namespace,
+    one in the app's (granted by a ReferenceGrant). Plain HTTP lives on a Gateway of its own,
+    ``edge-http``, whose only route redirects to HTTPS; route-unique-match ignores sectionName,
+    so a redirect route on the app routes' Gateway would claim their host and path. The app
+    route splits ``/api`` to a Service in another namespace, granted there.
+    """
+    selector = {"from": "Selector", "selector": {"matchLabels": {"kexpose.dev/exposed": "true"}}}
+    edge = gateway(
+        "edge",
+        EDGE_NS,
+        listener("https", hostname="shop.example.com", certificate="shop-tls"),
+        listener(
+            "https-api",
+            hostname="api.shop.example.com",
+            certificate="api-tls",
+            certificate_ns=NS,
+        ),
+    )
+    for item in edge["spec"]["listeners"]:
+        item["allowedRoutes"] = {"namespaces": selector}
+    web = http_route(
+        "web",
+        NS,
+        hostnames=("shop.example.com",),
+        parents=[parent("edge", section="https")],
+        rules=[
+            route_rule(matches=[{"path": {"type": "PathPrefix", "value": "/"}}]),
+            route_rule(
+                backend_ref("orders", 8080, namespace="orders"),
+                matches=[{"path": {"type": "PathPrefix", "value": "/orders"}}],
+            ),
+        ],
+    )
+    api = http_route(
+        "api",
+        NS,
+        hostnames=("api.shop.example.com",),
+        parents=[parent("edge", section="https-api")],
+        rules=[
+            route_rule(
+                backend_ref("api", 80, weight=90),
+                backend_ref("api-canary", 80, weight=10),
+                matches=[
+                    {"path": {"type": "PathPrefix", "value": "/"}},
+                    {"headers": [{"name": "X-Canary", "value": "always"}]},
+                ],
+            )
+        ],
+    )
+    return [
+        gateway_class(),
+        edge,
+        gateway("edge-http", EDGE_NS, listener("http", "HTTP", 80, hostname=None)),
+        redirect_route(hostnames=("shop.example.com", "api.shop.example.com")),
+        tls_secret("shop-tls", EDGE_NS, ("shop.example.com",)),
+        tls_secret("api-tls", NS, ("api.shop.example.com",)),
+        reference_grant(NS, from_kind="Gateway", from_ns=EDGE_NS, to_kind="Secret"),
+        web,
+        api,
+        deployment("web", NS),
+        service("web", NS, selector={"app": "web"}),
+        deployment("api", NS),
+        service("api", NS, selector={"app": "api"}),
+        deployment("api-canary", NS),
+        service("api-canary", NS, selector={"app": "api-canary"}),
+        deployment("orders", "orders"),
+        service(
+            "orders",
+            "orders",
+            selector={"app": "orders"},
+            ports=[{"name": "http", "port": 8080, "targetPort": "http"}],
+        ),
+        reference_grant("orders", name="allow-shop-routes", to_name="orders"),
+    ]
+
+
+# --- Edge authentication ----------------------------------------------------------------------
+
+
+def auth_ingress(
+    name: str = "admin",
+    ns: str = NS,
+    host: str = "admin.shop.example.com",
+    *,
+    annotations: dict[str, str],
+    tls: bool = True,
+) -> dict[str, Any]:
+    """An Ingress with auth annotations, served over TLS unless ``tls=False``."""
+    spec: dict[str, Any] = {"ingressClassName": "kexpose", "rules": [rule(host, service_name=name)]}
+    if tls:
+        spec["tls"] = [{"hosts": [host], "secretName": f"{name}-tls"}]
+    return ingress(name, ns, annotations=annotations, **spec)
+
+
+def basic_auth_secret(
+    name: str = "admin-users", ns: str = NS, *, htpasswd: str | None = None
+) -> dict[str, Any]:
+    """An htpasswd Secret (``auth`` key); the hash is a placeholder: no rule verifies it."""
+    line = htpasswd if htpasswd is not None else "ops:$2y$10$" + "x" * 53
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "type": "Opaque",
+        "data": {"auth": base64.b64encode(line.encode()).decode()} if line else {"auth": ""},
+    }
+
+
+def jwks_secret(name: str = "admin-jwks", ns: str = NS) -> dict[str, Any]:
+    jwks = '{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "placeholder"}]}'
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "type": "Opaque",
+        "stringData": {"jwks.json": jwks},
+    }
+
+
+def auth_stack() -> list[dict[str, Any]]:
+    """Two apps behind edge auth, as the components render them: a basic-auth admin Ingress
+    with its htpasswd Secret, and a JWT-protected API Ingress with a pinned issuer and audience
+    and a JWKS Secret; both over TLS with their certificates."""
+    admin_host, api_host = "admin.shop.example.com", "jwt.shop.example.com"
+    return [
+        deployment("admin", NS),
+        service("admin", NS, selector={"app": "admin"}),
+        auth_ingress(
+            "admin",
+            host=admin_host,
+            annotations={
+                "kexpose.dev/auth-type": "basic",
+                "kexpose.dev/auth-secret": "admin-users",
+                "kexpose.dev/auth-realm": "shop admin",
+            },
+        ),
+        basic_auth_secret(),
+        tls_secret("admin-tls", NS, (admin_host,)),
+        deployment("jwt", NS),
+        service("jwt", NS, selector={"app": "jwt"}),
+        auth_ingress(
+            "jwt",
+            host=api_host,
+            annotations={
+                "kexpose.dev/auth-type": "jwt",
+                "kexpose.dev/auth-jwks-secret": "shop/admin-jwks",
+                "kexpose.dev/auth-jwt-issuer": "https://id.example.com/",
+                "kexpose.dev/auth-jwt-audiences": "shop-api",
+            },
+        ),
+        jwks_secret(),
+        tls_secret("jwt-tls", NS, (api_host,)),
+    ]

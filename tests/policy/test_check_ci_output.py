@@ -52,7 +52,7 @@ def test_sarif_has_rules_and_results_on_file_and_line(nodeport: Path) -> None:
     assert doc["version"] == "2.1.0"
     run = doc["runs"][0]
     rules = run["tool"]["driver"]["rules"]
-    assert len(rules) == 26
+    assert len(rules) == 42
     assert all(r["id"] and r["help"]["text"] and r["shortDescription"]["text"] for r in rules)
     (res,) = [r for r in run["results"] if r["ruleId"] == "svc-no-nodeport"]
     assert rules[res["ruleIndex"]]["id"] == "svc-no-nodeport"

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from kexpose.cli import cli
 
-from .objects import NOW, realistic_stack, service, tls_secret
+from .objects import NOW, auth_stack, gateway_stack, realistic_stack, service, tls_secret
 
 KEYS = {"rule", "severity", "enforcement", "resource", "field", "message", "fix", "file", "line"}
 
@@ -175,3 +175,28 @@ def test_installed_command_in_a_subprocess(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "svc-no-nodeport" in {v["rule"] for v in json.loads(done.stdout)["violations"]}
+
+
+def test_gateway_api_and_auth_manifests_are_checked_from_yaml(tmp_path: Path) -> None:
+    # The kinds arrive as YAML documents, as `kexpose render` writes them.
+    (tmp_path / "gateway.yaml").write_text(_dump(gateway_stack()))
+    (tmp_path / "auth.yaml").write_text(_dump(auth_stack()))
+    for env in ("dev", "staging", "prod"):
+        result = _run(str(tmp_path), "-e", env, "-o", "json")
+        assert result.exit_code == 0, result.output
+    broken = [o for o in gateway_stack() if o["kind"] != "ReferenceGrant"]
+    text = _dump(broken)
+    (tmp_path / "gateway.yaml").write_text(text)
+    result = _run(str(tmp_path), "-e", "dev", "-o", "json")
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)["violations"]
+    assert sorted((v["rule"], v["resource"]) for v in found) == [
+        ("route-cross-namespace-granted", "Gateway/kexpose-system/edge"),
+        ("route-cross-namespace-granted", "HTTPRoute/shop/web"),
+    ]
+    lines = text.splitlines()
+    for v in found:
+        # Each finding points at the first line of its object's document.
+        assert v["file"].endswith("gateway.yaml")
+        assert lines[v["line"] - 1].startswith("apiVersion: gateway.networking.k8s.io/")
+        assert lines[v["line"]] == f"kind: {v['resource'].split('/')[0]}"

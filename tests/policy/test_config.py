@@ -22,6 +22,7 @@ def test_spec_defaults_are_the_specifications() -> None:
     assert cfg.allow_default_certificate is False
     assert cfg.min_cert_days_remaining == 30
     assert dict(cfg.nginx_fixed_versions) == {"1.11": "1.11.5", "1.12": "1.12.1"}
+    assert cfg.allowed_gateway_classes == ("kexpose",)
     assert cfg.now is None
 
 
@@ -31,6 +32,18 @@ def test_project_defaults_are_the_shipped_stacks() -> None:
     assert cfg.allowed_loadbalancers == ("kexpose-system/kexpose-controller",)
     assert cfg.public_loadbalancers == ("kexpose-system/kexpose-controller",)
     assert cfg.min_cert_days_remaining == 30
+    assert cfg.allowed_gateway_classes == ("kexpose",)
+
+
+def test_a_stack_s_gateway_class_is_its_controller_class() -> None:
+    # One class name per stack: the IngressClass and the GatewayClass are both `className`.
+    config = PolicyConfig.for_stack({"className": "edge"})
+    assert config.allowed_gateway_classes == ("edge",)
+    assert config.allowed_ingress_classes == ("edge",)
+    widened = PolicyConfig.for_stack({"className": "edge"}, {"allowed_gateway_classes": ["a"]})
+    assert widened.allowed_gateway_classes == ("a",)
+    with pytest.raises(ValidationError, match="class name cannot be empty"):
+        PolicyConfig.for_stack(None, {"allowed_gateway_classes": [""]})
 
 
 def test_keys_are_exactly_the_specs_plus_now() -> None:
@@ -42,6 +55,7 @@ def test_keys_are_exactly_the_specs_plus_now() -> None:
         "allow_default_certificate",
         "min_cert_days_remaining",
         "nginx_fixed_versions",
+        "allowed_gateway_classes",
         "now",
     )
 

@@ -28,7 +28,19 @@ from kexpose.policy.pack import build_policies, environment_for, manifest_from
 from kexpose.policy.rules import RULES
 
 from .analyzer import UNKNOWN_STRING, type_token
-from .objects import realistic_stack, service
+from .objects import (
+    EDGE_NS,
+    auth_stack,
+    gateway,
+    gateway_stack,
+    http_route,
+    listener,
+    parent,
+    realistic_stack,
+    service,
+)
+
+GW = "gateway.networking.k8s.io"
 
 
 def _props(obj: dict[str, Any]) -> Any:
@@ -46,6 +58,12 @@ def _props(obj: dict[str, Any]) -> Any:
         ("kubernetes:networking.k8s.io/v1beta1:Ingress", "networking.k8s.io/v1beta1", "Ingress"),
         ("kubernetes:extensions/v1beta1:Ingress", "extensions/v1beta1", "Ingress"),
         ("kubernetes:cert-manager.io/v1:Certificate", "cert-manager.io/v1", "Certificate"),
+        (f"kubernetes:{GW}/v1:Gateway", f"{GW}/v1", "Gateway"),
+        (f"kubernetes:{GW}/v1:GatewayClass", f"{GW}/v1", "GatewayClass"),
+        (f"kubernetes:{GW}/v1:HTTPRoute", f"{GW}/v1", "HTTPRoute"),
+        (f"kubernetes:{GW}/v1:GRPCRoute", f"{GW}/v1", "GRPCRoute"),
+        (f"kubernetes:{GW}/v1beta1:ReferenceGrant", f"{GW}/v1beta1", "ReferenceGrant"),
+        (f"kubernetes:{GW}/v1:ReferenceGrant", f"{GW}/v1", "ReferenceGrant"),
     ],
 )
 def test_type_tokens_rebuild_api_version_and_kind(token: str, api: str, kind: str) -> None:
@@ -281,3 +299,64 @@ def test_the_readme_table_matches_the_rule_table() -> None:
     for rule in RULES.values():
         levels = [short.get(rule.enforcement.get(env, ""), "-") for env in ENVIRONMENTS]
         assert rows[rule.id] == [rule.scope, rule.severity, *levels], rule.id
+
+
+def _stack_resources(objects: list[dict[str, Any]]) -> list[PolicyResource]:
+    return [
+        PolicyResource(
+            type_token(o), _props(o), f"urn:{n}", o["metadata"]["name"], _opts(), None, None, [], {}
+        )
+        for n, o in enumerate(objects)
+    ]
+
+
+def _stack_reports(policy: Any, objects: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    reported: list[tuple[str, str | None]] = []
+    policy.validate(
+        StackValidationArgs(_stack_resources(objects), None),
+        lambda message, urn=None: reported.append((message, urn)),
+    )
+    return reported
+
+
+def test_gateway_api_objects_reach_the_resource_policies() -> None:
+    prod = _policies("prod")
+    bad = gateway("edge", EDGE_NS, listener(allowed_from="All"), klass="istio")
+    (message,) = _validate(prod["gw-class-allowed"], _resource_args(bad))
+    assert f"Gateway/{EDGE_NS}/edge spec.gatewayClassName" in message
+    assert len(_validate(prod["gw-allowed-routes-restricted"], _resource_args(bad))) == 1
+    # Per-policy config reaches the rule: allowing the class silences it.
+    args = _resource_args(bad, {"allowed_gateway_classes": ["istio"]})
+    assert _validate(prod["gw-class-allowed"], args) == []
+    route = http_route(hostnames=["*.example.com"])
+    (message,) = _validate(prod["route-no-wildcard-hostname"], _resource_args(route))
+    assert "HTTPRoute/shop/web spec.hostnames[0]" in message
+    # A rule reads only its kinds: a Gateway policy ignores a route and the reverse.
+    assert _validate(prod["gw-class-allowed"], _resource_args(route)) == []
+    assert _validate(prod["route-no-wildcard-hostname"], _resource_args(bad)) == []
+
+
+def test_gateway_api_stack_policies_report_on_the_offending_urn() -> None:
+    prod = _policies("prod")
+    for name in ("gw-no-plain-http", "route-parent-exists", "route-cross-namespace-granted"):
+        assert _stack_reports(prod[name], gateway_stack()) == [], name
+    objects = gateway_stack()
+    web = next(o for o in objects if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "web")
+    web["spec"]["parentRefs"] = [parent("edge-http", section=None)]
+    (message, urn), *_ = _stack_reports(prod["gw-no-plain-http"], objects)
+    assert urn == f"urn:{objects.index(web)}"
+    assert "HTTPRoute/shop/web spec.rules[0].filters" in message
+    grants = [o for o in gateway_stack() if o["kind"] != "ReferenceGrant"]
+    reported = _stack_reports(prod["route-cross-namespace-granted"], grants)
+    kinds = sorted(grants[int(urn.removeprefix("urn:"))]["kind"] for _, urn in reported if urn)
+    assert kinds == ["Gateway", "HTTPRoute"]
+
+
+def test_auth_stack_passes_the_pack_and_a_bad_url_is_reported() -> None:
+    prod = _policies("prod")
+    for name in ("auth-secret-provisioned",):
+        assert _stack_reports(prod[name], auth_stack()) == []
+    ingress = next(o for o in auth_stack() if o["kind"] == "Ingress")
+    ingress["metadata"]["annotations"]["kexpose.dev/auth-url"] = "http://169.254.169.254/"
+    (message,) = _validate(prod["auth-url-safe"], _resource_args(ingress))
+    assert "link-local" in message

@@ -26,7 +26,7 @@ from .analyzer import (
     start_failure,
     urn,
 )
-from .objects import realistic_stack
+from .objects import auth_stack, gateway_stack, realistic_stack
 
 MANDATORY = analyzer_pb2.EnforcementLevel.MANDATORY
 ADVISORY = analyzer_pb2.EnforcementLevel.ADVISORY
@@ -76,7 +76,7 @@ def test_handshake_is_optional_and_stack_configure_accepted(prod: Pack) -> None:
     assert prod.stub.GetPluginInfo(empty_pb2.Empty()).version
 
 
-def test_analyzer_info_lists_the_26_policies_with_prod_levels(prod: Pack) -> None:
+def test_analyzer_info_lists_the_42_policies_with_prod_levels(prod: Pack) -> None:
     info = prod.stub.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "kexpose-exposure"
     assert info.supportsConfig
@@ -130,6 +130,34 @@ def test_a_bad_prod_stack_gets_the_right_violations(
 def test_the_clean_stack_passes(prod: Pack) -> None:
     configure_like_the_cli(prod.stub, prod.stub.GetAnalyzerInfo(empty_pb2.Empty()))
     assert _analyze_all(prod, "prod", realistic_stack()) == []
+
+
+def test_gateway_api_and_auth_stacks_pass_and_their_faults_are_reported(prod: Pack) -> None:
+    # The Gateway API kinds arrive under their own type tokens
+    # (kubernetes:gateway.networking.k8s.io/v1:HTTPRoute, .../v1beta1:ReferenceGrant).
+    configure_like_the_cli(prod.stub, prod.stub.GetAnalyzerInfo(empty_pb2.Empty()))
+    assert _analyze_all(prod, "prod", [*gateway_stack(), *auth_stack()]) == []
+    objects = copy.deepcopy([*gateway_stack(), *auth_stack()])
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    by_name[("Gateway", "edge")]["spec"]["gatewayClassName"] = "istio"
+    by_name[("HTTPRoute", "web")]["spec"]["hostnames"] = ["*.example.com"]
+    objects.remove(by_name[("ReferenceGrant", "allow-shop-routes")])
+    del by_name[("Ingress", "jwt")]["metadata"]["annotations"]["kexpose.dev/auth-jwt-audiences"]
+    found = sorted(
+        (d.policyName, d.urn, d.enforcementLevel) for d in _analyze_all(prod, "prod", objects)
+    )
+    assert found == sorted(
+        [
+            ("gw-class-allowed", urn("prod", by_name[("Gateway", "edge")]), MANDATORY),
+            ("route-no-wildcard-hostname", urn("prod", by_name[("HTTPRoute", "web")]), MANDATORY),
+            (
+                "route-cross-namespace-granted",
+                urn("prod", by_name[("HTTPRoute", "web")]),
+                MANDATORY,
+            ),
+            ("auth-jwt-audience-required", urn("prod", by_name[("Ingress", "jwt")]), MANDATORY),
+        ]
+    )
 
 
 def test_pack_config_overrides_reach_the_rules(prod: Pack) -> None:

@@ -13,13 +13,22 @@ from kexpose.policy.rules import RULES
 
 from .objects import (
     app,
+    auth_ingress,
+    auth_stack,
+    backend_ref,
     controller,
     deployment,
+    gateway,
+    gateway_stack,
     good_ingress,
+    http_route,
     ingress,
     lb,
+    listener,
     mandatory_violations,
+    parent,
     realistic_stack,
+    route_rule,
     rule,
     service,
     tls_secret,
@@ -58,12 +67,29 @@ SPEC: list[tuple[str, str, tuple[str, ...], str, dict[str, str]]] = [
     ("nginx-controller-patched", "S", ALL, "critical", dict.fromkeys(ALL, M)),
     ("nginx-admission-not-exposed", "S", ALL, "critical", dict.fromkeys(ALL, M)),
     ("ing-path-safe", "R", ALL, "high", dict.fromkeys(ALL, M)),
+    # The second round (policy-rules.md): the levels of each rule's Ingress counterpart.
+    ("gw-class-allowed", "R", ALL, "high", dict.fromkeys(ALL, M)),
+    ("gw-https-listener-tls", "R", SP, "high", dict.fromkeys(SP, M)),
+    ("gw-allowed-routes-restricted", "R", P, "high", {"prod": M}),
+    ("gw-no-plain-http", "S", P, "high", {"prod": M}),
+    ("gw-tls-secret-provisioned", "S", SP, "high", dict.fromkeys(SP, M)),
+    ("gw-tls-cert-covers-hostname", "S", SP, "high", dict.fromkeys(SP, M)),
+    ("route-hostnames-required", "R", SP, "high", dict.fromkeys(SP, M)),
+    ("route-no-wildcard-hostname", "R", P, "medium", {"prod": M}),
+    ("route-parent-exists", "S", ALL, "high", dict.fromkeys(ALL, M)),
+    ("route-backend-exists", "S", ALL, "high", dict.fromkeys(ALL, M)),
+    ("route-cross-namespace-granted", "S", ALL, "high", dict.fromkeys(ALL, M)),
+    ("route-unique-match", "S", ALL, "high", dict.fromkeys(ALL, M)),
+    ("auth-basic-requires-tls", "R", SP, "high", dict.fromkeys(SP, M)),
+    ("auth-secret-provisioned", "S", ALL, "high", dict.fromkeys(ALL, M)),
+    ("auth-url-safe", "R", ALL, "high", dict.fromkeys(ALL, M)),
+    ("auth-jwt-audience-required", "R", P, "high", {"prod": M}),
 ]
 
 
-def test_the_table_has_the_26_specified_ids_in_order() -> None:
+def test_the_table_has_the_42_specified_ids_in_order() -> None:
     assert list(RULES) == [row[0] for row in SPEC]
-    assert len(RULES) == 26
+    assert len(RULES) == 42
 
 
 @pytest.mark.parametrize(
@@ -85,7 +111,7 @@ def test_rule_row_matches_the_specification(
 
 
 def _everything_wrong() -> list[dict[str, Any]]:
-    """One object set that breaks all 26 rules in prod."""
+    """One object set that breaks all 42 rules in prod."""
     bad_ing = ingress(
         "bad",
         "shop",
@@ -136,6 +162,62 @@ def _everything_wrong() -> list[dict[str, Any]]:
             "shop",
             type="NodePort",
             labels={"app.kubernetes.io/name": "ingress-nginx"},
+        ),
+        *_gateway_api_wrong(),
+        *_auth_wrong(),
+    ]
+
+
+def _gateway_api_wrong() -> list[dict[str, Any]]:
+    """Gateway API objects that break the twelve gw-/route- rules in prod."""
+    bad_gw = gateway(
+        "edge-gw",
+        "edge",
+        listener("http", "HTTP", 80, hostname=None, allowed_from="All"),
+        listener("https", hostname="shop.example.com", certificate="missing"),
+        listener("bare", hostname="bare.example.com", certificate=None),
+        listener(
+            "miscovered", hostname="x.example.com", certificate="edge-tls", certificate_ns="other"
+        ),
+        klass="istio",
+    )
+    route = http_route(
+        "loose",
+        "shop",
+        hostnames=["*.example.com"],
+        parents=[parent("edge-gw", ns="edge", section=None), parent("gone")],
+        rules=[
+            route_rule(backend_ref("np", 8080)),
+            route_rule(backend_ref("web", 80, namespace="x")),
+        ],
+    )
+    twin = http_route(
+        "twin", "shop", hostnames=["*.example.com"], parents=[parent("edge-gw", ns="edge")]
+    )
+    return [
+        bad_gw,
+        tls_secret("edge-tls", "other", ("y.example.com",)),
+        route,
+        twin,
+        http_route("nohost", "shop", hostnames=None, parents=[parent("edge-gw", ns="edge")]),
+    ]
+
+
+def _auth_wrong() -> list[dict[str, Any]]:
+    """Ingresses whose auth annotations break the four auth- rules in prod."""
+    return [
+        auth_ingress(
+            "basic",
+            annotations={"kexpose.dev/auth-type": "basic", "kexpose.dev/auth-secret": "nope"},
+            tls=False,
+        ),
+        auth_ingress(
+            "jwt",
+            host="jwt.example.com",
+            annotations={
+                "kexpose.dev/auth-type": "jwt",
+                "kexpose.dev/auth-jwks-url": "http://169.254.169.254/jwks",
+            },
         ),
     ]
 
@@ -214,6 +296,75 @@ MALFORMED: list[Any] = [
         "spec": None,
     },
     {"kind": "Service", "metadata": None},
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "x", "annotations": None},
+        "spec": {
+            "gatewayClassName": 5,
+            "listeners": [
+                None,
+                {"protocol": "HTTPS", "tls": []},
+                {"protocol": "HTTPS", "hostname": 7, "tls": {"certificateRefs": [None, 3]}},
+                {"protocol": "HTTP", "port": "80", "allowedRoutes": {"namespaces": None}},
+            ],
+        },
+    },
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "y"},
+        "spec": None,
+    },
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "x"},
+        "spec": {
+            "hostnames": [None, 3, "a.example.com"],
+            "parentRefs": [None, {"name": 5, "port": "x"}, {"name": "x", "sectionName": 1}],
+            "rules": [
+                None,
+                {"matches": [None, {"path": None, "headers": [None, {"name": 3}]}]},
+                {
+                    "backendRefs": [None, {"name": "x", "port": "80"}],
+                    "filters": [None, {"type": 1}],
+                },
+            ],
+        },
+    },
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GRPCRoute",
+        "metadata": {"name": "g"},
+        "spec": [],
+    },
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": {"name": "x"},
+        "spec": {"from": [None, 3], "to": "x"},
+    },
+    {
+        "kind": "Ingress",
+        "metadata": {
+            "name": "a",
+            "annotations": {
+                "kexpose.dev/auth-type": "basic",
+                "kexpose.dev/auth-secret": 5,
+                "kexpose.dev/auth-url": None,
+                "kexpose.dev/auth-jwks-url": "http://[x",
+            },
+        },
+        "spec": {"rules": [None]},
+    },
+    {
+        "kind": "Ingress",
+        "metadata": {
+            "name": "j",
+            "annotations": {"kexpose.dev/auth-type": "jwt", "kexpose.dev/auth-jwks-secret": []},
+        },
+    },
 ]
 
 
@@ -222,8 +373,14 @@ def test_malformed_objects_never_crash_a_rule() -> None:
         evaluate(MALFORMED, environment=env, config=PolicyConfig())  # must not raise
 
 
-def test_the_realistic_stack_passes_every_environment_under_project_defaults() -> None:
-    stack = realistic_stack()
+@pytest.mark.parametrize(
+    "stack",
+    [realistic_stack(), gateway_stack(), auth_stack()],
+    ids=["ingress", "gateway-api", "auth"],
+)
+def test_the_realistic_stacks_pass_every_environment_under_project_defaults(
+    stack: list[dict[str, Any]],
+) -> None:
     for env in ALL:
         assert mandatory_violations(stack, env) == []
         found = evaluate(stack, environment=env, config=PolicyConfig.project())
@@ -261,6 +418,31 @@ def test_early_violations_are_mandatory_per_object_rules_only() -> None:
     assert early_violations(objects, environment="staging", config=PolicyConfig.project()) == []
     assert (
         early_violations([*app(), *controller()], environment="prod", config=PolicyConfig.project())
+        == []
+    )
+
+
+def test_early_violations_include_the_gateway_api_and_auth_object_rules() -> None:
+    # The components' early validation runs the mandatory per-object rules of the second
+    # round as well: a foreign GatewayClass, an open listener, a wildcard route host, an auth
+    # URL aimed at the metadata endpoint. Stack rules (a route's missing parent) stay out.
+    edge = gateway("edge", "edge", listener(allowed_from="All"), klass="istio")
+    route = http_route(hostnames=["*.example.com"], parents=[parent("gone")])
+    notes = {"kexpose.dev/auth-type": "forward", "kexpose.dev/auth-url": "http://169.254.169.254/"}
+    objects = [edge, route, auth_ingress("admin", annotations=notes)]
+    found = early_violations(objects, environment="prod", config=PolicyConfig.project())
+    assert [(v.rule, v.resource) for v in found] == [
+        ("gw-class-allowed", "Gateway/edge/edge"),
+        ("gw-allowed-routes-restricted", "Gateway/edge/edge"),
+        ("route-no-wildcard-hostname", "HTTPRoute/shop/web"),
+        ("auth-url-safe", "Ingress/shop/admin"),
+    ]
+    dev = early_violations(objects, environment="dev", config=PolicyConfig.project())
+    assert [v.rule for v in dev] == ["gw-class-allowed", "auth-url-safe"]
+    assert (
+        early_violations(
+            [*gateway_stack(), *auth_stack()], environment="prod", config=PolicyConfig.project()
+        )
         == []
     )
 

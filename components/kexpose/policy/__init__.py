@@ -1,4 +1,4 @@
-"""The exposure policy: 26 environment-aware rules over plain Kubernetes objects.
+"""The exposure policy: 42 environment-aware rules over plain Kubernetes objects.
 
 Written once (``rules``), evaluated over a whole object set (``engine``), configured by
 ``config``, and served three ways: the CrossGuard pack (``pack``, built only by ``policies/``),

@@ -66,6 +66,8 @@ class PolicyConfig(BaseModel):
         default_factory=lambda: {"1.11": "1.11.5", "1.12": "1.12.1"}
     )
     """``nginx-controller-patched``: first fixed release per minor line (``"1.12": "1.12.1"``)."""
+    allowed_gateway_classes: tuple[str, ...] = ("kexpose",)
+    """``gw-class-allowed``: the GatewayClass names a Gateway may use."""
     now: dt.datetime | None = None
     """Clock for certificate expiry (ISO-8601, UTC when no offset is given); None: the real one."""
 
@@ -82,6 +84,7 @@ class PolicyConfig(BaseModel):
             allowed_ingress_classes=(defaults.INGRESS_CLASS,),
             allowed_loadbalancers=(controller,),
             public_loadbalancers=(controller,),
+            allowed_gateway_classes=(defaults.INGRESS_CLASS,),
         )
 
     @classmethod
@@ -107,10 +110,14 @@ class PolicyConfig(BaseModel):
                     str(controller.get("name", defaults.CONTROLLER_SERVICE)),
                 )
             )
+            # One class name per stack: the controller's IngressClass and, with Gateway API,
+            # its GatewayClass carry the same name (``className``).
+            klass = str(controller.get("className", defaults.INGRESS_CLASS))
             values.update(
-                allowed_ingress_classes=(str(controller.get("className", defaults.INGRESS_CLASS)),),
+                allowed_ingress_classes=(klass,),
                 allowed_loadbalancers=(service,),
                 public_loadbalancers=(service,),
+                allowed_gateway_classes=(klass,),
             )
         values.update(overrides or {})
         return cls.model_validate(values)
@@ -136,11 +143,11 @@ class PolicyConfig(BaseModel):
                 raise ValueError(f"{item!r} is not an IP address (e.g. '203.0.113.10')") from None
         return value
 
-    @field_validator("allowed_ingress_classes")
+    @field_validator("allowed_ingress_classes", "allowed_gateway_classes")
     @classmethod
     def _non_empty_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if any(not item for item in value):
-            raise ValueError("an IngressClass name cannot be empty")
+            raise ValueError("a class name cannot be empty")
         return value
 
     @field_validator("nginx_fixed_versions")

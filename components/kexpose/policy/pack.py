@@ -80,6 +80,7 @@ _SCHEMA: Final[Mapping[str, Mapping[str, Any]]] = {
         "type": "object",
         "additionalProperties": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
     },
+    "allowed_gateway_classes": {"type": "array", "items": {"type": "string", "minLength": 1}},
     "now": {"type": "string", "description": "ISO-8601 evaluation time (UTC if no offset)"},
 }
 

@@ -11,6 +11,11 @@ enforcement are the "our default" column of ``policy-anchors.md``. Where that co
 "mandatory in prod, advisory in staging" (only ``svc-no-nodeport``), the row says so; every
 other rule has one level wherever it is active.
 
+The 16 Gateway API and edge-authentication rules of the second round have no column in
+``policy-anchors.md``; each takes the severity and level of its Ingress counterpart (named in
+the comment above its row), mandatory wherever it is active: each catches an exposure the
+environment forbids, or a reference the implementation would refuse at run time.
+
 Pure: no I/O, no clock, no Pulumi. The evaluation time reaches the rules through ``Context``.
 """
 
@@ -22,7 +27,16 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from kexpose.environment import ENVIRONMENTS, Environment
-from kexpose.policy.rules import certificates, ingresses, nginx, references, services
+from kexpose.policy.rules import (
+    auth,
+    certificates,
+    gateways,
+    ingresses,
+    nginx,
+    references,
+    routes,
+    services,
+)
 from kexpose.policy.rules._kube import Context, Finding, Obj, Scope
 from kexpose.policy.rules._stack import Stack
 
@@ -197,6 +211,61 @@ _TABLE: Final[tuple[Rule, ...]] = (
        "The ingress-nginx admission webhook must stay cluster-internal (CVE-2025-1974)."),
     _r("ing-path-safe", "Ingress", _ALL, "high", "mandatory", ingresses.path_safe,
        "Ingress paths must be absolute, plain and away from system paths (CVE-2021-25745)."),
+    # --- Gateway API: Gateways ----------------------------------------------------------------
+    # as ing-class-allowed
+    _r("gw-class-allowed", "Gateway", _ALL, "high", "mandatory", gateways.class_allowed,
+       "Gateways must use an allowed GatewayClass.", reads="allowed_gateway_classes"),
+    # as ing-require-tls
+    _r("gw-https-listener-tls", "Gateway", _STAGING_PROD, "high", "mandatory",
+       gateways.https_listener_tls, "HTTPS listeners must terminate TLS with a certificate."),
+    # as svc-lb-source-ranges: who may reach the door, in prod.
+    _r("gw-allowed-routes-restricted", "Gateway", _PROD, "high", "mandatory",
+       gateways.allowed_routes_restricted,
+       "Gateway listeners must not accept routes from every namespace."),
+    # as ing-no-plain-http
+    _s("gw-no-plain-http", _PROD, "high", "mandatory", gateways.no_plain_http,
+       "HTTPRoutes on a plain HTTP listener must only redirect to HTTPS."),
+    # as ing-tls-secret-provisioned
+    _s("gw-tls-secret-provisioned", _STAGING_PROD, "high", "mandatory",
+       gateways.tls_secret_provisioned,
+       "Every HTTPS listener Secret must be provisioned by the stack or by cert-manager."),
+    # as tls-cert-covers-hosts
+    _s("gw-tls-cert-covers-hostname", _STAGING_PROD, "high", "mandatory",
+       gateways.tls_cert_covers_hostname,
+       "An HTTPS listener's certificate must cover its hostname."),
+    # --- Gateway API: routes ------------------------------------------------------------------
+    # as ing-host-required
+    _r("route-hostnames-required", "HTTPRoute GRPCRoute", _STAGING_PROD, "high", "mandatory",
+       routes.hostnames_required, "Every route must list its host names."),
+    # as ing-no-wildcard-host
+    _r("route-no-wildcard-hostname", "HTTPRoute GRPCRoute", _PROD, "medium", "mandatory",
+       routes.no_wildcard_hostname, "Route host names must not be wildcards."),
+    # as ing-backend-service-exists: the route would attach to nothing.
+    _s("route-parent-exists", _ALL, "high", "mandatory", routes.parent_exists,
+       "Routes must attach to a Gateway and listener that exist in the stack."),
+    # as ing-backend-service-exists
+    _s("route-backend-exists", _ALL, "high", "mandatory", routes.backend_exists,
+       "Route backends must name a Service and port that exist in the stack."),
+    # as ing-backend-service-exists: without a grant the implementation refuses the reference.
+    _s("route-cross-namespace-granted", _ALL, "high", "mandatory",
+       routes.cross_namespace_granted,
+       "References into another namespace must be allowed by a ReferenceGrant."),
+    # as ing-unique-host-path
+    _s("route-unique-match", _ALL, "high", "mandatory", routes.unique_match,
+       "No two HTTPRoutes on one Gateway may claim the same host and match."),
+    # --- Edge authentication (edge-auth.md) -----------------------------------------------------
+    # as ing-require-tls: credentials in clear are worse than content in clear.
+    _r("auth-basic-requires-tls", "Ingress", _STAGING_PROD, "high", "mandatory",
+       auth.basic_requires_tls, "Basic-auth Ingresses must serve every host over TLS."),
+    # as ing-tls-secret-provisioned, in every environment: the proxy fails closed (503).
+    _s("auth-secret-provisioned", _ALL, "high", "mandatory", auth.secret_provisioned,
+       "Auth Secrets an Ingress names must exist in the stack with the right keys."),
+    # as svc-externalname-no-loopback, which it extends to link-local and unspecified.
+    _r("auth-url-safe", "Ingress", _ALL, "high", "mandatory", auth.url_safe,
+       "Auth and JWKS URLs must be http(s) and not aim at loopback or metadata addresses."),
+    # as ing-require-tls: RFC 8725 §3.8-3.9.
+    _r("auth-jwt-audience-required", "Ingress", _PROD, "high", "mandatory",
+       auth.jwt_audience_required, "JWT auth must pin the issuer and the audiences."),
 )  # fmt: skip
 
 #: id -> rule, in the specification's order.

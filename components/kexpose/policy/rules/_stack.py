@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, Final
 
+from kexpose.policy.rules._gatewayapi import in_group, is_gateway, is_route
 from kexpose.policy.rules._kube import Obj, as_map, as_seq, as_str, spec
 
 __all__ = ["WORKLOAD_KINDS", "Stack"]
@@ -106,6 +107,33 @@ class Stack:
             secret = as_str(spec(obj).get("secretName"))
             if secret:
                 found.add((obj.namespace, secret))
+        return found
+
+    @cached_property
+    def gateway_list(self) -> Sequence[Obj]:
+        """Gateways of group gateway.networking.k8s.io, in input order."""
+        return [o for o in self.of_kind("Gateway") if is_gateway(o)]
+
+    @cached_property
+    def gateways(self) -> dict[tuple[str, str], Obj]:
+        """(namespace, name) -> Gateway; the first wins if the input repeats one."""
+        found: dict[tuple[str, str], Obj] = {}
+        for obj in self.gateway_list:
+            found.setdefault(obj.key, obj)
+        return found
+
+    @cached_property
+    def routes(self) -> Sequence[Obj]:
+        """HTTPRoutes and GRPCRoutes of group gateway.networking.k8s.io, in input order."""
+        return [o for o in self.objects if is_route(o)]
+
+    @cached_property
+    def reference_grants(self) -> dict[str, list[Obj]]:
+        """namespace -> the ReferenceGrants in it (a grant only opens its own namespace)."""
+        found: dict[str, list[Obj]] = defaultdict(list)
+        for obj in self.of_kind("ReferenceGrant"):
+            if in_group(obj):
+                found[obj.namespace].append(obj)
         return found
 
     @cached_property

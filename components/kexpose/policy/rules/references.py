@@ -28,8 +28,10 @@ from kexpose.policy.rules._stack import Stack
 from kexpose.policy.rules.certificates import TLS_TYPE
 
 __all__ = [
+    "ISSUER_ANNOTATIONS",
     "backend_service_exists",
     "selector_matches_workload",
+    "tls_secret_problem",
     "tls_secret_provisioned",
     "unique_host_path",
 ]
@@ -136,7 +138,8 @@ def backend_service_exists(stack: Stack, ctx: Context) -> Iterator[Finding]:
                 )
 
 
-def _secret_problem(secret: Obj) -> str | None:
+def tls_secret_problem(secret: Obj) -> str | None:
+    """Why ``secret`` cannot serve a certificate (wrong type, a key missing), or None."""
     kind = secret.raw.get("type")
     if kind != TLS_TYPE:
         return f"has type {kind!r}, not {TLS_TYPE!r}"
@@ -161,7 +164,7 @@ def tls_secret_provisioned(stack: Stack, ctx: Context) -> Iterator[Finding]:
                 continue
             secret = stack.secrets.get((ingress.namespace, name))
             if secret is not None:
-                problem = _secret_problem(secret)
+                problem = tls_secret_problem(secret)
                 if problem is None:
                     continue
                 reason = f"Secret {name!r} {problem}"

@@ -7,10 +7,10 @@ reference (https://kubernetes.io/docs/reference/kubernetes-api/service-resources
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from typing import Final
 
+from kexpose.policy.rules._address import address_of, is_localhost_name
 from kexpose.policy.rules._kube import (
     Context,
     Finding,
@@ -177,42 +177,12 @@ def no_external_ips(obj: Obj, ctx: Context) -> Iterator[Finding]:
             )
 
 
-# inet_aton's numeric forms (glibc resolvers accept them as names): 1 to 4 parts, each decimal,
-# octal (leading 0) or hex (0x). "127.1" and "0x7f.1" both reach 127.0.0.1.
-_INET_ATON_PART = re.compile(r"^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$")
-
-
-def _inet_aton(host: str) -> int | None:
-    parts = host.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_INET_ATON_PART.match(p) for p in parts):
-        return None
-    values = [
-        int(p, 16) if p.startswith("0x") else int(p, 8) if p.startswith("0") else int(p)
-        for p in parts
-    ]
-    *head, last = values
-    # The last part fills the remaining bytes: "127.1" is 127.0.0.1, "2130706433" is too.
-    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
-        return None
-    number = last
-    for position, value in enumerate(head):
-        number += value << (8 * (3 - position))
-    return number
-
-
 def _is_loopback(target: str) -> bool:
     host = target.strip().lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
+    if is_localhost_name(host):
         return True
-    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        address = ipaddress.ip_address(literal)
-    except ValueError:
-        number = _inet_aton(literal)
-        return number is not None and number >> 24 == 127
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    address = address_of(host)
+    return address is not None and address.is_loopback
 
 
 def externalname_no_loopback(obj: Obj, ctx: Context) -> Iterator[Finding]:
