@@ -70,9 +70,9 @@ _ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
 _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
 #: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
 #: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
-#: Mirrors, h2c and WebSocket backends are parsed but not claimed until they are served and
-#: pass the suite; retries are served, but ``retry`` is an experimental-channel field that the
-#: standard CRDs prune. The 421 answer is served, but its Extended test
+#: h2c backends are parsed but not claimed until they are served and pass the suite; retries
+#: are served, but ``retry`` is an experimental-channel field that the standard CRDs prune.
+#: The 421 answer is served, but its Extended test
 #: (GatewayHTTPSListenerDetectMisdirectedRequests) speaks HTTP/2 only (connection coalescing),
 #: which comes with its own issue.
 SUPPORTED_FEATURES: Final = (
@@ -98,6 +98,9 @@ SUPPORTED_FEATURES: Final = (
     "HTTPRoutePathRewrite",
     "HTTPRoutePortRedirect",
     "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
