@@ -129,7 +129,7 @@ class DataPlane:
                     pair = self._default_certificate
                     contexts = TlsContexts(pair.cert_pem, pair.key_pem)
                     self._gateway_tls[(port.gateway, port.port)] = contexts
-                problems += contexts.update(port.certificates)
+                problems += contexts.update(port.certificates, port.client_validation)
         self.balancers = refresh_balancers(
             self.balancers, table.backends, policy=self.settings.balance
         )
