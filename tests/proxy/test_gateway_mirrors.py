@@ -422,3 +422,27 @@ async def test_an_upgrade_request_is_not_mirrored(
         assert copy_to.connections == 0
     finally:
         await copy_to.stop()
+
+
+async def test_a_request_without_host_gets_a_host_on_its_copy_too(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    web = await echo("web")
+    copy_to = await MirrorEndpoint().start()
+    try:
+        _, addr = await serve_gateway(
+            start_proxy,
+            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
+            *backend_objects("web", [web]),
+            *shadow("shadow", copy_to.port),
+        )
+        c = await Client.connect(addr)
+        c.send(b"GET /old HTTP/1.0\r\n\r\n")
+        r = await c.response()
+        await c.close()
+        assert r.status == 200
+        assert dict(r.json()["headers"])["host"] == "127.0.0.2"
+        head, _ = await copy_to.next_request()
+        assert header(head, b"host") == [b"127.0.0.2"]  # a valid HTTP/1.1 request
+    finally:
+        await copy_to.stop()

@@ -184,7 +184,12 @@ class Exchange:
         req = self.req
         head = forwarded_prefix(req, rule, None) + self._rid_line + self.client.forwarded
         self.mirrors = start_mirrors(
-            self.client.plane, rule.mirrors, head + req.suffix, has_body=self.has_body
+            self.client.plane,
+            rule.mirrors,
+            head,
+            req.suffix,
+            has_body=self.has_body,
+            add_host=req.host_header is None,
         )
 
     def _deadline(self, which: str) -> None:

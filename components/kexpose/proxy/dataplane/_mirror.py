@@ -166,15 +166,19 @@ def start_mirrors(
     plane: DataPlane,
     mirrors: tuple[Mirror, ...],
     head: bytes,
+    suffix: bytes,
     *,
     has_body: bool,
+    add_host: bool = False,
 ) -> tuple[MirrorCopy, ...]:
-    """Start a copy of the request for each mirror that samples it; ``head`` is the forwarded
-    head (ending in its blank line). Returns the copies the body must be fed to."""
+    """Start a copy of the request for each mirror that samples it; ``head`` + ``suffix`` is
+    the forwarded head (``suffix`` ends in its blank line). ``add_host``: the request has no
+    Host (HTTP/1.0), so each copy names its endpoint, as the primary does. Returns the copies
+    the body must be fed to."""
     state = plane.mirrors
     # The copy's own framing: the endpoint closes after answering, so the (ignored) response
     # needs no parsing to know where it ends.
-    head = head[:-2] + b"connection: close\r\n\r\n"
+    suffix = suffix[:-2] + b"connection: close\r\n\r\n"
     copies: list[MirrorCopy] = []
     for mirror in mirrors:
         if mirror.percent < 100.0 and random() * 100.0 >= mirror.percent:  # noqa: S311 - sampling
@@ -185,6 +189,7 @@ def start_mirrors(
             state.dropped += 1
             continue
         copy = MirrorCopy(state, has_body=has_body)
-        copy.launch(plane, endpoint, head)
+        host = b"\r\nhost: %b" % endpoint[0].encode() if add_host else b""
+        copy.launch(plane, endpoint, head + host + suffix)
         copies.append(copy)
     return tuple(copies)
