@@ -480,8 +480,9 @@ class Exchange:
 
     def cancel(self) -> None:
         """The client went away: give up, without answering."""
-        for copy in self.mirrors:
-            copy.abandon()  # a body cut short is not mirrored
+        if not self.request_done:
+            for copy in self.mirrors:
+                copy.abandon()  # a body cut short is not mirrored (a whole request stays sent)
         if self.finished:
             return
         self.finished = True
