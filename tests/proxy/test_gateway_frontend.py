@@ -21,6 +21,8 @@ from tests.proxy.objects import tls_secret
 from tests.proxy.test_gateway_traffic import address, free_port, gateway, get, load, route, to
 
 from kexpose.proxy.routes import RouteTable
+from kexpose.proxy.routes._frontend import FrontendCheck, frontend_validation
+from kexpose.proxy.routes._grants import Grants
 
 pytestmark = pytest.mark.asyncio
 
@@ -412,3 +414,61 @@ async def test_a_handshake_without_sni_is_verified_too(
 
     assert await without_sni(alice) == 200
     assert await without_sni(mallory) != 200
+
+
+# --- the pure lookup (routes._frontend) ------------------------------------------------------
+
+
+def frontend(default: Obj | None, *per_port: tuple[int, Obj | None]) -> Obj:
+    spec: Obj = {}
+    if default is not None:
+        spec["default"] = {"validation": default}
+    if per_port:
+        spec["perPort"] = [
+            {"port": port, "tls": {"validation": v} if v is not None else {}}
+            for port, v in per_port
+        ]
+    return {"spec": {"tls": {"frontend": spec}}}
+
+
+async def test_the_port_entry_wins_and_may_turn_validation_off(alice: ClientPki) -> None:
+    maps = {("default", "alice"): ca_map("alice", alice.ca_pem)}
+    gw = frontend({"caCertificateRefs": [ca_ref("alice")]}, (8443, None))
+    on = frontend_validation(gw, 443, namespace="default", config_maps=maps, grants=Grants([]))
+    off = frontend_validation(gw, 8443, namespace="default", config_maps=maps, grants=Grants([]))
+    assert on.validation is not None
+    assert on.validation.mode == "AllowValidOnly"
+    assert off == FrontendCheck()  # a port entry without validation: none on that port
+    assert (
+        frontend_validation(
+            {"spec": {}}, 443, namespace="default", config_maps=maps, grants=Grants([])
+        )
+        == FrontendCheck()
+    )
+
+
+async def test_several_refs_make_one_bundle_and_the_mode_changes_the_fingerprint(
+    alice: ClientPki, mallory: ClientPki
+) -> None:
+    maps = {
+        ("default", "alice"): ca_map("alice", alice.ca_pem),
+        ("default", "mallory"): ca_map("mallory", mallory.ca_pem),
+    }
+    refs = [ca_ref("alice"), ca_ref("mallory")]
+
+    def check(mode: str) -> FrontendCheck:
+        gw = frontend({"caCertificateRefs": refs, "mode": mode})
+        return frontend_validation(
+            gw, 443, namespace="default", config_maps=maps, grants=Grants([])
+        )
+
+    strict, lax = check("AllowValidOnly"), check("AllowInsecureFallback")
+    assert strict.validation is not None
+    assert lax.validation is not None
+    assert alice.ca_pem.strip() in strict.validation.ca_pem
+    assert mallory.ca_pem.strip() in strict.validation.ca_pem
+    assert strict.validation.fingerprint != lax.validation.fingerprint
+    bad = check("Sometimes")
+    assert bad.validation is None
+    assert bad.accepted is not None
+    assert bad.accepted.reason == "NoValidCACertificate"
