@@ -33,7 +33,8 @@ def mirror(service_name: str, **share: Any) -> Obj:
 
 class MirrorEndpoint(ScriptedBackend):
     """A mirror backend's endpoint. ``mode``: ``answer`` (read each request whole, keep it,
-    answer 200 and close), ``silent`` (read it, never answer), ``stall`` (never read)."""
+    answer 500 and close), ``slow`` (the same, reading in small steps with pauses),
+    ``silent`` (read it, never answer), ``stall`` (never read)."""
 
     def __init__(self, mode: str = "answer") -> None:
         super().__init__()
@@ -51,6 +52,8 @@ class MirrorEndpoint(ScriptedBackend):
             if self.mode == "stall":
                 await self._release.wait()
                 return
+            if self.mode == "slow":
+                reader = await _slowly(reader)
             head = await reader.readuntil(b"\r\n\r\n")
             body = await _read_body(reader, head)
             self.requests.append((head, body))
@@ -75,6 +78,24 @@ class MirrorEndpoint(ScriptedBackend):
     async def stop(self) -> None:
         self._release.set()
         await super().stop()
+
+
+async def _slowly(reader: asyncio.StreamReader) -> asyncio.StreamReader:
+    """A reader fed from ``reader`` in 64 KiB steps with a pause after each (until the peer
+    stops sending), so that the proxy's writes to this endpoint back up and wait."""
+    relay = asyncio.StreamReader(limit=1 << 30)
+    while True:
+        try:
+            async with asyncio.timeout(0.5):
+                chunk = await reader.read(65536)
+        except TimeoutError:
+            break  # the whole request is in: the sender waits for an answer now
+        if not chunk:
+            break
+        relay.feed_data(chunk)
+        await asyncio.sleep(0.002)
+    relay.feed_eof()
+    return relay
 
 
 async def _read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
@@ -446,3 +467,31 @@ async def test_a_request_without_host_gets_a_host_on_its_copy_too(
         assert header(head, b"host") == [b"127.0.0.2"]  # a valid HTTP/1.1 request
     finally:
         await copy_to.stop()
+
+
+async def test_a_slow_mirror_backend_still_gets_the_whole_body(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    # The end of the body arrives while the copy waits for its endpoint to read: it must still
+    # be sent (and the request completed), not wait for a wake-up that never comes.
+    web = await echo("web")
+    slow = await MirrorEndpoint("slow").start()
+    try:
+        proxy, addr = await serve_gateway(
+            start_proxy,
+            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
+            *backend_objects("web", [web]),
+            *shadow("shadow", slow.port),
+        )
+        proxy.plane.mirrors = mirrors = Mirrors(MirrorLimits(buffered=64 << 20))
+        body = bytes(range(256)) * (64 << 10)  # 16 MiB: more than loopback sockets hold
+        c = await Client.connect(addr)
+        r = await c.request("POST", "/slow", host="example.com", body=body)
+        await c.close()
+        assert r.status == 200
+        _, copied = await slow.next_request()
+        assert copied == body
+        await until(lambda: mirrors.in_flight == 0)
+        assert (mirrors.sent, mirrors.dropped, mirrors.failed) == (1, 0, 0)
+    finally:
+        await slow.stop()

@@ -49,11 +49,12 @@ class MirrorLimits:
     """What mirrored copies may cost. Copies are best effort by the spec (their answers are
     ignored), so every limit drops a copy rather than slowing a primary request."""
 
-    in_flight: int = 256
-    """Copies at once per data plane; with ``buffered`` this bounds the memory copies hold
-    (256 x 1 MiB at worst, when every mirror endpoint has stopped reading)."""
-    buffered: int = 1 << 20
-    """Body bytes waiting for one copy's endpoint to read them."""
+    in_flight: int = 128
+    """Copies at once per data plane. With ``buffered`` this bounds the memory copies hold:
+    at worst, with every mirror endpoint stalled mid-body, 128 x (512 KiB + the transport's
+    64 KiB high-water mark + one read), under 80 MiB."""
+    buffered: int = 512 << 10
+    """Body bytes waiting for one copy's endpoint to read them; beyond, the copy is cut off."""
     deadline: float = 30.0
     """Seconds from the start of a copy to the end of its (ignored) response: a mirror endpoint
     that never answers frees its slot after this."""
@@ -142,14 +143,19 @@ class MirrorCopy:
                 writer.write(head)
                 while True:
                     while self._parts:
+                        # One part at a time, drained: what waits for the endpoint stays in
+                        # ``_parts`` (counted against the limit), not in the transport.
                         part = self._parts.popleft()
                         self.buffered -= len(part)
                         writer.write(part)
-                    await writer.drain()
-                    if self._ended and not self._parts:
+                        await writer.drain()
+                    # Nothing was awaited since ``_parts`` was found empty: no feed or end can
+                    # have slipped in between the check and the wait below.
+                    if self._ended:
                         break
                     self._wake.clear()
                     await self._wake.wait()
+                await writer.drain()  # the head alone, for a request without a body
                 mirrors.sent += 1
                 while await reader.read(_READ_SIZE):
                     pass  # "responses from that destination are ignored"
