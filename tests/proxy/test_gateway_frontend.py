@@ -4,7 +4,10 @@ listener and Gateway conditions the spec asks for, and real handshakes over loop
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import datetime as dt
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -472,3 +475,59 @@ async def test_several_refs_make_one_bundle_and_the_mode_changes_the_fingerprint
     assert bad.validation is None
     assert bad.accepted is not None
     assert bad.accepted.reason == "NoValidCACertificate"
+
+
+def _fetch(
+    addr: tuple[str, int], ctx: ssl.SSLContext, session: ssl.SSLSession | None
+) -> tuple[int | str, ssl.SSLSession | None, bool]:
+    """One request on a blocking socket (a client that can resume TLS sessions): the status or
+    the error's kind, the session to resume next time, and whether this one was resumed."""
+    try:
+        with (
+            socket.create_connection(addr, timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="app.example.com", session=session) as tls,
+        ):
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            status: int | str = int(data.split(b" ", 2)[1]) if data else "closed"
+            return status, tls.session, tls.session_reused
+    except (ssl.SSLError, OSError) as exc:
+        return type(exc).__name__, None, False
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+async def test_a_session_from_before_validation_does_not_resume_past_it(
+    start_proxy: ProxyFactory,
+    echo: Callable[..., Any],
+    pki: Pki,
+    alice: ClientPki,
+    version: ssl.TLSVersion,
+) -> None:
+    # A resumed TLS session skips client authentication: tickets issued while the port asked
+    # for no certificate must not let a client in once it does.
+    web = await echo("web")
+    proxy = await start_proxy()
+    port = free_port()
+    objects = (
+        route("r", {"backendRefs": [to("web")]}),
+        tls_secret("app-tls", pki.pairs["app"]),
+        ca_map("alice", alice.ca_pem),
+        *backend_objects("web", [web]),
+    )
+    plain = gateway("gw", https("tls", port, "app.example.com"))
+    table = await load(proxy, plain, *objects)
+    addr = (address(table), port)
+    ctx = pki.client_context()  # no client certificate
+    ctx.maximum_version = version
+    status, session, _ = await asyncio.to_thread(_fetch, addr, ctx, None)
+    assert status == 200
+    assert session is not None
+    status, session, reused = await asyncio.to_thread(_fetch, addr, ctx, session)
+    assert (status, reused) == (200, True)  # resumption works here: the check below means it
+
+    await load(proxy, validated(copy.deepcopy(plain), [ca_ref("alice")]), *objects)
+    status, _, reused = await asyncio.to_thread(_fetch, addr, ctx, session)
+    assert status != 200
+    assert not reused

@@ -131,6 +131,15 @@ class TlsContexts:
                 _trust(self._fallback, verifying)
             # New handshakes only: those under way keep the mode they started with.
             self.default.verify_mode = ssl.CERT_REQUIRED if verifying else ssl.CERT_NONE
+            # A resumed session skips client authentication (RFC 8446 §4.6.2 allows no
+            # CertificateRequest then), and the session tickets this listener issued before
+            # validation was turned on would resume without a certificate. OP_NO_TICKET makes
+            # OpenSSL refuse those stateless tickets (and keep its own sessions, made with
+            # verification, in its cache instead).
+            if verifying:
+                self.default.options |= ssl.OP_NO_TICKET
+            else:
+                self.default.options &= ~ssl.OP_NO_TICKET
             self._validation = client_validation
         self._by_fingerprint = fresh
         self._map = certificates
