@@ -492,7 +492,7 @@ def _fetch(
             while chunk := tls.recv(65536):
                 data += chunk
             status: int | str = int(data.split(b" ", 2)[1]) if data else "closed"
-            return status, tls.session, tls.session_reused
+            return status, tls.session, bool(tls.session_reused)
     except (ssl.SSLError, OSError) as exc:
         return type(exc).__name__, None, False
 
