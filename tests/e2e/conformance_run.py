@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cluster.client() as kube:
             install_crds(kube, toolchain)
             create_gateway_class(kube, name=GATEWAY_CLASS)
-        with EchoBasicPods(cluster.kubeconfig).running():
+        with EchoBasicPods(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
             # Turns kexpose-proxy's Gateway API on (ProxyProcess passes the environment on).
             os.environ.setdefault(GATEWAY_ADDRESSES_ENV, GATEWAY_ADDRESSES)
             proxy.start()

@@ -248,6 +248,7 @@ _PLURALS: Mapping[str, str] = {
     "HTTPRoute": "httproutes",
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
+    "ConfigMap": "configmaps",
 }
 
 

@@ -55,6 +55,8 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     "HTTPRoute": ("gateway.networking.k8s.io/v1",),
     "ReferenceGrant": ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"),
     "Namespace": ("v1",),
+    # CA bundles of Gateways' client certificate validation (``_frontend``).
+    "ConfigMap": ("v1",),
 }
 _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): (api,) for kind, api in KINDS.items()},
@@ -112,6 +114,7 @@ class ObjectSet:
     http_routes: Mapping[Key, RawObject] = field(default_factory=dict)
     reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
+    config_maps: Mapping[Key, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -184,6 +187,7 @@ class ObjectSet:
             http_routes=dict(by_kind.get("HTTPRoute", {})),
             reference_grants=dict(by_kind.get("ReferenceGrant", {})),
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
+            config_maps=dict(by_kind.get("ConfigMap", {})),
         )
 
     @classmethod
@@ -215,4 +219,5 @@ class ObjectSet:
             "HTTPRoute": dict(self.http_routes),
             "ReferenceGrant": dict(self.reference_grants),
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
+            "ConfigMap": dict(self.config_maps),
         }
