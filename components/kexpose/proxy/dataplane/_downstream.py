@@ -25,8 +25,8 @@ from kexpose.proxy.dataplane._plans import plan_request
 from kexpose.proxy.dataplane._tls import sni_of
 
 if TYPE_CHECKING:
+    from kexpose.proxy.dataplane._roles import Finished, Plane
     from kexpose.proxy.dataplane._upstream import UpstreamConnection
-    from kexpose.proxy.dataplane.server import DataPlane
 
 __all__ = ["ClientConnection"]
 
@@ -81,9 +81,7 @@ class ClientConnection(asyncio.Protocol):
         "upstream_reads",
     )
 
-    def __init__(
-        self, plane: DataPlane, scheme: bytes, gateway: tuple[str, int] | None = None
-    ) -> None:
+    def __init__(self, plane: Plane, scheme: bytes, gateway: tuple[str, int] | None = None) -> None:
         self.plane = plane
         self.scheme = scheme
         self.gateway = gateway
@@ -382,7 +380,7 @@ class ClientConnection(asyncio.Protocol):
         """The request is out: from now on the endpoint must keep sending (or 504)."""
         self.upstream_deadline = self.plane.loop.time() + self.plane.settings.timeouts.upstream_read
 
-    def exchange_done(self, ex: Exchange) -> None:
+    def exchange_done(self, ex: Finished) -> None:
         if ex is not self.current:
             return
         self.current = None

@@ -24,7 +24,7 @@ from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, Weigh
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._balancer import Balancer
-    from kexpose.proxy.dataplane._downstream import ClientConnection
+    from kexpose.proxy.dataplane._roles import Downstream
     from kexpose.proxy.dataplane._upstream import UpstreamConnection
 
 __all__ = ["Exchange"]
@@ -35,7 +35,8 @@ class Exchange:
     requests, and an instance that sets only what differs is cheaper to create."""
 
     # Set for every request (``__init__``).
-    client: ClientConnection
+    client: Downstream
+    """The HTTP/1.1 connection or HTTP/2 stream the request came on."""
     started: float
     """``time.perf_counter()`` when the head was complete."""
     req: RequestHead
@@ -74,7 +75,7 @@ class Exchange:
     _balancer: Balancer | None = None
     _counted = False
 
-    def __init__(self, client: ClientConnection, started: float, req: RequestHead) -> None:
+    def __init__(self, client: Downstream, started: float, req: RequestHead) -> None:
         self.client = client
         self.started = started
         self.req = req
