@@ -30,6 +30,7 @@ T = TypeVar("T")
 class Connection(Protocol):
     """What the plane's sweeper and staged shutdown need of an accepted connection."""
 
+    transport: asyncio.Transport | None
     deadline: float
     """Reading the client: head, body or keep-alive idleness (0: none)."""
     upstream_deadline: float
