@@ -242,6 +242,10 @@ class Http2Stream:
     def closing(self) -> bool:
         return self.plane.closing
 
+    @property
+    def transport(self) -> Http2Stream:
+        return self  # the upstream side's fast path writes here: the stream re-frames it
+
     def write(self, data: bytes) -> None:
         if self.closed:
             return

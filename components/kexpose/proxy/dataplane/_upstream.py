@@ -31,12 +31,21 @@ from kexpose.proxy.routes import Endpoint
 if TYPE_CHECKING:
     from kexpose.proxy.settings import DataPlaneSettings
 
-__all__ = ["Pool", "Requester", "ResponseSink", "UpstreamConnection"]
+__all__ = ["Pool", "Requester", "ResponseSink", "UpstreamConnection", "Writer"]
+
+
+class Writer(Protocol):
+    def write(self, data: bytes) -> None: ...
 
 
 class ResponseSink(Protocol):
     """What an upstream connection needs of the client a response goes to: an HTTP/1.1
     connection, or one HTTP/2 stream (which re-frames the HTTP/1.1 bytes it is written)."""
+
+    @property
+    def transport(self) -> Writer | None:
+        """Where the fast paths write response bytes straight to (an HTTP/1.1 connection's
+        socket; a stream is its own), saving ``write``'s call on the hottest path."""
 
     upstream_reads: int
     """Reads from the endpoint so far (the upstream read deadline moves when it changes)."""
@@ -164,7 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
             if n <= left:
                 self._left = left - n
                 ex.response_bytes += n
-                client.write(data)
+                client.transport.write(data)  # type: ignore[union-attr]
                 if self._following:
                     self.parser.feed_data(data)
                 if n == left:
@@ -186,10 +195,10 @@ class UpstreamConnection(asyncio.Protocol):
                     rest = data[cut:]
                     if self._state == _LENGTH and len(rest) == self._left:
                         ex.response_bytes += len(rest)
-                        client.write(out + rest)
+                        client.transport.write(out + rest)  # type: ignore[union-attr]
                         self._finish(ex)
                         return
-                    client.write(out)
+                    client.transport.write(out)  # type: ignore[union-attr]
                     if self._state == _IDLE:
                         if rest:
                             self.keep_alive = False  # bytes after a bodiless response
