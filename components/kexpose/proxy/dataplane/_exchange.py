@@ -16,6 +16,7 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
+from kexpose.proxy.dataplane._grpc import grpc_local_response, is_grpc
 from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy.dataplane._messages import RequestHead, local_response
 from kexpose.proxy.dataplane._tls import misdirected
@@ -363,14 +364,15 @@ class Exchange:
         if close or self.req.upgrade is not None:
             self.keep_alive = False
         self.status = status
-        self.client.write(
-            local_response(
-                status,
-                close=not self.keep_alive or self.client.closing,
-                head_only=self.req.method == b"HEAD",
-                headers=headers,
+        close = not self.keep_alive or self.client.closing
+        if status >= 400 and is_grpc(self.req.fields):
+            # A gRPC client reads grpc-status, not the HTTP status (``_grpc``).
+            answer = grpc_local_response(status, self.error or f"HTTP {status}", close=close)
+        else:
+            answer = local_response(
+                status, close=close, head_only=self.req.method == b"HEAD", headers=headers
             )
-        )
+        self.client.write(answer)
         self.response_complete()
 
     def response_complete(self) -> None:
