@@ -107,6 +107,7 @@ class Http2Stream:
         "_end",
         "_ended",
         "_fields",
+        "_head",
         "_head_only",
         "_out",
         "_out_bytes",
@@ -151,6 +152,8 @@ class Http2Stream:
         """The request body goes to the endpoint chunked (the client gave no length)."""
         self._trailers: list[tuple[bytes, bytes]] = []
         self._head_only = False
+        self._head: list[tuple[bytes, bytes]] | None = None
+        """The response's HEADERS, until the first _drain sends them."""
         self._parser: HttpResponseParser | None = None
         self._fields: list[tuple[bytes, bytes]] = []
         self._out: list[bytes] = []
@@ -253,11 +256,19 @@ class Http2Stream:
         if parser is None:
             parser = self._parser = HttpResponseParser(self)
         try:
+            # The callbacks below only collect; one _drain then sends what this read carried
+            # in as few frames as it can (HEADERS, DATA with END_STREAM for a whole response).
             parser.feed_data(data)
+            self._drain()
         except (HttpParserError, H2Error) as exc:  # our own bytes: never expected
             log.warning("stream %d: cannot re-frame the response: %s", self.stream_id, exc)
             self.abort()
-        self.conn.flush()
+            return
+        if self._out_bytes > self.plane.settings.limits.high_water:
+            # No window for what the endpoint sends: stop reading it until the client opens
+            # the window again (``_drain``).
+            self.pause_upstream()
+        self.conn.flush_soon()
 
     def waiting_for_upstream(self) -> None:
         self.upstream_deadline = self.plane.loop.time() + self.plane.settings.timeouts.upstream_read
@@ -318,43 +329,40 @@ class Http2Stream:
         fields, self._fields = self._fields, []
         if status < 200:
             return  # interim responses are not forwarded on streams
-        headers = [(b":status", b"%d" % status), *response_fields(fields)]
-        bodiless = self._head_only or status in (204, 304)
-        self.conn.h2.send_headers(self.stream_id, headers, end_stream=bodiless)
-        if bodiless:
-            self._ended = True
-            self._end = []
+        self._head = [(b":status", b"%d" % status), *response_fields(fields)]
+        if self._head_only or status in (204, 304):
+            self._end = []  # no body, whatever the fields say (RFC 9110 §6.4.1)
 
     def on_body(self, body: bytes) -> None:
-        if self._ended:
-            return
-        self._out.append(body)
-        self._out_bytes += len(body)
-        self._drain()
-        if self._out_bytes > self.plane.settings.limits.high_water:
-            # No window for what the endpoint sends: stop reading it until the client opens
-            # the window again (``_drain``).
-            ex = self.exchange
-            up = ex.upstream if ex is not None else None
-            if up is not None and up.transport is not None and self._paused_upstream is None:
-                up.transport.pause_reading()
-                self._paused_upstream = up.transport
+        if self._end is None:
+            self._out.append(body)
+            self._out_bytes += len(body)
 
     def on_message_complete(self) -> None:
         if self._end is None:
             self._end = response_fields(self._fields)
             self._fields = []
-            self._drain()
 
     # --- sending ------------------------------------------------------------------------------
 
     def _drain(self) -> None:
-        """Send what the windows allow; END_STREAM (with trailers) once all is out."""
-        if self.closed:
+        """Send the head, then what the windows allow; END_STREAM (with trailers) once all is
+        out, on the last DATA frame when there are no trailers."""
+        if self.closed or self._ended:
             return
         h2 = self.conn.h2
         out = self._out
         sid = self.stream_id
+        end = self._end
+        head = self._head
+        if head is not None:
+            self._head = None
+            if end == [] and not out:
+                h2.send_headers(sid, head, end_stream=True)
+                self._ended = True
+                self._settle()
+                return
+            h2.send_headers(sid, head)
         while out:
             window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
             if window <= 0:
@@ -366,21 +374,26 @@ class Http2Stream:
             else:
                 out.pop(0)
             self._out_bytes -= len(piece)
-            h2.send_data(sid, piece)
+            if not out and end == []:
+                h2.send_data(sid, piece, end_stream=True)
+                self._ended = True
+            else:
+                h2.send_data(sid, piece)
         if self._paused_upstream is not None and self._out_bytes <= (
             self.plane.settings.limits.high_water
         ):
             self._release_upstream()
-        if not out and self._end is not None and not self._ended:
+        if not out and end is not None and not self._ended:
             self._ended = True
-            if self._end:
-                h2.send_headers(sid, self._end, end_stream=True)
+            if end:
+                h2.send_headers(sid, end, end_stream=True)
             else:
                 h2.end_stream(sid)
+        if self._ended:
             self._settle()
 
     def window_opened(self) -> None:
-        if self._out or (self._end is not None and not self._ended):
+        if self._out or (self._end is not None and not self._ended) or self._head is not None:
             try:
                 self._drain()
             except H2Error:
@@ -432,6 +445,7 @@ class Http2Connection(asyncio.Protocol):
 
     __slots__ = (
         "_controls",
+        "_flush_due",
         "_going_away",
         "_resets",
         "_write_paused",
@@ -495,6 +509,7 @@ class Http2Connection(asyncio.Protocol):
         self._controls = _Budget(h2limits.control_burst, h2limits.control_per_second, now)
         self._going_away = False
         self._write_paused = False
+        self._flush_due = False
 
     @property
     def closing(self) -> bool:
@@ -631,7 +646,15 @@ class Http2Connection(asyncio.Protocol):
         else:
             self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.keepalive
 
+    def flush_soon(self) -> None:
+        """Flush once this turn of the loop is over: the responses of many streams that
+        arrive together leave in one write (one TLS record, one system call)."""
+        if not self._flush_due:
+            self._flush_due = True
+            self.plane.loop.call_soon(self.flush)
+
     def flush(self) -> None:
+        self._flush_due = False
         out = self.h2.data_to_send()
         transport = self.transport
         if out and transport is not None:
