@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import grpc
 import pytest
-from tests.proxy.conftest import Proxy, ProxyFactory
+from tests.proxy.conftest import FAST, Proxy, ProxyFactory
 from tests.proxy.objects import endpoint, endpoint_slice, ingress, path, rule, service, sport
+from tests.proxy.test_gateway_traffic import one_gateway, route
 
 from kexpose.proxy.dataplane._grpc import grpc_local_response, grpc_status, grpc_timeout, is_grpc
+
+#: FAST's timeouts, with an upstream read timeout longer than the calls that wait on purpose.
+SLOW = replace(FAST, timeouts=replace(FAST.timeouts, upstream_read=10.0))
 
 
 def _call(target: str, method: str, *, authority: str, timeout: float = 5.0) -> grpc.RpcError:
@@ -98,3 +107,139 @@ def test_grpc_is_told_by_content_type() -> None:
     assert is_grpc(b"\r\nhost: a\r\ncontent-type: application/grpc+proto")
     assert is_grpc(b"\r\nContent-Type:application/grpc")
     assert not is_grpc(b"\r\ncontent-type: application/json\r\nx-note: application/grpc")
+
+
+# --- through the proxy to a grpcio backend over h2c --------------------------------------------
+
+
+class _Backend:
+    """A grpcio server with one generic service (raw bytes, no generated code)."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.metadata: dict[str, str] = {}
+        handlers = {
+            "Unary": grpc.unary_unary_rpc_method_handler(self.unary),
+            "Server": grpc.unary_stream_rpc_method_handler(self.server_stream),
+            "Client": grpc.stream_unary_rpc_method_handler(self.client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(self.bidi),
+            "Hang": grpc.unary_unary_rpc_method_handler(self.hang),
+        }
+        self.server = grpc.server(ThreadPoolExecutor(max_workers=8))
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("kexpose.Test", handlers),)
+        )
+        self.port = self.server.add_insecure_port("127.0.0.2:0")
+        self.server.start()
+
+    def unary(self, request: bytes, context: Any) -> bytes:
+        if request == b"hello":
+            self.metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        if request == b"fail":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "asked to fail")
+        return request[::-1]
+
+    def server_stream(self, request: bytes, context: Any) -> Iterator[bytes]:
+        for i in range(int(request)):
+            yield b"%d" % i
+
+    def client_stream(self, requests: Iterator[bytes], context: Any) -> bytes:
+        return b"+".join(requests)
+
+    def bidi(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+        for r in requests:
+            yield r.upper()
+
+    def hang(self, request: bytes, context: Any) -> bytes:
+        context.add_callback(self.cancelled.set)
+        self.cancelled.wait(10)
+        return b""
+
+
+@pytest.fixture
+def grpc_backend() -> Iterator[_Backend]:
+    b = _Backend()
+    yield b
+    b.server.stop(None)
+
+
+def _grpc_site(proxy: Proxy, backend: _Backend) -> str:
+    proxy.load(
+        ingress("g", rule("grpc.example.com", path("/", "svc", 50051))),
+        service("svc", sport(50051, "grpc", name="grpc", app_protocol="kubernetes.io/h2c")),
+        endpoint_slice("svc", [endpoint("127.0.0.2")], [("grpc", backend.port)]),
+    )
+    return f"{proxy.http[0]}:{proxy.http[1]}"
+
+
+def _calls(target: str, backend: _Backend) -> dict[str, Any]:
+    options = [("grpc.default_authority", "grpc.example.com"), ("grpc.enable_retries", 0)]
+    out: dict[str, Any] = {}
+    with grpc.insecure_channel(target, options=options) as ch:
+        out["unary"] = ch.unary_unary("/kexpose.Test/Unary")(
+            b"hello", timeout=5, metadata=[("x-who", "me")]
+        )
+        out["server"] = list(ch.unary_stream("/kexpose.Test/Server")(b"5", timeout=5))
+        out["client"] = ch.stream_unary("/kexpose.Test/Client")(iter([b"a", b"b", b"c"]), timeout=5)
+        out["bidi"] = list(ch.stream_stream("/kexpose.Test/Bidi")(iter([b"x", b"y"]), timeout=5))
+        big = bytes(range(256)) * 4096  # 1 MiB each way: many flow-control windows
+        out["big"] = ch.unary_unary("/kexpose.Test/Unary")(big, timeout=10) == big[::-1]
+        try:
+            ch.unary_unary("/kexpose.Test/Unary")(b"fail", timeout=5)
+        except grpc.RpcError as exc:
+            out["fail"] = (exc.code(), exc.details())
+        try:
+            ch.unary_unary("/kexpose.Test/Hang")(b"", timeout=0.3)
+        except grpc.RpcError as exc:
+            out["deadline"] = exc.code()
+        out["deadline_reached_backend"] = backend.cancelled.wait(5)
+        backend.cancelled.clear()
+        future = ch.unary_unary("/kexpose.Test/Hang").future(b"", timeout=10)
+        time.sleep(0.3)
+        future.cancel()
+        out["cancel_reached_backend"] = backend.cancelled.wait(5)
+    return out
+
+
+@pytest.mark.asyncio
+async def test_grpc_calls_of_every_kind_over_h2c(
+    start_proxy: ProxyFactory, grpc_backend: _Backend
+) -> None:
+    proxy: Proxy = await start_proxy(SLOW)
+    target = _grpc_site(proxy, grpc_backend)
+    out = await asyncio.to_thread(_calls, target, grpc_backend)
+    assert out["unary"] == b"olleh"
+    assert grpc_backend.metadata["x-who"] == "me"
+    assert out["server"] == [b"0", b"1", b"2", b"3", b"4"]
+    assert out["client"] == b"a+b+c"
+    assert out["bidi"] == [b"X", b"Y"]
+    assert out["big"]
+    # grpc-status and grpc-message from the backend's trailers ("trailers-only" here).
+    assert out["fail"] == (grpc.StatusCode.FAILED_PRECONDITION, "asked to fail")
+    # grpc-timeout travels to the backend, whose deadline cancels the call there too.
+    assert out["deadline"] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert out["deadline_reached_backend"]
+    # A client's RST_STREAM becomes the proxy's RST_STREAM to the backend.
+    assert out["cancel_reached_backend"]
+
+
+def _unary(target: str, authority: str) -> bytes:
+    options = [("grpc.default_authority", authority), ("grpc.enable_retries", 0)]
+    with grpc.insecure_channel(target, options=options) as ch:
+        reply: bytes = ch.unary_unary("/kexpose.Test/Unary")(b"gateway", timeout=5)
+        return reply
+
+
+@pytest.mark.asyncio
+async def test_httproute_backend_with_h2c_app_protocol(
+    start_proxy: ProxyFactory, grpc_backend: _Backend
+) -> None:
+    # HTTPRouteBackendProtocolH2C (GEP-1911): the Service port's appProtocol picks h2c.
+    rule = {"backendRefs": [{"name": "svc", "port": 50051}]}
+    addr, port = await one_gateway(
+        start_proxy,
+        route("r", rule, hostnames=["grpc.example.com"]),
+        service("svc", sport(50051, "grpc", name="grpc", app_protocol="kubernetes.io/h2c")),
+        endpoint_slice("svc", [endpoint("127.0.0.2")], [("grpc", grpc_backend.port)]),
+    )
+    assert await asyncio.to_thread(_unary, f"{addr}:{port}", "grpc.example.com") == b"yawetag"

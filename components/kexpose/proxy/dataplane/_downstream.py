@@ -27,7 +27,7 @@ from kexpose.proxy.dataplane._tls import sni_of
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._roles import Finished, Plane
-    from kexpose.proxy.dataplane._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane._upstream import UpstreamConnection, UpstreamTransport
 
 __all__ = ["ClientConnection"]
 
@@ -116,7 +116,7 @@ class ClientConnection(asyncio.Protocol):
         self._early: list[bytes] = []
         self._heads = plane.heads[scheme]
         self._paused = 0
-        self._paused_upstream: asyncio.Transport | None = None
+        self._paused_upstream: UpstreamTransport | None = None
         self._write_paused = False
         """The transport's write buffer is above its high-water mark (``pause_writing``)."""
         self._idle_wait = False

@@ -25,8 +25,8 @@ from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, Weigh
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._balancer import Balancer
-    from kexpose.proxy.dataplane._roles import Downstream
-    from kexpose.proxy.dataplane._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane._roles import Downstream, UpstreamPool
+    from kexpose.proxy.dataplane._upstream import Upstream
 
 __all__ = ["Exchange"]
 
@@ -62,7 +62,7 @@ class Exchange:
     never kept, so it cannot be sent again)."""
     _backend_timer: asyncio.TimerHandle | None = None
     endpoint: Endpoint | None = None
-    upstream: UpstreamConnection | None = None
+    upstream: Upstream | None = None
     pending: list[bytes] | None = None
     pending_bytes = 0
     status = 0
@@ -74,6 +74,7 @@ class Exchange:
     _tried: tuple[Endpoint, ...] = ()
     _rid_line = b""
     _balancer: Balancer | None = None
+    _pool: UpstreamPool
     _counted = False
 
     def __init__(self, client: Downstream, started: float, req: RequestHead) -> None:
@@ -236,20 +237,23 @@ class Exchange:
             return
         self._balancer = balancer
         self.endpoint = endpoint
-        conn = plane.pool.take(endpoint)
+        # h2c endpoints (appProtocol kubernetes.io/h2c) get a stream of a shared connection.
+        pool: UpstreamPool = plane.h2c_pool if route.backend.protocol == "h2c" else plane.pool
+        self._pool = pool
+        conn = pool.take(endpoint)
         if conn is not None:
             self._attach(conn)
         else:
-            plane.spawn(plane.pool.connect(endpoint), self._connected)
+            plane.spawn(pool.connect(endpoint), self._connected)
 
-    def _connected(self, task: asyncio.Task[UpstreamConnection]) -> None:
+    def _connected(self, task: asyncio.Task[Upstream]) -> None:
         plane = self.client.plane
         if task.cancelled():
             return
         exc = task.exception()
         if self.finished:
             if exc is None:
-                plane.pool.give(task.result())  # a fresh connection is still worth keeping
+                task.result().release()  # a fresh connection is still worth keeping
             return
         if exc is None:
             self._attach(task.result())
@@ -274,13 +278,13 @@ class Exchange:
             self.respond(status)
             return
         self.endpoint = nxt
-        conn = plane.pool.take(nxt)
+        conn = self._pool.take(nxt)
         if conn is not None:
             self._attach(conn)
         else:
-            plane.spawn(plane.pool.connect(nxt), self._connected)
+            plane.spawn(self._pool.connect(nxt), self._connected)
 
-    def _attach(self, conn: UpstreamConnection) -> None:
+    def _attach(self, conn: Upstream) -> None:
         self.upstream = conn
         conn.attach(self)
         balancer = self._balancer
@@ -393,7 +397,7 @@ class Exchange:
         client.plane.record(self)
         client.exchange_done(self)
 
-    def upstream_lost(self, conn: UpstreamConnection, why: str) -> None:
+    def upstream_lost(self, conn: Upstream, why: str) -> None:
         """The endpoint closed the connection before the response was complete."""
         if self.finished:
             return
@@ -410,8 +414,7 @@ class Exchange:
             self.retried = True
             self.upstream = None
             conn.exchange = None
-            plane = self.client.plane
-            plane.spawn(plane.pool.connect(self.endpoint), self._connected)
+            self.client.plane.spawn(self._pool.connect(self.endpoint), self._connected)
             return
         if self.retry_for(502):  # the endpoint reset or closed: a 502 for retries
             self.upstream = None
@@ -421,7 +424,7 @@ class Exchange:
             return
         self.upstream_failed(conn, why)
 
-    def upstream_failed(self, conn: UpstreamConnection, why: str) -> None:
+    def upstream_failed(self, conn: Upstream, why: str) -> None:
         if self.finished:
             return
         conn.exchange = None

@@ -57,7 +57,7 @@ from kexpose.proxy.dataplane._translation import (
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._roles import Finished, Plane
-    from kexpose.proxy.dataplane._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane._upstream import UpstreamConnection, UpstreamTransport
 
 __all__ = ["PREFACE", "Http2Connection"]
 
@@ -166,7 +166,7 @@ class Http2Stream:
         self._paused = False
         """The exchange cannot take more body now: WINDOW_UPDATEs are held back."""
         self._unacked = 0
-        self._paused_upstream: asyncio.Transport | None = None
+        self._paused_upstream: UpstreamTransport | None = None
 
     # --- the request --------------------------------------------------------------------------
 

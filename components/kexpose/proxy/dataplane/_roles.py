@@ -17,12 +17,13 @@ from typing import Any, Protocol, TypeVar
 
 from kexpose.proxy.dataplane._balancer import Balancer
 from kexpose.proxy.dataplane._messages import RequestHead
-from kexpose.proxy.dataplane._upstream import Pool, ResponseSink
+from kexpose.proxy.dataplane._upstream import Pool, ResponseSink, Upstream
+from kexpose.proxy.dataplane._upstream_h2c import H2cPool
 from kexpose.proxy.ops.metrics import Metrics
 from kexpose.proxy.routes import Endpoint, Route, RouteTable, WeightedBackend
 from kexpose.proxy.settings import DataPlaneSettings
 
-__all__ = ["Connection", "Downstream", "Finished", "Plane"]
+__all__ = ["Connection", "Downstream", "Finished", "Plane", "UpstreamPool"]
 
 T = TypeVar("T")
 
@@ -83,6 +84,14 @@ class Finished(Protocol):
     def new_request_id(self) -> bytes: ...
 
 
+class UpstreamPool(Protocol):
+    """Where an exchange gets its way to an endpoint: ``Pool`` (HTTP/1.1 connections) or
+    ``H2cPool`` (streams of h2c connections)."""
+
+    def take(self, endpoint: Endpoint) -> Upstream | None: ...
+    async def connect(self, endpoint: Endpoint) -> Upstream: ...
+
+
 class Plane(Protocol):
     """What connections and exchanges need of the data plane (``server.DataPlane``)."""
 
@@ -91,6 +100,7 @@ class Plane(Protocol):
     table: RouteTable
     balancers: dict[str, Balancer]
     pool: Pool
+    h2c_pool: H2cPool
     metrics: Metrics
     closing: bool
     heads: dict[bytes, dict[bytes, RequestHead]]

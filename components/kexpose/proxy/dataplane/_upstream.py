@@ -31,7 +31,15 @@ from kexpose.proxy.routes import Endpoint
 if TYPE_CHECKING:
     from kexpose.proxy.settings import DataPlaneSettings
 
-__all__ = ["Pool", "Requester", "ResponseSink", "UpstreamConnection", "Writer"]
+__all__ = [
+    "Pool",
+    "Requester",
+    "ResponseSink",
+    "Upstream",
+    "UpstreamConnection",
+    "UpstreamTransport",
+    "Writer",
+]
 
 
 class Writer(Protocol):
@@ -62,6 +70,36 @@ class ResponseSink(Protocol):
     def start_tunnel(self, conn: UpstreamConnection) -> asyncio.Transport: ...
 
 
+class UpstreamTransport(Protocol):
+    """Where an exchange writes its request, and what a slow client pauses: a socket, or one
+    stream of an HTTP/2 connection to the endpoint (``_upstream_h2c``)."""
+
+    def write(self, data: bytes) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+class Upstream(Protocol):
+    """What an exchange needs of the way to its endpoint: an HTTP/1.1 connection of its own
+    (``UpstreamConnection``) or a stream of a shared h2c connection."""
+
+    exchange: Requester | None
+    requests: int
+    """Requests this connection has carried (a first request is never replayed)."""
+
+    @property
+    def transport(self) -> UpstreamTransport | None: ...
+
+    def attach(self, ex: Requester) -> None: ...
+    def write(self, data: bytes) -> None:
+        """More of the request, as HTTP/1.1 bytes (the head first, then the framed body)."""
+
+    def abort(self) -> None: ...
+    def release(self) -> None:
+        """Not needed after all (its exchange ended while connecting): keep it or close it."""
+
+
 class Requester(Protocol):
     """What an upstream connection needs of the exchange it carries (``_exchange.Exchange``).
     A Protocol so that this module, below the exchange, never imports it."""
@@ -70,7 +108,7 @@ class Requester(Protocol):
     def client(self) -> ResponseSink: ...
 
     req: RequestHead
-    upstream: UpstreamConnection | None
+    upstream: Upstream | None
     status: int
     keep_alive: bool
     request_done: bool
@@ -82,8 +120,8 @@ class Requester(Protocol):
     def retry_for(self, status: int) -> bool: ...
     def retry(self) -> None: ...
     def response_complete(self) -> None: ...
-    def upstream_lost(self, conn: UpstreamConnection, why: str) -> None: ...
-    def upstream_failed(self, conn: UpstreamConnection, why: str) -> None: ...
+    def upstream_lost(self, conn: Upstream, why: str) -> None: ...
+    def upstream_failed(self, conn: Upstream, why: str) -> None: ...
 
 
 _LAST_CHUNK: Final = b"0\r\n\r\n"
@@ -253,6 +291,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def release(self) -> None:
+        self.pool.give(self)
 
     def abort(self) -> None:
         self.closed = True

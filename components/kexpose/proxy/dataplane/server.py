@@ -31,6 +31,7 @@ from kexpose.proxy.dataplane._messages import RequestHead
 from kexpose.proxy.dataplane._roles import Connection, Finished
 from kexpose.proxy.dataplane._tls import TlsContexts
 from kexpose.proxy.dataplane._upstream import Pool
+from kexpose.proxy.dataplane._upstream_h2c import H2cPool
 from kexpose.proxy.ops.access_log import AccessLog
 from kexpose.proxy.ops.metrics import Metrics, Series
 from kexpose.proxy.routes import Route, RouteTable, WeightedBackend
@@ -97,6 +98,7 @@ class DataPlane:
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
+        self.h2c_pool = H2cPool(self.loop, settings)
         self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
         """Per scheme: request head bytes -> its plan (see ``_downstream``)."""
         self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
@@ -402,5 +404,6 @@ class DataPlane:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pool.close_all()
+        self.h2c_pool.close_all()
         if self.access_log is not None:
             self.access_log.flush()

@@ -70,8 +70,9 @@ _ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
 _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
 #: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
 #: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
-#: Mirrors, h2c and WebSocket backends are parsed but not claimed until they are served and
-#: pass the suite; retries are served, but ``retry`` is an experimental-channel field that the
+#: Mirrors are parsed but not claimed until they are served and pass the suite; h2c backends
+#: (``appProtocol: kubernetes.io/h2c``) are served but not claimed until the suite's h2c echo
+#: stand-in runs; retries are served, but ``retry`` is an experimental-channel field that the
 #: standard CRDs prune. The 421 answer is served, but its Extended test
 #: (GatewayHTTPSListenerDetectMisdirectedRequests) speaks HTTP/2 only (connection coalescing),
 #: which comes with its own issue.
@@ -103,8 +104,6 @@ SUPPORTED_FEATURES: Final = (
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
 )
-_UNSUPPORTED_APP_PROTOCOLS: Final = frozenset({"kubernetes.io/h2c"})
-"""Backends the proxy cannot speak to yet (HTTP/2 upstreams come with their own issue)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,16 +234,6 @@ class _Build:
             port = ref.get("port")
             if not isinstance(port, int):
                 return None, ("UnsupportedValue", f"backendRef {label}: port is required")
-            for sport in entries(mapping(service.get("spec")).get("ports")):
-                if (
-                    sport.get("port") == port
-                    and sport.get("appProtocol") in _UNSUPPORTED_APP_PROTOCOLS
-                ):
-                    return None, (
-                        "UnsupportedProtocol",
-                        f"backendRef {label} port {port}: appProtocol {sport.get('appProtocol')}"
-                        " is not supported",
-                    )
             found = resolve_backend(
                 target_ns,
                 {"name": name, "port": {"number": port}},
