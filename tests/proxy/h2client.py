@@ -20,7 +20,7 @@ from h2.events import (
     TrailersReceived,
 )
 from h2.exceptions import ProtocolError
-from hpack import Decoder, Encoder
+from hpack import Encoder
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 __all__ = ["H2Client", "H2Response", "h2_context"]
@@ -237,8 +237,7 @@ class H2Client:
     async def outcome(self, sid: int, timeout: float = 5.0) -> tuple[str, int]:
         """What became of stream ``sid`` (sent raw): ("status", code), ("reset", error code)
         or ("goaway", error code); ("closed", 0) when the connection closed without a word."""
-        decoder: Decoder = getattr(self, "_decoder", Decoder())
-        self._decoder = decoder
+        decoder = self.conn.decoder  # shares the server's HPACK state with h2's reads so far
         while True:
             frame = await self.next_frame(timeout)
             if frame is None:

@@ -10,11 +10,13 @@ import json
 import shutil
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hpack import Decoder
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame
+from tests.proxy import process
 from tests.proxy.backends import EchoBackend, ScriptedBackend
 from tests.proxy.conftest import Pki, Proxy, ProxyFactory, backend_objects
 from tests.proxy.h2client import H2Client, h2_context
@@ -29,6 +31,7 @@ from tests.proxy.objects import (
     tls,
     tls_secret,
 )
+from tests.proxy.test_process import manifests
 
 pytestmark = pytest.mark.asyncio
 
@@ -360,3 +363,32 @@ async def test_curl_http2(start_proxy: ProxyFactory, echo: Callable[..., Any], p
         info = json.loads(body)
         assert info["target"] == "/c?q=1"
         assert info["size"] == len("payload")
+
+
+@pytest.mark.slow
+async def test_sigterm_goaway_then_drain(tmp_path: Path, echo: Callable[..., Any]) -> None:
+    web = await echo("web")
+    proxy = process.start(
+        ["kexpose-proxy", "--manifests", str(manifests(tmp_path, web)), "--no-access-log"],
+        tmp_path,
+    )
+    try:
+        await proxy.wait_ready()
+        c = await H2Client.connect(("127.0.0.1", proxy.http))
+        _echo(await c.request("/warm"))
+        sid = c.send_request("/slow", headers=[("x-echo", "sleep:0.5")])
+        while web.requests < 1 or not web.open:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        proxy.terminate()
+        # The client is told at once (GOAWAY NO_ERROR naming the stream under way), the stream
+        # still gets its whole answer, then the connection closes and the process exits 0.
+        assert await c.outcome(sid) == ("goaway", 0)
+        assert await c.outcome(sid) == ("status", 200)
+        assert await c.outcome(sid) == ("goaway", 0)
+        assert await c.next_frame() is None
+        await c.close()
+        assert await proxy.wait_exit() == 0
+    finally:
+        proxy.kill()
+    assert "drained; 0 connection(s) cut" in proxy.logs()
