@@ -291,3 +291,18 @@ async def test_malformed_requests_never_reach_the_endpoint(
     assert web.requests == 0
     await c.close()
     await _still_serving(proxy)
+
+
+async def test_a_body_that_stops_coming_is_408(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    # Slowloris on a stream: HEADERS without END_STREAM, then nothing (Timeouts.client_body).
+    proxy, web = await _proxy(start_proxy, echo)
+    c = await H2Client.connect(proxy.http)
+    c.raw(_headers(c, 1, [*BASE, (b"content-length", b"10")], end=False))
+    c.raw(DataFrame(1, data=b"abc"))
+    assert await c.outcome(1) == ("status", 408)
+    assert await c.outcome(1) == ("reset", 0)  # NO_ERROR: the client may stop sending
+    assert web.requests == 0  # the endpoint never saw a whole request
+    await c.close()
+    await _still_serving(proxy)

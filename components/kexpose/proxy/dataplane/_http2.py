@@ -116,6 +116,7 @@ class Http2Stream:
         "_paused_upstream",
         "_trailers",
         "_unacked",
+        "body_deadline",
         "closed",
         "conn",
         "exchange",
@@ -144,6 +145,8 @@ class Http2Stream:
         self.upstream_deadline = 0.0
         self.upstream_reads = 0
         self.upstream_mark = 0
+        self.body_deadline = 0.0
+        """The request body's next DATA is due (``Timeouts.client_body``; 0: not waiting)."""
         self.exchange: Exchange | None = None
         self.request_ended = False
         self.closed = False
@@ -174,6 +177,8 @@ class Http2Stream:
         conn = self.conn
         plane = self.plane
         self.request_ended = ended
+        if not ended:
+            self.body_deadline = plane.loop.time() + plane.settings.timeouts.client_body
         try:
             head, self._chunked = request_head(headers, body=not ended)
         except BadRequest as exc:
@@ -210,6 +215,8 @@ class Http2Stream:
         self._settle()
 
     def data(self, data: bytes, flow: int) -> None:
+        timeouts = self.plane.settings.timeouts
+        self.body_deadline = self.plane.loop.time() + timeouts.client_body
         ex = self.exchange
         if data and ex is not None and not ex.finished:
             ex.send_body(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
@@ -223,6 +230,7 @@ class Http2Stream:
 
     def end(self) -> None:
         self.request_ended = True
+        self.body_deadline = 0.0
         ex = self.exchange
         if ex is not None and not ex.finished:
             if self._chunked:
@@ -429,6 +437,18 @@ class Http2Stream:
             self._paused_upstream = up.transport
 
     def expire_upstream(self, now: float) -> None:
+        if self.body_deadline and self.body_deadline <= now and not self.request_ended:
+            # A body that stopped coming (slowloris on a stream): 408 as on HTTP/1.1, which
+            # also resets the stream (its request never ended).
+            self.body_deadline = 0.0
+            ex = self.exchange
+            if ex is not None and not ex.finished:
+                ex.error = "request body too slow"
+                if ex.response_started:
+                    self.abort()
+                else:
+                    ex.respond(408)
+            return
         if not self.upstream_deadline:
             return
         if self.upstream_reads != self.upstream_mark:
