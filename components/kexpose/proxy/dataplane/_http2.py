@@ -508,7 +508,7 @@ class Http2Connection(asyncio.Protocol):
             client_side=False,
             header_encoding=None,
             validate_inbound_headers=True,
-            normalize_inbound_headers=True,
+            normalize_inbound_headers=False,  # only joins cookies, which _translation does
             validate_outbound_headers=False,  # response_fields has dropped what is not allowed
             normalize_outbound_headers=False,  # names are lower case already
             split_outbound_cookies=False,

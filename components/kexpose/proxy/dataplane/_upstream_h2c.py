@@ -365,7 +365,7 @@ class H2cConnection(asyncio.Protocol):
             client_side=True,
             header_encoding=None,
             validate_inbound_headers=True,
-            normalize_inbound_headers=True,
+            normalize_inbound_headers=False,  # only joins cookies (a request's concern)
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
             split_outbound_cookies=False,
