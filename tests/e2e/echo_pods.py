@@ -27,6 +27,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Pod
 
 from .echo_basic import DEFAULT_HTTP_PORT, EchoBasicServer, EchoContext
+from .echo_h2c import DEFAULT_H2C_PORT, H2cEchoServer
 
 __all__ = ["ECHO_BASIC_IMAGE", "EchoBasicPods", "PodAddress", "echo_basic_address"]
 
@@ -95,6 +96,8 @@ class EchoBasicPods:
     errors: list[str] = field(default_factory=list)
     """Failed lists/watches and addresses that could not be bound, for a test to report."""
     _servers: dict[PodAddress, EchoBasicServer] = field(default_factory=dict)
+    _h2c: dict[PodAddress, H2cEchoServer] = field(default_factory=dict)
+    """Each pod's h2c server (port 3001), beside its HTTP one."""
     _pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -189,6 +192,9 @@ class EchoBasicPods:
                 with self._lock:
                     del self._servers[address]
                 await server.stop()
+                h2c = self._h2c.pop(address, None)
+                if h2c is not None:
+                    await h2c.stop()
         for address, context in wanted.items():
             if address in self._servers:
                 continue
@@ -200,6 +206,13 @@ class EchoBasicPods:
                 continue
             with self._lock:
                 self._servers[address] = server
+            h2c = H2cEchoServer(address[0], DEFAULT_H2C_PORT, context, http_port=address[1])
+            try:
+                await h2c.start()
+            except OSError as exc:
+                self.errors.append(f"cannot serve h2c for {context.namespace}/{context.pod}: {exc}")
+            else:
+                self._h2c[address] = h2c
 
     async def _stop_all(self) -> None:
         if self._watch is not None:
@@ -210,3 +223,6 @@ class EchoBasicPods:
             self._servers.clear()
         for server in servers:
             await server.stop()
+        h2c, self._h2c = list(self._h2c.values()), {}
+        for one in h2c:
+            await one.stop()
