@@ -243,3 +243,20 @@ async def test_httproute_backend_with_h2c_app_protocol(
         endpoint_slice("svc", [endpoint("127.0.0.2")], [("grpc", grpc_backend.port)]),
     )
     assert await asyncio.to_thread(_unary, f"{addr}:{port}", "grpc.example.com") == b"yawetag"
+
+
+@pytest.mark.asyncio
+async def test_idle_h2c_connections_are_closed(
+    start_proxy: ProxyFactory, grpc_backend: _Backend
+) -> None:
+    settings = replace(FAST, timeouts=replace(FAST.timeouts, upstream_idle=0.2))
+    proxy: Proxy = await start_proxy(settings)
+    target = _grpc_site(proxy, grpc_backend)
+    for _ in range(3):  # one connection carries them all
+        assert await asyncio.to_thread(_unary, target, "grpc.example.com") == b"yawetag"
+    assert proxy.plane.h2c_pool.connection_count() == 1
+    async with asyncio.timeout(5):
+        while proxy.plane.h2c_pool.connection_count():
+            await asyncio.sleep(0.05)
+    # And a new call opens a new one.
+    assert await asyncio.to_thread(_unary, target, "grpc.example.com") == b"yawetag"

@@ -345,6 +345,7 @@ class H2cConnection(asyncio.Protocol):
         "endpoint",
         "going_away",
         "h2",
+        "idle_since",
         "pool",
         "reserved",
         "streams",
@@ -360,6 +361,8 @@ class H2cConnection(asyncio.Protocol):
         """Streams handed out whose HEADERS have not gone yet."""
         self.closed = False
         self.going_away = False
+        self.idle_since = pool.loop.time()
+        """When the last stream ended (``H2cPool.sweep`` closes connections idle too long)."""
         self._flush_due = False
         config = H2Configuration(
             client_side=True,
@@ -397,8 +400,10 @@ class H2cConnection(asyncio.Protocol):
             self.streams.pop(stream.stream_id, None)
         else:
             self.reserved -= 1
-        if self.going_away and not self.streams and not self.reserved:
-            self.close()
+        if not self.streams and not self.reserved:
+            self.idle_since = self.pool.loop.time()
+            if self.going_away:
+                self.close()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -552,6 +557,19 @@ class H2cPool:
             conns.remove(conn)
             if not conns:
                 del self._conns[conn.endpoint]
+
+    def sweep(self, now: float) -> None:
+        """Close connections without streams for longer than ``Timeouts.upstream_idle``, as
+        the HTTP/1.1 pool does with its idle connections."""
+        limit = now - self.settings.timeouts.upstream_idle
+        for conns in list(self._conns.values()):
+            for conn in list(conns):
+                if not conn.streams and not conn.reserved and conn.idle_since < limit:
+                    self.forget(conn)
+                    conn.close()
+
+    def connection_count(self) -> int:
+        return sum(len(conns) for conns in self._conns.values())
 
     def close_all(self) -> None:
         for conns in list(self._conns.values()):

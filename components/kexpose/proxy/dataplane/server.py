@@ -358,6 +358,7 @@ class DataPlane:
                 elif conn.upstream_deadline <= now:
                     conn.expire_upstream()
         self.pool.sweep(now)
+        self.h2c_pool.sweep(now)
         if self.access_log is not None:
             self.access_log.flush()
         self._schedule_sweep()
