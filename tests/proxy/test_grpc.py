@@ -14,8 +14,18 @@ from typing import Any
 
 import grpc
 import pytest
-from tests.proxy.conftest import FAST, Proxy, ProxyFactory
-from tests.proxy.objects import endpoint, endpoint_slice, ingress, path, rule, service, sport
+from tests.proxy.conftest import FAST, Pki, Proxy, ProxyFactory
+from tests.proxy.objects import (
+    endpoint,
+    endpoint_slice,
+    ingress,
+    path,
+    rule,
+    service,
+    sport,
+    tls,
+    tls_secret,
+)
 from tests.proxy.test_gateway_traffic import one_gateway, route
 
 from kexpose.proxy.dataplane._grpc import grpc_local_response, grpc_status, grpc_timeout, is_grpc
@@ -260,3 +270,31 @@ async def test_idle_h2c_connections_are_closed(
             await asyncio.sleep(0.05)
     # And a new call opens a new one.
     assert await asyncio.to_thread(_unary, target, "grpc.example.com") == b"yawetag"
+
+
+def _unary_tls(target: str, ca: bytes) -> bytes:
+    creds = grpc.ssl_channel_credentials(root_certificates=ca)
+    options = [("grpc.ssl_target_name_override", "app.example.com")]
+    with grpc.secure_channel(target, creds, options=options) as ch:
+        reply: bytes = ch.unary_unary("/kexpose.Test/Unary")(b"tls", timeout=5)
+        return reply
+
+
+@pytest.mark.asyncio
+async def test_grpc_over_tls_by_alpn(
+    start_proxy: ProxyFactory, grpc_backend: _Backend, pki: Pki
+) -> None:
+    proxy: Proxy = await start_proxy(SLOW)
+    proxy.load(
+        ingress(
+            "g",
+            rule("app.example.com", path("/", "svc", 50051)),
+            tls=[tls("app-tls", "app.example.com")],
+        ),
+        tls_secret("app-tls", pki.pairs["app"]),
+        service("svc", sport(50051, "grpc", name="grpc", app_protocol="kubernetes.io/h2c")),
+        endpoint_slice("svc", [endpoint("127.0.0.2")], [("grpc", grpc_backend.port)]),
+    )
+    target = f"{proxy.https[0]}:{proxy.https[1]}"
+    ca = pki.pairs["app"].cert_pem.encode()
+    assert await asyncio.to_thread(_unary_tls, target, ca) == b"slt"
