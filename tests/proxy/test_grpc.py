@@ -14,7 +14,11 @@ from typing import Any
 
 import grpc
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import StreamReset
 from tests.proxy.conftest import FAST, Pki, Proxy, ProxyFactory
+from tests.proxy.h2client import H2Client
 from tests.proxy.objects import (
     endpoint,
     endpoint_slice,
@@ -298,3 +302,66 @@ async def test_grpc_over_tls_by_alpn(
     target = f"{proxy.https[0]}:{proxy.https[1]}"
     ca = pki.pairs["app"].cert_pem.encode()
     assert await asyncio.to_thread(_unary_tls, target, ca) == b"slt"
+
+
+class _DeafH2c(asyncio.Protocol):
+    """An h2c endpoint that takes calls and never answers (nor watches deadlines); it notes
+    the streams the proxy resets."""
+
+    resets: asyncio.Queue[int]
+
+    def __init__(self, resets: asyncio.Queue[int]) -> None:
+        self.resets = resets
+        self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.h2.initiate_connection()
+        transport.write(self.h2.data_to_send())  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.h2.receive_data(data):
+            if isinstance(event, StreamReset):
+                self.resets.put_nowait(int(event.error_code or 0))
+        assert self.transport is not None
+        self.transport.write(self.h2.data_to_send())
+
+
+@pytest.mark.asyncio
+async def test_grpc_timeout_is_enforced_by_the_proxy(start_proxy: ProxyFactory) -> None:
+    # Neither the client (raw HTTP/2) nor the endpoint watches the deadline: the proxy does.
+    resets: asyncio.Queue[int] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _DeafH2c(resets), "127.0.0.2", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        proxy: Proxy = await start_proxy(SLOW)
+        proxy.load(
+            ingress("g", rule("grpc.example.com", path("/", "svc", 50051))),
+            service("svc", sport(50051, "grpc", name="grpc", app_protocol="kubernetes.io/h2c")),
+            endpoint_slice("svc", [endpoint("127.0.0.2")], [("grpc", port)]),
+        )
+        c = await H2Client.connect(proxy.http)
+        headers = [
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("grpc-timeout", "300m"),
+        ]
+        sid = c.send_request(
+            "/kexpose.Test/Deaf",
+            method="POST",
+            authority="grpc.example.com",
+            headers=headers,
+            body=b"\x00\x00\x00\x00\x00",
+        )
+        (r,) = await c.wait(sid)
+        assert r.status == 200
+        assert r.header(b"grpc-status") == b"4"  # DEADLINE_EXCEEDED, trailers-only
+        assert r.header(b"grpc-message") == b"grpc-timeout passed"
+        # The endpoint's stream was reset with CANCEL (RFC 9113 §7: 0x8).
+        assert await asyncio.wait_for(resets.get(), 5) == 0x8
+        await c.close()
+    finally:
+        server.close()
+        await server.wait_closed()

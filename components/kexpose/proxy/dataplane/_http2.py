@@ -183,7 +183,7 @@ class Http2Connection(asyncio.Protocol):
             ex, stream.exchange = stream.exchange, None
             if ex is not None:
                 ex.cancel()
-            stream._release_upstream()
+            stream._release()
 
     def data_received(self, data: bytes) -> None:
         h2 = self.h2
@@ -253,7 +253,7 @@ class Http2Connection(asyncio.Protocol):
             transport.resume_reading()
         for stream in list(self.streams.values()):
             if stream._out_bytes <= self.plane.settings.limits.high_water:
-                stream._release_upstream()
+                stream._release()
 
     # --- streams ------------------------------------------------------------------------------
 

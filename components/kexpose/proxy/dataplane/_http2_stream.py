@@ -22,6 +22,7 @@ from h2.exceptions import H2Error
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 from kexpose.proxy.dataplane._exchange import Exchange
+from kexpose.proxy.dataplane._grpc import grpc_timeout, is_grpc
 from kexpose.proxy.dataplane._plans import plan_request
 from kexpose.proxy.dataplane._translation import (
     BadRequest,
@@ -70,6 +71,7 @@ class Http2Stream:
         "_end",
         "_ended",
         "_fields",
+        "_grpc_timer",
         "_head",
         "_head_only",
         "_out",
@@ -118,6 +120,7 @@ class Http2Stream:
         """The request body goes to the endpoint chunked (the client gave no length)."""
         self._trailers: list[tuple[bytes, bytes]] = []
         self._head_only = False
+        self._grpc_timer: asyncio.TimerHandle | None = None
         self._head: list[tuple[bytes, bytes]] | None = None
         """The response's HEADERS, until the first _drain sends them."""
         self._parser: HttpResponseParser | None = None
@@ -162,7 +165,50 @@ class Http2Stream:
             heads[head] = req
         self._head_only = req.method == b"HEAD"
         ex = self.exchange = Exchange(self, perf_counter(), req)
+        if is_grpc(req.fields):
+            self._grpc_deadline(headers)
         ex.start()
+
+    def _grpc_deadline(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """``grpc-timeout`` (gRPC over HTTP/2, "Timeout"): the backend gets it too, but the
+        call ends here when it passes whether or not the backend or the client watch it."""
+        for name, value in headers:
+            if name == b"grpc-timeout":
+                seconds = grpc_timeout(value)
+                if seconds is not None:
+                    loop = self.plane.loop
+                    self._grpc_timer = loop.call_later(seconds, self._deadline_exceeded)
+                return
+
+    def _deadline_exceeded(self) -> None:
+        """DEADLINE_EXCEEDED (4) in the trailers; the exchange is cancelled (its endpoint
+        connection reset or its h2c stream reset with CANCEL, which the backend sees)."""
+        self._grpc_timer = None
+        ex = self.exchange
+        if ex is None or ex.finished or self.closed or self._ended:
+            return
+        ex.status = 504
+        ex.error = "grpc-timeout passed"
+        started = ex.response_started
+        ex.cancel()
+        h2 = self.conn.h2
+        status = [(b"grpc-status", b"4"), (b"grpc-message", b"grpc-timeout passed")]
+        self._out = []
+        self._out_bytes = 0
+        self._ended = True
+        try:
+            if started and self._head is None:
+                h2.send_headers(self.stream_id, status, end_stream=True)
+            else:
+                head = [(b":status", b"200"), (b"content-type", b"application/grpc"), *status]
+                h2.send_headers(self.stream_id, head, end_stream=True)
+        except H2Error:
+            self.abort()
+            return
+        self._head = None
+        self.exchange = None
+        self._settle()
+        self.conn.flush_soon()
 
     def _refuse(self, why: str) -> None:
         log.debug("stream %d refused: %s", self.stream_id, why)
@@ -207,7 +253,7 @@ class Http2Stream:
         ex, self.exchange = self.exchange, None
         if ex is not None:
             ex.cancel()
-        self._release_upstream()
+        self._release()
         self.conn.forget(self)
 
     # --- Downstream: called by the exchange and its upstream connection -----------------------
@@ -274,7 +320,7 @@ class Http2Stream:
         self.closed = True
         with contextlib.suppress(H2Error):
             self.conn.h2.reset_stream(self.stream_id, ErrorCodes.INTERNAL_ERROR)
-        self._release_upstream()
+        self._release()
         self.conn.flush()
         self.conn.forget(self)
 
@@ -353,7 +399,7 @@ class Http2Stream:
         if self._paused_upstream is not None and self._out_bytes <= (
             self.plane.settings.limits.high_water
         ):
-            self._release_upstream()
+            self._release()
         if not out and end is not None and not self._ended:
             self._ended = True
             if end:
@@ -383,13 +429,17 @@ class Http2Stream:
             with contextlib.suppress(H2Error):
                 self.conn.h2.reset_stream(self.stream_id, ErrorCodes.NO_ERROR)
         self.closed = True
-        self._release_upstream()
+        self._release()
         self.conn.forget(self)
 
-    def _release_upstream(self) -> None:
+    def _release(self) -> None:
+        """Let go of what the stream holds outside itself: a paused endpoint, a timer."""
         transport, self._paused_upstream = self._paused_upstream, None
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
+        if self._grpc_timer is not None:
+            self._grpc_timer.cancel()
+            self._grpc_timer = None
 
     def pause_upstream(self) -> None:
         """The client connection's write buffer is full: stop reading this stream's endpoint."""
