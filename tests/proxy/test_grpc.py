@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -130,6 +129,7 @@ class _Backend:
     """A grpcio server with one generic service (raw bytes, no generated code)."""
 
     def __init__(self) -> None:
+        self.entered = threading.Event()
         self.cancelled = threading.Event()
         self.metadata: dict[str, str] = {}
         handlers = {
@@ -166,6 +166,7 @@ class _Backend:
 
     def hang(self, request: bytes, context: Any) -> bytes:
         context.add_callback(self.cancelled.set)
+        self.entered.set()
         self.cancelled.wait(10)
         return b""
 
@@ -203,13 +204,14 @@ def _calls(target: str, backend: _Backend) -> dict[str, Any]:
         except grpc.RpcError as exc:
             out["fail"] = (exc.code(), exc.details())
         try:
-            ch.unary_unary("/kexpose.Test/Hang")(b"", timeout=0.3)
+            ch.unary_unary("/kexpose.Test/Hang")(b"", timeout=1.0)
         except grpc.RpcError as exc:
             out["deadline"] = exc.code()
         out["deadline_reached_backend"] = backend.cancelled.wait(5)
         backend.cancelled.clear()
+        backend.entered.clear()
         future = ch.unary_unary("/kexpose.Test/Hang").future(b"", timeout=10)
-        time.sleep(0.3)
+        out["cancel_call_arrived"] = backend.entered.wait(5)  # the backend has the call
         future.cancel()
         out["cancel_reached_backend"] = backend.cancelled.wait(5)
     return out
@@ -234,6 +236,7 @@ async def test_grpc_calls_of_every_kind_over_h2c(
     assert out["deadline"] == grpc.StatusCode.DEADLINE_EXCEEDED
     assert out["deadline_reached_backend"]
     # A client's RST_STREAM becomes the proxy's RST_STREAM to the backend.
+    assert out["cancel_call_arrived"]
     assert out["cancel_reached_backend"]
 
 

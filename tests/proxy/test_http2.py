@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hpack import Decoder
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame
 from tests.proxy import process
@@ -24,6 +25,7 @@ from tests.proxy.objects import (
     endpoint,
     endpoint_slice,
     ingress,
+    ingress_class,
     path,
     rule,
     service,
@@ -31,7 +33,6 @@ from tests.proxy.objects import (
     tls,
     tls_secret,
 )
-from tests.proxy.test_process import manifests
 
 pytestmark = pytest.mark.asyncio
 
@@ -141,14 +142,15 @@ async def test_streams_are_multiplexed(
 ) -> None:
     proxy, _ = await _site(start_proxy, echo, pki)
     c = await H2Client.connect(proxy.https, tls=_tls(pki), sni="app.example.com")
-    slow = c.send_request("/slow", headers=[("x-echo", "sleep:0.3")])
+    stuck = c.send_request("/stuck", headers=[("x-echo", "hang")])  # never answered
     fast = [c.send_request(f"/n/{i}") for i in range(30)]
     done = await c.wait(*fast)
-    # Thirty answers while the first is still being worked on: no head-of-line blocking.
+    # Thirty answers while the first is still waiting: no head-of-line blocking.
     assert [_echo(r)["target"] for r in done] == [f"/n/{i}" for i in range(30)]
-    assert not c.responses[slow].done
-    (r,) = await c.wait(slow)
-    assert _echo(r)["target"] == "/slow"
+    assert not c.responses[stuck].done
+    c.conn.reset_stream(stuck)
+    c.flush()
+    _echo(await c.request("/after"))
     await c.close()
 
 
@@ -277,42 +279,54 @@ async def test_client_reset_cancels_the_exchange(
     proxy, web = await _site(start_proxy, echo, pki)
     c = await H2Client.connect(proxy.https, tls=_tls(pki), sni="app.example.com")
     sid = c.send_request("/hang", headers=[("x-echo", "hang")])
-    while not web.open:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        while not web.open:
+            await asyncio.sleep(0.01)
     c.conn.reset_stream(sid)
     c.flush()
-    while web.open:  # the endpoint's connection is cut: it learns the client went away
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        while web.open:  # the endpoint's connection is cut: it learns the client went away
+            await asyncio.sleep(0.01)
     _echo(await c.request("/after"))
     await c.close()
 
 
-async def test_drain_sends_goaway_and_finishes_streams(
-    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
-) -> None:
-    proxy, _ = await _site(start_proxy, echo, pki)
-    c = await H2Client.connect(proxy.https, tls=_tls(pki), sni="app.example.com")
-    sid = c.send_request("/slow", headers=[("x-echo", "sleep:0.2")])
-    await asyncio.sleep(0.05)
-    drained = asyncio.create_task(proxy.plane.drain(timeout=5))
-    # Read raw: h2's client state machine would stop at the first GOAWAY, as its server side
-    # would (which is why the proxy writes its first GOAWAY beside h2).
-    goaways: list[GoAwayFrame] = []
-    status = b""
-    ended = False
-    decoder = Decoder()
-    while (frame := await c.next_frame()) is not None:
-        if isinstance(frame, GoAwayFrame):
-            goaways.append(frame)
-        elif isinstance(frame, HeadersFrame) and frame.stream_id == sid:
-            assert goaways, "GOAWAY comes first, before the stream under way is answered"
-            status = dict(decoder.decode(frame.data, raw=True))[b":status"]
-        elif isinstance(frame, DataFrame) and frame.stream_id == sid:
-            ended = ended or "END_STREAM" in frame.flags
-    assert status == b"200"
-    assert ended  # the stream under way finished
-    assert [(g.error_code, g.last_stream_id) for g in goaways] == [(0, sid), (0, sid)]
-    assert await drained == 0
+async def test_drain_sends_goaway_and_finishes_streams(start_proxy: ProxyFactory) -> None:
+    gate = await _Gate().start()
+    try:
+        proxy: Proxy = await start_proxy()
+        proxy.load(
+            ingress("site", rule("app.example.com", path("/", "gate"))),
+            service("gate", sport(80, "http", name="http")),
+            endpoint_slice("gate", [endpoint("127.0.0.2")], [("http", gate.port)]),
+        )
+        c = await H2Client.connect(proxy.http)
+        sid = c.send_request("/slow")
+        await asyncio.wait_for(gate.got.wait(), 5)  # under way, held by the endpoint
+        drained = asyncio.create_task(proxy.plane.drain(timeout=5))
+        # Read raw: h2's client state machine would stop at the first GOAWAY, as its server
+        # side would (which is why the proxy writes its first GOAWAY beside h2).
+        goaways: list[GoAwayFrame] = []
+        status = b""
+        ended = False
+        decoder = Decoder()
+        while (frame := await c.next_frame()) is not None:
+            if isinstance(frame, GoAwayFrame):
+                goaways.append(frame)
+                gate.release.set()  # told first; now the answer may come
+            elif isinstance(frame, HeadersFrame) and frame.stream_id == sid:
+                assert goaways, "GOAWAY comes first, before the stream under way is answered"
+                status = dict(decoder.decode(frame.data, raw=True))[b":status"]
+            elif isinstance(frame, DataFrame) and frame.stream_id == sid:
+                ended = ended or "END_STREAM" in frame.flags
+        assert status == b"200"
+        assert ended  # the stream under way finished
+        assert [(g.error_code, g.last_stream_id) for g in goaways] == [(0, sid), (0, sid)]
+        assert await drained == 0
+        await c.close()
+    finally:
+        gate.release.set()
+        await gate.stop()
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -365,25 +379,54 @@ async def test_curl_http2(start_proxy: ProxyFactory, echo: Callable[..., Any], p
         assert info["size"] == len("payload")
 
 
+class _Gate(ScriptedBackend):
+    """Answers every request at once, except /slow, which waits for ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if b" /slow " in head.split(b"\r\n", 1)[0]:
+                    self.got.set()
+                    await self.release.wait()
+                body = b'{"target": "ok"}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
 @pytest.mark.slow
-async def test_sigterm_goaway_then_drain(tmp_path: Path, echo: Callable[..., Any]) -> None:
-    web = await echo("web")
+async def test_sigterm_goaway_then_drain(tmp_path: Path) -> None:
+    gate = await _Gate().start()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    docs = [
+        ingress_class(),
+        ingress("web", rule(None, path("/", "web"))),
+        service("web", sport(80, "http", name="http")),
+        endpoint_slice("web", [endpoint("127.0.0.2")], [("http", gate.port)]),
+    ]
+    (folder / "app.yaml").write_text(yaml.safe_dump_all(docs))
     proxy = process.start(
-        ["kexpose-proxy", "--manifests", str(manifests(tmp_path, web)), "--no-access-log"],
-        tmp_path,
+        ["kexpose-proxy", "--manifests", str(folder), "--no-access-log"], tmp_path
     )
     try:
         await proxy.wait_ready()
         c = await H2Client.connect(("127.0.0.1", proxy.http))
-        _echo(await c.request("/warm"))
-        sid = c.send_request("/slow", headers=[("x-echo", "sleep:0.5")])
-        while web.requests < 1 or not web.open:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
+        assert (await c.request("/warm")).status == 200
+        sid = c.send_request("/slow")
+        await asyncio.wait_for(gate.got.wait(), 10)  # the endpoint has it, and holds it
         proxy.terminate()
         # The client is told at once (GOAWAY NO_ERROR naming the stream under way), the stream
         # still gets its whole answer, then the connection closes and the process exits 0.
         assert await c.outcome(sid) == ("goaway", 0)
+        gate.release.set()
         assert await c.outcome(sid) == ("status", 200)
         assert await c.outcome(sid) == ("goaway", 0)
         assert await c.next_frame() is None
@@ -391,4 +434,6 @@ async def test_sigterm_goaway_then_drain(tmp_path: Path, echo: Callable[..., Any
         assert await proxy.wait_exit() == 0
     finally:
         proxy.kill()
+        gate.release.set()
+        await gate.stop()
     assert "drained; 0 connection(s) cut" in proxy.logs()
