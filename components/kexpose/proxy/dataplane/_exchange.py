@@ -16,6 +16,7 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
+from kexpose.proxy.dataplane._grpc import grpc_local_response, is_grpc
 from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy.dataplane._messages import RequestHead, local_response
 from kexpose.proxy.dataplane._mirror import MirrorCopy, start_mirrors
@@ -25,8 +26,8 @@ from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, Weigh
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._balancer import Balancer
-    from kexpose.proxy.dataplane._downstream import ClientConnection
-    from kexpose.proxy.dataplane._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane._roles import Downstream, UpstreamPool
+    from kexpose.proxy.dataplane._upstream import Upstream
 
 __all__ = ["Exchange"]
 
@@ -36,7 +37,8 @@ class Exchange:
     requests, and an instance that sets only what differs is cheaper to create."""
 
     # Set for every request (``__init__``).
-    client: ClientConnection
+    client: Downstream
+    """The HTTP/1.1 connection or HTTP/2 stream the request came on."""
     started: float
     """``time.perf_counter()`` when the head was complete."""
     req: RequestHead
@@ -61,7 +63,7 @@ class Exchange:
     never kept, so it cannot be sent again)."""
     _backend_timer: asyncio.TimerHandle | None = None
     endpoint: Endpoint | None = None
-    upstream: UpstreamConnection | None = None
+    upstream: Upstream | None = None
     pending: list[bytes] | None = None
     pending_bytes = 0
     status = 0
@@ -75,9 +77,10 @@ class Exchange:
     _tried: tuple[Endpoint, ...] = ()
     _rid_line = b""
     _balancer: Balancer | None = None
+    _pool: UpstreamPool
     _counted = False
 
-    def __init__(self, client: ClientConnection, started: float, req: RequestHead) -> None:
+    def __init__(self, client: Downstream, started: float, req: RequestHead) -> None:
         self.client = client
         self.started = started
         self.req = req
@@ -255,20 +258,23 @@ class Exchange:
             return
         self._balancer = balancer
         self.endpoint = endpoint
-        conn = plane.pool.take(endpoint)
+        # h2c endpoints (appProtocol kubernetes.io/h2c) get a stream of a shared connection.
+        pool: UpstreamPool = plane.h2c_pool if route.backend.protocol == "h2c" else plane.pool
+        self._pool = pool
+        conn = pool.take(endpoint)
         if conn is not None:
             self._attach(conn)
         else:
-            plane.spawn(plane.pool.connect(endpoint), self._connected)
+            plane.spawn(pool.connect(endpoint), self._connected)
 
-    def _connected(self, task: asyncio.Task[UpstreamConnection]) -> None:
+    def _connected(self, task: asyncio.Task[Upstream]) -> None:
         plane = self.client.plane
         if task.cancelled():
             return
         exc = task.exception()
         if self.finished:
             if exc is None:
-                plane.pool.give(task.result())  # a fresh connection is still worth keeping
+                task.result().release()  # a fresh connection is still worth keeping
             return
         if exc is None:
             self._attach(task.result())
@@ -293,13 +299,13 @@ class Exchange:
             self.respond(status)
             return
         self.endpoint = nxt
-        conn = plane.pool.take(nxt)
+        conn = self._pool.take(nxt)
         if conn is not None:
             self._attach(conn)
         else:
-            plane.spawn(plane.pool.connect(nxt), self._connected)
+            plane.spawn(self._pool.connect(nxt), self._connected)
 
-    def _attach(self, conn: UpstreamConnection) -> None:
+    def _attach(self, conn: Upstream) -> None:
         self.upstream = conn
         conn.attach(self)
         balancer = self._balancer
@@ -387,14 +393,15 @@ class Exchange:
         if close or self.req.upgrade is not None:
             self.keep_alive = False
         self.status = status
-        self.client.write(
-            local_response(
-                status,
-                close=not self.keep_alive or self.client.closing,
-                head_only=self.req.method == b"HEAD",
-                headers=headers,
+        close = not self.keep_alive or self.client.closing
+        if status >= 400 and is_grpc(self.req.fields):
+            # A gRPC client reads grpc-status, not the HTTP status (``_grpc``).
+            answer = grpc_local_response(status, self.error or f"HTTP {status}", close=close)
+        else:
+            answer = local_response(
+                status, close=close, head_only=self.req.method == b"HEAD", headers=headers
             )
-        )
+        self.client.write(answer)
         self.response_complete()
 
     def response_complete(self) -> None:
@@ -415,7 +422,7 @@ class Exchange:
         client.plane.record(self)
         client.exchange_done(self)
 
-    def upstream_lost(self, conn: UpstreamConnection, why: str) -> None:
+    def upstream_lost(self, conn: Upstream, why: str) -> None:
         """The endpoint closed the connection before the response was complete."""
         if self.finished:
             return
@@ -432,8 +439,7 @@ class Exchange:
             self.retried = True
             self.upstream = None
             conn.exchange = None
-            plane = self.client.plane
-            plane.spawn(plane.pool.connect(self.endpoint), self._connected)
+            self.client.plane.spawn(self._pool.connect(self.endpoint), self._connected)
             return
         if self.retry_for(502):  # the endpoint reset or closed: a 502 for retries
             self.upstream = None
@@ -443,7 +449,7 @@ class Exchange:
             return
         self.upstream_failed(conn, why)
 
-    def upstream_failed(self, conn: UpstreamConnection, why: str) -> None:
+    def upstream_failed(self, conn: Upstream, why: str) -> None:
         if self.finished:
             return
         conn.exchange = None

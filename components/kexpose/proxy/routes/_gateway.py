@@ -76,25 +76,25 @@ _ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
 _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
 #: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
 #: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
-#: h2c backends are parsed but not claimed until they are served and pass the suite; retries
-#: are served, but ``retry`` is an experimental-channel field that the standard CRDs prune.
-#: AllowInsecureFallback client validation is served (no client certificate is asked for),
-#: but its test checks that a certificate is requested and any one accepted, which Python's
-#: ``ssl`` cannot do (no verify callback: a certificate that is asked for is verified).
-#: The 421 answer is served, but its Extended test
-#: (GatewayHTTPSListenerDetectMisdirectedRequests) speaks HTTP/2 only (connection coalescing),
-#: which comes with its own issue.
+#: Retries are served, but ``retry`` is an experimental-channel field that the standard CRDs
+#: prune. AllowInsecureFallback client validation is served (no client certificate is asked
+#: for), but its test checks that a certificate is requested and any one accepted, which
+#: Python's ``ssl`` cannot do (no verify callback: a certificate that is asked for is
+#: verified). h2c backends (``appProtocol: kubernetes.io/h2c``) and the 421 of a coalesced
+#: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2).
 SUPPORTED_FEATURES: Final = (
     "Gateway",
     "GatewayAddressEmpty",
     "GatewayFrontendClientCertificateValidation",
     "GatewayHTTPListenerIsolation",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayPort8080",
     "GatewayStaticAddresses",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteBackendTimeout",
@@ -116,8 +116,6 @@ SUPPORTED_FEATURES: Final = (
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
 )
-_UNSUPPORTED_APP_PROTOCOLS: Final = frozenset({"kubernetes.io/h2c"})
-"""Backends the proxy cannot speak to yet (HTTP/2 upstreams come with their own issue)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,16 +249,6 @@ class _Build:
             port = ref.get("port")
             if not isinstance(port, int):
                 return None, ("UnsupportedValue", f"backendRef {label}: port is required")
-            for sport in entries(mapping(service.get("spec")).get("ports")):
-                if (
-                    sport.get("port") == port
-                    and sport.get("appProtocol") in _UNSUPPORTED_APP_PROTOCOLS
-                ):
-                    return None, (
-                        "UnsupportedProtocol",
-                        f"backendRef {label} port {port}: appProtocol {sport.get('appProtocol')}"
-                        " is not supported",
-                    )
             found = resolve_backend(
                 target_ns,
                 {"name": name, "port": {"number": port}},
