@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from kexpose.proxy.dataplane._balancer import Balancer
 from kexpose.proxy.dataplane._messages import RequestHead
+from kexpose.proxy.dataplane._mirror import Mirrors
 from kexpose.proxy.dataplane._upstream import Pool, ResponseSink, Upstream
 from kexpose.proxy.dataplane._upstream_h2c import H2cPool
 from kexpose.proxy.ops.metrics import Metrics
@@ -101,6 +102,7 @@ class Plane(Protocol):
     balancers: dict[str, Balancer]
     pool: Pool
     h2c_pool: H2cPool
+    mirrors: Mirrors
     metrics: Metrics
     closing: bool
     heads: dict[bytes, dict[bytes, RequestHead]]
