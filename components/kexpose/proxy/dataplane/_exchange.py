@@ -16,6 +16,7 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
+from kexpose.proxy.dataplane._guard import rewrite_head
 from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy.dataplane._messages import RequestHead, local_response
 from kexpose.proxy.dataplane._tls import misdirected
@@ -52,6 +53,8 @@ class Exchange:
     """The HTTPRoute rule that took the request (Gateway ports only)."""
     prefix: bytes | None = None
     """The request line and header lines to forward when a filter changed them."""
+    auth_headers: HeaderModifier | None = None
+    """Request header changes of edge authentication (``_guard``), applied last."""
     response_modifiers: tuple[HeaderModifier, ...] = ()
     """Response header changes of the rule and its backend (Gateway ports only)."""
     _timers: tuple[asyncio.TimerHandle, ...] = ()
@@ -114,6 +117,9 @@ class Exchange:
             self.respond(404)
             return
         self.route = route
+        if route.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane.guard.check(self, route.auth, lambda: self._dispatch(route))
+            return
         self._dispatch(route)
 
     def _start_gateway(self, table: RouteTable, key: tuple[str, int]) -> None:
@@ -145,13 +151,21 @@ class Exchange:
             self.error = rule.error
             self.respond(500)
             return
+        if rule.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane = self.client.plane
+            plane.guard.check(self, rule.auth, lambda: self._serve_rule(port.port, rule))
+            return
+        self._serve_rule(port.port, rule)
+
+    def _serve_rule(self, listener_port: int, rule: GatewayRule) -> None:
+        req = self.req
         preflight, cors_headers = cors(rule, req)
         if preflight is not None:
             self.respond(200, headers=preflight)  # answered here: a preflight never reaches
             return  # the backend (HTTPCORSFilter)
         if rule.redirect is not None:
             scheme = self.client.scheme.decode()
-            target = location(rule, req, scheme=scheme, listener_port=port.port)
+            target = location(rule, req, scheme=scheme, listener_port=listener_port)
             self.respond(rule.redirect.status, headers=((b"location", target),))
             return
         chosen = choose_backend(rule, random())  # noqa: S311 - traffic splitting, not secrets
@@ -289,6 +303,8 @@ class Exchange:
         if self.request_id is None:
             self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
         prefix = req.prefix if self.prefix is None else self.prefix
+        if self.auth_headers is not None:
+            prefix = rewrite_head(prefix, self.auth_headers)
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
             head = prefix + host + self._rid_line + self.client.forwarded + req.suffix

@@ -120,6 +120,9 @@ class RequestHead:
     ``Connection: close``; HTTP/1.0 only with ``Connection: keep-alive``. llhttp's
     ``should_keep_alive`` says the same, but only until the message is complete."""
     request_id: bytes | None = None
+    forwarded_for: bytes | None = None
+    """The client's own ``X-Forwarded-For`` (never forwarded; read only for a peer in
+    ``--trusted-proxies``, edge-auth.md)."""
     agent: bytes = b""
     hosts: int = 0
     # Filled in by the client connection's checks:
@@ -177,6 +180,9 @@ def parse_request_head(head: bytes) -> RequestHead:
                 req.transfer = value if req.transfer is None else req.transfer + b", " + value
             elif key == b"upgrade":
                 upgrade = value
+            elif key == b"x-forwarded-for":
+                old = req.forwarded_for
+                req.forwarded_for = value if old is None else old + b", " + value
     if drop:
         fields = _REQUEST_DROP.sub(b"", fields)
         named = options - _OPTIONS - _DROPPED - _FRAMING

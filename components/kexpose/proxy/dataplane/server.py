@@ -28,6 +28,7 @@ from kexpose.certs import KeyPair
 from kexpose.proxy.dataplane._balancer import Balancer, refresh_balancers
 from kexpose.proxy.dataplane._downstream import ClientConnection
 from kexpose.proxy.dataplane._exchange import Exchange
+from kexpose.proxy.dataplane._guard import EdgeGuard
 from kexpose.proxy.dataplane._messages import RequestHead
 from kexpose.proxy.dataplane._tls import TlsContexts
 from kexpose.proxy.dataplane._upstream import Pool
@@ -97,6 +98,8 @@ class DataPlane:
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
+        self.guard = EdgeGuard(settings)
+        """Edge authentication (``_guard``): its caches outlive table swaps."""
         self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
         """Per scheme: request head bytes -> its plan (see ``_downstream``)."""
         self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
@@ -402,5 +405,6 @@ class DataPlane:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pool.close_all()
+        self.guard.close()
         if self.access_log is not None:
             self.access_log.flush()
