@@ -104,6 +104,8 @@ class EdgeGuard:
         self._verifying: dict[bytes, asyncio.Future[bool]] = {}
         self._remote: dict[str, RemoteKeySet] = {}
         self._answers: dict[bytes, tuple[float, HeaderModifier]] = {}
+        self.clock: Callable[[], float] = time.monotonic
+        """Key-set ages and cached forward answers (tests move it instead of sleeping)."""
 
     def close(self) -> None:
         self.client.close()
@@ -197,10 +199,11 @@ class EdgeGuard:
             return
         remote = self._remote.get(auth.jwks_url)
         if remote is None:
-            remote = self._remote[auth.jwks_url] = RemoteKeySet(auth.jwks_url, self.client)
-        if remote.fresh(time.monotonic()):
+            remote = RemoteKeySet(auth.jwks_url, self.client, clock=lambda: self.clock())
+            self._remote[auth.jwks_url] = remote
+        if remote.fresh(self.clock()):
             verdict = self._verify(auth, remote.keys or (), remote.fingerprint, token, now)
-            if not (verdict.unknown_kid and remote.may_refetch(time.monotonic())):
+            if not (verdict.unknown_kid and remote.may_refetch(self.clock())):
                 self._jwt_verdict(ex, auth, verdict, proceed)
                 return
         plane = ex.client.plane
@@ -212,7 +215,7 @@ class EdgeGuard:
     async def _jwt_remote(self, remote: RemoteKeySet, auth: JwtAuth, token: str) -> TokenVerdict:
         keys = await remote.current()
         verdict = self._verify(auth, keys, remote.fingerprint, token, time.time())
-        if verdict.unknown_kid and remote.may_refetch(time.monotonic()):
+        if verdict.unknown_kid and remote.may_refetch(self.clock()):
             await remote.refresh()  # a rotated key: fetch the set again, once
             keys = remote.keys or ()
             verdict = self._verify(auth, keys, remote.fingerprint, token, time.time())
@@ -274,7 +277,7 @@ class EdgeGuard:
             ).digest()
             hit = self._answers.get(cache_key)
             if hit is not None:
-                if hit[0] > time.monotonic():
+                if hit[0] > self.clock():
                     ex.auth_headers = hit[1]
                     proceed()
                     return
@@ -313,7 +316,7 @@ class EdgeGuard:
             if cache_key:
                 if len(self._answers) >= _FORWARD_CACHE_MAX:
                     del self._answers[next(iter(self._answers))]
-                self._answers[cache_key] = (time.monotonic() + auth.cache_seconds, outcome)
+                self._answers[cache_key] = (self.clock() + auth.cache_seconds, outcome)
             ex.auth_headers = outcome
             proceed()
 

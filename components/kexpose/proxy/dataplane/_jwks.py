@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -32,8 +33,15 @@ FETCH_TIMEOUT: Final = 5.0
 
 
 class RemoteKeySet:
-    def __init__(self, url: str, client: SubrequestClient) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: SubrequestClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
+        self._clock = clock
         parts = urlsplit(url)
         scheme = "https" if parts.scheme == "https" else "http"
         self._origin = (
@@ -62,7 +70,7 @@ class RemoteKeySet:
 
     async def current(self) -> tuple[Jwk, ...]:
         """The set, fetched first when it is missing or too old."""
-        now = time.monotonic()
+        now = self._clock()
         if not self.fresh(now) and (self.keys is None or self.may_refetch(now)):
             await self.refresh()
         return self.keys or ()
@@ -74,7 +82,7 @@ class RemoteKeySet:
             return
         loop = asyncio.get_running_loop()
         self._fetching = done = loop.create_future()
-        self._attempted_at = time.monotonic()
+        self._attempted_at = self._clock()
         try:
             await self._fetch()
         finally:
@@ -107,7 +115,7 @@ class RemoteKeySet:
         if fingerprint != self.fingerprint:
             log.info("JWKS %s: %d key(s) in use", self.url, len(keys))
         self.keys, self.fingerprint = keys, fingerprint
-        self.fetched_at = time.monotonic()
+        self.fetched_at = self._clock()
 
     def _keeping(self) -> str:
         return "keeping the keys fetched before" if self.keys is not None else "no keys yet"

@@ -46,7 +46,15 @@ class _Reader:
         self.answer = Answer()
         self.size = 0
         self.done = False
+        self.keep_alive = False
+        self.parser: HttpResponseParser | None = None
         self._body: list[bytes] = []
+
+    def on_headers_complete(self) -> None:
+        # llhttp answers should_keep_alive only until the message is complete.
+        assert self.parser is not None
+        self.answer.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.answer.headers.append((name, value))
@@ -109,7 +117,7 @@ class SubrequestClient:
         try:
             writer.write(head)
             reading = _Reader()
-            parser = HttpResponseParser(reading)
+            parser = reading.parser = HttpResponseParser(reading)
             first = True
             while not reading.done:
                 data = await reader.read(65536)
@@ -122,8 +130,7 @@ class SubrequestClient:
                     parser.feed_data(data)
                 except HttpParserError as exc:
                     raise SubrequestError(f"malformed answer: {exc}") from exc
-            reading.answer.status = parser.get_status_code()
-            keep = parser.should_keep_alive()
+            keep = reading.keep_alive
             return reading.answer
         except OSError as exc:
             if isinstance(exc, ConnectionError):
