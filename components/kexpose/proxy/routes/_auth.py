@@ -45,12 +45,42 @@ from kexpose.proxy.routes._kube import Secret
 from kexpose.proxy.routes._objects import Key
 from kexpose.proxy.routes._shape import shown
 
-__all__ = ["AUTH_PREFIX", "SOURCE_RANGES", "Settings", "auth_from_annotations", "edge_auth"]
+__all__ = [
+    "AUTH_PREFIX",
+    "EDGE_AUTH_GROUP",
+    "EDGE_AUTH_KIND",
+    "SOURCE_RANGES",
+    "Settings",
+    "auth_from_annotations",
+    "edge_auth",
+    "extension_resolver",
+]
 
 #: The annotations' common prefix; an ``EdgeAuth`` object's fields drop its ``auth-`` part.
 AUTH_PREFIX: Final = "kexpose.dev/"
 SOURCE_RANGES: Final = "kexpose.dev/allow-source-ranges"
+#: What an HTTPRoute's ``ExtensionRef`` names for edge auth (edge-auth.md, "Gateway API").
+EDGE_AUTH_GROUP: Final = "kexpose.dev"
+EDGE_AUTH_KIND: Final = "EdgeAuth"
 _TYPES: Final = ("basic", "forward", "jwt")
+#: ``EdgeAuth`` spec fields: the annotation names without ``kexpose.dev/auth-``.
+_FIELDS: Final = (
+    "type",
+    "secret",
+    "realm",
+    "exempt-paths",
+    "url",
+    "response-headers",
+    "signin",
+    "timeout",
+    "cache-seconds",
+    "jwks-secret",
+    "jwks-url",
+    "jwt-issuer",
+    "jwt-audiences",
+    "jwt-claim-headers",
+    "allow-source-ranges",
+)
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 §5.6.2)
 _QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")  # quoted-string, no escapes
 
@@ -319,3 +349,67 @@ def _jwt(settings: Settings, secrets: Mapping[Key, Secret], notes: list[str]) ->
         tuple(claims),
         hashlib.sha256(basis.encode()).digest(),
     )
+
+
+def _annotation(field_name: str) -> str:
+    if field_name == "allow-source-ranges":
+        return SOURCE_RANGES
+    return f"{AUTH_PREFIX}auth-{field_name}"
+
+
+def _spec_field(annotation: str) -> str:
+    return "spec." + annotation.removeprefix(AUTH_PREFIX).removeprefix("auth-")
+
+
+def _from_object(
+    obj: Mapping[str, object],
+    namespace: str,
+    name: str,
+    *,
+    secrets: Mapping[Key, Secret],
+    notes: list[str],
+) -> EdgeAuth:
+    source = f"{EDGE_AUTH_KIND} {namespace}/{name}"
+    spec = obj.get("spec")
+    values: dict[str, str] = {}
+    problem = ""
+    if not isinstance(spec, Mapping):
+        problem = f"spec is {shown(spec)}, expected a mapping of the settings"
+    else:
+        for key, value in spec.items():
+            if key not in _FIELDS:
+                problem = f"spec.{key} is not a setting; expected one of {', '.join(_FIELDS)}"
+                break
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                problem = f"spec.{key} is {shown(value)}, expected a string"
+                break
+            values[_annotation(str(key))] = str(value)
+    if problem:
+        # Unknown or mistyped fields fail closed: a misspelt setting must not weaken auth.
+        message = f"{source}: {problem}; its rules answer 503 until it is fixed"
+        notes.append(message)
+        return EdgeAuth(source, problem=message)
+    settings = Settings(values, namespace, source, field_name=_spec_field)
+    return edge_auth(settings, secrets=secrets, notes=notes)
+
+
+def extension_resolver(
+    namespace: str,
+    objects: Mapping[Key, Mapping[str, object]],
+    *,
+    secrets: Mapping[Key, Secret],
+    notes: list[str],
+) -> Callable[[Mapping[str, object]], EdgeAuth | None]:
+    """For an HTTPRoute in ``namespace``: an ``ExtensionRef`` -> the ``EdgeAuth`` it names (a
+    local reference, so in the route's namespace), or None when it names nothing we have."""
+
+    def resolve(ref: Mapping[str, object]) -> EdgeAuth | None:
+        if ref.get("group") != EDGE_AUTH_GROUP or ref.get("kind") != EDGE_AUTH_KIND:
+            return None
+        name = ref.get("name")
+        obj = objects.get((namespace, name)) if isinstance(name, str) else None
+        if obj is None or not isinstance(name, str):
+            return None
+        return _from_object(obj, namespace, name, secrets=secrets, notes=notes)
+
+    return resolve

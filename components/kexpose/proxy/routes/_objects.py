@@ -24,6 +24,7 @@ from kexpose.proxy.routes._shape import object_problems, shown
 
 __all__ = [
     "CLUSTER_SCOPED",
+    "EXTENSION_KINDS",
     "GATEWAY_KINDS",
     "KINDS",
     "Key",
@@ -56,9 +57,13 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     "ReferenceGrant": ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"),
     "Namespace": ("v1",),
 }
+#: kexpose's own kinds, read from manifests (static mode): ``EdgeAuth``, which an HTTPRoute's
+#: ``ExtensionRef`` filter names for edge authentication (edge-auth.md, "Gateway API").
+EXTENSION_KINDS: Final[Mapping[str, tuple[str, ...]]] = {"EdgeAuth": ("kexpose.dev/v1alpha1",)}
 _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): (api,) for kind, api in KINDS.items()},
     **{str(kind): apis for kind, apis in GATEWAY_KINDS.items()},
+    **EXTENSION_KINDS,
 }
 #: Cluster-scoped kinds: keyed ``("", name)``.
 CLUSTER_SCOPED: Final = frozenset({"IngressClass", "GatewayClass", "Namespace"})
@@ -112,6 +117,7 @@ class ObjectSet:
     http_routes: Mapping[Key, RawObject] = field(default_factory=dict)
     reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
+    edge_auths: Mapping[Key, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -184,6 +190,7 @@ class ObjectSet:
             http_routes=dict(by_kind.get("HTTPRoute", {})),
             reference_grants=dict(by_kind.get("ReferenceGrant", {})),
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
+            edge_auths=dict(by_kind.get("EdgeAuth", {})),
         )
 
     @classmethod
@@ -215,4 +222,5 @@ class ObjectSet:
             "HTTPRoute": dict(self.http_routes),
             "ReferenceGrant": dict(self.reference_grants),
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
+            "EdgeAuth": dict(self.edge_auths),
         }

@@ -280,6 +280,7 @@ _SHAPES: Final[Mapping[str, _Object]] = {
     "HTTPRoute": _METADATA_ONLY,
     "ReferenceGrant": _METADATA_ONLY,
     "Namespace": _METADATA_ONLY,
+    "EdgeAuth": _METADATA_ONLY,  # its spec is read by ``_auth``, which reports each field
 }
 
 

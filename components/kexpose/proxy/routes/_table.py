@@ -338,4 +338,5 @@ def _gateways(
         namespaces=namespaces,
         addresses=addresses,
         address_problems=address_problems,
+        edge_auths=cast("Mapping[Key, Mapping[str, Any]]", objects.edge_auths),
     )
