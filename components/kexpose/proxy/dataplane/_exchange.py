@@ -16,7 +16,6 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
-from kexpose.proxy.dataplane._guard import rewrite_head
 from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy.dataplane._messages import RequestHead, local_response
 from kexpose.proxy.dataplane._tls import misdirected
@@ -26,6 +25,7 @@ from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, Weigh
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._balancer import Balancer
     from kexpose.proxy.dataplane._downstream import ClientConnection
+    from kexpose.proxy.dataplane._guard import HeadRewrite
     from kexpose.proxy.dataplane._upstream import UpstreamConnection
 
 __all__ = ["Exchange"]
@@ -53,7 +53,7 @@ class Exchange:
     """The HTTPRoute rule that took the request (Gateway ports only)."""
     prefix: bytes | None = None
     """The request line and header lines to forward when a filter changed them."""
-    auth_headers: HeaderModifier | None = None
+    auth_headers: HeadRewrite | None = None
     """Request header changes of edge authentication (``_guard``), applied last."""
     response_modifiers: tuple[HeaderModifier, ...] = ()
     """Response header changes of the rule and its backend (Gateway ports only)."""
@@ -304,7 +304,7 @@ class Exchange:
             self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
         prefix = req.prefix if self.prefix is None else self.prefix
         if self.auth_headers is not None:
-            prefix = rewrite_head(prefix, self.auth_headers)
+            prefix = self.auth_headers.apply(prefix)
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
             head = prefix + host + self._rid_line + self.client.forwarded + req.suffix

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from kexpose.proxy.dataplane._jwks import RemoteKeySet
@@ -55,7 +56,7 @@ from kexpose.proxy.settings import DataPlaneSettings
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._exchange import Exchange
 
-__all__ = ["EdgeGuard", "rewrite_head"]
+__all__ = ["EdgeGuard", "HeadRewrite"]
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,38 @@ def _authorization(fields: bytes) -> bytes | None:
     return found[0].rstrip(b" \t") if len(found) == 1 else None
 
 
-def rewrite_head(prefix: bytes, modifier: HeaderModifier) -> bytes:
-    """A forwarded head's request line and fields with ``modifier`` applied."""
-    line_end = prefix.find(b"\r\n")
-    if line_end < 0:
-        return prefix + modify_fields(b"", (modifier,))
-    return prefix[:line_end] + modify_fields(prefix[line_end:], (modifier,))
+@dataclass(frozen=True, slots=True)
+class HeadRewrite:
+    """The upstream header changes of one authentication outcome, ready to apply."""
+
+    modifier: HeaderModifier
+    needles: tuple[bytes, ...]
+    """``\\r\\n<name>:`` for every name set or removed, lower case."""
+    lines: bytes
+    """The header lines added."""
+
+    @classmethod
+    def of(cls, modifier: HeaderModifier) -> HeadRewrite:
+        names = [n.lower() for n, _ in modifier.set] + list(modifier.remove)
+        added = (*modifier.set, *modifier.add)
+        return cls(
+            modifier,
+            tuple(b"\r\n%b:" % n.encode("latin-1") for n in names),
+            b"".join(b"\r\n%b: %b" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in added),
+        )
+
+    def apply(self, prefix: bytes) -> bytes:
+        """A forwarded head's request line and fields with the changes applied."""
+        if self.needles:
+            low = prefix.lower()
+            if any(needle in low for needle in self.needles):
+                line_end = prefix.find(b"\r\n")
+                if line_end < 0:
+                    return prefix + modify_fields(b"", (self.modifier,))
+                return prefix[:line_end] + modify_fields(prefix[line_end:], (self.modifier,))
+        # The usual case: the client sent none of the names (llhttp refuses whitespace before
+        # the colon, so the search is exact); the new lines are appended as they are.
+        return prefix + self.lines
 
 
 def _identity_headers(auth: EdgeAuth) -> tuple[str, ...]:
@@ -103,7 +130,9 @@ class EdgeGuard:
         self.client = SubrequestClient()
         self._verifying: dict[bytes, asyncio.Future[bool]] = {}
         self._remote: dict[str, RemoteKeySet] = {}
-        self._answers: dict[bytes, tuple[float, HeaderModifier]] = {}
+        self._answers: dict[bytes, tuple[float, HeadRewrite]] = {}
+        self._users: dict[str, HeadRewrite] = {}
+        """User -> its ``X-Forwarded-User`` change, made once per user."""
         self.clock: Callable[[], float] = time.monotonic
         """Key-set ages and cached forward answers (tests move it instead of sleeping)."""
 
@@ -131,7 +160,7 @@ class EdgeGuard:
         if auth.exempt and is_exempt(req.path, auth.exempt):
             names = _identity_headers(auth)
             if names:
-                ex.auth_headers = HeaderModifier(remove=names)
+                ex.auth_headers = HeadRewrite.of(HeaderModifier(remove=names))
             proceed()
             return
         if isinstance(mechanism, BasicAuth):
@@ -177,8 +206,14 @@ class EdgeGuard:
         pending.add_done_callback(verified)
 
     def _pass_user(self, ex: Exchange, user: str, proceed: Callable[[], None]) -> None:
-        value = user.encode("utf-8").decode("latin-1")
-        ex.auth_headers = HeaderModifier(set=((_USER_HEADER, value),))
+        rewrite = self._users.get(user)
+        if rewrite is None:
+            if len(self._users) >= _FORWARD_CACHE_MAX:
+                self._users.clear()
+            value = user.encode("utf-8").decode("latin-1")
+            rewrite = HeadRewrite.of(HeaderModifier(set=((_USER_HEADER, value),)))
+            self._users[user] = rewrite
+        ex.auth_headers = rewrite
         proceed()
 
     def _challenge(self, ex: Exchange, auth: BasicAuth, why: str) -> None:
@@ -258,7 +293,8 @@ class EdgeGuard:
             return
         names = tuple(h.lower() for _, h in auth.claim_headers)
         if names:
-            ex.auth_headers = HeaderModifier(set=claim_values(auth, verdict.claims), remove=names)
+            modifier = HeaderModifier(set=claim_values(auth, verdict.claims), remove=names)
+            ex.auth_headers = HeadRewrite.of(modifier)
         proceed()
 
     # --- forward ------------------------------------------------------------------------------
@@ -313,11 +349,12 @@ class EdgeGuard:
                 ex.error = f"forward auth {auth.url} answered {answer.status}"
                 _deny(ex, outcome, answer)
                 return
+            rewrite = HeadRewrite.of(outcome)
             if cache_key:
                 if len(self._answers) >= _FORWARD_CACHE_MAX:
                     del self._answers[next(iter(self._answers))]
-                self._answers[cache_key] = (self.clock() + auth.cache_seconds, outcome)
-            ex.auth_headers = outcome
+                self._answers[cache_key] = (self.clock() + auth.cache_seconds, rewrite)
+            ex.auth_headers = rewrite
             proceed()
 
         client.plane.spawn(self._subrequest(auth, head), answered)

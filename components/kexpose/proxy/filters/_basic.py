@@ -11,9 +11,9 @@ Rules (edge-auth.md, "Basic"; ingress-nginx and Traefik ``basicAuth`` read the s
 - An unknown user costs what a known one does: its password is checked against another
   user's hash (and then refused), so the answer's timing does not tell which users exist.
   Comparisons of digests are constant-time (``hmac.compare_digest``, bcrypt's own).
-- A verified credential may be remembered (:class:`CredentialCache`): by an HMAC of the
-  Secret's fingerprint and the header value under a key made per process, so that the cache
-  holds no password, and a changed Secret (a new fingerprint) never reuses an old verdict.
+- A verified credential may be remembered (:class:`CredentialCache`): by a MAC (keyed BLAKE2b)
+  of the Secret's fingerprint and the header value under a key made per process, so that the
+  cache holds no password, and a changed Secret (a new fingerprint) never reuses an old verdict.
 """
 
 from __future__ import annotations
@@ -209,7 +209,9 @@ class CredentialCache:
         self._entries: dict[bytes, str] = {}
 
     def key(self, auth: BasicAuth, value: bytes) -> bytes:
-        return hmac.digest(self._key, auth.fingerprint + value, "sha256")
+        # Keyed BLAKE2b is a MAC (RFC 7693 §2.9) and about three times cheaper than HMAC-SHA-256
+        # per request; the fingerprint has a fixed length, so the input is unambiguous.
+        return hashlib.blake2b(auth.fingerprint + value, key=self._key, digest_size=32).digest()
 
     def get(self, key: bytes) -> str | None:
         return self._entries.get(key)
