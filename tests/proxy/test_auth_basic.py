@@ -66,3 +66,32 @@ async def test_basic_case_table(start_proxy: ProxyFactory, echo: Callable[..., A
         assert dict(seen)["authorization"] == headers["Authorization"]
     assert web.requests == 4
     await c.close()
+
+
+async def test_a_refused_request_body_never_reaches_the_backend(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    """A body sent with refused (or not yet checked) credentials is dropped, and the connection
+    serves the next request; with good credentials the body is forwarded whole."""
+    web = await echo("web")
+    proxy = await start_proxy()
+    proxy.load(
+        _basic_ingress(),
+        secret("users", {"auth": bcrypt_line("alice", "pw")}),
+        *backend_objects("web", [web]),
+    )
+    c = await proxy.client()
+    body = b"x" * 200_000
+    r = await c.request(
+        "POST", "/upload", body=body, headers={"Authorization": basic("alice", "no")}
+    )
+    assert r.status == 401
+    r = await c.request(
+        "POST", "/upload", body=body, headers={"Authorization": basic("alice", "pw")}
+    )
+    assert r.status == 200
+    assert r.json()["size"] == len(body)
+    r = await c.request("GET", "/", headers={"Authorization": basic("alice", "pw")})
+    assert r.status == 200
+    assert web.requests == 2
+    await c.close()

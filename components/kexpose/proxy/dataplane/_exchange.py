@@ -403,6 +403,14 @@ class Exchange:
         if self._counted:
             self._balancer.finished(self.endpoint)  # type: ignore[union-attr,arg-type]
         client = self.client
+        if self.pending is not None:
+            # Answered with part of the body buffered for an upstream it never reached (auth
+            # refused it while it arrived, connecting failed): drop it, and read on, so that
+            # the rest of the body is drained and the connection serves its next request.
+            self.pending = None
+            if self.pending_bytes > client.plane.settings.limits.high_water:
+                client.resume_reading_for_upstream()
+            self.pending_bytes = 0
         client.plane.record(self)
         client.exchange_done(self)
 
