@@ -65,6 +65,14 @@ async def test_basic_case_table(start_proxy: ProxyFactory, echo: Callable[..., A
         assert [v for k, v in seen if k == "x-forwarded-user"] == [user]
         assert dict(seen)["authorization"] == headers["Authorization"]
     assert web.requests == 4
+    # Two Authorization headers are ambiguous: refused, whichever one is good.
+    c.send(
+        b"GET / HTTP/1.1\r\nHost: app.example.com\r\nAuthorization: "
+        + basic("alice", "s3cret:with:colons").encode()
+        + b"\r\nAuthorization: Basic eA==\r\n\r\n"
+    )
+    assert (await c.response()).status == 401
+    assert web.requests == 4
     await c.close()
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
@@ -65,7 +66,10 @@ async def test_forward_case_table(
     spoof = {"X-Auth-User": "root", "X-Auth-Groups": "admins"}
     # 2xx: on to the backend with the listed headers copied, the client's removed.
     r = await c.request(
-        "POST", "/cart?id=7", headers={"X-Test": "ok", "Cookie": "c=1", **spoof}, body=b"item"
+        "POST",
+        "/cart?id=7",
+        headers={"X-Test": "ok", "Cookie": "c=1", "Expect": "100-continue", **spoof},
+        body=b"item",
     )
     assert r.status == 200
     seen = r.json()["headers"]
@@ -84,6 +88,7 @@ async def test_forward_case_table(
     assert sub.get("x-original-url") == "http://app.example.com/cart?id=7"
     assert sub.get("cookie") == "c=1"
     assert sub.get("content-length") is None
+    assert sub.get("expect") is None
     # A 2xx without the headers: the client's are still removed.
     r = await c.request("GET", "/", headers={"X-Test": "ok-bare", **spoof})
     assert r.status == 200
@@ -185,3 +190,30 @@ async def test_forward_answers_cached_only_when_asked(
     assert (await c.request("GET", "/", headers={"Authorization": "Bearer a"})).status == 200
     assert len(auth_server.seen) == 9
     await c.close()
+
+
+async def test_a_malformed_auth_answer_is_a_500(
+    start_proxy: ProxyFactory, echo: Callable[..., Any]
+) -> None:
+    """An answer that is not HTTP is still an answer: 500, like any other unusable one."""
+    web = await echo("web")
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.4", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        proxy = await start_proxy()
+        proxy.load(_forward_ingress(f"http://127.0.0.4:{port}/"), *backend_objects("web", [web]))
+        c = await proxy.client()
+        r = await c.request("GET", "/", headers={"Expect": "100-continue"})
+        assert r.status == 500
+        await c.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert web.requests == 0

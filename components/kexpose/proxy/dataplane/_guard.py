@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, Final
 
 from kexpose.proxy.dataplane._jwks import RemoteKeySet
 from kexpose.proxy.dataplane._messages import modify_fields, status_line
-from kexpose.proxy.dataplane._subrequest import Answer, SubrequestClient, SubrequestError
+from kexpose.proxy.dataplane._subrequest import (
+    Answer,
+    BadAnswerError,
+    SubrequestClient,
+    SubrequestError,
+)
 from kexpose.proxy.filters import (
     BasicAuth,
     CredentialCache,
@@ -339,7 +344,8 @@ class EdgeGuard:
             exc = task.exception()
             if exc is not None:
                 ex.error = f"forward auth {auth.url}: {exc or type(exc).__name__}"
-                ex.respond(503)  # unreachable or too slow (edge-auth.md)
+                # An answer we cannot use is an answer (500); none at all, or too late, is 503.
+                ex.respond(500 if isinstance(exc, BadAnswerError) else 503)
                 return
             answer = task.result()
             outcome = forward_outcome(

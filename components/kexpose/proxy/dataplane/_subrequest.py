@@ -18,7 +18,7 @@ from httptools import HttpParserError, HttpResponseParser
 
 from kexpose.proxy.errors import ProxyError
 
-__all__ = ["Answer", "SubrequestClient", "SubrequestError"]
+__all__ = ["Answer", "BadAnswerError", "SubrequestClient", "SubrequestError"]
 
 #: Largest answer body read (an auth service's error page, a JWK Set); more is an error.
 MAX_BODY: Final = 1024 * 1024
@@ -29,7 +29,11 @@ Origin = tuple[str, str, int]
 
 
 class SubrequestError(ProxyError):
-    """The server could not be reached or sent no usable answer."""
+    """The server could not be reached or did not answer."""
+
+
+class BadAnswerError(SubrequestError):
+    """The server answered, but not with a usable HTTP/1.1 response (malformed, too large)."""
 
 
 @dataclass(slots=True)
@@ -62,7 +66,7 @@ class _Reader:
     def on_body(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > MAX_BODY:
-            raise SubrequestError(f"answer body over {MAX_BODY} bytes")
+            raise BadAnswerError(f"answer body over {MAX_BODY} bytes")
         self._body.append(data)
 
     def on_message_complete(self) -> None:
@@ -129,7 +133,7 @@ class SubrequestClient:
                 try:
                     parser.feed_data(data)
                 except HttpParserError as exc:
-                    raise SubrequestError(f"malformed answer: {exc}") from exc
+                    raise BadAnswerError(f"malformed answer: {exc}") from exc
             keep = reading.keep_alive
             return reading.answer
         except OSError as exc:

@@ -41,11 +41,11 @@ __all__ = [
 #: Seconds the auth service has to answer (``kexpose.dev/auth-timeout`` overrides it).
 DEFAULT_TIMEOUT: Final = 5.0
 
-#: Client headers never passed to the auth service: framing, ``Host`` (replaced by the auth
-#: service's), and the ones we set ourselves.
+#: Client headers never passed to the auth service: framing (and ``Expect``: the subrequest has
+#: no body to continue with), ``Host`` (replaced by the auth service's), and the ones we set.
 _SUBREQUEST_DROP: Final = re.compile(
-    rb"\r\n(?:content-length|transfer-encoding|host|x-forwarded-(?:method|proto|host|uri|for)"
-    rb"|x-original-url)[ \t]*:[^\r]*",
+    rb"\r\n(?:content-length|transfer-encoding|expect|host"
+    rb"|x-forwarded-(?:method|proto|host|uri|for)|x-original-url)[ \t]*:[^\r]*",
     re.IGNORECASE,
 )
 #: Headers of a 401/403 answer the client gets.
