@@ -18,13 +18,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from ipaddress import ip_network
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 import bcrypt
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from kexpose.model.base import DNSLabel, Frozen, Problems
+
+if TYPE_CHECKING:
+    from kexpose.model.app import AppSpec
 
 __all__ = [
     "AUTH_ANNOTATION_PREFIX",
@@ -34,6 +37,7 @@ __all__ = [
     "auth_annotations",
     "auth_secret_name",
     "htpasswd_line",
+    "traefik_auth_problem",
 ]
 
 AUTH_ANNOTATION_PREFIX: Final = "kexpose.dev/"
@@ -187,3 +191,24 @@ def htpasswd_line(user: str, password: str, *, scope: str, cost: int = BCRYPT_CO
     # carries 2 spare bits that bcrypt ignores.
     salt = b"$2b$%02d$%b" % (cost, salt_text)
     return f"{user}:{bcrypt.hashpw(password.encode(), salt).decode()}"
+
+
+def traefik_auth_problem(app: AppSpec) -> tuple[str, str] | None:
+    """Why an app served by the stack's Traefik cannot have its auth: ``(field, message)``.
+
+    Traefik reads none of the ``kexpose.dev`` annotations, so the app would be served without
+    authentication; refusing it is failing closed. (Traefik's Middlewares would carry basic and
+    forward auth and an IP allow-list; its open-source edition has no JWT middleware at all.)
+    """
+    if app.auth is not None and app.auth.type == "jwt":
+        return "auth", (
+            "type jwt cannot be enforced by a Traefik controller: Traefik's open-source edition "
+            "has no JWT middleware; serve this app with a kexpose controller"
+        )
+    if app.auth is not None or app.allow_source_ranges:
+        field = "auth" if app.auth is not None else "allowSourceRanges"
+        return field, (
+            "is enforced by kexpose-proxy only; the stack's Traefik controller would serve the "
+            "app without it (Traefik Middlewares are not generated yet); use a kexpose controller"
+        )
+    return None
