@@ -18,8 +18,10 @@ from typing import Any, Literal, Protocol, TypeAlias, TypedDict, cast
 from kexpose.proxy.errors import KubeError, ProxyConfigError, WatchGoneError
 from kexpose.proxy.routes import (
     CLUSTER_SCOPED,
+    EXTENSION_KINDS,
     GATEWAY_KINDS,
     KINDS,
+    ExtensionKind,
     GatewayKind,
     Kind,
     LoadBalancerIngress,
@@ -66,7 +68,7 @@ class Lease(TypedDict, total=False):
 
 
 #: Every kind the control plane may watch: the Ingress kinds, and the Gateway API ones.
-AnyKind: TypeAlias = Kind | GatewayKind
+AnyKind: TypeAlias = Kind | GatewayKind | ExtensionKind
 
 
 class KubeApi(Protocol):
@@ -248,6 +250,7 @@ _PLURALS: Mapping[str, str] = {
     "HTTPRoute": "httproutes",
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
+    "EdgeAuth": "edgeauths",
 }
 
 
@@ -309,6 +312,7 @@ def _raw(obj: Any, kind: AnyKind) -> RawObject:
 _API_VERSIONS: Mapping[str, str] = {
     **{str(kind): version for kind, version in KINDS.items()},
     **{str(kind): versions[0] for kind, versions in GATEWAY_KINDS.items()},
+    **{str(kind): versions[0] for kind, versions in EXTENSION_KINDS.items()},
 }
 
 

@@ -38,6 +38,7 @@ from kexpose.proxy.routes._gwtable import (
 )
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
+    ExtensionKind,
     GatewayKind,
     Ingress,
     IngressClass,
@@ -50,6 +51,7 @@ from kexpose.proxy.routes._kube import (
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
 from kexpose.proxy.routes._objects import (
     CLUSTER_SCOPED,
+    EXTENSION_KINDS,
     GATEWAY_KINDS,
     KINDS,
     Key,
@@ -72,6 +74,7 @@ from kexpose.proxy.routes._table import (
 
 __all__ = [
     "CLUSTER_SCOPED",
+    "EXTENSION_KINDS",
     "GATEWAY_GROUP",
     "GATEWAY_KINDS",
     "KINDS",
@@ -88,6 +91,7 @@ __all__ = [
     "Cors",
     "Endpoint",
     "EndpointSlice",
+    "ExtensionKind",
     "GatewayHost",
     "GatewayKind",
     "GatewayListener",

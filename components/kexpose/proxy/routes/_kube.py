@@ -17,6 +17,7 @@ __all__ = [
     "EndpointConditions",
     "EndpointPort",
     "EndpointSlice",
+    "ExtensionKind",
     "GatewayKind",
     "Ingress",
     "IngressBackend",
@@ -46,6 +47,8 @@ Kind = Literal["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret"]
 #: The Gateway API kinds (and Namespaces, whose labels ``allowedRoutes`` selectors read), read
 #: when the proxy also serves the Gateway API.
 GatewayKind = Literal["GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"]
+#: kexpose's own kinds, read with the Gateway API: ``EdgeAuth`` (edge-auth.md, "Gateway API").
+ExtensionKind = Literal["EdgeAuth"]
 
 
 class ObjectMeta(TypedDict, total=False):

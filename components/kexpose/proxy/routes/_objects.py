@@ -12,6 +12,7 @@ from typing import Final, cast
 
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
+    ExtensionKind,
     GatewayKind,
     Ingress,
     IngressClass,
@@ -59,11 +60,13 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
 }
 #: kexpose's own kinds, read from manifests (static mode): ``EdgeAuth``, which an HTTPRoute's
 #: ``ExtensionRef`` filter names for edge authentication (edge-auth.md, "Gateway API").
-EXTENSION_KINDS: Final[Mapping[str, tuple[str, ...]]] = {"EdgeAuth": ("kexpose.dev/v1alpha1",)}
+EXTENSION_KINDS: Final[Mapping[ExtensionKind, tuple[str, ...]]] = {
+    "EdgeAuth": ("kexpose.dev/v1alpha1",)
+}
 _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): (api,) for kind, api in KINDS.items()},
     **{str(kind): apis for kind, apis in GATEWAY_KINDS.items()},
-    **EXTENSION_KINDS,
+    **{str(kind): apis for kind, apis in EXTENSION_KINDS.items()},
 }
 #: Cluster-scoped kinds: keyed ``("", name)``.
 CLUSTER_SCOPED: Final = frozenset({"IngressClass", "GatewayClass", "Namespace"})
@@ -203,7 +206,9 @@ class ObjectSet:
         return cls._of(by_kind)
 
     @classmethod
-    def of_kinds(cls, by_kind: Mapping[Kind | GatewayKind, Mapping[Key, RawObject]]) -> ObjectSet:
+    def of_kinds(
+        cls, by_kind: Mapping[Kind | GatewayKind | ExtensionKind, Mapping[Key, RawObject]]
+    ) -> ObjectSet:
         """A set from per-kind caches (the control plane's stores)."""
         full: dict[str, Mapping[Key, RawObject]] = {kind: {} for kind in _READ}
         for kind, objects in by_kind.items():
