@@ -19,8 +19,6 @@ from kexpose.proxy.errors import KubeError
 from kexpose.proxy.filters import BasicAuth
 from kexpose.proxy.routes import RouteTable
 
-pytestmark = pytest.mark.asyncio
-
 EDGE_AUTH = {
     "apiVersion": "kexpose.dev/v1alpha1",
     "kind": "EdgeAuth",
@@ -38,6 +36,7 @@ def _rule_auth(table: RouteTable) -> Any:
     return None
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("status", [404, 403])
 async def test_edge_auth_is_watched_and_optional(running: Callable[..., Any], status: int) -> None:
     lists = objects()
@@ -65,3 +64,22 @@ async def test_edge_auth_is_watched_and_optional(running: Callable[..., Any], st
     assert auth.problem == ""
     assert max(rec.sleeps) == 30.0
     assert ("watch", "EdgeAuth", "30") in api.calls
+
+
+def test_a_kind_the_api_server_does_not_serve_is_a_404() -> None:
+    """The API server answers an unknown group with a plain-text 404 that lightkube cannot read
+    as a Status; the status code must still reach the control plane (found in a real cluster)."""
+    import httpx2
+
+    from kexpose.proxy.control.kubeapi import _wrap
+
+    url = "https://127.0.0.1:6443/apis/kexpose.dev/v1alpha1/edgeauths"
+    error = httpx2.HTTPStatusError(
+        "Client error '404 Not Found'",
+        request=httpx2.Request("GET", url),
+        response=httpx2.Response(404, text="404 page not found"),
+    )
+    wrapped = _wrap(error, "list EdgeAuth")
+    assert wrapped.status == 404
+    assert "list EdgeAuth" in str(wrapped)
+    assert _wrap(RuntimeError("boom"), "list EdgeAuth").status is None

@@ -328,4 +328,9 @@ def _wrap(exc: Exception, doing: str) -> KubeError:
         return KubeError(f"{doing}: {message} ({code})", status=code)
     if isinstance(exc, KubeError):
         return exc
-    return KubeError(f"{doing}: {type(exc).__name__}: {exc}")
+    # A 404 for a resource the API server does not serve at all (a CRD not installed) comes
+    # with a plain-text body, which lightkube cannot read as a Status: httpx's error remains.
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    status = code if isinstance(code, int) else None
+    return KubeError(f"{doing}: {type(exc).__name__}: {exc}", status=status)
