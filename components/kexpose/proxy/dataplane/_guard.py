@@ -313,9 +313,10 @@ class EdgeGuard:
             fields = req.fields
             cookie = b"\0".join(_COOKIE.findall(fields))
             authorization = b"\0".join(_AUTHORIZATION.findall(fields))
-            cache_key = hashlib.sha256(
-                b"%b\0%b\0%b" % (auth.url.encode(), authorization, cookie)
-            ).digest()
+            # The settings that shape an outcome are part of the key: a changed list of copied
+            # headers (or URL) never reuses an answer cached under the old one.
+            settings = f"{auth.url}\0{','.join(auth.response_headers)}".encode()
+            cache_key = hashlib.sha256(b"%b\0%b\0%b" % (settings, authorization, cookie)).digest()
             hit = self._answers.get(cache_key)
             if hit is not None:
                 if hit[0] > self.clock():
