@@ -170,7 +170,6 @@ class TokenVerdict:
     why: str = ""
     unknown_kid: bool = False
     """The token names a ``kid`` no key has (a remote set may have rotated)."""
-    expires: float = 0.0
 
 
 def _fits(key: Jwk, alg: str) -> bool:
@@ -254,7 +253,7 @@ def verify_token(token: str, auth: JwtAuth, keys: Sequence[Jwk], *, now: float) 
     why = check_claims(claims, auth, now=now)
     if why:
         return TokenVerdict(None, why)
-    return TokenVerdict(claims, expires=float(cast("float", claims["exp"])))
+    return TokenVerdict(claims)
 
 
 def _number(value: object) -> bool:
