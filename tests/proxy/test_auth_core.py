@@ -341,3 +341,45 @@ def test_invalid_settings_never_quote_secret_material() -> None:
     assert made.problem == ""
     assert found
     assert not any("sekrit" in f for f in found)
+
+
+def test_route_tables_with_auth_reach_workers(keys: Keys) -> None:
+    """``--workers`` get the route table pickled: every mechanism must survive the trip (the
+    ``cryptography`` key objects of a JWK Set cannot be pickled themselves)."""
+    import pickle
+
+    from tests.proxy.objects import ingress, ingress_class, path, rule
+
+    from kexpose.defaults import CONTROLLER_NAME
+    from kexpose.proxy.routes import Claim, ObjectSet, build_table
+
+    def web(name: str, notes: dict[str, str]) -> Any:
+        return ingress(name, rule(f"{name}.example", path("/", "web")), annotations=notes)
+
+    docs = [
+        ingress_class(),
+        web("basic", {f"{AUTH}auth-type": "basic", f"{AUTH}auth-secret": "users"}),
+        web("jwt", {f"{AUTH}auth-type": "jwt", f"{AUTH}auth-jwks-secret": "keys"}),
+        web("fwd", {f"{AUTH}auth-type": "forward", f"{AUTH}auth-url": "http://auth/"}),
+        web("ranges", {f"{AUTH}allow-source-ranges": "10.0.0.0/8"}),
+        secret("users", {"auth": bcrypt_line("alice", "pw")}),
+        secret("keys", {"jwks.json": jwks(keys.jwk("rsa", "k1"), keys.jwk("oct", "h1"))}),
+    ]
+    objects, problems = ObjectSet.from_documents(docs)
+    assert not problems
+    table = build_table(objects, claim=Claim(CONTROLLER_NAME, ingress_class="kexpose"))
+    copied = pickle.loads(pickle.dumps(table))  # noqa: S301 - our own bytes, as workers do
+    route = copied.route("jwt.example", "/")
+    assert route is not None
+    assert route.auth is not None
+    jwt_auth = route.auth.mechanism
+    assert isinstance(jwt_auth, JwtAuth)
+    token = keys.token("rsa", {"exp": 2_000_000_000}, alg="RS256")
+    assert verify_token(token, jwt_auth, jwt_auth.keys, now=1_000_000_000).claims is not None
+    hmac_token = keys.token("oct", {"exp": 2_000_000_000}, alg="HS256", kid="h1")
+    assert verify_token(hmac_token, jwt_auth, jwt_auth.keys, now=1_000_000_000).claims
+    basic_route = copied.route("basic.example", "/")
+    assert basic_route is not None
+    assert basic_route.auth is not None
+    assert isinstance(basic_route.auth.mechanism, BasicAuth)
+    assert check_password(basic_route.auth.mechanism, "alice", b"pw")

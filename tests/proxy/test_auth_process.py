@@ -5,6 +5,7 @@ name the problem but never a credential."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.proxy import process
-from tests.proxy.auth_servers import AUTH, basic, bcrypt_line, secret
+from tests.proxy.auth_servers import AUTH, Keys, basic, bcrypt_line, jwks, secret
 from tests.proxy.backends import Client, EchoBackend
 from tests.proxy.conftest import backend_objects
 from tests.proxy.objects import ingress, ingress_class, path, rule
@@ -108,3 +109,41 @@ async def test_static_mode_trusted_proxies_and_a_secret_changed_under_load(
     assert "first-pass" not in logs
     assert "second-pass" not in logs
     assert "$2" not in logs
+
+
+async def test_workers_enforce_jwt_from_a_secret(tmp_path: Path, echo: Callable[..., Any]) -> None:
+    """With ``--workers`` the table is pickled to each worker: its key set must arrive usable."""
+    web = await echo("web")
+    keys = Keys.make()
+    notes = {f"{AUTH}auth-type": "jwt", f"{AUTH}auth-jwks-secret": "keys"}
+    docs = [
+        ingress_class(),
+        ingress("web", rule(None, path("/", "web")), annotations=notes),
+        *backend_objects("web", [web]),
+        secret("keys", {"jwks.json": jwks(keys.jwk("rsa", "k1"))}),
+    ]
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "app.yaml").write_text(yaml.safe_dump_all(docs))
+    proxy = process.start(
+        ["kexpose-proxy", "--manifests", str(folder), "--no-access-log", "--workers", "2"],
+        tmp_path,
+    )
+    try:
+        await proxy.wait_ready()
+        good = keys.token("rsa", {"exp": int(time.time()) + 60}, alg="RS256")
+        bad = keys.token("rsa", {"exp": int(time.time()) - 600}, alg="RS256")
+        for _ in range(6):  # new connections, so that both workers take some
+            c = await Client.connect(("127.0.0.1", proxy.http))
+            assert (
+                await c.request("GET", "/", headers={"Authorization": f"Bearer {good}"})
+            ).status == 200
+            assert (
+                await c.request("GET", "/", headers={"Authorization": f"Bearer {bad}"})
+            ).status == 401
+            await c.close()
+        proxy.terminate()
+        assert await proxy.wait_exit() == 0
+    finally:
+        proxy.kill()
+    assert web.requests == 6

@@ -71,6 +71,19 @@ class Jwk:
     crv: str | None
     key: object = field(repr=False)
     """What PyJWT verifies with: a ``cryptography`` public key, or bytes for ``oct``."""
+    source: str = field(default="", repr=False)
+    """The JWK as JSON: ``cryptography`` keys cannot be pickled, and route tables are pickled
+    to ``--workers``, so a key travels as its JWK and is read again on arrival."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (_jwk_from_source, (self.source,))
+
+
+def _jwk_from_source(source: str) -> Jwk:
+    made = _jwk(json.loads(source))
+    if isinstance(made, str):  # it was read once already; only a changed library could fail
+        raise ValueError(f"a JWK that was read before cannot be read again: {made}")
+    return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +156,7 @@ def _jwk(raw: object) -> Jwk | str:
         str(alg) if alg else None,
         crv if isinstance(crv, str) else None,
         key,
+        json.dumps(jwk_data, sort_keys=True),
     )
 
 
