@@ -157,6 +157,7 @@ async def test_bad_configuration_fails_closed(
     assert len(problems) == 1, proxy.plane.table.problems
     assert named in problems[0]
     assert "503" in problems[0]
+    assert "annotation kexpose.dev/" in problems[0]  # the object and the annotation, named
     c = await proxy.client()
     r = await c.request("GET", "/", headers={"Authorization": basic("alice", "pw")})
     assert r.status == 503

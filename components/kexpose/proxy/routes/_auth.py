@@ -203,13 +203,15 @@ def _secret(settings: Settings, name: str, secrets: Mapping[Key, Secret]) -> tup
     return f"{key[0]}/{key[1]}", found
 
 
-def _secret_data(label: str, secret: Secret) -> dict[str, str]:
+def _secret_data(where: str, label: str, secret: Secret) -> dict[str, str]:
     data: dict[str, str] = {}
     for name, value in (secret.get("data") or {}).items():
         try:
             data[name] = base64.b64decode(value, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise _SettingError(f"Secret {label}: data.{name} is not base64-encoded text") from None
+            raise _SettingError(
+                f"{where}: Secret {label} data.{name} is not base64-encoded text"
+            ) from None
     data.update(secret.get("stringData") or {})
     return data
 
@@ -217,7 +219,8 @@ def _secret_data(label: str, secret: Secret) -> dict[str, str]:
 def _basic(settings: Settings, secrets: Mapping[Key, Secret], notes: list[str]) -> BasicAuth:
     realm = _realm(settings)
     label, secret = _secret(settings, "auth-secret", secrets)
-    data = _secret_data(label, secret)
+    where = settings.field_name(AUTH_PREFIX + "auth-secret")
+    data = _secret_data(where, label, secret)
     if "auth" in data:
         users, skipped = parse_htpasswd(data["auth"])
         notes.extend(f"{settings.source}: Secret {label} key auth: {s}; ignored" for s in skipped)
@@ -225,12 +228,12 @@ def _basic(settings: Settings, secrets: Mapping[Key, Secret], notes: list[str]) 
         username, password = data.get("username"), data.get("password")
         if not username or password is None:
             raise _SettingError(
-                f"Secret {label} (kubernetes.io/basic-auth) has no username or password"
+                f"{where}: Secret {label} (kubernetes.io/basic-auth) has no username or password"
             )
         users = {username: plain_credential(password)}
     else:
         raise _SettingError(
-            f"Secret {label} has no auth key (an htpasswd file) and is not of type "
+            f"{where}: Secret {label} has no auth key (an htpasswd file) and is not of type "
             "kubernetes.io/basic-auth"
         )
     digest = hashlib.sha256(repr(sorted(data.items())).encode()).digest()
@@ -331,12 +334,13 @@ def _jwt(settings: Settings, secrets: Mapping[Key, Secret], notes: list[str]) ->
         basis += url[0]
     else:
         label, secret = _secret(settings, "auth-jwks-secret", secrets)
-        text = _secret_data(label, secret).get("jwks.json")
+        where = settings.field_name(AUTH_PREFIX + "auth-jwks-secret")
+        text = _secret_data(where, label, secret).get("jwks.json")
         if text is None:
-            raise _SettingError(f"Secret {label} has no jwks.json key")
+            raise _SettingError(f"{where}: Secret {label} has no jwks.json key")
         parsed = parse_jwks(text)
         if isinstance(parsed, str):
-            raise _SettingError(f"Secret {label} key jwks.json {parsed}")
+            raise _SettingError(f"{where}: Secret {label} key jwks.json {parsed}")
         keys, skipped = parsed
         notes.extend(f"{settings.source}: Secret {label} jwks.json {s}" for s in skipped)
         basis += text
