@@ -383,3 +383,18 @@ def test_route_tables_with_auth_reach_workers(keys: Keys) -> None:
     assert basic_route.auth is not None
     assert isinstance(basic_route.auth.mechanism, BasicAuth)
     assert check_password(basic_route.auth.mechanism, "alice", b"pw")
+
+
+def test_a_cached_verdict_checks_the_times_again(keys: Keys) -> None:
+    parsed = parse_jwks(jwks(keys.jwk("rsa", "k1")))
+    assert not isinstance(parsed, str)
+    key_set, _ = parsed
+    auth = JwtAuth("r", key_set)
+    now = 1_000_000.0
+    token = keys.token("rsa", {"exp": now + 10, "nbf": now - 5}, alg="RS256")
+    verdict = verify_token(token, auth, key_set, now=now)
+    assert verdict.claims is not None
+    assert verdict.at(now + 69) is verdict
+    assert verdict.at(now + 71).why == "expired"
+    assert verdict.at(now - 64) is verdict  # nbf - 5 - 60 s of skew
+    assert verdict.at(now - 66).why == "not yet valid"

@@ -45,7 +45,6 @@ from kexpose.proxy.filters import (
     TokenVerdict,
     basic_credentials,
     bearer_token,
-    check_claims,
     check_password,
     claim_values,
     client_address,
@@ -279,11 +278,10 @@ class EdgeGuard:
     def _verify(
         self, auth: JwtAuth, keys: tuple[Jwk, ...], keys_id: bytes, token: str, now: float
     ) -> TokenVerdict:
-        namespace = auth.fingerprint + keys_id
+        namespace = auth.fingerprint + keys_id if keys_id else auth.fingerprint
         cached = self.tokens.get(namespace, token)
-        if cached is not None and cached.claims is not None:
-            why = check_claims(cached.claims, auth, now=now)  # times move on: check again
-            return cached if not why else TokenVerdict(None, why)
+        if cached is not None:
+            return cached.at(now)  # issuer and audience held; times move on: check them again
         verdict = verify_token(token, auth, keys, now=now)
         if verdict.claims is not None:
             self.tokens.put(namespace, token, verdict)

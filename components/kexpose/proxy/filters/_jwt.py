@@ -184,6 +184,18 @@ class TokenVerdict:
     why: str = ""
     unknown_kid: bool = False
     """The token names a ``kid`` no key has (a remote set may have rotated)."""
+    valid_from: float = float("-inf")
+    """``nbf`` less the clock skew: a cached verdict is checked against these two only."""
+    valid_until: float = float("inf")
+    """``exp`` plus the clock skew."""
+
+    def at(self, now: float) -> TokenVerdict:
+        """This (cached, valid) verdict at time ``now``: itself, or why it no longer holds."""
+        if now > self.valid_until:
+            return TokenVerdict(None, "expired")
+        if now < self.valid_from:
+            return TokenVerdict(None, "not yet valid")
+        return self
 
 
 def _fits(key: Jwk, alg: str) -> bool:
@@ -267,7 +279,12 @@ def verify_token(token: str, auth: JwtAuth, keys: Sequence[Jwk], *, now: float) 
     why = check_claims(claims, auth, now=now)
     if why:
         return TokenVerdict(None, why)
-    return TokenVerdict(claims)
+    nbf = claims.get("nbf")
+    return TokenVerdict(
+        claims,
+        valid_from=float(cast("float", nbf)) - CLOCK_SKEW if nbf is not None else float("-inf"),
+        valid_until=float(cast("float", claims["exp"])) + CLOCK_SKEW,
+    )
 
 
 def _number(value: object) -> bool:
