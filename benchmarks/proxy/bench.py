@@ -278,9 +278,20 @@ def main() -> None:
         type=Path,
         help="another source tree whose kexpose-proxy runs beside this one (before/after)",
     )
+    ap.add_argument(
+        "--auth",
+        action="store_true",
+        help="measure edge auth against the same route without it instead (auth_bench.py)",
+    )
     args = ap.parse_args()
     nginx, wrk_bin = need("nginx", args.install), need("wrk", args.install)
     kexpose = str(Path(sys.executable).with_name("kexpose-proxy"))
+    if args.auth:
+        sys.path.insert(0, str(REPO))
+        from benchmarks.proxy.auth_bench import run_auth
+
+        run_auth(args, nginx=nginx, wrk_bin=wrk_bin, kexpose=kexpose)
+        return
     sys.path.insert(0, str(REPO / "components"))
     from kexpose.certs import self_signed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kexpose.manifests.auth import basic_auth_secret
 from kexpose.manifests.common import (
     Manifest,
     container_security,
@@ -20,6 +21,7 @@ from kexpose.manifests.common import (
     resources,
 )
 from kexpose.model import AppSpec, Backend, Deferred
+from kexpose.model.auth import auth_annotations
 
 __all__ = [
     "TlsMaterial",
@@ -172,6 +174,7 @@ def ingress(app: AppSpec, *, class_name: str) -> Manifest:
     if ing is None:
         raise ValueError(f"app {app.name} has no ingress")
     annotations: dict[str, Any] = dict(ing.annotations)
+    annotations.update(auth_annotations(app.name, app.auth, app.allow_source_ranges))
     spec: dict[str, Any] = {"ingressClassName": class_name}
     mode = app.tls.mode
     if mode not in (None, "none"):
@@ -235,7 +238,11 @@ def certificate(app: AppSpec) -> Manifest:
 
 
 def app_manifests(
-    app: AppSpec, *, class_name: str | None, tls: TlsMaterial | None = None
+    app: AppSpec,
+    *,
+    class_name: str | None,
+    tls: TlsMaterial | None = None,
+    htpasswd: str | Deferred | None = None,
 ) -> list[Manifest]:
     """Every object of one resolved app, in apply order.
 
@@ -255,6 +262,9 @@ def app_manifests(
         out.append(tls_secret(app, tls))
     elif mode == "cert-manager" and app.tls.via == "certificate":
         out.append(certificate(app))
+    if app.auth is not None and app.auth.users:
+        # ``htpasswd``: hashed at deployment from secret config; offline, a placeholder.
+        out.append(basic_auth_secret(app, htpasswd))
     if app.ingress is not None:
         if class_name is None:
             raise ValueError(f"app {app.name}: no ingress class")

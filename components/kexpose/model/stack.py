@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from kexpose.environment import Environment
 from kexpose.model.app import AppSpec
+from kexpose.model.auth import traefik_auth_problem
 from kexpose.model.base import Frozen, Problems
 from kexpose.model.controller import ControllerSpec
 
@@ -44,6 +45,11 @@ class StackSpec(Frozen):
         for i, app in enumerate(self.apps):
             if app.ingress is None:
                 continue
+            ctl = self.controller
+            if ctl is not None and ctl.kind == "traefik" and self.class_of(app) == ctl.class_name:
+                refused = traefik_auth_problem(app)  # auth the controller would not enforce
+                if refused is not None:
+                    problems.add(("apps", i, refused[0]), refused[1])
             if app.ingress.class_name is None and self.controller is None:
                 problems.add(
                     ("apps", i, "ingress", "className"),

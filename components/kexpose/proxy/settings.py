@@ -7,6 +7,7 @@ applications behave the same behind either controller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 __all__ = [
@@ -129,6 +130,10 @@ class DataPlaneSettings:
     https_redirect_port: int = 443
     """The port redirects point at: the Service's public HTTPS port, not the container's."""
     access_log: bool = True
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    """``--trusted-proxies``: peers whose ``X-Forwarded-For`` names the client for
+    ``kexpose.dev/allow-source-ranges`` (edge-auth.md). Empty, so a client's own header is
+    never believed unless the operator says which proxies front this one."""
     sweep_interval: float = 0.5
     """How often deadlines are checked. Timeouts fire up to this late; checking in one periodic
     pass is far cheaper per request than a timer per connection."""

@@ -13,8 +13,10 @@ from kexpose.errors import ConfigError
 from kexpose.hosts import covers
 from kexpose.manifests import TlsMaterial, app_manifests, tls_hosts, tls_secret_name
 from kexpose.model import AppSpec, Deferred
+from kexpose.model.auth import auth_secret_name
 from kexpose.plan import Planned
 from kexpose.policy.config import PolicyConfig
+from kexpose.resources.auth import basic_auth_users
 from kexpose.resources.kube import register
 from kexpose.resources.selfsigned import SelfSignedCertificate
 from kexpose.validation import check_plan, config_error_for, parse_stack
@@ -104,10 +106,18 @@ class ExposedApp(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         material = self._tls_material(name, app, child)
+        htpasswd = basic_auth_users(app)
         made: dict[str, pulumi.CustomResource] = {}
-        for manifest in app_manifests(app, class_name=class_name, tls=material):
+        manifests = app_manifests(app, class_name=class_name, tls=material, htpasswd=htpasswd)
+        for manifest in manifests:
             kind = manifest["kind"]
-            deps = [made[k] for k in ("Service", "Secret") if kind == "Ingress" and k in made]
+            if kind == "Secret" and manifest["metadata"]["name"] == auth_secret_name(app.name):
+                kind = "BasicAuth"  # the app's second Secret: its own resource name
+            deps = [
+                made[k]
+                for k in ("Service", "Secret", "BasicAuth")
+                if kind == "Ingress" and k in made
+            ]
             made[kind] = register(
                 manifest,
                 name=f"{name}-{kind.lower()}",

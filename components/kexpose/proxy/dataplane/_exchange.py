@@ -26,6 +26,7 @@ from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, Weigh
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._balancer import Balancer
+    from kexpose.proxy.dataplane._messages import HeadRewrite
     from kexpose.proxy.dataplane._roles import Downstream, UpstreamPool
     from kexpose.proxy.dataplane._upstream import Upstream
 
@@ -55,6 +56,8 @@ class Exchange:
     """The HTTPRoute rule that took the request (Gateway ports only)."""
     prefix: bytes | None = None
     """The request line and header lines to forward when a filter changed them."""
+    auth_headers: HeadRewrite | None = None
+    """Request header changes of edge authentication (``_guard``), applied last."""
     response_modifiers: tuple[HeaderModifier, ...] = ()
     """Response header changes of the rule and its backend (Gateway ports only)."""
     _timers: tuple[asyncio.TimerHandle, ...] = ()
@@ -120,6 +123,9 @@ class Exchange:
             self.respond(404)
             return
         self.route = route
+        if route.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane.guard.check(self, route.auth, lambda: self._dispatch(route))
+            return
         self._dispatch(route)
 
     def _start_gateway(self, table: RouteTable, key: tuple[str, int]) -> None:
@@ -151,13 +157,21 @@ class Exchange:
             self.error = rule.error
             self.respond(500)
             return
+        if rule.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane = self.client.plane
+            plane.guard.check(self, rule.auth, lambda: self._serve_rule(port.port, rule))
+            return
+        self._serve_rule(port.port, rule)
+
+    def _serve_rule(self, listener_port: int, rule: GatewayRule) -> None:
+        req = self.req
         preflight, cors_headers = cors(rule, req)
         if preflight is not None:
             self.respond(200, headers=preflight)  # answered here: a preflight never reaches
             return  # the backend (HTTPCORSFilter)
         if rule.redirect is not None:
             scheme = self.client.scheme.decode()
-            target = location(rule, req, scheme=scheme, listener_port=port.port)
+            target = location(rule, req, scheme=scheme, listener_port=listener_port)
             self.respond(rule.redirect.status, headers=((b"location", target),))
             return
         chosen = choose_backend(rule, random())  # noqa: S311 - traffic splitting, not secrets
@@ -316,6 +330,8 @@ class Exchange:
         if self.request_id is None:
             self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
         prefix = req.prefix if self.prefix is None else self.prefix
+        if self.auth_headers is not None:
+            prefix = self.auth_headers.apply(prefix)
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
             head = prefix + host + self._rid_line + self.client.forwarded + req.suffix
@@ -419,6 +435,14 @@ class Exchange:
         if self._counted:
             self._balancer.finished(self.endpoint)  # type: ignore[union-attr,arg-type]
         client = self.client
+        if self.pending is not None:
+            # Answered with part of the body buffered for an upstream it never reached (auth
+            # refused it while it arrived, connecting failed): drop it, and read on, so that
+            # the rest of the body is drained and the connection serves its next request.
+            self.pending = None
+            if self.pending_bytes > client.plane.settings.limits.high_water:
+                client.resume_reading_for_upstream()
+            self.pending_bytes = 0
         client.plane.record(self)
         client.exchange_done(self)
 

@@ -52,6 +52,7 @@ class StreamHost(Protocol):
     gateway: tuple[str, int] | None
     sni: str | None
     forwarded: bytes
+    peer: str
     peer_bytes: bytes
 
     def flush(self) -> None: ...
@@ -87,6 +88,7 @@ class Http2Stream:
         "exchange",
         "forwarded",
         "gateway",
+        "peer",
         "peer_bytes",
         "plane",
         "request_ended",
@@ -106,6 +108,7 @@ class Http2Stream:
         self.gateway = conn.gateway
         self.sni = conn.sni
         self.forwarded = conn.forwarded
+        self.peer = conn.peer
         self.peer_bytes = conn.peer_bytes
         self.upstream_deadline = 0.0
         self.upstream_reads = 0

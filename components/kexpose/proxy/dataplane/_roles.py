@@ -16,10 +16,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from kexpose.proxy.dataplane._balancer import Balancer
-from kexpose.proxy.dataplane._messages import RequestHead
+from kexpose.proxy.dataplane._messages import HeadRewrite, RequestHead
 from kexpose.proxy.dataplane._mirror import Mirrors
 from kexpose.proxy.dataplane._upstream import Pool, ResponseSink, Upstream
 from kexpose.proxy.dataplane._upstream_h2c import H2cPool
+from kexpose.proxy.filters import EdgeAuth
 from kexpose.proxy.ops.metrics import Metrics
 from kexpose.proxy.routes import Endpoint, Route, RouteTable, WeightedBackend
 from kexpose.proxy.settings import DataPlaneSettings
@@ -55,6 +56,8 @@ class Downstream(ResponseSink, Protocol):
     gateway: tuple[str, int] | None
     """``(gateway namespace/name, port)`` on a Gateway port; None: the Ingress listeners."""
     sni: str | None
+    peer: str
+    """The client's address as text (``--trusted-proxies`` decides what counts as the client)."""
     forwarded: bytes
     """The X-Forwarded-For/-Real-IP/-Proto/-Scheme header lines of this client."""
     peer_bytes: bytes
@@ -65,6 +68,32 @@ class Downstream(ResponseSink, Protocol):
 
     def exchange_done(self, ex: Finished) -> None: ...
     def waiting_for_upstream(self) -> None: ...
+
+
+class Guarded(Protocol):
+    """What edge authentication (``_guard``) needs of the exchange it checks: its request, and
+    a way to answer it (a challenge, a refusal) or to let it on with header changes."""
+
+    client: Downstream
+    req: RequestHead
+    status: int
+    error: str
+    keep_alive: bool
+    finished: bool
+    auth_headers: HeadRewrite | None
+
+    def respond(
+        self, status: int, *, close: bool = False, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None: ...
+
+    def response_complete(self) -> None: ...
+
+
+class Gate(Protocol):
+    """The edge-authentication step (``_guard.EdgeGuard``) as an exchange sees it: ``proceed``
+    runs when the request may go on; otherwise the gate answers it."""
+
+    def check(self, ex: Guarded, auth: EdgeAuth, proceed: Callable[[], None]) -> None: ...
 
 
 class Finished(Protocol):
@@ -103,6 +132,10 @@ class Plane(Protocol):
     pool: Pool
     h2c_pool: H2cPool
     mirrors: Mirrors
+
+    @property
+    def guard(self) -> Gate: ...
+
     metrics: Metrics
     closing: bool
     heads: dict[bytes, dict[bytes, RequestHead]]

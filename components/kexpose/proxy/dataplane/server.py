@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 from kexpose.certs import KeyPair
 from kexpose.proxy.dataplane._balancer import Balancer, refresh_balancers
 from kexpose.proxy.dataplane._downstream import ClientConnection
+from kexpose.proxy.dataplane._guard import EdgeGuard
 from kexpose.proxy.dataplane._messages import RequestHead
 from kexpose.proxy.dataplane._mirror import Mirrors
 from kexpose.proxy.dataplane._roles import Connection, Finished
@@ -102,6 +103,8 @@ class DataPlane:
         self.h2c_pool = H2cPool(self.loop, settings)
         self.mirrors = Mirrors()
         """Request mirrors' copies in flight and their counters (``_mirror``)."""
+        self.guard = EdgeGuard(settings)
+        """Edge authentication (``_guard``): its caches outlive table swaps."""
         self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
         """Per scheme: request head bytes -> its plan (see ``_downstream``)."""
         self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
@@ -409,5 +412,6 @@ class DataPlane:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pool.close_all()
         self.h2c_pool.close_all()
+        self.guard.close()
         if self.access_log is not None:
             self.access_log.flush()

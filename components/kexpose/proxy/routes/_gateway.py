@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from kexpose.proxy.routes._auth import extension_resolver
 from kexpose.proxy.routes._backends import Backend, resolve_backend
 from kexpose.proxy.routes._certificates import Certificate, CertificateMap, certificate_from_secret
 from kexpose.proxy.routes._frontend import (
@@ -216,6 +217,7 @@ class _Build:
     grants: Grants
     namespaces: Mapping[str, Mapping[str, str]]
     config_maps: Mapping[Key, Mapping[str, Any]] = field(default_factory=dict)
+    edge_auths: Mapping[Key, Mapping[str, Any]] = field(default_factory=dict)
     backends: dict[str, Backend] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -451,10 +453,18 @@ def build_gateway_table(
     address_problems: Mapping[Key, tuple[str, str]] | None = None,
     supported_features: tuple[str, ...] = SUPPORTED_FEATURES,
     config_maps: Mapping[Key, Mapping[str, Any]] | None = None,
+    edge_auths: Mapping[Key, Mapping[str, Any]] | None = None,
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
     build = _Build(
-        controller, services, slices, secrets, Grants(grants), namespaces, config_maps or {}
+        controller,
+        services,
+        slices,
+        secrets,
+        Grants(grants),
+        namespaces,
+        config_maps=config_maps or {},
+        edge_auths=edge_auths or {},
     )
     ours = our_classes(classes, controller)
     class_status = tuple(
@@ -565,7 +575,10 @@ def _attach_route(
     translated = None
     problem: RouteProblem | None = None
     try:
-        translated = translate_rules(route, label, build.resolver(namespace))
+        extensions = extension_resolver(
+            namespace, build.edge_auths, secrets=build.secrets, notes=build.problems
+        )
+        translated = translate_rules(route, label, build.resolver(namespace), extensions)
     except RouteProblem as exc:
         problem = exc
         build.problems.append(f"HTTPRoute {label}: {exc.message}")

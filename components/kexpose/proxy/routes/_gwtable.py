@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kexpose.proxy.filters import Cors, HeaderModifier, Redirect, Rewrite
+from kexpose.proxy.filters import Cors, EdgeAuth, HeaderModifier, Redirect, Rewrite
 from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._certificates import CertificateMap
 from kexpose.proxy.routes._frontend import ClientValidation
@@ -96,6 +96,8 @@ class GatewayRule:
     retry: Retry | None = None
     name: str | None = None
     """``HTTPRouteRule.name``."""
+    auth: EdgeAuth | None = None
+    """Edge authentication from an ``ExtensionRef`` to a kexpose ``EdgeAuth`` (``_auth``)."""
 
     @property
     def total_weight(self) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "EndpointConditions",
     "EndpointPort",
     "EndpointSlice",
+    "ExtensionKind",
     "GatewayKind",
     "Ingress",
     "IngressBackend",
@@ -48,6 +49,8 @@ Kind = Literal["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret"]
 GatewayKind = Literal[
     "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace", "ConfigMap"
 ]
+#: kexpose's own kinds, read with the Gateway API: ``EdgeAuth`` (edge-auth.md, "Gateway API").
+ExtensionKind = Literal["EdgeAuth"]
 
 
 class ObjectMeta(TypedDict, total=False):
