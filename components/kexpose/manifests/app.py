@@ -19,6 +19,7 @@ from kexpose.manifests.common import (
     probe,
     resources,
 )
+from kexpose.manifests.gateway import GatewayRef, PortLookup, http_routes, secret_grant
 from kexpose.model import AppSpec, Backend, Deferred
 
 __all__ = [
@@ -203,6 +204,18 @@ def ingress(app: AppSpec, *, class_name: str) -> Manifest:
     }
 
 
+def _own_ports(app: AppSpec, others: PortLookup | None) -> PortLookup:
+    def lookup(namespace: str, service: str, ref: int | str) -> int | None:
+        if (namespace, service) == (app.namespace, app.name):
+            own = app.service.port_ref(ref)
+            return own.port if own is not None else None
+        if others is not None:
+            return others(namespace, service, ref)
+        return ref if isinstance(ref, int) else None
+
+    return lookup
+
+
 def tls_secret(app: AppSpec, material: TlsMaterial) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -235,12 +248,22 @@ def certificate(app: AppSpec) -> Manifest:
 
 
 def app_manifests(
-    app: AppSpec, *, class_name: str | None, tls: TlsMaterial | None = None
+    app: AppSpec,
+    *,
+    class_name: str | None,
+    tls: TlsMaterial | None = None,
+    gateway: GatewayRef | None = None,
+    ports: PortLookup | None = None,
 ) -> list[Manifest]:
     """Every object of one resolved app, in apply order.
 
     ``tls`` is required for the ``self-signed`` and ``secret`` modes: the caller makes or
     reads the material (it is deployment-time data, never part of the model's validation).
+    With ``gateway`` (``api: gateway``) the app's routes become HTTPRoutes attached to it
+    instead of an Ingress, cert-manager certificates are explicit Certificates (its gateway-shim
+    reads only Secrets in the Gateway's own namespace), and a ReferenceGrant lets the Gateway
+    use the TLS Secret. ``ports`` resolves port names of other apps' Services (an HTTPRoute
+    needs numbers); the app's own are resolved here.
     """
     out: list[Manifest] = []
     if app.workload is not None:
@@ -253,8 +276,14 @@ def app_manifests(
         if tls is None:
             raise ValueError(f"app {app.name}: TLS mode {mode!r} needs its material")
         out.append(tls_secret(app, tls))
-    elif mode == "cert-manager" and app.tls.via == "certificate":
+    elif mode == "cert-manager" and (app.tls.via == "certificate" or gateway is not None):
         out.append(certificate(app))
+    if gateway is not None:
+        grant = secret_grant(app, gateway=gateway)
+        if grant is not None:
+            out.append(grant)
+        out += http_routes(app, gateway=gateway, ports=_own_ports(app, ports))
+        return out
     if app.ingress is not None:
         if class_name is None:
             raise ValueError(f"app {app.name}: no ingress class")

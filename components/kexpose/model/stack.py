@@ -10,6 +10,8 @@ from kexpose.environment import Environment
 from kexpose.model.app import AppSpec
 from kexpose.model.base import Frozen, Problems
 from kexpose.model.controller import ControllerSpec
+from kexpose.model.gateway import ApiKind
+from kexpose.model.route import api_problems
 
 __all__ = ["StackSpec"]
 
@@ -44,22 +46,34 @@ class StackSpec(Frozen):
         for i, app in enumerate(self.apps):
             if app.ingress is None:
                 continue
-            if app.ingress.class_name is None and self.controller is None:
+            if app.ingress.class_name is None and self.controller is None and self.api == "ingress":
                 problems.add(
                     ("apps", i, "ingress", "className"),
                     "is unset and the stack has no controller to take the class from",
                 )
+            api_problems(app.ingress, self.api, problems, ("apps", i, "ingress"))
+            explicit_via = "via" in app.tls.model_fields_set
+            if self.api == "gateway" and explicit_via and app.tls.via == "annotation":
+                problems.add(
+                    ("apps", i, "tls", "via"),
+                    "with api 'gateway' kexpose makes an explicit Certificate in the app's "
+                    "namespace (cert-manager's gateway-shim reads only Secrets in the "
+                    "Gateway's namespace); use 'certificate' or leave it unset",
+                    app.tls.via,
+                )
             for loc, backend in app.ingress.backends():
-                if backend.service is None:
+                namespace = backend.namespace or app.namespace
+                if backend.service is None and namespace == app.namespace:
                     continue
-                other = by_key.get((app.namespace, backend.service))
+                service = backend.service or app.name
+                other = by_key.get((namespace, service))
                 if other is None:
-                    names = sorted(a.name for a in self.apps if a.namespace == app.namespace)
+                    names = sorted(a.name for a in self.apps if a.namespace == namespace)
                     problems.add(
                         ("apps", i, "ingress", *loc, "service"),
-                        f"is not an app in namespace {app.namespace!r}; allowed: "
-                        + ", ".join(names),
-                        backend.service,
+                        f"is not an app in namespace {namespace!r}; allowed: "
+                        + (", ".join(names) or "none"),
+                        service,
                     )
                 elif other.service.port_ref(backend.port) is None:
                     problems.add(
@@ -70,6 +84,11 @@ class StackSpec(Frozen):
                     )
         problems.check()
         return self
+
+    @property
+    def api(self) -> ApiKind:
+        """The API the stack exposes HTTP through (the controller's; Ingress without one)."""
+        return self.controller.api if self.controller is not None else "ingress"
 
     def class_of(self, app: AppSpec) -> str | None:
         if app.ingress is None:
