@@ -420,11 +420,15 @@ def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
             rules.append(r)
         parents: list[gw.HTTPRouteSpecParentRefs] = []
         for section in sections(app, rule):
-            parent: gw.HTTPRouteSpecParentRefs = {"group": GROUP, "kind": "Gateway"}
-            if gateway.namespace != app.namespace:
-                parent["namespace"] = gateway.namespace
-            parent["name"] = gateway.name
-            parent["sectionName"] = section
+            parent: gw.HTTPRouteSpecParentRefs = {
+                "group": GROUP,
+                "kind": "Gateway",
+                "namespace": gateway.namespace,
+                "name": gateway.name,
+                "sectionName": section,
+            }
+            if gateway.namespace == app.namespace:
+                del parent["namespace"]
             parents.append(parent)
         spec: gw.HTTPRouteSpec = {"parentRefs": parents, "rules": rules}
         if rule.host is not None:
