@@ -222,13 +222,7 @@ class ExposedApp(pulumi.ComponentResource):
         placeholder = (
             PLACEHOLDER_MATERIAL if resolved.tls.mode in ("self-signed", "secret") else None
         )
-        try:
-            plan = [Planned(m, ("apps", 0)) for m in app_plan(spec, resolved, placeholder)]
-        except ValueError as exc:
-            # A named port of a Service this component does not know (HTTPRoutes need numbers).
-            raise ConfigError(
-                f"{where}: {exc}; give the port as a number", stack=where, app=name
-            ) from None
+        plan = [Planned(m, ("apps", 0)) for m in app_plan(spec, resolved, placeholder)]
         check_plan(plan, spec=spec, stack_file=where, config=policy, whole_stack=False)
         return resolved, class_name
 
