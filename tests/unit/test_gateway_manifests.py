@@ -322,15 +322,41 @@ def test_matches_and_filters_render_as_the_gateway_api_says() -> None:
             assert gateway_errors(m) == [], m["kind"]
 
 
-def test_cert_manager_tls_is_an_explicit_certificate_with_the_gateway_api() -> None:
+def test_cert_manager_issues_the_gateways_certificates_through_its_annotation() -> None:
     managed = app("web", **routed("shop.example.com", tls={"mode": "cert-manager", "issuer": "le"}))
     objs = plan(raw_stack("prod", managed))
-    cert = one(objs, "Certificate", "web-tls")
-    assert cert["spec"]["secretName"] == "web-tls"
-    assert cert["spec"]["dnsNames"] == ["shop.example.com"]
-    assert not find(objs, "Ingress")
     gateway = one(objs, "Gateway")
-    assert "annotations" not in gateway["metadata"]
+    assert gateway["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "le"}
+    https = listeners(objs)["https-shop.example.com"]
+    # in the Gateway's namespace, where cert-manager's gateway-shim issues it
+    assert https["tls"]["certificateRefs"] == [
+        {"group": "", "kind": "Secret", "name": "shop-web-tls"}
+    ]
+    assert not find(objs, "Certificate")
+    assert not find(objs, "ReferenceGrant")  # nothing crosses namespaces
+    assert not find(objs, "Ingress")
+
+
+def test_cert_manager_via_certificate_makes_it_in_the_gateways_namespace() -> None:
+    managed = app(
+        "web",
+        **routed(
+            "shop.example.com",
+            tls={
+                "mode": "cert-manager",
+                "issuer": "ca",
+                "issuerKind": "Issuer",
+                "via": "certificate",
+            },
+        ),
+    )
+    objs = plan(raw_stack("prod", managed))
+    cert = one(objs, "Certificate", "shop-web-tls")
+    assert cert["metadata"]["namespace"] == "kexpose-system"
+    assert cert["spec"]["secretName"] == "shop-web-tls"
+    assert cert["spec"]["dnsNames"] == ["shop.example.com"]
+    assert cert["spec"]["issuerRef"] == {"name": "ca", "kind": "Issuer", "group": "cert-manager.io"}
+    assert "annotations" not in one(objs, "Gateway")["metadata"]
 
 
 RBAC_GROUP = "gateway.networking.k8s.io"

@@ -130,12 +130,16 @@ NOT_WITH_GATEWAY: list[tuple[str, Mutation, str, tuple[str, ...]]] = [
         ("pathType Prefix", "fullPath", "'/v2'"),
     ),
     (
-        "cert-manager through the ingress annotation",
-        lambda raw: raw["apps"][0].update(
-            tls={"mode": "cert-manager", "issuer": "le", "via": "annotation"}
+        "two issuers for the one Gateway",
+        lambda raw: (
+            raw["apps"][0].update(tls={"mode": "cert-manager", "issuer": "le"}),
+            raw["apps"][1].update(
+                ingress={"rules": [{"host": "api.example.com", "paths": [{"port": "api"}]}]},
+                tls={"issuer": "internal-ca", "issuerKind": "Issuer"},
+            ),
         ),
-        "kexpose:apps[0].tls.via",
-        ("gateway-shim", "'certificate'", "'annotation'"),
+        "kexpose:apps[1].tls.issuer",
+        ("annotated with apps[0]'s ClusterIssuer 'le'", "tls.via 'certificate'", "'internal-ca'"),
     ),
     (
         "a host without TLS in staging",
@@ -184,10 +188,13 @@ def test_dev_lets_a_gateway_app_go_without_tls() -> None:
     assert parse_stack(raw, stack_file=STACK_FILE).apps[0].tls.mode == "none"
 
 
-def test_cert_manager_via_left_unset_is_fine_with_the_gateway_api() -> None:
+def test_two_issuers_are_fine_when_one_app_makes_its_certificate() -> None:
     raw = stack("gateway", "prod")
     raw["apps"][0]["tls"] = {"mode": "cert-manager", "issuer": "le"}
-    assert parse_stack(raw, stack_file=STACK_FILE).apps[0].tls.issuer == "le"
+    raw["apps"][1]["ingress"] = {"rules": [{"host": "api.example.com", "paths": [{"port": "api"}]}]}
+    raw["apps"][1]["tls"] = {"issuer": "internal-ca", "via": "certificate"}
+    spec = parse_stack(raw, stack_file=STACK_FILE)
+    assert [a.tls.issuer for a in spec.apps] == ["le", "internal-ca"]
 
 
 def test_paths_differing_only_in_matches_are_different_routes() -> None:

@@ -19,7 +19,13 @@ from kexpose.manifests.common import (
     probe,
     resources,
 )
-from kexpose.manifests.gateway import GatewayRef, PortLookup, http_routes, secret_grant
+from kexpose.manifests.gateway import (
+    GatewayRef,
+    PortLookup,
+    gateway_certificate,
+    http_routes,
+    secret_grant,
+)
 from kexpose.model import AppSpec, Backend, Deferred
 
 __all__ = [
@@ -260,10 +266,10 @@ def app_manifests(
     ``tls`` is required for the ``self-signed`` and ``secret`` modes: the caller makes or
     reads the material (it is deployment-time data, never part of the model's validation).
     With ``gateway`` (``api: gateway``) the app's routes become HTTPRoutes attached to it
-    instead of an Ingress, cert-manager certificates are explicit Certificates (its gateway-shim
-    reads only Secrets in the Gateway's own namespace), and a ReferenceGrant lets the Gateway
-    use the TLS Secret. ``ports`` resolves port names of other apps' Services (an HTTPRoute
-    needs numbers); the app's own are resolved here.
+    instead of an Ingress, a ReferenceGrant lets the Gateway use the app's own TLS Secret, and
+    cert-manager certificates are the Gateway's (``kexpose.manifests.gateway``). ``ports``
+    resolves port names of other apps' Services (an HTTPRoute needs numbers); the app's own are
+    resolved here.
     """
     out: list[Manifest] = []
     if app.workload is not None:
@@ -276,8 +282,13 @@ def app_manifests(
         if tls is None:
             raise ValueError(f"app {app.name}: TLS mode {mode!r} needs its material")
         out.append(tls_secret(app, tls))
-    elif mode == "cert-manager" and (app.tls.via == "certificate" or gateway is not None):
-        out.append(certificate(app))
+    elif mode == "cert-manager" and app.tls.via == "certificate":
+        # With the Gateway API the Certificate goes where the Gateway reads its Secrets.
+        out.append(
+            certificate(app)
+            if gateway is None
+            else gateway_certificate(app, gateway_namespace=gateway.namespace)
+        )
     if gateway is not None:
         grant = secret_grant(app, gateway=gateway)
         if grant is not None:

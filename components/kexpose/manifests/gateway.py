@@ -7,9 +7,17 @@ Gateway API standard channel v1.6.3 (https://gateway-api.sigs.k8s.io/reference/s
 The Gateway's listeners, and so which listener a route attaches to, follow from the apps:
 - one HTTPS listener per TLS host of the stack (``tls.hosts``, or every rule host), named
   ``https-<host>`` (``*`` written ``wildcard``), terminating TLS with the certificate of every
-  app that covers that host. The Secrets stay in the apps' namespaces (as with Ingress, where
-  each app owns its certificate); the Gateway reaches them through a ReferenceGrant the app
-  makes (GatewayTLSConfig: a cross-namespace certificateRef needs one);
+  app that covers that host. Where the certificate lives:
+  - material the app brings (``self-signed``, ``secret``) stays in the app's namespace, as with
+    Ingress; the Gateway reaches it through a ReferenceGrant the app makes (GatewayTLSConfig: a
+    cross-namespace certificateRef needs one);
+  - cert-manager certificates live in the Gateway's namespace as ``<app namespace>-<secret>``,
+    because cert-manager's Gateway API support (its gateway-shim,
+    https://cert-manager.io/docs/usage/gateway/) issues a Certificate per Secret a listener
+    references *in the Gateway's namespace*, for the listeners' hostnames, when the Gateway
+    carries the ``cert-manager.io/cluster-issuer`` (or ``issuer``) annotation. With ``via:
+    annotation`` (the default) the Gateway carries it (one issuer per Gateway); with ``via:
+    certificate`` the app makes the Certificate there itself;
 - one HTTP listener ``http``. Where the environment asks for it (staging, prod) it only
   redirects: it admits routes from the Gateway's own namespace alone, and the one route there
   answers every plain request for a TLS host with a 301 to ``https``. Elsewhere apps without
@@ -38,9 +46,12 @@ __all__ = [
     "Listener",
     "PortLookup",
     "crd_manifests",
+    "gateway_certificate",
     "gateway_manifests",
     "http_routes",
+    "issuer_annotation",
     "listener_name",
+    "listener_secret",
     "listeners",
     "route_grants",
     "route_names",
@@ -52,6 +63,11 @@ GROUP: Final = gw.GROUP
 HTTP_LISTENER: Final = "http"
 #: Answers every plain-HTTP request on a TLS host; RequestRedirect allows 301 and 302.
 REDIRECT_STATUS: Final = 301
+#: Annotations cert-manager's shims read (https://cert-manager.io/docs/usage/gateway/).
+CERT_MANAGER_ANNOTATION: Final = {
+    "ClusterIssuer": "cert-manager.io/cluster-issuer",
+    "Issuer": "cert-manager.io/issuer",
+}
 #: The well-known label the API server sets on every Namespace to its name (Kubernetes 1.22+).
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 
@@ -100,6 +116,47 @@ def _secret_name(app: AppSpec) -> str:
     return app.tls.secret_name or f"{app.name}-tls"
 
 
+def listener_secret(app: AppSpec, *, gateway_namespace: str) -> tuple[str, str]:
+    """(namespace, name) of the Secret the Gateway's listeners use for the app (module doc)."""
+    if app.tls.mode == "cert-manager":
+        return gateway_namespace, f"{app.namespace}-{_secret_name(app)}"
+    return app.namespace, _secret_name(app)
+
+
+def issuer_annotation(apps: Sequence[AppSpec]) -> dict[str, str]:
+    """The Gateway's cert-manager annotation: the issuer of its apps with ``via: annotation``
+    (the model allows one per stack)."""
+    wanted = sorted(
+        {
+            (CERT_MANAGER_ANNOTATION[a.tls.issuer_kind], a.tls.issuer)
+            for a in apps
+            if a.tls.mode == "cert-manager" and a.tls.via == "annotation" and a.tls.issuer
+        }
+    )
+    if len(wanted) > 1:
+        raise ValueError(f"one Gateway, several cert-manager issuers: {wanted}")
+    return dict(wanted)
+
+
+def gateway_certificate(app: AppSpec, *, gateway_namespace: str) -> Manifest:
+    """An explicit cert-manager Certificate for the Gateway (``via: certificate``)."""
+    namespace, name = listener_secret(app, gateway_namespace=gateway_namespace)
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": metadata(name, namespace, labels=app.labels),
+        "spec": {
+            "secretName": name,
+            "dnsNames": _tls_hosts(app),
+            "issuerRef": {
+                "name": app.tls.issuer,
+                "kind": app.tls.issuer_kind,
+                "group": "cert-manager.io",
+            },
+        },
+    }
+
+
 def sections(app: AppSpec, rule: IngressRule) -> list[str]:
     """The listeners a rule's route attaches to: the HTTPS listener of each TLS host covering
     its host, else the HTTP listener."""
@@ -136,7 +193,7 @@ def listeners(
             continue
         for t in _tls_hosts(app):
             secrets, namespaces = hosts.setdefault(t, (set(), set()))
-            secrets.add((app.namespace, _secret_name(app)))
+            secrets.add(listener_secret(app, gateway_namespace=gateway_namespace))
             namespaces.add(app.namespace)
         if any(sections(app, r) == [HTTP_LISTENER] for r in app.ingress.rules):
             plain.add(app.namespace)
@@ -264,7 +321,9 @@ def gateway_manifests(
     gateway: gw.Gateway = {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
-        "metadata": metadata(c.gateway.name, c.namespace, labels=labels),
+        "metadata": metadata(
+            c.gateway.name, c.namespace, labels=labels, annotations=issuer_annotation(apps)
+        ),
         "spec": {
             "gatewayClassName": c.class_name,
             "listeners": [_listener(listener, c.namespace) for listener in made],
@@ -469,7 +528,8 @@ def _grant(
 
 def secret_grant(app: AppSpec, *, gateway: GatewayRef) -> Manifest | None:
     """The ReferenceGrant that lets the Gateway use the app's TLS Secret (its own only)."""
-    if not _tls_hosts(app) or gateway.namespace == app.namespace:
+    namespace, _ = listener_secret(app, gateway_namespace=gateway.namespace)
+    if not _tls_hosts(app) or namespace == gateway.namespace:
         return None
     return _grant(
         f"{_secret_name(app)}-to-gateways",

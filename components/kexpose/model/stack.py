@@ -52,15 +52,6 @@ class StackSpec(Frozen):
                     "is unset and the stack has no controller to take the class from",
                 )
             api_problems(app.ingress, self.api, problems, ("apps", i, "ingress"))
-            explicit_via = "via" in app.tls.model_fields_set
-            if self.api == "gateway" and explicit_via and app.tls.via == "annotation":
-                problems.add(
-                    ("apps", i, "tls", "via"),
-                    "with api 'gateway' kexpose makes an explicit Certificate in the app's "
-                    "namespace (cert-manager's gateway-shim reads only Secrets in the "
-                    "Gateway's namespace); use 'certificate' or leave it unset",
-                    app.tls.via,
-                )
             for loc, backend in app.ingress.backends():
                 namespace = backend.namespace or app.namespace
                 if backend.service is None and namespace == app.namespace:
@@ -82,8 +73,30 @@ class StackSpec(Frozen):
                         + other.service.allowed_refs(),
                         backend.port,
                     )
+        if self.api == "gateway":
+            self._one_gateway_issuer(problems)
         problems.check()
         return self
+
+    def _one_gateway_issuer(self, problems: Problems) -> None:
+        # cert-manager's gateway-shim reads one issuer annotation per Gateway, and the stack has
+        # one Gateway: apps that let it issue their certificates must share the issuer.
+        first: tuple[int, tuple[str, str]] | None = None
+        for i, app in enumerate(self.apps):
+            tls = app.tls
+            if tls.implied_mode() != "cert-manager" or tls.via != "annotation" or not tls.issuer:
+                continue
+            issuer = (tls.issuer_kind, tls.issuer)
+            if first is None:
+                first = (i, issuer)
+            elif issuer != first[1]:
+                problems.add(
+                    ("apps", i, "tls", "issuer"),
+                    f"the stack's Gateway is annotated with apps[{first[0]}]'s "
+                    f"{first[1][0]} {first[1][1]!r} (cert-manager reads one issuer per "
+                    "Gateway); use the same issuer, or tls.via 'certificate'",
+                    tls.issuer,
+                )
 
     @property
     def api(self) -> ApiKind:
