@@ -104,6 +104,12 @@ def test_the_gateway_api_accepts_them(mutate: Mutation) -> None:
     assert spec.api == "gateway"
 
 
+def _two_issuers(raw: Raw) -> None:
+    raw["apps"][0]["tls"] = {"mode": "cert-manager", "issuer": "le"}
+    raw["apps"][1]["ingress"] = {"rules": [{"host": "api.example.com", "paths": [{"port": "api"}]}]}
+    raw["apps"][1]["tls"] = {"issuer": "internal-ca", "issuerKind": "Issuer"}
+
+
 NOT_WITH_GATEWAY: list[tuple[str, Mutation, str, tuple[str, ...]]] = [
     (
         "a default backend",
@@ -131,13 +137,7 @@ NOT_WITH_GATEWAY: list[tuple[str, Mutation, str, tuple[str, ...]]] = [
     ),
     (
         "two issuers for the one Gateway",
-        lambda raw: (
-            raw["apps"][0].update(tls={"mode": "cert-manager", "issuer": "le"}),
-            raw["apps"][1].update(
-                ingress={"rules": [{"host": "api.example.com", "paths": [{"port": "api"}]}]},
-                tls={"issuer": "internal-ca", "issuerKind": "Issuer"},
-            ),
-        ),
+        lambda raw: _two_issuers(raw),
         "kexpose:apps[1].tls.issuer",
         ("annotated with apps[0]'s ClusterIssuer 'le'", "tls.via 'certificate'", "'internal-ca'"),
     ),
