@@ -19,13 +19,8 @@ from kexpose.manifests.common import (
     probe,
     resources,
 )
-from kexpose.manifests.gateway import (
-    GatewayRef,
-    PortLookup,
-    gateway_certificate,
-    http_routes,
-    secret_grant,
-)
+from kexpose.manifests.gateway import GatewayRef, gateway_certificate
+from kexpose.manifests.httproute import PortLookup, http_routes, secret_grant
 from kexpose.model import AppSpec, Backend, Deferred
 
 __all__ = [
