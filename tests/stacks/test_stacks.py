@@ -304,3 +304,38 @@ def test_the_program_directory_finds_the_project_virtualenv() -> None:
     link = program / venv
     assert link.is_symlink()
     assert (program / link.readlink()).resolve() == (ROOT / venv).resolve()
+
+
+def test_preview_shows_gateway_api_objects_like_any_other() -> None:
+    result = CliRunner().invoke(
+        cli, ["preview", "--stack", "prod", "--project-dir", str(ROOT), "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)["resources"]}
+    gateway = rows["Gateway", "kexpose-system/kexpose"]
+    assert gateway["type"] == "2 listeners (HTTP:80, HTTPS:443)"
+    assert gateway["hosts"] == "shop.example.com"
+    assert gateway["tls"] == "cert-manager letsencrypt-prod -> kexpose-system/shop-shop-web-tls"
+    assert gateway["controller"] == "kexpose"
+    route = rows["HTTPRoute", "shop/shop-web"]
+    assert route["hosts"] == "shop.example.com"
+    assert route["controller"] == "kexpose-system/kexpose#https-shop.example.com"
+    assert rows["GatewayClass", "kexpose"]["controller"] == "kexpose.dev/gateway-controller"
+
+
+def test_render_puts_the_crds_before_the_objects_of_their_kinds(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["render", "-s", "prod", "--out", str(out), "--project-dir", str(ROOT)]
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    crds = [i for i, n in enumerate(names) if "customresourcedefinition" in n]
+    gateway_objects = [
+        i
+        for i, n in enumerate(names)
+        if n.split("-")[1] in ("gateway", "httproute", "gatewayclass")
+    ]
+    assert crds
+    assert gateway_objects
+    assert max(crds) < min(gateway_objects)
