@@ -205,3 +205,14 @@ def test_a_controller_alone_makes_listeners_for_the_apps_it_is_given() -> None:
     names = [entry["name"] for entry in gateway.inputs["spec"]["listeners"]]
     assert names == ["http", "https-shop.example.com"]
     assert captured == {"gateway": "kexpose-system/kexpose", "api": "gateway"}
+
+
+def test_an_app_takes_an_ingress_class_or_a_gateway_not_both() -> None:
+    with pytest.raises(
+        ConfigError, match=r"give ingress_class \('kexpose': an Ingress\) or gateway"
+    ):
+        run(
+            lambda c: ExposedApp(
+                "web", ALONE, environment="staging", ingress_class="kexpose", gateway="edge/public"
+            )
+        )

@@ -255,3 +255,12 @@ def test_the_model_round_trips_the_new_fields() -> None:
     spec = parse_stack(raw, stack_file=STACK_FILE)
     again = StackSpec.model_validate(spec.model_dump(by_alias=True, exclude_unset=True))
     assert again.apps[0] == spec.apps[0]
+
+
+def test_gateway_settings_need_the_gateway_api() -> None:
+    raw = stack("ingress")
+    raw["controller"]["gateway"] = {"installCrds": False}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack(raw, stack_file=STACK_FILE)
+    assert "kexpose:controller" in str(caught.value)
+    assert "gateway settings apply only with api 'gateway'" in str(caught.value)

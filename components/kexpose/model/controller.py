@@ -69,3 +69,12 @@ class ControllerSpec(Frozen):
     extra_args: tuple[str, ...] = ()
     api: ApiKind = "ingress"
     gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _gateway_needs_its_api(self) -> ControllerSpec:
+        if self.api == "ingress" and "gateway" in self.model_fields_set:
+            raise ValueError(
+                "gateway settings apply only with api 'gateway' (api is 'ingress'); set api: "
+                "gateway or drop them"
+            )
+        return self

@@ -126,6 +126,14 @@ class ExposedApp(pulumi.ComponentResource):
         _ports: PortLookup | None = None,
     ) -> None:
         ref = _gateway_ref(name, gateway)
+        if ref is not None and ingress_class is not None and not _checked:
+            raise ConfigError(
+                f"stack {pulumi.get_stack()!r}, ExposedApp {name!r}: give ingress_class "
+                f"({ingress_class!r}: an Ingress) or gateway ({gateway!r}: HTTPRoutes), not both",
+                stack=pulumi.get_stack(),
+                app=name,
+                field="gateway",
+            )
         if _checked and isinstance(args, AppSpec):
             # Built by Exposure, which validated and resolved the whole stack already.
             app, class_name = args, ingress_class
