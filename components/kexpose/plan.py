@@ -18,6 +18,7 @@ from kexpose.manifests import (
     controller_manifests,
     route_grants,
 )
+from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL
 from kexpose.model import AppSpec, StackSpec
 from kexpose.profile import PROFILES
 
@@ -67,7 +68,13 @@ def namespace_manifest(name: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kexpose"}},
+        "metadata": {
+            "name": name,
+            # The API server sets this label on every Namespace; written out so that offline
+            # readers (kexpose-proxy --manifests, kexpose check) select namespaces by it as a
+            # cluster does (a Gateway's allowedRoutes selector).
+            "labels": {NAMESPACE_NAME_LABEL: name, "app.kubernetes.io/managed-by": "kexpose"},
+        },
     }
 
 

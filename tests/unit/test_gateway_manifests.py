@@ -509,3 +509,13 @@ def test_the_schema_check_can_fail(kind: str, mutate: Any, fragment: str) -> Non
     errors = gateway_errors(broken)
     assert errors
     assert any(fragment in e for e in errors), errors
+
+
+def test_namespaces_carry_the_name_label_the_selectors_read() -> None:
+    # The API server sets it on every Namespace; written out, an offline reader (kexpose-proxy
+    # --manifests, kexpose check) matches the listeners' selectors as a cluster does.
+    objs = plan(raw_stack("staging", SHOP, NEXT, API))
+    namespaces = find(objs, "Namespace")
+    assert {n["metadata"]["name"] for n in namespaces} == {"kexpose-system", "shop", "backend"}
+    for n in namespaces:
+        assert n["metadata"]["labels"]["kubernetes.io/metadata.name"] == n["metadata"]["name"]

@@ -27,7 +27,7 @@ from kexpose.manifests.common import (
     pod_security,
     resources,
 )
-from kexpose.manifests.gateway import crd_manifests, gateway_manifests
+from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL, crd_manifests, gateway_manifests
 from kexpose.model import AppSpec, ControllerKind, ControllerSpec
 
 __all__ = ["KINDS", "ControllerKindInfo", "controller_manifests"]
@@ -409,6 +409,8 @@ def controller_manifests(
             labels={
                 "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/enforce-version": "latest",
+                # Set by the API server anyway; written out for offline readers (plan.py).
+                NAMESPACE_NAME_LABEL: c.namespace,
             },
         ),
     }

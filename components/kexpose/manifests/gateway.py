@@ -44,6 +44,7 @@ __all__ = [
     "CERT_MANAGER_ANNOTATION",
     "GROUP",
     "HTTP_LISTENER",
+    "NAMESPACE_NAME_LABEL",
     "GatewayRef",
     "Listener",
     "crd_manifests",
