@@ -158,3 +158,26 @@ def test_a_traefik_controller_cannot_enforce_auth_so_it_is_refused(
     assert "apps[0]" in str(caught.value)
     # The same app under a kexpose controller is accepted.
     parse_stack({**raw, "controller": {"kind": "kexpose"}}, stack_file="Pulumi.staging.yaml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"auth": {"type": "basic", "secret": "users"}}, "auth"),
+        ({"allowSourceRanges": ["10.0.0.0/8"]}, "allowSourceRanges"),
+    ],
+)
+def test_auth_with_the_gateway_api_is_refused_until_its_routes_carry_it(
+    extra: dict[str, Any], field: str
+) -> None:
+    """The components emit auth as Ingress annotations only; an HTTPRoute would serve the app
+    without it, so the stack is refused rather than deployed open."""
+    raw = {
+        "environment": "dev",
+        "controller": {"kind": "kexpose", "api": "gateway"},
+        "apps": [{**APP, **extra}],
+    }
+    with pytest.raises(ConfigError, match="api: gateway") as caught:
+        parse_stack(raw, stack_file="Pulumi.dev.yaml")
+    assert f"apps[0].{field}" in str(caught.value)
+    parse_stack({**raw, "controller": {"kind": "kexpose"}}, stack_file="Pulumi.dev.yaml")

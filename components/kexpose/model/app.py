@@ -50,7 +50,8 @@ class AppSpec(Frozen):
                 self._check_target(problems, i, sp)
         if self.ingress is not None:
             for loc, backend in self.ingress.backends():
-                if backend.service is None and self.service.port_ref(backend.port) is None:
+                own = backend.service is None and backend.namespace in (None, self.namespace)
+                if own and self.service.port_ref(backend.port) is None:
                     problems.add(
                         ("ingress", *loc, "port"),
                         "is not a port of the app's Service; allowed: "
