@@ -249,6 +249,7 @@ _PLURALS: Mapping[str, str] = {
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
     "ConfigMap": "configmaps",
+    "ListenerSet": "listenersets",
 }
 
 
@@ -283,7 +284,7 @@ def _status_resources() -> dict[GatewayKind, Any]:
     from lightkube.generic_resource import Generic
 
     made: dict[GatewayKind, Any] = {}
-    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute")
+    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute", "ListenerSet")
     for kind in kinds:
         group, _, version = _API_VERSIONS[kind].rpartition("/")
         definition = res.ResourceDef(group, version, kind)

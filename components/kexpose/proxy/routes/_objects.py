@@ -57,6 +57,8 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     "Namespace": ("v1",),
     # CA bundles of Gateways' client certificate validation (``_frontend``).
     "ConfigMap": ("v1",),
+    # Listeners added to Gateways that allow them (``_listenerset``; standard channel v1.6).
+    "ListenerSet": ("gateway.networking.k8s.io/v1",),
 }
 _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): (api,) for kind, api in KINDS.items()},
@@ -115,6 +117,7 @@ class ObjectSet:
     reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
     config_maps: Mapping[Key, RawObject] = field(default_factory=dict)
+    listener_sets: Mapping[Key, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -188,6 +191,7 @@ class ObjectSet:
             reference_grants=dict(by_kind.get("ReferenceGrant", {})),
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
             config_maps=dict(by_kind.get("ConfigMap", {})),
+            listener_sets=dict(by_kind.get("ListenerSet", {})),
         )
 
     @classmethod
@@ -220,4 +224,5 @@ class ObjectSet:
             "ReferenceGrant": dict(self.reference_grants),
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
             "ConfigMap": dict(self.config_maps),
+            "ListenerSet": dict(self.listener_sets),
         }

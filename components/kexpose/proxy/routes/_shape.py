@@ -281,6 +281,7 @@ _SHAPES: Final[Mapping[str, _Object]] = {
     "ReferenceGrant": _METADATA_ONLY,
     "Namespace": _METADATA_ONLY,
     "ConfigMap": _METADATA_ONLY,
+    "ListenerSet": _METADATA_ONLY,
 }
 
 
