@@ -19,6 +19,11 @@ Listeners (``Listener``, ``ListenerStatus``; gateway-api v1.6.3 ``apis/v1/gatewa
   ``supportedKinds`` and sets ``ResolvedRefs=False/InvalidRouteKinds``.
 - ``attachedRoutes`` counts the routes attached to the listener (each route once).
 
+ListenerSets (``_listenerset``) add listeners to Gateways that allow them: built here like a
+Gateway's own (certificate references from the ListenerSet's namespace, granted to kind
+``ListenerSet``), merged after them into the Gateway's ports, and reached by routes only through
+a parentRef of kind ``ListenerSet``.
+
 The Gateway is ``Accepted`` (reason ``ListenersNotValid`` when some listener is not) when at least
 one listener is valid or it has none, and ``Programmed`` when it also has an address. Addresses
 come from the control plane (``addresses``), which knows how this deployment gets them.
