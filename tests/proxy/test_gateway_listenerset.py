@@ -83,6 +83,7 @@ def build(
     *objs: Obj,
     namespaces: dict[str, dict[str, str]] | None = None,
     addressed: bool = True,
+    address_problems: dict[tuple[str, str], tuple[str, str]] | None = None,
 ) -> GatewayTable:
     by_kind: dict[str, dict[Any, Obj]] = {}
     grants = []
@@ -107,6 +108,7 @@ def build(
         namespaces=namespaces or {},
         addresses={k: ("10.250.0.1",) for k in gateways} if addressed else {},
         listener_sets=by_kind.get("ListenerSet", {}),
+        address_problems=address_problems,
     )
 
 
@@ -449,17 +451,31 @@ def test_listener_set_certificates_need_a_grant_from_listener_sets(
 # --- parent state --------------------------------------------------------------------------------
 
 
-def test_a_listener_set_of_a_gateway_that_is_not_accepted() -> None:
+@pytest.mark.parametrize(
+    ("own", "problems"),
+    [
+        (listener("udp", protocol="UDP"), None),  # no valid listener of its own
+        (
+            listener("http"),
+            {("infra", "gw"): ("UnsupportedAddress", "10.0.0.300 is not an address")},
+        ),
+    ],
+)
+def test_a_listener_set_of_a_gateway_that_is_not_accepted(
+    own: Obj, problems: dict[tuple[str, str], tuple[str, str]] | None
+) -> None:
     table = build(
         gateway_class(),
-        opted_in(listener("udp", protocol="UDP")),
-        listener_set("ls", listener("http", hostname="ls.example.com")),
+        opted_in(own),
+        listener_set("ls", listener("extra", hostname="ls.example.com")),
+        address_problems=problems,
     )
     assert conditions(set_status(table, "ls")) == {
         "Accepted": ("False", "ParentNotAccepted"),
         "Programmed": ("False", "ParentNotAccepted"),
     }
-    assert table.ports == ()
+    assert set_status(table, "ls").listeners == ()
+    assert all("ls.example.com" not in p.by_hostname for p in table.ports)
 
 
 def test_a_listener_set_waits_for_its_gateways_address() -> None:

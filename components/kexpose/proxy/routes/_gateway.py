@@ -601,9 +601,11 @@ def _listener_sets(
     by_gateway: dict[Key, list[list[_Listener]]] = {}
     for attachment in attachments(gateways, listener_sets, build.namespaces):
         own = listeners[attachment.gateway]
-        parent_accepted = (address_problems or {}).get(attachment.gateway, ("",))[0] != (
-            "UnsupportedAddress"
-        ) and (not own or any(lst.usable for lst in own))
+        # The Gateway's own ``Accepted`` (computed with its status below), decided early:
+        # refused addresses, or listeners of which none is valid.
+        problem = (address_problems or {}).get(attachment.gateway)
+        refused = problem is not None and problem[0] == "UnsupportedAddress"
+        parent_accepted = not refused and (not own or any(lst.usable for lst in own))
         made: list[_Listener] = []
         if attachment.admission == "Allowed" and parent_accepted:
             specs = entries(mapping(attachment.obj.get("spec")).get("listeners"))
