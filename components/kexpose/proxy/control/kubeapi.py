@@ -252,6 +252,7 @@ _PLURALS: Mapping[str, str] = {
     "Namespace": "namespaces",
     "ConfigMap": "configmaps",
     "EdgeAuth": "edgeauths",
+    "ListenerSet": "listenersets",
 }
 
 
@@ -286,7 +287,7 @@ def _status_resources() -> dict[GatewayKind, Any]:
     from lightkube.generic_resource import Generic
 
     made: dict[GatewayKind, Any] = {}
-    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute")
+    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute", "ListenerSet")
     for kind in kinds:
         group, _, version = _API_VERSIONS[kind].rpartition("/")
         definition = res.ResourceDef(group, version, kind)

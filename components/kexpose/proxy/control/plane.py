@@ -9,8 +9,8 @@ proxy becomes ready.
 
 The status writer keeps ``status.loadBalancer.ingress`` of the Ingresses we own at the
 published address and, when the Gateway API is served, the status of our GatewayClasses,
-Gateways and HTTPRoutes as the table computed it (``routes._gwstatus``: only what changed is
-written); with several replicas only the Lease holder writes (``lease``).
+Gateways, ListenerSets and HTTPRoutes as the table computed it (``routes._gwstatus``: only what
+changed is written); with several replicas only the Lease holder writes (``lease``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from kexpose.proxy.routes import (
     class_status_body,
     describe,
     gateway_status_body,
+    listener_set_status_body,
     object_problems,
     parse_addresses,
     route_status_body,
@@ -330,7 +331,8 @@ class ControlPlane:
         return written + len(updates)
 
     async def write_gateway_status(self) -> int:
-        """GatewayClasses, Gateways and HTTPRoutes of ours: write what differs from the cache."""
+        """GatewayClasses, Gateways, ListenerSets and HTTPRoutes of ours: write what differs from
+        the cache."""
         assert self.table is not None
         controller = self._claim.gateway_controller
         assert controller is not None
@@ -348,6 +350,14 @@ class ControlPlane:
             body = gateway_status_body(gw, store["Gateway"].get(key), now)
             if body is not None:
                 await self._api.patch_status("Gateway", gw.namespace, gw.name, body)
+                written += 1
+        for listener_set in gateway.listener_sets:
+            key = (listener_set.namespace, listener_set.name)
+            body = listener_set_status_body(listener_set, store["ListenerSet"].get(key), now)
+            if body is not None:
+                await self._api.patch_status(
+                    "ListenerSet", listener_set.namespace, listener_set.name, body
+                )
                 written += 1
         for route in gateway.routes:
             key = (route.namespace, route.name)

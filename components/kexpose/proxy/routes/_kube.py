@@ -47,7 +47,13 @@ Kind = Literal["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret"]
 #: The Gateway API kinds (and Namespaces, whose labels ``allowedRoutes`` selectors read), read
 #: when the proxy also serves the Gateway API.
 GatewayKind = Literal[
-    "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace", "ConfigMap"
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "Namespace",
+    "ConfigMap",
+    "ListenerSet",
 ]
 #: kexpose's own kinds, read with the Gateway API: ``EdgeAuth`` (edge-auth.md, "Gateway API").
 ExtensionKind = Literal["EdgeAuth"]
