@@ -56,10 +56,13 @@ log = logging.getLogger(__name__)
 
 _INGRESS_KINDS: Final[tuple[AnyKind, ...]] = tuple(KINDS)
 _GATEWAY_KINDS: Final[tuple[AnyKind, ...]] = (*GATEWAY_KINDS, *EXTENSION_KINDS)
-#: Kinds from kexpose's own CRD (``EdgeAuth``): optional. An API server that does not serve
-#: them (the CRD is not installed: 404) or lets us not read them (403) gives an empty set, so
-#: that readiness never waits on them; HTTPRoute references to them then do not resolve (500).
-_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset(EXTENSION_KINDS)
+#: Optional kinds: kexpose's own CRD (``EdgeAuth``), and ListenerSet, which the standard
+#: channel gained in v1.6 (clusters whose platform owns older Gateway API CRDs do not serve it).
+#: An API server that does not serve them (the CRD is not installed: 404) or lets us not read
+#: them (403) gives an empty set, so that readiness never waits on them; references to them then
+#: do not resolve (an HTTPRoute's ExtensionRef answers 500, a parentRef to a ListenerSet is not
+#: accepted). They are listed again later.
+_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset({*EXTENSION_KINDS, "ListenerSet"})
 
 
 def _version_of(obj: object) -> str | None:
