@@ -84,6 +84,8 @@ class PreviewResult:
     stack_file: Path
     resources: tuple[Recorded, ...]
     stack_config: Mapping[str, Any] = field(default_factory=dict)
+    #: Lookups built on first use (config_path_of).
+    _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def manifests(self) -> list[tuple[Recorded, Manifest]]:
         out = []
@@ -609,18 +611,41 @@ def line_of(lines: Mapping[str, int], field: str | None) -> int | None:
 
 def config_path_of(result: PreviewResult, record: Recorded) -> str | None:
     """The stack config entry an object comes from: ``kexpose:apps[i]`` for an app's objects,
-    ``kexpose:controller`` for the controller's, None for the stack's own (namespaces)."""
-    by_urn = {r.urn: r for r in result.resources}
-    apps = result.stack_config.get("kexpose:apps")
+    ``kexpose:controller`` for the controller's, None for the stack's own (namespaces).
+
+    The first call indexes the result (URNs, and apps by the suffix ``-namespace-name`` of
+    their component names), so that asking for every object of a stack costs linear time.
+    """
+    index = result._index
+    if not index:
+        index["urns"] = {r.urn: r for r in result.resources}
+        apps = result.stack_config.get("kexpose:apps")
+        suffixes: dict[str, int] = {}
+        for i, app in enumerate(apps if isinstance(apps, list) else ()):
+            if isinstance(app, dict):
+                suffixes.setdefault(f"-{app.get('namespace') or 'default'}-{app.get('name')}", i)
+        index["suffixes"] = suffixes
+    by_urn: dict[str, Recorded] = index["urns"]
     parent = by_urn.get(record.parent or "")
     while parent is not None:
         if parent.type == "kexpose:index:IngressController":
             return "kexpose:controller"
-        if parent.type == "kexpose:index:ExposedApp" and isinstance(apps, list):
-            for i, app in enumerate(apps):
-                if isinstance(app, dict) and parent.name.endswith(
-                    f"-{app.get('namespace') or 'default'}-{app.get('name')}"
-                ):
-                    return f"kexpose:apps[{i}]"
+        if parent.type == "kexpose:index:ExposedApp":
+            found = _first_app(parent.name, index["suffixes"])
+            if found is not None:
+                return f"kexpose:apps[{found}]"
         parent = by_urn.get(parent.parent or "")
     return None
+
+
+def _first_app(component: str, suffixes: Mapping[str, int]) -> int | None:
+    """The first app whose ``-namespace-name`` ends the component's name (names may hold
+    dashes, so every dash starts a candidate)."""
+    found: int | None = None
+    at = component.find("-")
+    while at != -1:
+        hit = suffixes.get(component[at:])
+        if hit is not None and (found is None or hit < found):
+            found = hit
+        at = component.find("-", at + 1)
+    return found

@@ -19,7 +19,7 @@ from pulumi.runtime import rpc
 from kexpose import preview
 from kexpose.certs import self_signed
 from kexpose.mock_runtime import InlineExecutor, drop_aliases, paused_gc
-from kexpose.preview import Recorded, run_preview, run_program
+from kexpose.preview import PreviewResult, Recorded, config_path_of, run_preview, run_program
 from kexpose.program import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,3 +254,40 @@ def test_drop_aliases_keeps_everything_else() -> None:
         resource=parent, type_="t", name="n", props={}, opts=pulumi.ResourceOptions()
     )
     assert drop_aliases(no_alias) is None
+
+
+def _config_path_by_scanning(result: PreviewResult, record: Recorded) -> str | None:
+    """The straightforward reading of config_path_of's contract: walk up the parents, and
+    take the first app whose ``-namespace-name`` ends the ExposedApp's name."""
+    by_urn = {r.urn: r for r in result.resources}
+    apps = result.stack_config["kexpose:apps"]
+    parent = by_urn.get(record.parent or "")
+    while parent is not None:
+        if parent.type == "kexpose:index:IngressController":
+            return "kexpose:controller"
+        if parent.type == "kexpose:index:ExposedApp":
+            for i, app in enumerate(apps):
+                if parent.name.endswith(f"-{app['namespace']}-{app['name']}"):
+                    return f"kexpose:apps[{i}]"
+        parent = by_urn.get(parent.parent or "")
+    return None
+
+
+def test_config_paths_of_every_object() -> None:
+    config = _generated_config(14)
+    # Names with dashes: the component "kexpose-a-b-c" ends with both "-a-b-c" and "-b-c".
+    for namespace in ("a-b", "b"):
+        config["apps"].append({**_app(4), "name": "c", "namespace": namespace})
+    records = run_program(main, stack="dev", config=config, placeholders=True)
+    result = PreviewResult(
+        stack="dev",
+        stack_file=ROOT / "stacks" / "Pulumi.dev.yaml",
+        resources=tuple(records),
+        stack_config={f"kexpose:{k}": v for k, v in config.items()},
+    )
+    paths = {r.urn: config_path_of(result, r) for r in records}
+    assert paths == {r.urn: _config_path_by_scanning(result, r) for r in records}
+    assert {"kexpose:controller", "kexpose:apps[0]", "kexpose:apps[14]", "kexpose:apps[15]"} <= set(
+        paths.values()
+    )
+    assert None in paths.values()  # the namespaces
