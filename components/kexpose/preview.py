@@ -30,7 +30,13 @@ from pulumi.runtime.proto import resource_pb2
 
 from kexpose.errors import ConfigError, InputError, KexposeError
 from kexpose.manifests import Manifest
-from kexpose.mock_runtime import InlineExecutor, drop_aliases, paused_gc, skip_source_positions
+from kexpose.mock_runtime import (
+    InlineExecutor,
+    drop_aliases,
+    paused_gc,
+    sdk_fast_paths,
+    skip_source_positions,
+)
 from kexpose.resources.selfsigned import SelfSignedProvider
 from kexpose.yamlio import load_one
 
@@ -511,7 +517,10 @@ def _run(
     def run() -> None:
         program()
 
-    with paused_gc() if shortcuts else nullcontext():
+    with (
+        paused_gc() if shortcuts else nullcontext(),
+        sdk_fast_paths() if shortcuts else nullcontext(),
+    ):
         pulumi.runtime.set_mocks(
             answers, project=PROJECT, stack=stack, preview=False, monitor=monitor
         )

@@ -4,6 +4,7 @@ many-app stack, compared record by record with ``shortcuts=False``."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import gc
 import json
@@ -12,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 
 from kexpose import preview
 from kexpose.certs import self_signed
-from kexpose.mock_runtime import InlineExecutor, drop_aliases, paused_gc
+from kexpose.mock_runtime import InlineExecutor, drop_aliases, paused_gc, sdk_fast_paths
 from kexpose.preview import PreviewResult, Recorded, config_path_of, run_preview, run_program
 from kexpose.program import main
 
@@ -291,3 +293,36 @@ def test_config_paths_of_every_object() -> None:
         paths.values()
     )
     assert None in paths.values()  # the namespaces
+
+
+def test_sdk_fast_paths_give_what_the_sdk_gives_and_are_restored() -> None:
+    from pulumi import _types
+    from pulumi.runtime import resource as sdk_resource
+
+    original_urn, original_types = sdk_resource.create_urn, _types.resource_types
+    parent = "urn:pulumi:dev::kexpose::kexpose:index:Exposure$kexpose:index:ExposedApp::web"
+
+    async def urns() -> list[str | None]:
+        made = [
+            sdk_resource.create_urn("web-service", "kubernetes:core/v1:Service", parent),
+            sdk_resource.create_urn("kexpose", "kexpose:index:Exposure", None, "kexpose", "dev"),
+        ]
+        return [await urn.future() for urn in made]
+
+    loop = asyncio.new_event_loop()
+    try:
+        expected = loop.run_until_complete(urns())
+        with sdk_fast_paths():
+            assert sdk_resource.create_urn is not original_urn
+            assert loop.run_until_complete(urns()) == expected
+            types = _types.resource_types(k8s.core.v1.Service)
+            assert types == original_types(k8s.core.v1.Service)
+            types.clear()  # a caller's copy: the next caller still gets every type
+            assert _types.resource_types(k8s.core.v1.Service)
+    finally:
+        loop.close()
+    assert expected[0] == (
+        "urn:pulumi:dev::kexpose::kexpose:index:Exposure$kexpose:index:ExposedApp"
+        "$kubernetes:core/v1:Service::web-service"
+    )
+    assert (sdk_resource.create_urn, _types.resource_types) == (original_urn, original_types)
