@@ -21,7 +21,15 @@ from pulumi.runtime import rpc
 from kexpose import preview
 from kexpose.certs import self_signed
 from kexpose.mock_runtime import InlineExecutor, drop_aliases, paused_gc, sdk_fast_paths
-from kexpose.preview import PreviewResult, Recorded, config_path_of, run_preview, run_program
+from kexpose.preview import (
+    PreviewResult,
+    Recorded,
+    config_path_of,
+    load_stack_config,
+    run_preview,
+    run_program,
+    stack_lines,
+)
 from kexpose.program import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,3 +334,14 @@ def test_sdk_fast_paths_give_what_the_sdk_gives_and_are_restored() -> None:
         "$kubernetes:core/v1:Service::web-service"
     )
     assert (sdk_resource.create_urn, _types.resource_types) == (original_urn, original_types)
+
+
+def test_a_changed_stack_file_is_read_again(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: kexpose\nruntime: python\n")
+    stack_file = tmp_path / "Pulumi.s.yaml"
+    stack_file.write_text("config:\n  kexpose:environment: dev\n")
+    assert load_stack_config(tmp_path, "s")[1] == {"kexpose:environment": "dev"}
+    assert stack_lines(stack_file) == {"": 2, "kexpose:environment": 2}
+    stack_file.write_text("# moved\nconfig:\n  kexpose:environment: staging\n")
+    assert load_stack_config(tmp_path, "s")[1] == {"kexpose:environment": "staging"}
+    assert stack_lines(stack_file) == {"": 3, "kexpose:environment": 3}
