@@ -34,6 +34,7 @@ from kexpose.mock_runtime import (
     InlineExecutor,
     drop_aliases,
     paused_gc,
+    release_frozen,
     sdk_fast_paths,
     skip_source_positions,
 )
@@ -539,6 +540,7 @@ def _run(
             answers, project=PROJECT, stack=stack, preview=False, monitor=monitor
         )
         if shortcuts:
+            release_frozen()  # the previous run's objects: garbage now that set_mocks replaced them
             pulumi.runtime.register_stack_transformation(drop_aliases)
         pulumi.runtime.set_all_config(
             {k if ":" in k else f"{PROJECT}:{k}": _as_config_value(v) for k, v in config.items()}
@@ -564,7 +566,8 @@ def run_preview(
     """
     from kexpose.program import main
 
-    stack_file, config = load_stack_config(project, stack)
+    with paused_gc() if shortcuts else nullcontext():
+        stack_file, config = load_stack_config(project, stack)
     try:
         recorded = run_program(
             main,

@@ -9,6 +9,7 @@ import concurrent.futures
 import gc
 import json
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ from pulumi.runtime import rpc
 
 from kexpose import preview
 from kexpose.certs import self_signed
-from kexpose.mock_runtime import InlineExecutor, drop_aliases, paused_gc, sdk_fast_paths
+from kexpose.mock_runtime import (
+    InlineExecutor,
+    drop_aliases,
+    paused_gc,
+    release_frozen,
+    sdk_fast_paths,
+)
 from kexpose.preview import (
     PreviewResult,
     Recorded,
@@ -345,3 +352,22 @@ def test_a_changed_stack_file_is_read_again(tmp_path: Path) -> None:
     stack_file.write_text("# moved\nconfig:\n  kexpose:environment: staging\n")
     assert load_stack_config(tmp_path, "s")[1] == {"kexpose:environment": "staging"}
     assert stack_lines(stack_file) == {"": 3, "kexpose:environment": 3}
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_a_paused_block_leaves_is_set_aside_until_released() -> None:
+    release_frozen()
+    with paused_gc():
+        survivor = _Cycle()
+    assert gc.get_freeze_count() > 0
+    ref = weakref.ref(survivor)
+    del survivor
+    gc.collect()
+    assert ref() is not None  # frozen: a collection does not see it
+    release_frozen()
+    assert gc.get_freeze_count() == 0
+    assert ref() is None  # handed back and collected
