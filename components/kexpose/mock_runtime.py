@@ -21,6 +21,9 @@ rest went, and each item here removes one cost without changing what is register
   aliases (``apps/v1beta1`` for a Deployment, ...) so that the engine can match old state; the
   SDK turns each into URN Outputs for every resource. A mock monitor has no state and drops
   them; :func:`drop_aliases` removes them before the SDK computes anything.
+- **The wire format's round trip** (about 10%): the monitor decodes each registration's inputs
+  with :func:`decode_properties` (the SDK's rules, three times faster) and answers with
+  :func:`encode_plain` (the SDK's serializer, run without an event loop).
 - **Source positions** (about 20%, before the rest): the SDK captures and converts the Python
   call stack at every registration for the engine's diagnostics
   (:func:`skip_source_positions`).
@@ -35,15 +38,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import pulumi
+from pulumi.runtime import rpc
 
 __all__ = [
     "InlineExecutor",
+    "decode_properties",
     "drop_aliases",
+    "encode_plain",
     "paused_gc",
     "release_frozen",
     "sdk_fast_paths",
@@ -182,3 +188,76 @@ def sdk_fast_paths() -> Iterator[None]:
     finally:
         for module, name, original in saved:
             setattr(module, name, original)
+
+
+class _SpecialValueError(Exception):
+    """A wire value other than plain data or a secret (unknown, an asset, a resource reference)."""
+
+
+def _decode(value: Any) -> Any:
+    """One wire value (a protobuf Value) as ``rpc.deserialize_property`` gives it.
+
+    The same rules, for the values a mock run sees: null dropped from mappings, and a secret
+    inside a list or mapping makes the whole container the secret (the SDK "pushes secretness
+    up"). Anything else special raises _SpecialValueError, and the caller falls back to the
+    SDK's decoder; this one is three times faster because it reads each value's kind once.
+    """
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        if rpc._special_sig_key in fields:
+            if fields[rpc._special_sig_key].string_value != rpc._special_secret_sig:
+                raise _SpecialValueError
+            return rpc.wrap_rpc_secret(_decode(fields["value"]))
+        mapping = _decode_fields(fields)
+        if any(rpc.is_rpc_secret(v) for v in mapping.values()):
+            return rpc.wrap_rpc_secret({k: rpc.unwrap_rpc_secret(v) for k, v in mapping.items()})
+        return mapping
+    if kind == "list_value":
+        items = [_decode(v) for v in value.list_value.values]
+        if any(rpc.is_rpc_secret(v) for v in items):
+            return rpc.wrap_rpc_secret([rpc.unwrap_rpc_secret(v) for v in items])
+        return items
+    if kind == "string_value":
+        if value.string_value == rpc.UNKNOWN:
+            raise _SpecialValueError
+        return value.string_value
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def _decode_fields(fields: Any) -> dict[str, Any]:
+    out = {}
+    for key, value in fields.items():
+        decoded = _decode(value)
+        if decoded is not None:
+            out[key] = decoded
+    return out
+
+
+def decode_properties(struct: Any) -> dict[str, Any]:
+    """``rpc.deserialize_properties`` of a registration's inputs (see :func:`_decode`)."""
+    try:
+        if rpc._special_sig_key in struct.fields:
+            raise _SpecialValueError
+        return _decode_fields(struct.fields)
+    except _SpecialValueError:
+        return dict(rpc.deserialize_properties(struct))
+
+
+def encode_plain(state: Mapping[str, Any]) -> Any:
+    """``rpc.serialize_properties`` of plain data, without an event loop.
+
+    The SDK's serializer is a coroutine only because it awaits the Outputs and futures in what
+    it is given; a mock answer is plain data, so the coroutine finishes at its first step.
+    """
+    steps = rpc.serialize_properties(dict(state), {})
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return done.value
+    steps.close()
+    raise TypeError("a mock answer holds an awaitable; answers must be plain data")

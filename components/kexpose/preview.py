@@ -32,7 +32,9 @@ from kexpose.errors import ConfigError, InputError, KexposeError
 from kexpose.manifests import Manifest
 from kexpose.mock_runtime import (
     InlineExecutor,
+    decode_properties,
     drop_aliases,
+    encode_plain,
     paused_gc,
     release_frozen,
     sdk_fast_paths,
@@ -217,79 +219,6 @@ class _Answers(pulumi.runtime.Mocks):
         return {}, None
 
 
-class _SpecialValueError(Exception):
-    """A wire value other than plain data or a secret (unknown, an asset, a resource reference)."""
-
-
-def _decode(value: Any) -> Any:
-    """One wire value (a protobuf Value) as ``rpc.deserialize_property`` gives it.
-
-    The same rules, for the values a mock run sees: null dropped from mappings, and a secret
-    inside a list or mapping makes the whole container the secret (the SDK "pushes secretness
-    up"). Anything else special raises _SpecialValueError, and the caller falls back to the
-    SDK's decoder; this one is three times faster because it reads each value's kind once.
-    """
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        fields = value.struct_value.fields
-        if _SIG_KEY in fields:
-            if fields[_SIG_KEY].string_value != _SECRET_SIG:
-                raise _SpecialValueError
-            return rpc.wrap_rpc_secret(_decode(fields["value"]))
-        mapping = _decode_fields(fields)
-        if any(rpc.is_rpc_secret(v) for v in mapping.values()):
-            return rpc.wrap_rpc_secret({k: rpc.unwrap_rpc_secret(v) for k, v in mapping.items()})
-        return mapping
-    if kind == "list_value":
-        items = [_decode(v) for v in value.list_value.values]
-        if any(rpc.is_rpc_secret(v) for v in items):
-            return rpc.wrap_rpc_secret([rpc.unwrap_rpc_secret(v) for v in items])
-        return items
-    if kind == "string_value":
-        if value.string_value == rpc.UNKNOWN:
-            raise _SpecialValueError
-        return value.string_value
-    if kind == "number_value":
-        return value.number_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None
-
-
-def _decode_fields(fields: Any) -> dict[str, Any]:
-    out = {}
-    for key, value in fields.items():
-        decoded = _decode(value)
-        if decoded is not None:
-            out[key] = decoded
-    return out
-
-
-def _decode_properties(struct: Any) -> dict[str, Any]:
-    """``rpc.deserialize_properties`` of a registration's inputs (see :func:`_decode`)."""
-    try:
-        if _SIG_KEY in struct.fields:
-            raise _SpecialValueError
-        return _decode_fields(struct.fields)
-    except _SpecialValueError:
-        return dict(rpc.deserialize_properties(struct))
-
-
-def _encode_plain(state: Mapping[str, Any]) -> Any:
-    """``rpc.serialize_properties`` of plain data, without an event loop.
-
-    The SDK's serializer is a coroutine only because it awaits the Outputs and futures in what
-    it is given; a mock answer is plain data, so the coroutine finishes at its first step.
-    """
-    steps = rpc.serialize_properties(dict(state), {})
-    try:
-        steps.send(None)
-    except StopIteration as done:
-        return done.value
-    steps.close()
-    raise TypeError("a mock answer holds an awaitable; answers must be plain data")
-
-
 class _Recorder(pulumi_mocks.MockMonitor):
     """A mock monitor that keeps every registration (with its parent, which Mocks never see).
 
@@ -317,7 +246,7 @@ class _Recorder(pulumi_mocks.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        raw = _decode_properties(request.object)
+        raw = decode_properties(request.object)
         id_, state = self._answers.new_resource(
             pulumi.runtime.MockResourceArgs(
                 typ=request.type,
@@ -328,7 +257,7 @@ class _Recorder(pulumi_mocks.MockMonitor):
                 custom=request.custom or False,
             )
         )
-        answer = _encode_plain(state)
+        answer = encode_plain(state)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_ or "", state)
         self._record(request, urn, raw, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=answer)

@@ -10,6 +10,7 @@ import gc
 import json
 import threading
 import weakref
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ import pytest
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 
-from kexpose import preview
 from kexpose.certs import self_signed
 from kexpose.mock_runtime import (
     InlineExecutor,
+    decode_properties,
     drop_aliases,
+    encode_plain,
     paused_gc,
     release_frozen,
     sdk_fast_paths,
@@ -202,7 +204,7 @@ def _secret(value: Any) -> dict[str, Any]:
 )
 def test_the_wire_decoder_gives_what_the_sdk_decoder_gives(value: dict[str, Any]) -> None:
     struct = _struct(value)
-    assert _plain(preview._decode_properties(struct)) == _plain(rpc.deserialize_properties(struct))
+    assert _plain(decode_properties(struct)) == _plain(rpc.deserialize_properties(struct))
 
 
 def _plain(value: Any) -> Any:
@@ -371,3 +373,30 @@ def test_what_a_paused_block_leaves_is_set_aside_until_released() -> None:
     release_frozen()
     assert gc.get_freeze_count() == 0
     assert ref() is None  # handed back and collected
+
+
+def test_answers_are_encoded_as_the_sdk_encodes_them() -> None:
+    state = {
+        "metadata": {"name": "web", "labels": {"a": "b"}, "gone": None},
+        "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80.0}]},
+        "key_pem": _secret("k"),
+        "validity_days": 30,
+        "absent": None,
+    }
+    loop = asyncio.new_event_loop()
+    try:
+        expected = loop.run_until_complete(rpc.serialize_properties(state, {}))
+    finally:
+        loop.close()
+    assert encode_plain(state) == expected
+
+    with pytest.raises(TypeError, match="plain data"):
+        encode_plain({"pending": _Pending()})
+
+
+class _Pending:
+    """An awaitable that is not ready at its first step."""
+
+    def __await__(self) -> Generator[None, None, str]:
+        yield
+        return "x"
