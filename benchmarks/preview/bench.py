@@ -6,8 +6,8 @@ Usage: .venv/bin/python benchmarks/preview/bench.py [--sizes 50,200,500,1000] [-
 Each size runs in a fresh process (``kexpose preview --stack bench -o json``), so the figures
 include interpreter start-up and imports, as a user sees them. ``cpu`` is the child's user plus
 system time and peak memory its maximum resident set size (wait4 rusage); on a shared machine
-the cpu column moves less than the wall clock. The growth column is time per app relative to
-the smallest size: linear growth keeps it near 1.0.
+the cpu column moves less than the wall clock. ``+ms/app`` is the cpu time each app added
+since the previous size (start-up and imports cancel out): linear growth keeps it flat.
 
 ``--baseline`` runs another tree's ``kexpose`` (for example the main branch's virtualenv) on
 the same stack files, alternating with this one, and adds its figures and the ratio
@@ -103,12 +103,19 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     this = Path(sys.executable).with_name("kexpose")
-    head = f"{'apps':>6} {'objects':>8} {'seconds':>8} {'cpu':>7} {'ms/app':>7} {'growth':>7}"
-    head += f" {'peak MB':>8}"
+    head = f"{'apps':>6} {'objects':>8} {'seconds':>8} {'cpu':>7} {'+ms/app':>8} {'peak MB':>8}"
     if args.baseline:
-        head += f" | {'base s':>7} {'base cpu':>8} {'base MB':>8} {'x wall':>7} {'x cpu':>6}"
+        head += f" | {'base s':>7} {'base cpu':>8} {'+ms/app':>8} {'base MB':>8}"
+        head += f" {'x wall':>7} {'x cpu':>6}"
     print(head, flush=True)
-    base_per_app = None
+    previous: dict[str, tuple[int, float]] = {}
+
+    def added(side: str, n: int, cpu: float) -> str:
+        """Milliseconds of cpu per app added since the previous size of ``side``."""
+        last = previous.get(side)
+        previous[side] = (n, cpu)
+        return f"{(cpu - last[1]) / (n - last[0]) * 1000:>8.1f}" if last else f"{'':>8}"
+
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             proj = project(n, Path(tmp) / "project")
@@ -120,15 +127,13 @@ def main() -> None:
                 if args.baseline:
                     theirs.append(run(args.baseline, proj, out))
         f = best(ours)
-        per_app = f.seconds / n
-        base_per_app = base_per_app or per_app
-        row = f"{n:>6} {f.objects:>8} {f.seconds:>8.2f} {f.cpu:>7.2f} {per_app * 1000:>7.1f}"
-        row += f" {per_app / base_per_app:>7.2f} {f.peak_mb:>8.0f}"
+        row = f"{n:>6} {f.objects:>8} {f.seconds:>8.2f} {f.cpu:>7.2f} {added('this', n, f.cpu)}"
+        row += f" {f.peak_mb:>8.0f}"
         if theirs:
             b = best(theirs)
             if b.objects != f.objects:
                 raise SystemExit(f"{n} apps: baseline {b.objects} objects, here {f.objects}")
-            row += f" | {b.seconds:>7.2f} {b.cpu:>8.2f} {b.peak_mb:>8.0f}"
+            row += f" | {b.seconds:>7.2f} {b.cpu:>8.2f} {added('base', n, b.cpu)} {b.peak_mb:>8.0f}"
             row += f" {b.seconds / f.seconds:>7.2f} {b.cpu / f.cpu:>6.2f}"
         print(row, flush=True)
 
