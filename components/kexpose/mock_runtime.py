@@ -4,24 +4,26 @@
 resources, the SDK's Output and registration machinery) against a mock monitor in-process. A
 real ``pulumi up`` talks to an engine over gRPC and needs all of the SDK's bookkeeping; a mock
 run needs only the registrations. Profiling a 500-app stack (3,000 resources) showed where the
-rest went, and each item here removes one cost without changing what is registered:
+rest went (sampled cpu time; shares are approximate), and each item here removes one cost
+without changing what is registered:
 
-- **The cyclic garbage collector** (about 45% of the run, and why it grew faster than the
-  stack): the SDK keeps every resource, Output and future alive until the program ends, and
-  each collection of the oldest generation walks all of them again, so a run of n resources
-  pays O(n²). Almost everything the run frees goes by reference counting (peak memory at 1,000
-  apps: 428 MB with the collector paused, 401 MB with it running), so it is paused for the run
-  (:func:`paused_gc`), the run's objects are set aside for the collector afterwards, and the
-  next run hands them back (:func:`release_frozen`).
-- **A worker thread per monitor call** (about 20%): the SDK sends each registration through the
-  event loop's default executor because a real monitor call blocks on gRPC. A mock answers at
-  once, so :class:`InlineExecutor` runs the call where it is made; no thread hand-off, no lock,
-  no event loop per worker thread.
+- **The cyclic garbage collector** (about half of the cpu time at 500 apps, and why the run grew
+  faster than the stack): the SDK keeps every resource, Output and future alive until the
+  program ends, and each collection of the oldest generation walks all of them again, so a run
+  of n resources pays O(n²). Almost everything the run frees goes by reference counting (peak
+  memory of ``kexpose preview`` at 1,000 apps: 420 MB with it paused, 462 MB before), so it is
+  paused for the run (:func:`paused_gc`), the run's objects are set aside for the collector
+  afterwards, and the next run hands them back (:func:`release_frozen`).
+- **A worker thread per monitor call** (a few percent of the cpu time, more of the wall clock on
+  a busy machine, where each hand-off waits for the interpreter lock): the SDK sends each
+  registration through the event loop's default executor because a real monitor call blocks on
+  gRPC. A mock answers at once, so :class:`InlineExecutor` runs the call where it is made; no
+  thread hand-off, no lock, no event loop per worker thread.
 - **Aliases** (about 10%): pulumi-kubernetes declares the old API versions of each kind as
   aliases (``apps/v1beta1`` for a Deployment, ...) so that the engine can match old state; the
   SDK turns each into URN Outputs for every resource. A mock monitor has no state and drops
   them; :func:`drop_aliases` removes them before the SDK computes anything.
-- **The wire format's round trip** (about 10%): the monitor decodes each registration's inputs
+- **The wire format's round trip** (about 5%): the monitor decodes each registration's inputs
   with :func:`decode_properties` (the SDK's rules, three times faster) and answers with
   :func:`encode_plain` (the SDK's serializer, run without an event loop).
 - **Source positions** (about 20%, before the rest): the SDK captures and converts the Python
