@@ -373,15 +373,18 @@ def test_gateway_rbac_is_read_plus_status_only(kind: str) -> None:
     gw_rules = [r for r in rules_of(objs) if RBAC_GROUP in r["apiGroups"]]
     reads = [r for r in gw_rules if not any(res.endswith("/status") for res in r["resources"])]
     writes = [r for r in gw_rules if r not in reads]
-    assert {"gatewayclasses", "gateways", "httproutes", "referencegrants"} <= {
+    assert {"gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"} <= {
         res for r in reads for res in r["resources"]
     }
     assert all(r["verbs"] == ["get", "list", "watch"] for r in reads)
     (status,) = writes
     assert all(res.endswith("/status") for res in status["resources"])
-    assert {"gatewayclasses/status", "gateways/status", "httproutes/status"} <= set(
-        status["resources"]
-    )
+    assert {
+        "gatewayclasses/status",
+        "gateways/status",
+        "httproutes/status",
+        "grpcroutes/status",
+    } <= set(status["resources"])
     assert status["verbs"] == (["patch"] if kind == "kexpose" else ["update"])
     core = [r for r in rules_of(objs) if r["apiGroups"] == [""] and "namespaces" in r["resources"]]
     assert core

@@ -95,13 +95,20 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
         # What kexpose-proxy watches with --gateway-addresses (proxy/routes GATEWAY_KINDS and
         # EXTENSION_KINDS): Namespaces for allowedRoutes selectors, ConfigMaps for the CA
         # bundles of client-certificate validation (Gateway spec.tls.frontend), ListenerSets,
-        # and kexpose's EdgeAuth (an HTTPRoute's ExtensionRef auth filter); it writes the
-        # status of the kinds it owns.
+        # GRPCRoutes (issue 11), and kexpose's EdgeAuth (an HTTPRoute's ExtensionRef auth
+        # filter); it writes the status of the kinds it owns.
         gateway_reads=(
             ("", ("namespaces", "configmaps"), _WATCH),
             (
                 _GW,
-                ("gatewayclasses", "gateways", "httproutes", "referencegrants", "listenersets"),
+                (
+                    "gatewayclasses",
+                    "gateways",
+                    "httproutes",
+                    "grpcroutes",
+                    "referencegrants",
+                    "listenersets",
+                ),
                 _WATCH,
             ),
             ("kexpose.dev", ("edgeauths",), _WATCH),
@@ -110,6 +117,7 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
             "gatewayclasses/status",
             "gateways/status",
             "httproutes/status",
+            "grpcroutes/status",
             "listenersets/status",
         ),
     ),
