@@ -16,6 +16,7 @@ from kexpose.manifests import (
     TlsMaterial,
     app_manifests,
     controller_manifests,
+    grpc_route_grants,
     route_grants,
 )
 from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL
@@ -31,6 +32,7 @@ __all__ = [
     "gateway_of",
     "plan_stack",
     "port_lookup",
+    "traefik_h2c",
 ]
 
 #: Namespaces every cluster has; kexpose never creates or deletes them.
@@ -109,6 +111,13 @@ def controller_plan(spec: StackSpec) -> list[Manifest]:
     )
 
 
+def traefik_h2c(spec: StackSpec) -> bool:
+    """Whether the stack's controller is Traefik serving Ingresses, which reads the scheme it
+    speaks to a Service from an annotation rather than from appProtocol."""
+    c = spec.controller
+    return c is not None and c.kind == "traefik" and c.api == "ingress"
+
+
 def app_plan(spec: StackSpec, app: AppSpec, tls: TlsMaterial | None) -> list[Manifest]:
     """One app's objects, as the stack places them (its class or its Gateway)."""
     return app_manifests(
@@ -117,6 +126,7 @@ def app_plan(spec: StackSpec, app: AppSpec, tls: TlsMaterial | None) -> list[Man
         tls=tls,
         gateway=gateway_of(spec),
         ports=port_lookup(spec),
+        traefik_h2c=traefik_h2c(spec),
     )
 
 
@@ -128,5 +138,6 @@ def plan_stack(spec: StackSpec, *, tls: Callable[[AppSpec], TlsMaterial | None])
     for i, app in enumerate(spec.apps):
         out += [Planned(m, ("apps", i)) for m in app_plan(spec, app, tls(app))]
     if gateway_of(spec) is not None:
-        out += [Planned(m, ("apps", i)) for i, m in route_grants(spec.apps)]
+        grants = [*route_grants(spec.apps), *grpc_route_grants(spec.apps)]
+        out += [Planned(m, ("apps", i)) for i, m in grants]
     return out

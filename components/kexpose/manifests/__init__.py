@@ -6,6 +6,7 @@ from kexpose.manifests.app import TlsMaterial, app_manifests, tls_hosts, tls_sec
 from kexpose.manifests.common import Manifest
 from kexpose.manifests.controller import KINDS, controller_manifests
 from kexpose.manifests.gateway import GatewayRef
+from kexpose.manifests.grpcroute import grpc_route_grants
 from kexpose.manifests.httproute import PortLookup, route_grants
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "TlsMaterial",
     "app_manifests",
     "controller_manifests",
+    "grpc_route_grants",
     "route_grants",
     "tls_hosts",
     "tls_secret_name",

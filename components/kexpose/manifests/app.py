@@ -21,9 +21,12 @@ from kexpose.manifests.common import (
     resources,
 )
 from kexpose.manifests.gateway import GatewayRef, gateway_certificate
+from kexpose.manifests.grpcroute import grpc_routes
 from kexpose.manifests.httproute import PortLookup, http_routes, secret_grant
 from kexpose.model import AppSpec, Backend, Deferred
 from kexpose.model.auth import auth_annotations
+from kexpose.model.grpc import TRAEFIK_SERVERS_SCHEME, h2c_ports
+from kexpose.model.protocol import APP_PROTOCOL_H2C
 
 __all__ = [
     "TlsMaterial",
@@ -118,8 +121,12 @@ def deployment(app: AppSpec) -> Manifest:
     }
 
 
-def service(app: AppSpec) -> Manifest:
+def service(app: AppSpec, *, traefik_h2c: bool = False) -> Manifest:
+    """The app's Service. A port its gRPC routes reach gets ``appProtocol: kubernetes.io/h2c``
+    unless it declares one; ``traefik_h2c`` (Traefik with Ingress) adds Traefik's server-scheme
+    annotation, which it reads per Service, when the Service has h2c ports."""
     s = app.service
+    h2c = h2c_ports(app)
     ports = []
     for p in s.ports:
         port: dict[str, Any] = {
@@ -130,7 +137,13 @@ def service(app: AppSpec) -> Manifest:
         }
         if p.node_port is not None:
             port["nodePort"] = p.node_port
+        app_protocol = p.app_protocol or (APP_PROTOCOL_H2C if p.name in h2c else None)
+        if app_protocol is not None:
+            port["appProtocol"] = app_protocol
         ports.append(port)
+    annotations: dict[str, Any] = dict(s.annotations)
+    if traefik_h2c and h2c:
+        annotations[TRAEFIK_SERVERS_SCHEME] = "h2c"
     spec: dict[str, Any] = {
         "type": s.type,
         "selector": selector_labels(app),
@@ -140,7 +153,7 @@ def service(app: AppSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(app.name, app.namespace, labels=app.labels, annotations=s.annotations),
+        "metadata": metadata(app.name, app.namespace, labels=app.labels, annotations=annotations),
         "spec": spec,
     }
 
@@ -187,14 +200,15 @@ def ingress(app: AppSpec, *, class_name: str) -> Manifest:
         spec["defaultBackend"] = _backend(app, ing.default_backend)
     rules = []
     for r in ing.rules:
-        rule: dict[str, Any] = {
-            "http": {
-                "paths": [
-                    {"path": p.path, "pathType": p.path_type, "backend": _backend(app, p)}
-                    for p in r.paths
-                ]
-            }
-        }
+        paths = [
+            {"path": p.path, "pathType": p.path_type, "backend": _backend(app, p)} for p in r.paths
+        ]
+        for g in r.grpc:
+            # A gRPC call is a POST to /<service>/<method> (kexpose.model.grpc); the controller
+            # speaks h2c to the port by its appProtocol (or Traefik's Service annotation).
+            path_type, path = g.ingress_path()
+            paths.append({"path": path, "pathType": path_type, "backend": _backend(app, g.own())})
+        rule: dict[str, Any] = {"http": {"paths": paths}}
         if r.host is not None:
             rule = {"host": r.host, **rule}
         rules.append(rule)
@@ -259,6 +273,7 @@ def app_manifests(
     htpasswd: str | Deferred | None = None,
     gateway: GatewayRef | None = None,
     ports: PortLookup | None = None,
+    traefik_h2c: bool = False,
 ) -> list[Manifest]:
     """Every object of one resolved app, in apply order.
 
@@ -268,14 +283,15 @@ def app_manifests(
     instead of an Ingress, a ReferenceGrant lets the Gateway use the app's own TLS Secret, and
     cert-manager certificates are the Gateway's (``kexpose.manifests.gateway``). ``ports``
     resolves port names of other apps' Services (an HTTPRoute needs numbers); the app's own are
-    resolved here.
+    resolved here. Rules with gRPC entries become GRPCRoutes with ``gateway``, Ingress paths
+    otherwise; ``traefik_h2c`` is for the Service (``service``).
     """
     out: list[Manifest] = []
     if app.workload is not None:
         out.append(deployment(app))
         if app.disruption_budget:
             out.append(disruption_budget(app))
-    out.append(service(app))
+    out.append(service(app, traefik_h2c=traefik_h2c))
     mode = app.tls.mode
     if mode in ("self-signed", "secret"):
         if tls is None:
@@ -296,6 +312,7 @@ def app_manifests(
         if grant is not None:
             out.append(grant)
         out += http_routes(app, gateway=gateway, ports=_own_ports(app, ports))
+        out += grpc_routes(app, gateway=gateway, ports=_own_ports(app, ports))
         return out
     if app.ingress is not None:
         if class_name is None:

@@ -149,6 +149,8 @@ def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
         return []
     out: list[Manifest] = []
     for name, rule in zip(route_names(app), app.ingress.rules, strict=True):
+        if not rule.paths:
+            continue  # a gRPC-only rule: a GRPCRoute (kexpose.manifests.grpcroute)
         rules: list[gw.HTTPRouteSpecRules] = []
         for p in rule.paths:
             r: gw.HTTPRouteSpecRules = {"matches": [_match(p)]}

@@ -9,6 +9,7 @@ from kexpose.model.app import AppSpec
 from kexpose.model.base import Deferred
 from kexpose.model.controller import ControllerKind, ControllerService, ControllerSpec
 from kexpose.model.gateway import ApiKind, GatewaySettings
+from kexpose.model.grpc import GrpcPath
 from kexpose.model.ingress import (
     Backend,
     IngressPath,
@@ -42,6 +43,7 @@ __all__ = [
     "ControllerSpec",
     "Deferred",
     "GatewaySettings",
+    "GrpcPath",
     "HeaderChanges",
     "HeaderMatch",
     "IngressPath",

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from kexpose.hosts import covers
 from kexpose.model.auth import AuthSpec, SourceRange
 from kexpose.model.base import DNSLabel, Frozen, Labels, Problems
+from kexpose.model.grpc import grpc_port_problems
 from kexpose.model.ingress import IngressSpec
 from kexpose.model.service import ServicePort, ServiceSpec
 from kexpose.model.tls import TlsSpec
@@ -58,6 +59,7 @@ class AppSpec(Frozen):
                         + self.service.allowed_refs(),
                         backend.port,
                     )
+        grpc_port_problems(self, problems)
         self._check_tls(problems)
         if (self.auth is not None or self.allow_source_ranges) and self.ingress is None:
             problems.add(("auth",), "edge auth and allowSourceRanges need an ingress")

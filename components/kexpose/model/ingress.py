@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from kexpose.hosts import host_error
-from kexpose.model.base import Annotations, DNSLabel, Frozen, PortName, PortNumber, Problems
+from kexpose.model.backend import Backend, WeightedBackend
+from kexpose.model.base import Annotations, DNSLabel, Frozen, Problems
+from kexpose.model.grpc import GrpcPath
 from kexpose.model.route import HeaderMatch, HttpMethod, QueryParamMatch, RouteFilters
 
 __all__ = [
@@ -36,24 +38,6 @@ def _check_host(value: str) -> str:
 
 
 Host = Annotated[str, AfterValidator(_check_host)]
-
-
-class Backend(Frozen):
-    """Where matching requests go: a port of the app's own Service, or of another app's Service
-    (``service``), in the app's namespace or, with ``api: gateway`` only, in ``namespace`` (a
-    ReferenceGrant is made there). ``port`` is a Service port name or number, never the
-    targetPort (Ingress API: ServiceBackendPort)."""
-
-    port: PortNumber | PortName
-    service: DNSLabel | None = None
-    namespace: DNSLabel | None = None
-
-
-class WeightedBackend(Backend):
-    """Another Service sharing a path's traffic in proportion to ``weight`` (a canary); the
-    path's own backend has the path's ``weight`` (``api: gateway`` only)."""
-
-    weight: int = Field(default=1, ge=0, le=1_000_000)
 
 
 class IngressPath(Backend):
@@ -122,14 +106,28 @@ class IngressPath(Backend):
 
 
 class IngressRule(Frozen):
-    """``host`` unset means every host (a catch-all rule); staging and prod require one."""
+    """``host`` unset means every host (a catch-all rule); staging and prod require one.
+    ``paths`` are HTTP routes, ``grpc`` gRPC services (``kexpose.model.grpc``); a rule has at
+    least one of them."""
 
     host: Host | None = None
-    paths: tuple[IngressPath, ...] = Field(min_length=1)
+    paths: tuple[IngressPath, ...] = ()
+    grpc: tuple[GrpcPath, ...] = Field(default=(), max_length=64)
 
     @model_validator(mode="after")
     def _unique_paths(self) -> IngressRule:
         problems = Problems("IngressRule")
+        if not self.paths and not self.grpc:
+            problems.add(("paths",), "a rule needs paths (HTTP) or grpc entries (or both)")
+        grpc_seen: dict[tuple[object, ...], int] = {}
+        for k, g in enumerate(self.grpc):
+            if g.match_key() in grpc_seen:
+                problems.add(
+                    ("grpc", k, "service"),
+                    f"repeats grpc[{grpc_seen[g.match_key()]}] with the same method and headers",
+                    g.service,
+                )
+            grpc_seen.setdefault(g.match_key(), k)
         seen: dict[tuple[object, ...], int] = {}
         for j, p in enumerate(self.paths):
             # Paths that differ only in their header, query or method matches are different

@@ -15,6 +15,7 @@ from kexpose.model.base import (
     PortNumber,
     Problems,
 )
+from kexpose.model.protocol import AppProtocol
 
 __all__ = ["Cidr", "ServicePort", "ServiceSpec", "ServiceType"]
 
@@ -36,13 +37,15 @@ Cidr = Annotated[str, AfterValidator(_check_cidr)]
 
 class ServicePort(Frozen):
     """One Service port. ``target_port`` defaults to the container port of the same name when
-    kexpose creates the workload, else to ``port``."""
+    kexpose creates the workload, else to ``port``. ``app_protocol`` unset is set to
+    ``kubernetes.io/h2c`` where the app's gRPC routes reach the port (``kexpose.model.grpc``)."""
 
     name: PortName
     port: PortNumber
     target_port: PortNumber | PortName | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
     node_port: NodePort | None = None
+    app_protocol: AppProtocol | None = None
 
 
 class ServiceSpec(Frozen):

@@ -12,6 +12,7 @@ from kexpose.model.auth import traefik_auth_problem
 from kexpose.model.base import Frozen, Problems
 from kexpose.model.controller import ControllerSpec
 from kexpose.model.gateway import ApiKind
+from kexpose.model.grpc import grpc_api_problems, grpc_stack_problems
 from kexpose.model.route import api_problems
 
 __all__ = ["StackSpec"]
@@ -69,6 +70,7 @@ class StackSpec(Frozen):
                     "is unset and the stack has no controller to take the class from",
                 )
             api_problems(app.ingress, self.api, problems, ("apps", i, "ingress"))
+            grpc_api_problems(app.ingress, self.api, problems, ("apps", i, "ingress"))
             for loc, backend in app.ingress.backends():
                 namespace = backend.namespace or app.namespace
                 if backend.service is None and namespace == app.namespace:
@@ -90,6 +92,7 @@ class StackSpec(Frozen):
                         + other.service.allowed_refs(),
                         backend.port,
                     )
+        grpc_stack_problems(self, problems)
         if self.api == "gateway":
             self._one_gateway_issuer(problems)
         problems.check()

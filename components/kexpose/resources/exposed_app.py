@@ -126,6 +126,7 @@ class ExposedApp(pulumi.ComponentResource):
         gateway: str | None = None,
         _checked: bool = False,
         _ports: PortLookup | None = None,
+        _traefik_h2c: bool = False,
     ) -> None:
         ref = _gateway_ref(name, gateway)
         if ref is not None and ingress_class is not None and not _checked:
@@ -148,13 +149,19 @@ class ExposedApp(pulumi.ComponentResource):
         htpasswd = basic_auth_users(app)
         made: dict[str, pulumi.CustomResource] = {}
         manifests = app_manifests(
-            app, class_name=class_name, tls=material, htpasswd=htpasswd, gateway=ref, ports=_ports
+            app,
+            class_name=class_name,
+            tls=material,
+            htpasswd=htpasswd,
+            gateway=ref,
+            ports=_ports,
+            traefik_h2c=_traefik_h2c,
         )
         for manifest in manifests:
             kind = manifest["kind"]
             if kind == "Secret" and manifest["metadata"]["name"] == auth_secret_name(app.name):
                 kind = "BasicAuth"  # the app's second Secret: its own resource name
-            routes = kind in ("Ingress", "HTTPRoute")
+            routes = kind in ("Ingress", "HTTPRoute", "GRPCRoute")
             deps = [
                 made[k]
                 for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant")

@@ -7,9 +7,16 @@ from typing import Any, Final
 
 import pulumi
 
-from kexpose.manifests import TlsMaterial, route_grants
+from kexpose.manifests import TlsMaterial, grpc_route_grants, route_grants
 from kexpose.model import AppSpec, StackSpec
-from kexpose.plan import app_namespaces, gateway_of, namespace_manifest, plan_stack, port_lookup
+from kexpose.plan import (
+    app_namespaces,
+    gateway_of,
+    namespace_manifest,
+    plan_stack,
+    port_lookup,
+    traefik_h2c,
+)
 from kexpose.profile import PROFILES
 from kexpose.resources.exposed_app import PLACEHOLDER_MATERIAL, ExposedApp
 from kexpose.resources.ingress_controller import IngressController
@@ -95,9 +102,10 @@ class Exposure(pulumi.ComponentResource):
                 gateway=gateway,
                 _checked=True,
                 _ports=port_lookup(spec),
+                _traefik_h2c=traefik_h2c(spec),
             )
         if ref is not None:
-            for _, grant in route_grants(spec.apps):
+            for _, grant in [*route_grants(spec.apps), *grpc_route_grants(spec.apps)]:
                 namespace = grant["metadata"]["namespace"]
                 register(
                     grant,
