@@ -61,6 +61,12 @@ _FIELD_ORIGIN: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("metadata.annotations", "ingress.annotations"),
         ("", "ingress"),
     ),
+    "GRPCRoute": (
+        ("spec.hostnames", "ingress.rules"),
+        ("spec.rules", "ingress.rules"),
+        ("metadata.annotations", "ingress.annotations"),
+        ("", "ingress"),
+    ),
     "ReferenceGrant": (("", "ingress"),),
     "Gateway": (("", "gateway"),),
     "GatewayClass": (("", "className"),),

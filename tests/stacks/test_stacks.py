@@ -313,14 +313,21 @@ def test_preview_shows_gateway_api_objects_like_any_other() -> None:
     assert result.exit_code == 0, result.output
     rows = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)["resources"]}
     gateway = rows["Gateway", "kexpose-system/kexpose"]
-    assert gateway["type"] == "2 listeners (HTTP:80, HTTPS:443)"
-    assert gateway["hosts"] == "shop.example.com"
-    assert gateway["tls"] == "cert-manager letsencrypt-prod -> kexpose-system/shop-shop-web-tls"
+    assert gateway["type"] == "3 listeners (HTTP:80, HTTPS:443, HTTPS:443)"
+    assert gateway["hosts"] == "rpc.shop.example.com, shop.example.com"
+    assert gateway["tls"] == (
+        "cert-manager letsencrypt-prod -> kexpose-system/shop-shop-rpc-tls, "
+        "kexpose-system/shop-shop-web-tls"
+    )
     assert gateway["controller"] == "kexpose"
     route = rows["HTTPRoute", "shop/shop-web"]
     assert route["hosts"] == "shop.example.com"
     assert route["controller"] == "kexpose-system/kexpose#https-shop.example.com"
     assert rows["GatewayClass", "kexpose"]["controller"] == "kexpose.dev/gateway-controller"
+    grpc = rows["GRPCRoute", "shop/shop-rpc"]
+    assert grpc["type"] == "1 rules"
+    assert grpc["hosts"] == "rpc.shop.example.com"
+    assert grpc["controller"] == "kexpose-system/kexpose#https-rpc.shop.example.com"
 
 
 def test_render_puts_the_crds_before_the_objects_of_their_kinds(tmp_path: Path) -> None:
@@ -334,7 +341,7 @@ def test_render_puts_the_crds_before_the_objects_of_their_kinds(tmp_path: Path) 
     gateway_objects = [
         i
         for i, n in enumerate(names)
-        if n.split("-")[1] in ("gateway", "httproute", "gatewayclass")
+        if n.split("-")[1] in ("gateway", "httproute", "grpcroute", "gatewayclass")
     ]
     assert crds
     assert gateway_objects

@@ -369,6 +369,8 @@ SHIPPED: dict[str, dict[str, Any]] = {
         "entries": {("entry:LoadBalancer", "controller:kexpose")},
         "groups": ["kexpose-system", "shop"],
         "internal": {"inventory"},
+        # the gRPC app: a GRPCRoute on a host of its own, its method shown as the gRPC path
+        "grpc": {"rpc.shop.example.com"},
     },
 }
 
@@ -380,14 +382,21 @@ def test_shipped_stack(shipped: ExposureGraph) -> None:
     assert edges >= SHIPPED_SHOP | want["entries"]
     assert edges >= {("controller:kexpose", host), (host, "path:/"), (host, "path:/api")}
     assert sorted(g.name for g in shipped.groups) == want["groups"]
-    (h,) = [n for n in shipped.nodes if n.kind == "host"]
-    assert [b.label for b in h.badges] == [want["tls"], "auth: none"]
+    hosts = {n.title: n for n in shipped.nodes if n.kind == "host"}
+    assert set(hosts) == {want["host"], *want.get("grpc", ())}
+    for h in hosts.values():
+        assert [b.label for b in h.badges] == [want["tls"], "auth: none"]
     internal = {n.title for n in shipped.nodes if not n.exposed and n.kind == "service"}
     assert internal == want["internal"]
     assert not any(n.missing for n in shipped.nodes)
     # The shipped stacks pass their environment's policy: every node is green.
     assert {n.verdict for n in shipped.nodes} == {"pass"}
     if shipped.stack == "prod":
+        assert edges >= {
+            ("controller:kexpose", "host:rpc.shop.example.com"),
+            ("host:rpc.shop.example.com", "path:/grpc.health.v1.Health/*"),
+            ("path:/grpc.health.v1.Health/*", "service:shop-rpc"),
+        }
         entry = only(shipped, "entry")
         assert "sources 203.0.113.0/24, 198.51.100.0/24" in entry.details
         assert "no node ports" in entry.details

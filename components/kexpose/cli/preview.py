@@ -72,6 +72,7 @@ _KIND_ORDER: Final = [
     "GatewayClass",
     "Gateway",
     "HTTPRoute",
+    "GRPCRoute",
     "ReferenceGrant",
 ]
 REDACTED: Final = "<redacted: use --show-secrets to see it>"
@@ -230,7 +231,9 @@ def _row(m: Manifest, secrets: set[str]) -> dict[str, Any]:
 
 
 _GATEWAY_API: Final = "gateway.networking.k8s.io/"
-_GATEWAY_API_KINDS: Final = frozenset({"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant"})
+_GATEWAY_API_KINDS: Final = frozenset(
+    {"GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant"}
+)
 
 
 def _gateway_api_row(m: Manifest, secrets: set[str]) -> tuple[str, str, str, str]:
@@ -261,7 +264,7 @@ def _gateway_api_row(m: Manifest, secrets: set[str]) -> tuple[str, str, str, str
             tls or "none",
             str(spec.get("gatewayClassName", "")),
         )
-    if kind == "HTTPRoute":
+    if kind in ("HTTPRoute", "GRPCRoute"):
         parents = ", ".join(
             f"{p.get('namespace') or meta.get('namespace')}/{p.get('name')}"
             + (f"#{p['sectionName']}" if p.get("sectionName") else "")
@@ -286,6 +289,7 @@ def _summary(result: PreviewResult, manifests: list[Manifest], violations: list[
         "Services: " + ", ".join(f"{n} {t}" for t, n in sorted(svc.items())),
         f"Ingresses: {kinds.get('Ingress', 0)}",
         *([f"HTTPRoutes: {kinds['HTTPRoute']}"] if kinds.get("HTTPRoute") else []),
+        *([f"GRPCRoutes: {kinds['GRPCRoute']}"] if kinds.get("GRPCRoute") else []),
         f"policy: {mandatory} mandatory, {len(violations) - mandatory} advisory violation(s)",
     ]
     return f"{result.stack}: " + "; ".join(parts)

@@ -272,7 +272,7 @@ def build_graph(
         _service_nodes(b, svc, internet, deployments, controllers, classes)
     for ing in b.of_kind("Ingress"):
         _ingress_nodes(b, ing, classes)
-    for route in b.of_kind("HTTPRoute"):
+    for route in [*b.of_kind("HTTPRoute"), *b.of_kind("GRPCRoute")]:
         _httproute_nodes(b, route, classes)
 
     # Whatever the stack holds and nothing reaches still belongs in the picture (greyed).
@@ -710,8 +710,14 @@ def _listener_tls(
 
 
 def _match_text(rule: Mapping[str, Any]) -> tuple[str, str, list[str]]:
-    """(path, path type, other conditions) of a rule's first match."""
+    """(path, path type, other conditions) of a rule's first match (a GRPCRoute's method match
+    shown as the request path gRPC uses, ``/<service>/<method>``)."""
     match = (rule.get("matches") or [{}])[0]
+    grpc = match.get("method")
+    if isinstance(grpc, Mapping):
+        shown = "/" + str(grpc.get("service") or "*") + "/" + str(grpc.get("method") or "*")
+        extra = [f"{h.get('name')}: {h.get('value')}" for h in match.get("headers") or []]
+        return shown, f"gRPC {grpc.get('type') or 'Exact'}", extra
     path = match.get("path") or {}
     extra = [f"{h.get('name')}: {h.get('value')}" for h in match.get("headers") or []]
     extra += [f"?{q.get('name')}={q.get('value')}" for q in match.get("queryParams") or []]
@@ -723,6 +729,9 @@ def _match_text(rule: Mapping[str, Any]) -> tuple[str, str, list[str]]:
 def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, str]) -> None:
     spec = route.get("spec") or {}
     ns, name, key = _ns(route), _name(route), _key(route)
+    kind = str(route.get("kind"))
+    # Node ids apart from an HTTPRoute of the same name.
+    tag = name if kind == "HTTPRoute" else f"{kind}:{name}"
     if _redirect_only(route):
         return  # the controller's own redirect: its findings stay with the controller
     b.placed.add(key)
@@ -762,11 +771,11 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
         tls, tls_details = _listener_tls(b, gateway, listener)
         host_id = b.add(
             Node(
-                f"host:{ns}/{name}/{i}",
+                f"host:{ns}/{tag}/{i}",
                 "host",
                 host if host != "*" else "* (any host)",
                 ns,
-                details=(f"HTTPRoute {name}", *tls_details),
+                details=(f"{kind} {name}", *tls_details),
                 badges=(*tls, _auth_badge(route)),
                 findings=findings,
                 objects=(key,),
@@ -785,7 +794,7 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
             filters = [str(f.get("type")) for f in rule.get("filters") or []]
             path_id = b.add(
                 Node(
-                    f"path:{ns}/{name}/{i}/{j}",
+                    f"path:{ns}/{tag}/{i}/{j}",
                     "path",
                     path,
                     ns,
