@@ -324,6 +324,24 @@ def test_refused_with_the_field_the_value_and_the_fix(
         assert fragment in text, text
 
 
+def test_a_grpc_host_may_not_have_http_paths_in_another_app_with_gateway() -> None:
+    web = grpc_app("web")
+    web["ingress"]["rules"][0] = {"host": "grpc.example.com", "paths": [{"port": "http"}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack(stack(grpc_app(), web), stack_file=STACK_FILE)
+    text = str(caught.value)
+    assert "kexpose:apps[0].ingress.rules[0].grpc:" in text, text
+    assert "has HTTP paths in app shop/web" in text, text
+    plan(stack(grpc_app(), web, api="ingress"))  # one Ingress path table per host: fine
+
+
+def test_ingress_refuses_a_grpc_path_an_http_path_already_routes() -> None:
+    app = grpc_app()
+    app["ingress"]["rules"][0]["paths"] = [{"path": "/helloworld.Greeter", "port": "http"}]
+    with pytest.raises(ConfigError, match=r"grpc\[0\]\.service: renders as Ingress path"):
+        parse_stack(stack(app, api="ingress"), stack_file=STACK_FILE)
+
+
 def test_grpc_to_another_apps_port_needs_it_to_declare_h2c() -> None:
     backend = grpc_app("backend")
     backend.pop("ingress")

@@ -27,6 +27,7 @@ from kexpose.model.route import HeaderMatch
 
 if TYPE_CHECKING:
     from kexpose.model.app import AppSpec
+    from kexpose.model.gateway import ApiKind
     from kexpose.model.ingress import IngressSpec, PathType
     from kexpose.model.stack import StackSpec
 
@@ -130,9 +131,10 @@ _GATEWAY_ONLY = {
 
 
 def grpc_api_problems(
-    ingress: IngressSpec, api: str, problems: Problems, at: tuple[str | int, ...]
+    ingress: IngressSpec, api: ApiKind, problems: Problems, at: tuple[str | int, ...]
 ) -> None:
-    """What ``api`` cannot express of the gRPC entries of ``ingress``."""
+    """What ``api`` cannot express of the gRPC entries of ``ingress`` (a host with both HTTP
+    paths and gRPC entries in different apps: ``grpc_stack_problems``)."""
     for i, rule in enumerate(ingress.rules):
         if not rule.grpc:
             continue
@@ -147,7 +149,8 @@ def grpc_api_problems(
             )
         if api != "ingress":
             continue
-        http = {(p.path_type, p.path) for p in rule.paths if not any(p.match_key()[1:])}
+        # With api 'ingress' an HTTP path has no other matches (api_problems refuses them).
+        http = {(p.path_type, p.path) for p in rule.paths}
         for k, g in enumerate(rule.grpc):
             loc = (*at, "rules", i, "grpc", k)
             for key, what in _GATEWAY_ONLY.items():
@@ -159,11 +162,12 @@ def grpc_api_problems(
                         "kexpose:controller.api to 'gateway' (GRPCRoute), or drop it",
                         value,
                     )
-            if g.ingress_path() in http and g.method is None:
+            path_type, path = g.ingress_path()
+            if (path_type, path) in http:
                 problems.add(
                     (*loc, "service"),
-                    f"renders as Ingress path {g.ingress_path()[1]} (Prefix), which an HTTP path "
-                    "of the rule already routes",
+                    f"renders as Ingress path {path} ({path_type}), which an HTTP path of the "
+                    "rule already routes; drop one of them",
                     g.service,
                 )
 
@@ -218,6 +222,26 @@ def grpc_port_problems(app: AppSpec, problems: Problems) -> None:
             )
 
 
+def _shared_hosts(stack: StackSpec, problems: Problems) -> None:
+    """A host with gRPC entries in one app and HTTP paths in another (within one app:
+    ``grpc_api_problems``); both routes would attach to the same listeners."""
+    http: dict[str | None, str] = {}
+    for app in stack.apps:
+        for rule in app.ingress.rules if app.ingress is not None else ():
+            if rule.paths:
+                http.setdefault(rule.host, f"{app.namespace}/{app.name}")
+    for i, app in enumerate(stack.apps):
+        for r, rule in enumerate(app.ingress.rules if app.ingress is not None else ()):
+            other = http.get(rule.host)
+            if rule.grpc and not rule.paths and other is not None:
+                problems.add(
+                    ("apps", i, "ingress", "rules", r, "grpc"),
+                    f"host {rule.host or '*'} has HTTP paths in app {other}; with api 'gateway' "
+                    "an HTTPRoute and a GRPCRoute may not share a hostname on a listener: give "
+                    "the gRPC services a host of their own",
+                )
+
+
 def grpc_stack_problems(stack: StackSpec, problems: Problems) -> None:
     """Across apps: gRPC calls to another app reach one of its ports that declares h2c; with
     the Traefik controller (Ingress), h2c is per Service, so a Service with an h2c port may not
@@ -226,6 +250,8 @@ def grpc_stack_problems(stack: StackSpec, problems: Problems) -> None:
     h2c = {key: h2c_ports(a) for key, a in by_key.items()}
     ctl = stack.controller
     traefik = ctl is not None and ctl.kind == "traefik" and stack.api == "ingress"
+    if stack.api == "gateway":
+        _shared_hosts(stack, problems)
     for i, app in enumerate(stack.apps):
         for loc, b, field in _entries(app.ingress):
             if _is_own(app, b):
