@@ -9,8 +9,8 @@ proxy becomes ready.
 
 The status writer keeps ``status.loadBalancer.ingress`` of the Ingresses we own at the
 published address and, when the Gateway API is served, the status of our GatewayClasses,
-Gateways and HTTPRoutes as the table computed it (``routes._gwstatus``: only what changed is
-written); with several replicas only the Lease holder writes (``lease``).
+Gateways, HTTPRoutes and GRPCRoutes as the table computed it (``routes._gwstatus``: only what
+changed is written); with several replicas only the Lease holder writes (``lease``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from kexpose.proxy.routes import (
     GATEWAY_KINDS,
     KINDS,
     Claim,
+    GatewayKind,
     Key,
     LoadBalancerIngress,
     ObjectSet,
@@ -294,7 +295,7 @@ class ControlPlane:
         return written + len(updates)
 
     async def write_gateway_status(self) -> int:
-        """GatewayClasses, Gateways and HTTPRoutes of ours: write what differs from the cache."""
+        """GatewayClasses, Gateways and routes of ours: write what differs from the cache."""
         assert self.table is not None
         controller = self._claim.gateway_controller
         assert controller is not None
@@ -315,9 +316,10 @@ class ControlPlane:
                 written += 1
         for route in gateway.routes:
             key = (route.namespace, route.name)
-            body = route_status_body(route, store["HTTPRoute"].get(key), controller, now)
+            kind = cast("GatewayKind", route.kind)
+            body = route_status_body(route, store[kind].get(key), controller, now)
             if body is not None:
-                await self._api.patch_status("HTTPRoute", route.namespace, route.name, body)
+                await self._api.patch_status(kind, route.namespace, route.name, body)
                 written += 1
         if written:
             log.info("status: %d Gateway API object(s) written", written)

@@ -29,6 +29,7 @@ from kexpose.proxy.routes._gwhosts import ANY_HOST, most_specific
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
 
 __all__ = [
+    "BackendProtocol",
     "Cors",
     "GatewayHost",
     "GatewayListener",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 Protocol = Literal["HTTP", "HTTPS"]
+#: How the data plane speaks to a backend: HTTP/1.1, or HTTP/2 with prior knowledge (RFC 9113
+#: §3.3). A GRPCRoute's backends are always h2c: gRPC needs HTTP/2 end to end (trailers).
+BackendProtocol = Literal["http/1.1", "h2c"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class WeightedBackend:
     ingress: str = ""
     """``namespace/name`` of the HTTPRoute: with ``backend``, what the data plane's metrics
     and access log label a request with (the same two fields as an Ingress ``Route``)."""
+    protocol: BackendProtocol = "http/1.1"
+    """What to speak to ``backend``: ``h2c`` for a GRPCRoute's backends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class Mirror:
     backend: Backend
     percent: float = 100.0
     """Share of requests mirrored, 0-100 (``percent`` or ``fraction`` in the filter)."""
+    protocol: BackendProtocol = "http/1.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,12 @@ class GatewayRule:
     backend_timeout: float | None = None
     retry: Retry | None = None
     name: str | None = None
-    """``HTTPRouteRule.name``."""
+    """``HTTPRouteRule.name`` (``GRPCRouteRule.name``)."""
+    grpc: bool = False
+    """A GRPCRoute rule: what the rule answers itself (``error``, the ``invalid_weight`` share)
+    is a gRPC ``UNAVAILABLE`` status in trailers-only form, not an HTTP 500 (``GRPCRouteRule.
+    backendRefs``: "*all* traffic which matches this rule MUST receive an ``UNAVAILABLE``
+    status")."""
 
     @property
     def total_weight(self) -> int:

@@ -45,7 +45,9 @@ __all__ = [
 Kind = Literal["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret"]
 #: The Gateway API kinds (and Namespaces, whose labels ``allowedRoutes`` selectors read), read
 #: when the proxy also serves the Gateway API.
-GatewayKind = Literal["GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"]
+GatewayKind = Literal[
+    "GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant", "Namespace"
+]
 
 
 class ObjectMeta(TypedDict, total=False):
