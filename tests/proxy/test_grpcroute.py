@@ -278,11 +278,11 @@ def test_filters_weights_and_h2c_backends_reach_the_rule() -> None:
     assert found.grpc
     assert found.name == "named"
     assert found.error is None
-    assert [(b.weight, b.protocol) for b in found.backends] == [(3, "h2c"), (1, "h2c")]
+    assert [(b.weight, b.backend.protocol) for b in found.backends] == [(3, "h2c"), (1, "h2c")]
     assert found.request_headers is not None
     assert found.request_headers.set == (("x-set", "1"),)
     assert found.response_headers is not None
-    assert [m.protocol for m in found.mirrors] == ["h2c"]
+    assert [m.backend.protocol for m in found.mirrors] == ["h2c"]
 
 
 def test_an_h2c_service_port_is_a_grpc_backend_not_an_http_one() -> None:

@@ -57,7 +57,7 @@ async def test_grpcroutes_are_watched_served_and_their_status_written(
     )
     assert found is not None
     assert found.grpc
-    assert [b.protocol for b in found.backends] == ["h2c"]
+    assert [b.backend.protocol for b in found.backends] == ["h2c"]
 
     api.statuses.clear()
     assert await plane.write_status() == 4  # class, gateway, the HTTPRoute and the GRPCRoute

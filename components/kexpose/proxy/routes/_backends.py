@@ -23,17 +23,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from kexpose.proxy.routes._kube import EndpointSlice, IngressServiceBackend, Service, ServicePort
 from kexpose.proxy.routes._objects import Key, ObjectSet
 
-__all__ = ["SERVICE_NAME_LABEL", "Backend", "Endpoint", "index_slices", "resolve_backend"]
+__all__ = [
+    "H2C_APP_PROTOCOL",
+    "SERVICE_NAME_LABEL",
+    "Backend",
+    "BackendProtocol",
+    "Endpoint",
+    "index_slices",
+    "resolve_backend",
+]
 
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
 
 #: ``(address, port)``: an IP literal (or a DNS name for ExternalName Services) and a TCP port.
 Endpoint = tuple[str, int]
+
+#: How the proxy speaks to a backend: HTTP/1.1, or HTTP/2 with prior knowledge when the Service
+#: port's ``appProtocol`` is ``kubernetes.io/h2c`` (Service API reference, "Application
+#: protocol"; Gateway API GEP-1911, the HTTPRoute ``HTTPRouteBackendProtocolH2C`` feature).
+BackendProtocol = Literal["http/1.1", "h2c"]
+H2C_APP_PROTOCOL: Final = "kubernetes.io/h2c"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,7 @@ class Backend:
     endpoints: tuple[Endpoint, ...]
     problem: str | None = None
     """Why there is no endpoint, for the log; None when there are endpoints."""
+    protocol: BackendProtocol = "http/1.1"
 
 
 def index_slices(objects: ObjectSet) -> dict[Key, list[EndpointSlice]]:
@@ -74,19 +89,22 @@ def resolve_backend(
         return Backend(label, (), f"Service {namespace}/{name} not found")
     spec = service.get("spec") or {}
     port = _service_port(spec.get("ports") or [], number, port_name)
+    protocol: BackendProtocol = (
+        "h2c" if port is not None and port.get("appProtocol") == H2C_APP_PROTOCOL else "http/1.1"
+    )
     if spec.get("type") == "ExternalName":
         target = spec.get("externalName")
         resolved = port.get("port") if port else number
         if not target or not isinstance(resolved, int):
             return Backend(label, (), f"ExternalName Service {namespace}/{name} has no usable port")
-        return Backend(label, ((target, resolved),))
+        return Backend(label, ((target, resolved),), protocol=protocol)
     if port is None:
         wanted = f"port {number}" if number is not None else f"port named {port_name!r}"
         return Backend(label, (), f"Service {namespace}/{name} has no {wanted}")
     endpoints = _ready_endpoints(port, slices.get((namespace, name), []))
     if not endpoints:
         return Backend(label, (), f"Service {namespace}/{name} has no ready endpoint")
-    return Backend(label, endpoints)
+    return Backend(label, endpoints, protocol=protocol)
 
 
 def _service_port(

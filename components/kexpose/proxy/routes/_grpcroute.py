@@ -26,9 +26,10 @@ and ``GatewayListener.host`` already picks the most specific host. HTTPRoute and
 rules are never merged on one host (cross-serving is settled in ``_gateway``).
 
 Filters: ``RequestHeaderModifier``, ``ResponseHeaderModifier``, ``RequestMirror`` and
-``ExtensionRef`` as on an HTTPRoute (``_httproute``); the HTTP-only filters are refused. Backends
-are weighted as on an HTTPRoute and spoken to over h2c; what the rule answers itself (no valid
-backend, an invalid backend's share) is a gRPC ``UNAVAILABLE`` (``GatewayRule.grpc``).
+``ExtensionRef`` as on an HTTPRoute (``_httproute``); the HTTP-only filters are refused.
+Backends are weighted as on an HTTPRoute and spoken to over h2c (``Backend.protocol``); what
+the rule answers itself (no valid backend, an invalid backend's share) is a gRPC
+``UNAVAILABLE`` (``GatewayRule.grpc``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._gwtable import GatewayRule, WeightedBackend
 from kexpose.proxy.routes._httproute import (
     BackendResolver,
@@ -86,6 +88,13 @@ class TranslatedGrpcRoute:
     """The precedence key of each entry of ``rules``."""
     unresolved: list[tuple[str, str]] = field(default_factory=list)
     """(reason, message) of each backend or filter reference that could not be resolved."""
+
+
+def _h2c(backend: Backend) -> Backend:
+    """The backend as a GRPCRoute speaks to it: over h2c, whatever its Service port's
+    ``appProtocol`` says (``GRPCBackendRef``: an implementation "MAY infer the protocol from the
+    Route type"; gRPC needs HTTP/2 end to end, trailers above all)."""
+    return backend if backend.protocol == "h2c" else replace(backend, protocol="h2c")
 
 
 def _method_path(spec: object) -> tuple[PathMatch, int, int]:
@@ -178,12 +187,7 @@ def translate_grpc_rules(
             elif weight > 0:
                 backends.append(
                     WeightedBackend(
-                        backend,
-                        weight,
-                        per.request_headers,
-                        per.response_headers,
-                        label,
-                        protocol="h2c",
+                        _h2c(backend), weight, per.request_headers, per.response_headers, label
                     )
                 )
         error = filters.error
@@ -203,7 +207,7 @@ def translate_grpc_rules(
             error=error,
             request_headers=filters.request_headers,
             response_headers=filters.response_headers,
-            mirrors=tuple(replace(m, protocol="h2c") for m in filters.mirrors),
+            mirrors=tuple(replace(m, backend=_h2c(m.backend)) for m in filters.mirrors),
             name=text(rule.get("name")),
             grpc=True,
         )

@@ -29,7 +29,6 @@ from kexpose.proxy.routes._gwhosts import ANY_HOST, most_specific
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
 
 __all__ = [
-    "BackendProtocol",
     "Cors",
     "GatewayHost",
     "GatewayListener",
@@ -41,9 +40,6 @@ __all__ = [
 ]
 
 Protocol = Literal["HTTP", "HTTPS"]
-#: How the data plane speaks to a backend: HTTP/1.1, or HTTP/2 with prior knowledge (RFC 9113
-#: §3.3). A GRPCRoute's backends are always h2c: gRPC needs HTTP/2 end to end (trailers).
-BackendProtocol = Literal["http/1.1", "h2c"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +51,6 @@ class WeightedBackend:
     ingress: str = ""
     """``namespace/name`` of the HTTPRoute: with ``backend``, what the data plane's metrics
     and access log label a request with (the same two fields as an Ingress ``Route``)."""
-    protocol: BackendProtocol = "http/1.1"
-    """What to speak to ``backend``: ``h2c`` for a GRPCRoute's backends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +58,6 @@ class Mirror:
     backend: Backend
     percent: float = 100.0
     """Share of requests mirrored, 0-100 (``percent`` or ``fraction`` in the filter)."""
-    protocol: BackendProtocol = "http/1.1"
 
 
 @dataclass(frozen=True, slots=True)
