@@ -3,8 +3,9 @@ its report into conformance/.
 
 It builds the same environment as the e2e fixtures (conftest.py), outside pytest: the private
 network namespace, the local cluster, the suite's CRDs and GatewayClass, the echo-basic stand-ins
-on the pod IPs (echo_pods.py) and kexpose-proxy out of cluster (proxy.py); then runs the suite
-binary (conformance.py) with its output on stdout. Whatever the suite reports is written to
+on the pod IPs (echo_pods.py; echo_grpc.py too when `--profiles` names GATEWAY-GRPC) and
+kexpose-proxy out of cluster (proxy.py); then runs the suite binary (conformance.py) with its
+output on stdout. Whatever the suite reports is written to
 `conformance/report.yaml` and summarised; the exit status is the suite's, so a failing test fails
 the command. When the suite reports no profile (it gave up before its tests, e.g. because nothing
 accepted the GatewayClass, and wrote a report with `profiles: null` or none at all), the
@@ -16,6 +17,7 @@ Needs root (the network namespace) and the built toolchain, like the e2e tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -28,6 +30,8 @@ from .conformance import (
     GATEWAY_ADDRESSES,
     GATEWAY_ADDRESSES_ENV,
     GATEWAY_CLASS,
+    PROFILE_GRPC,
+    PROFILE_HTTP,
     SuiteOptions,
     create_gateway_class,
     install_crds,
@@ -36,6 +40,7 @@ from .conformance import (
     wait_for_gateway_class,
 )
 from .conftest import NODE_NAMES, POD_CIDRS
+from .echo_grpc import EchoGrpcPods
 from .echo_pods import EchoBasicPods
 from .netns import NetnsError, PrivateNetwork
 from .proxy import ProxyProcess
@@ -50,6 +55,12 @@ REPORT = REPO_ROOT / "conformance" / "report.yaml"
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/conformance", description=__doc__)
     parser.add_argument("--run-test", default="", help="run this one test instead of the suite")
+    parser.add_argument(
+        "--profiles",
+        default=PROFILE_HTTP,
+        help=f"comma-separated conformance profiles (default {PROFILE_HTTP}; {PROFILE_GRPC} "
+        "also serves the gRPC echo stand-ins)",
+    )
     parser.add_argument("--skip-tests", default="", help="comma-separated test names to skip")
     parser.add_argument(
         "--supported-features",
@@ -79,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolchainMissingError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
+    profiles = _names(args.profiles)
     options = SuiteOptions(
         report_output=workdir / "report.yaml",
+        profiles=profiles,
         supported_features=_names(args.supported_features),
         exempt_features=_names(args.exempt_features),
         skip_tests=_names(args.skip_tests),
@@ -100,7 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cluster.client() as kube:
             install_crds(kube, toolchain)
             create_gateway_class(kube, name=GATEWAY_CLASS)
-        with EchoBasicPods(cluster.kubeconfig).running():
+        with contextlib.ExitStack() as backends:
+            backends.enter_context(EchoBasicPods(cluster.kubeconfig).running())
+            if PROFILE_GRPC in profiles:
+                backends.enter_context(EchoGrpcPods(cluster.kubeconfig).running())
             # Turns kexpose-proxy's Gateway API on (ProxyProcess passes the environment on).
             os.environ.setdefault(GATEWAY_ADDRESSES_ENV, GATEWAY_ADDRESSES)
             proxy.start()
