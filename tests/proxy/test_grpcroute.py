@@ -285,19 +285,21 @@ def test_filters_weights_and_h2c_backends_reach_the_rule() -> None:
     assert [m.backend.protocol for m in found.mirrors] == ["h2c"]
 
 
-def test_an_h2c_service_port_is_a_grpc_backend_not_an_http_one() -> None:
-    h2c = service(
-        "h2c", {**sport(8080, 3000), "appProtocol": "kubernetes.io/h2c"}, namespace="infra"
-    )
+@pytest.mark.parametrize("app_protocol", ["kubernetes.io/h2c", None, "http"])
+def test_a_grpcroute_speaks_h2c_whatever_the_service_port_says(app_protocol: str | None) -> None:
+    port = sport(8080, 3000)
+    if app_protocol is not None:
+        port["appProtocol"] = app_protocol
     table = build(
         gateway_class(),
         gateway("gw", listener("http")),
-        grpc_route("g", rule(backend("h2c", 8080)), hostnames=["grpc.example.com"]),
-        http_route("h", rule(backend("h2c", 8080)), hostnames=["web.example.com"]),
-        h2c,
+        grpc_route("g", rule(backend("svc", 8080))),
+        service("svc", port, namespace="infra"),
     )
     assert parent(table, "g")["ResolvedRefs"] == ("True", "ResolvedRefs")
-    assert parent(table, "h", "HTTPRoute")["ResolvedRefs"] == ("False", "UnsupportedProtocol")
+    found = call(table, f"/{SERVICE}/Echo")
+    assert found is not None
+    assert [b.backend.protocol for b in found.backends] == ["h2c"]
 
 
 def test_invalid_backends_are_answered_by_the_rule_as_grpc_and_said_why() -> None:

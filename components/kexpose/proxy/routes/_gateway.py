@@ -116,7 +116,7 @@ SUPPORTED_FEATURES: Final = (
 )
 _UNSUPPORTED_APP_PROTOCOLS: Final = frozenset({"kubernetes.io/h2c"})
 """Backends an HTTPRoute cannot speak to yet (HTTP/2 upstreams come with their own issue); a
-GRPCRoute's backends are always spoken to over h2c (``WeightedBackend.protocol``)."""
+GRPCRoute's backends are always spoken to over h2c (``Backend.protocol``)."""
 
 
 @dataclass(frozen=True, slots=True)
