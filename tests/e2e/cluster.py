@@ -9,7 +9,8 @@ Why each component is needed (the Pulumi journey depends on all of them):
 - kube-controller-manager: Deployment -> ReplicaSet -> Pods, EndpointSlices for Services, the
   "default" ServiceAccounts, and namespace finalization (without it a Namespace never goes away);
 - kube-scheduler: binds Pods to the kwok nodes;
-- kwok: plays the kubelets, so Pods become Running/Ready and Nodes report Ready.
+- kwok: plays the kubelets, so Pods become Running/Ready and Nodes report Ready; its server is
+  the nodes' kubelet endpoint, so `pods/log` works (see `POD_LOGS_CRD`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Node, ServiceAccount
 
 from .pki import Pki, write_kubeconfig, write_pki
@@ -62,6 +64,39 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # echo backends of the journey can listen on exactly the pods' addresses.
 NODE_ADDRESS = "127.0.0.1"
 POD_CIDR_TEMPLATE = "10.244.{index}.0/24"
+# A CRD is served a moment after it is created (the apiserver's `Established` condition).
+CRD_ESTABLISH_TIMEOUT_S = 60.0
+
+#: kwok's `Logs` resource (kwok.x-k8s.io/v1alpha1, kwok v0.8 `pkg/apis/v1alpha1/logs_types.go`):
+#: per Pod (same name and namespace), the file in CRI log format that kwok's kubelet server
+#: reads for `containerLogs`. With `--enable-crds=Logs` kwok watches these objects, so a test
+#: can give a simulated Pod its log (echo_pods.py does, for the echo-basic stand-ins) and
+#: `kubectl logs` (GET pods/log: apiserver -> the node's kubelet endpoint -> kwok) returns it.
+#: A minimal definition of our own: kwok validates what it reads, the apiserver need not.
+POD_LOGS_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "logs.kwok.x-k8s.io"},
+    "spec": {
+        "group": "kwok.x-k8s.io",
+        "scope": "Namespaced",
+        "names": {"kind": "Logs", "listKind": "LogsList", "plural": "logs", "singular": "logs"},
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+                "subresources": {"status": {}},
+            }
+        ],
+    },
+}
 
 _PR_SET_PDEATHSIG = 1
 
@@ -195,10 +230,14 @@ class LocalCluster:
                 # The loopback advertise address is not a valid endpoint IP; without this the
                 # apiserver keeps logging its failure to reconcile the `kubernetes` endpoints.
                 "--endpoint-reconciler-type=none",
+                # kwok's nodes also carry their name as a Hostname address, which resolves to
+                # nothing here; pods/log and exec go to the InternalIP (kwok's server).
+                "--kubelet-preferred-address-types=InternalIP",
             ],
         )
         write_kubeconfig(self.kubeconfig, server=self.server, pki=pki)
         self._wait("kube-apiserver", APISERVER_READY_TIMEOUT_S, self._apiserver_ready)
+        self._install_pod_logs_crd()
 
         self._spawn(
             "kube-controller-manager",
@@ -238,6 +277,11 @@ class LocalCluster:
                 f"--config={tc.kwok_stages}",
                 f"--server-address=127.0.0.1:{kwok}",
                 f"--node-ip={NODE_ADDRESS}",
+                # The nodes' kubelet endpoint is kwok's server (the apiserver proxies pods/log
+                # there; kwok serves TLS with a self-signed certificate when given none, which
+                # the apiserver accepts without --kubelet-certificate-authority).
+                f"--node-port={kwok}",
+                "--enable-crds=Logs",
             ],
         )
         with self.client() as client:
@@ -357,6 +401,18 @@ class LocalCluster:
                 return bool(response.status == 200)
         except (OSError, urllib.error.URLError):
             return False
+
+    def _install_pod_logs_crd(self) -> None:
+        with self.client() as client:
+            crd = cast(CustomResourceDefinition, CustomResourceDefinition.from_dict(POD_LOGS_CRD))
+            client.apply(crd, field_manager="kexpose-e2e", force=True)
+
+            def established() -> bool:
+                found = client.get(CustomResourceDefinition, POD_LOGS_CRD["metadata"]["name"])
+                conditions = (found.status.conditions if found.status else None) or []
+                return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+            self._wait("kube-apiserver", CRD_ESTABLISH_TIMEOUT_S, established)
 
     def _nodes_ready(self) -> bool:
         with self.client() as client:

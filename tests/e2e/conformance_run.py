@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             install_crds(kube, toolchain)
             create_gateway_class(kube, name=GATEWAY_CLASS)
         with contextlib.ExitStack() as backends:
-            backends.enter_context(EchoBasicPods(cluster.kubeconfig).running())
+            pods = EchoBasicPods(cluster.kubeconfig, log_dir=workdir / "pod-logs")
+            backends.enter_context(pods.running())
             if PROFILE_GRPC in profiles:
                 backends.enter_context(EchoGrpcPods(cluster.kubeconfig).running())
             # Turns kexpose-proxy's Gateway API on (ProxyProcess passes the environment on).

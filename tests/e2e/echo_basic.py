@@ -55,7 +55,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Final, Literal
+from pathlib import Path
+from typing import IO, Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -433,12 +434,18 @@ class EchoBasicServer:
     _retry_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _server: asyncio.Server | None = None
     _connections: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
+    log_file: Path | None = None
+    """Where the lines also go, appended as they are printed: the file kwok's kubelet server
+    reads for this pod's `pods/log` (echo_pods.py), as a kubelet reads a container's log."""
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
+    _log_sink: IO[str] | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._connection, self.ip, self.port, reuse_address=True
         )
+        if self.log_file is not None:
+            self._log_sink = self.log_file.open("a", encoding="utf-8", buffering=1)
         self._print(f"Starting server, listening on port {self.port} (http)")
 
     async def stop(self) -> None:
@@ -453,6 +460,10 @@ class EchoBasicServer:
             writer.transport.abort()
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
+        with self._log_lock:
+            sink, self._log_sink = self._log_sink, None
+        if sink is not None:
+            sink.close()
 
     def log_lines(self) -> list[str]:
         with self._log_lock:
@@ -461,8 +472,11 @@ class EchoBasicServer:
     def _print(self, line: str) -> None:
         # The CRI log format kubelets (and kwok's log server) read: RFC 3339 time, stream, tag.
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        entry = f"{stamp} stdout F {line}"
         with self._log_lock:
-            self.log.append(f"{stamp} stdout F {line}")
+            self.log.append(entry)
+            if self._log_sink is not None:
+                self._log_sink.write(entry + "\n")  # line-buffered: readable at once
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

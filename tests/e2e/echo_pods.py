@@ -8,6 +8,11 @@ the Pod's name and namespace taken from the container's env the way the kubelet 
 of every namespace, so the namespaces the suite creates per test are covered too; Pods of other
 images (coredns), and echo-basic containers started in their gRPC/TCP/UDP modes, are not served.
 
+With a `log_dir`, each stand-in also writes echo-basic's log lines (CRI log format) to a file of
+its Pod there, and a kwok `Logs` object of the Pod's name and namespace points kwok's kubelet
+server at it (cluster.py `POD_LOGS_CRD`): `GET pods/log` through the apiserver then returns what
+echo-basic would have printed, as the suite's mirror tests read it (`DumpEchoLogs`).
+
 Pods are followed with a list, then a watch from that resourceVersion, relisting on 410 Gone and
 after any other error. The watch and every server live on one asyncio event loop in one thread;
 `stop()` cancels the watch and stops every server before it returns.
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Pod
 
 from .echo_basic import DEFAULT_HTTP_PORT, EchoBasicServer, EchoContext
@@ -39,6 +45,9 @@ OTHER_MODES = ("GRPC_ECHO_SERVER", "TCP_ECHO_SERVER", "UDP_ECHO_SERVER")
 RELIST_BACKOFF_S = 0.5
 # Starting the loop thread, or one call into it (start or stop every server), on a loaded machine.
 LOOP_CALL_TIMEOUT_S = 30.0
+
+#: kwok's per-Pod log source (cluster.py `POD_LOGS_CRD`).
+KwokLogs = create_namespaced_resource("kwok.x-k8s.io", "v1alpha1", "Logs", "logs")
 
 PodAddress = tuple[str, int]
 """(pod IP, port)"""
@@ -92,6 +101,8 @@ class EchoBasicPods:
     """echo-basic stand-ins for the Ready echo-basic Pods of a cluster, until stopped."""
 
     kubeconfig: Path
+    log_dir: Path | None = None
+    """Where the pods' log files go; None: the lines are kept in memory only (`logs`)."""
     errors: list[str] = field(default_factory=list)
     """Failed lists/watches and addresses that could not be bound, for a test to report."""
     _servers: dict[PodAddress, EchoBasicServer] = field(default_factory=dict)
@@ -100,6 +111,7 @@ class EchoBasicPods:
     _thread: threading.Thread | None = None
     _watch: asyncio.Task[None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _client: AsyncClient | None = None
 
     def start(self) -> None:
         loop = asyncio.new_event_loop()
@@ -148,7 +160,8 @@ class EchoBasicPods:
 
     async def _follow(self) -> None:
         config = KubeConfig.from_file(self.kubeconfig)
-        client = AsyncClient(config=config)
+        client = AsyncClient(config=config, field_manager="kexpose-e2e")
+        self._client = client
         try:
             while True:
                 try:
@@ -180,10 +193,12 @@ class EchoBasicPods:
 
     async def _reconcile(self) -> None:
         wanted: dict[PodAddress, EchoContext] = {}
+        names: dict[PodAddress, tuple[str, str]] = {}
         for pod in self._pods.values():
             found = echo_basic_address(pod)
             if found is not None:
                 wanted[found[0]] = found[1]
+                names[found[0]] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         for address, server in list(self._servers.items()):
             if wanted.get(address) != server.context:
                 with self._lock:
@@ -192,7 +207,8 @@ class EchoBasicPods:
         for address, context in wanted.items():
             if address in self._servers:
                 continue
-            server = EchoBasicServer(address[0], address[1], context)
+            log_file = await self._log_file(*names[address])
+            server = EchoBasicServer(address[0], address[1], context, log_file=log_file)
             try:
                 await server.start()
             except OSError as exc:  # an IP outside the CIDRs on `lo`: tried on the next event
@@ -200,6 +216,30 @@ class EchoBasicPods:
                 continue
             with self._lock:
                 self._servers[address] = server
+
+    async def _log_file(self, namespace: str, pod: str) -> Path | None:
+        """The Pod's log file, with the kwok `Logs` object that serves it; None without a
+        log_dir, or when the object cannot be made (the stand-in then serves without it)."""
+        if self.log_dir is None or self._client is None:
+            return None
+        path = self.log_dir / f"{namespace}_{pod}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        logs = KwokLogs.from_dict(
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "Logs",
+                "metadata": {"name": pod, "namespace": namespace},
+                # No `containers`: the file is every container's log in the Pod.
+                "spec": {"logs": [{"logsFile": str(path)}]},
+            }
+        )
+        try:
+            await self._client.apply(logs, force=True)
+        except ApiError as exc:
+            self.errors.append(f"kwok Logs for {namespace}/{pod}: {exc}")
+            return None
+        return path
 
     async def _stop_all(self) -> None:
         if self._watch is not None:

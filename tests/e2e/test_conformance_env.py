@@ -120,9 +120,13 @@ def _delete_namespaces(kube: Client, names: tuple[str, ...]) -> None:
 
 
 @pytest.fixture(scope="module")
-def echo_basic_pods(cluster: LocalCluster) -> Iterator[EchoBasicPods]:
-    """echo-basic stand-ins on the IPs of the cluster's echo-basic Pods (echo_pods.py)."""
-    with EchoBasicPods(cluster.kubeconfig).running() as pods:
+def echo_basic_pods(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EchoBasicPods]:
+    """echo-basic stand-ins on the IPs of the cluster's echo-basic Pods (echo_pods.py), their
+    logs served through pods/log."""
+    log_dir = tmp_path_factory.mktemp("pod-logs")
+    with EchoBasicPods(cluster.kubeconfig, log_dir=log_dir).running() as pods:
         yield pods
     assert not [e for e in pods.errors if "cannot serve" in e], pods.errors
 
@@ -250,6 +254,36 @@ def test_the_retry_and_delay_endpoints_behave_as_echo_basics(
     assert (broken.status, broken.json()) == (500, {"message": 'time: invalid duration "soon"'})
     log = echo_basic_pods.logs(pod["metadata"]["namespace"], pod["metadata"]["name"])
     assert any(f"Echoing back request made to {path} to client" in line for line in log)
+
+
+def test_an_echo_pods_log_is_read_through_the_api_as_the_mirror_tests_read_it(
+    suite_base: list[dict[str, Any]], echo_basic_pods: EchoBasicPods, kube: Client
+) -> None:
+    # The suite's mirror tests (utils/kubernetes DumpEchoLogs) list the mirror backend's Pods
+    # and GET each one's pods/log (apiserver -> kwok's kubelet server -> the stand-in's file).
+    v2 = [p for p in suite_base if _app(p) == "infra-backend-v2"]
+    v1 = [p for p in suite_base if _app(p) == "infra-backend-v1"]
+    addresses = {(pod["status"]["podIP"], 3000) for pod in v1 + v2}
+    wait_until(
+        lambda: True if addresses <= set(echo_basic_pods.serving()) else None,
+        timeout=SERVING_TIMEOUT_S,
+        what="infra-backend-v1 and -v2 served",
+    )
+    target, other = v2[0], v1[0]
+    path = f"/mirror?X-Request-Id={uuid.uuid4()}"
+    assert request(target["status"]["podIP"], path).status == 200
+    expected = f"Echoing back request made to {path} to client"
+
+    def pod_log(pod: dict[str, Any]) -> list[str]:
+        meta = pod["metadata"]
+        return list(kube.log(meta["name"], namespace=meta["namespace"], container=_app(pod)))
+
+    wait_until(
+        lambda: True if any(expected in line for line in pod_log(target)) else None,
+        timeout=SERVING_TIMEOUT_S,
+        what=f"{expected!r} in the pods/log of {target['metadata']['name']}",
+    )
+    assert not any(expected in line for line in pod_log(other))  # each Pod its own log
 
 
 def test_pods_of_a_new_namespace_are_followed_through_replacement(

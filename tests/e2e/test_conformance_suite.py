@@ -68,7 +68,8 @@ def test_gateway_http_conformance(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     workdir = tmp_path_factory.mktemp("conformance")
-    with EchoBasicPods(cluster.kubeconfig).running():
+    # The pods' logs (what the mirror tests read through pods/log) go beside the suite's log.
+    with EchoBasicPods(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
         with cluster.client() as kube:
             features = wait_for_gateway_class(kube)
         assert features, f"GatewayClass not accepted:\n{gateway_proxy.tail()}"

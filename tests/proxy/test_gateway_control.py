@@ -139,3 +139,22 @@ async def test_without_the_gateway_api_no_gateway_kind_is_watched(
     async with asyncio.timeout(5):
         await plane.ready.wait()
     assert not {c[1] for c in api.calls} & {"GatewayClass", "Gateway", "HTTPRoute"}
+
+
+async def test_config_map_changes_rebuild_only_while_a_gateway_validates_client_certificates() -> (
+    None
+):
+    # ConfigMaps are watched for the CA bundles of ``spec.tls.frontend``; other ConfigMaps
+    # (leader-election locks, app settings) change often and must not rebuild the table.
+    rec = Recorder()
+    plane = ControlPlane(FakeKubeApi(lists=objects()), claim=CLAIM, on_table=rec.on_table)
+    plane._changed("ConfigMap")
+    assert not plane._dirty.is_set()
+    plane._changed("ConfigMap", listed=True)  # the first list counts: the table waits for it
+    assert plane._dirty.is_set()
+    plane._dirty.clear()
+    gw = objects()["Gateway"][0][0][0]
+    gw["spec"]["tls"] = {"frontend": {"default": {"validation": {"caCertificateRefs": []}}}}
+    plane._store["Gateway"][("infra", "gw")] = gw
+    plane._changed("ConfigMap")
+    assert plane._dirty.is_set()

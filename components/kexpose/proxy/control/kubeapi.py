@@ -249,6 +249,7 @@ _PLURALS: Mapping[str, str] = {
     "GRPCRoute": "grpcroutes",
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
+    "ConfigMap": "configmaps",
 }
 
 

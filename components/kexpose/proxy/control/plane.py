@@ -160,7 +160,7 @@ class ControlPlane:
             self._admit(kind, obj, listed, previous)
         self._store[kind] = listed
         self._synced.add(kind)
-        self._changed(kind)
+        self._changed(kind, listed=True)
         while True:
             async for event, obj in self._api.watch_objects(
                 kind, self._namespace, version, timeout=self._settings.watch_timeout
@@ -202,11 +202,24 @@ class ControlPlane:
             "its previous version stays in service" if kept is not None else "left out",
         )
 
-    def _changed(self, kind: AnyKind) -> None:
+    def _changed(self, kind: AnyKind, *, listed: bool = False) -> None:
+        if kind == "ConfigMap" and not listed and not self._client_validation_used():
+            # ConfigMaps matter only as CA bundles of Gateways' client certificate validation;
+            # the store keeps them current, and a Gateway that starts using one rebuilds.
+            return
         self._dirty.set()
         if kind in ("Ingress", "Service"):
             self._status_due.set()
         # Gateway API status follows every rebuild (``rebuild`` sets it due).
+
+    def _client_validation_used(self) -> bool:
+        """Whether some Gateway sets ``spec.tls.frontend`` (``routes._frontend``)."""
+        for gateway in self._store.get("Gateway", {}).values():
+            spec = gateway.get("spec")
+            tls = spec.get("tls") if isinstance(spec, Mapping) else None
+            if isinstance(tls, Mapping) and tls.get("frontend"):
+                return True
+        return False
 
     # --- route tables -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy.dataplane._messages import RequestHead, local_response
+from kexpose.proxy.dataplane._mirror import MirrorCopy, start_mirrors
 from kexpose.proxy.dataplane._tls import misdirected
 from kexpose.proxy.filters import HeaderModifier
 from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, WeightedBackend
@@ -69,6 +70,8 @@ class Exchange:
     finished = False
     retried = False
     error = ""
+    mirrors: tuple[MirrorCopy, ...] = ()
+    """Copies of this request on their way to the rule's mirror backends (``_mirror``)."""
     _tried: tuple[Endpoint, ...] = ()
     _rid_line = b""
     _balancer: Balancer | None = None
@@ -169,7 +172,25 @@ class Exchange:
             self._timers += (loop.call_later(rule.request_timeout, self._deadline, "request"),)
         if rule.retry is not None and not self.has_body:
             self.retries_left = rule.retry.attempts
+        if rule.mirrors and req.upgrade is None:
+            self._mirror(rule)
         self._dispatch(chosen)
+
+    def _mirror(self, rule: GatewayRule) -> None:
+        """HTTPRouteRequestMirror: start the rule's copies of this request (``_mirror``); the
+        exchange feeds them the body and never waits for them."""
+        if self.request_id is None:  # the copies and the primary share one X-Request-ID
+            self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
+        req = self.req
+        head = forwarded_prefix(req, rule, None) + self._rid_line + self.client.forwarded
+        self.mirrors = start_mirrors(
+            self.client.plane,
+            rule.mirrors,
+            head,
+            req.suffix,
+            has_body=self.has_body,
+            add_host=req.host_header is None,
+        )
 
     def _deadline(self, which: str) -> None:
         """``HTTPRouteTimeouts``: the whole request, or the backend's answer, took too long."""
@@ -334,6 +355,8 @@ class Exchange:
     # --- request body -------------------------------------------------------------------------
 
     def send_body(self, data: bytes) -> None:
+        for copy in self.mirrors:
+            copy.feed(data)
         if self.finished:
             return  # answered already (404, early response): the rest of the body is dropped
         conn = self.upstream
@@ -349,6 +372,8 @@ class Exchange:
             self.client.pause_reading_for_upstream()
 
     def end_body(self) -> None:
+        for copy in self.mirrors:
+            copy.end()
         self.request_done = True
         if self.upstream is not None and not self.finished:
             self.client.waiting_for_upstream()
@@ -455,6 +480,9 @@ class Exchange:
 
     def cancel(self) -> None:
         """The client went away: give up, without answering."""
+        if not self.request_done:
+            for copy in self.mirrors:
+                copy.abandon()  # a body cut short is not mirrored (a whole request stays sent)
         if self.finished:
             return
         self.finished = True

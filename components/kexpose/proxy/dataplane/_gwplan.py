@@ -120,12 +120,12 @@ def location(rule: GatewayRule, req: RequestHead, *, scheme: str, listener_port:
     ).encode("latin-1")
 
 
-def forwarded_prefix(req: RequestHead, rule: GatewayRule, backend: WeightedBackend) -> bytes:
+def forwarded_prefix(req: RequestHead, rule: GatewayRule, backend: WeightedBackend | None) -> bytes:
     """The request line and header lines to forward: ``req.prefix`` unless a filter changes
-    them (header modifiers of the rule and the backend, URL rewrite)."""
-    modifiers: Sequence[HeaderModifier] = [
-        m for m in (rule.request_headers, backend.request_headers) if m
-    ]
+    them (header modifiers of the rule and the backend, URL rewrite). ``backend`` None: the
+    rule's filters only (a mirrored copy)."""
+    own = backend.request_headers if backend is not None else None
+    modifiers: Sequence[HeaderModifier] = [m for m in (rule.request_headers, own) if m]
     rewrite = rule.rewrite
     if not modifiers and rewrite is None:
         return req.prefix

@@ -9,6 +9,15 @@ are all AEAD and left as OpenSSL orders them. The SNI name each handshake asked 
 its SSL object (``sni_of``), so a request whose Host names another certificate's host can be
 answered 421 (RFC 9110 §15.5.20) instead of being routed past the certificate check.
 
+A Gateway port with client certificate validation (``routes.ClientValidation``, the Gateway's
+``spec.tls.frontend``) requires a client certificate in every handshake and verifies it against
+the port's CA bundle (``AllowValidOnly``); ``AllowInsecureFallback`` accepts any client, so no
+certificate is asked for (the proxy passes no client identity on, so a certificate that
+verified would change nothing). OpenSSL takes the verify mode from the listener's context and
+the trust store from the context the SNI callback switches to, so both are set: the listener's
+mode, and a store on every context of the port (a context of the default certificate included,
+for handshakes that no listener certificate matches).
+
 ``load_cert_chain`` only reads files. To keep the root filesystem read-only and keys off disk,
 PEM text is handed to OpenSSL through an anonymous in-memory file (``memfd_create``), with a
 private temporary directory as the fallback where that is missing.
@@ -24,7 +33,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from kexpose.proxy.errors import ProxyConfigError
-from kexpose.proxy.routes import Certificate, CertificateMap
+from kexpose.proxy.routes import Certificate, CertificateMap, ClientValidation
 
 __all__ = ["INTERMEDIATE_CIPHERS", "TlsContexts", "server_context", "sni_of"]
 
@@ -82,27 +91,56 @@ def _load(ctx: ssl.SSLContext, pem: bytes) -> None:
 class TlsContexts:
     """The listener's context plus a cache of per-certificate contexts, keyed by fingerprint."""
 
-    __slots__ = ("_by_fingerprint", "_map", "default")
+    __slots__ = ("_by_fingerprint", "_fallback", "_map", "_pair", "_validation", "default")
 
     def __init__(self, default_cert_pem: str, default_key_pem: str) -> None:
+        self._pair = (default_cert_pem, default_key_pem)
         self.default = server_context(default_cert_pem, default_key_pem)
         self.default.sni_callback = self._select
         self._by_fingerprint: dict[str, ssl.SSLContext] = {}
         self._map = CertificateMap()
+        self._validation: ClientValidation | None = None
+        self._fallback: ssl.SSLContext | None = None
+        """The default certificate with the port's trust store (client validation only)."""
 
-    def update(self, certificates: CertificateMap) -> list[str]:
-        """Build contexts for new certificates, drop unused ones; returns problems to log."""
+    def update(
+        self, certificates: CertificateMap, client_validation: ClientValidation | None = None
+    ) -> list[str]:
+        """Build contexts for new certificates, drop unused ones; returns problems to log.
+        A changed ``client_validation`` rebuilds every context (a trust store only grows)."""
         problems: list[str] = []
         fresh: dict[str, ssl.SSLContext] = {}
+        verifying = _verifying(client_validation)
+        changed = _key(client_validation) != _key(self._validation)
+        kept = {} if changed else self._by_fingerprint
         for cert in certificates.all():
-            ctx = self._by_fingerprint.get(cert.fingerprint)
+            ctx = kept.get(cert.fingerprint)
             if ctx is None:
                 try:
                     ctx = server_context(cert.cert_pem, cert.key_pem)
                 except ProxyConfigError as exc:
                     problems.append(f"Secret {cert.secret}: {exc}; default certificate served")
                     continue
+                if verifying is not None:
+                    _trust(ctx, verifying)
             fresh[cert.fingerprint] = ctx
+        if changed:
+            self._fallback = None
+            if verifying is not None:
+                self._fallback = server_context(*self._pair)
+                _trust(self._fallback, verifying)
+            # New handshakes only: those under way keep the mode they started with.
+            self.default.verify_mode = ssl.CERT_REQUIRED if verifying else ssl.CERT_NONE
+            # A resumed session skips client authentication (RFC 8446 §4.6.2 allows no
+            # CertificateRequest then), and the session tickets this listener issued before
+            # validation was turned on would resume without a certificate. OP_NO_TICKET makes
+            # OpenSSL refuse those stateless tickets (and keep its own sessions, made with
+            # verification, in its cache instead).
+            if verifying:
+                self.default.options |= ssl.OP_NO_TICKET
+            else:
+                self.default.options &= ~ssl.OP_NO_TICKET
+            self._validation = client_validation
         self._by_fingerprint = fresh
         self._map = certificates
         return problems
@@ -118,11 +156,35 @@ class TlsContexts:
             ctx = self._by_fingerprint.get(cert.fingerprint)
             if ctx is not None:
                 sslobj.context = ctx
-        # None: carry on with the current (default) certificate; never fail the handshake.
+                return
+        if self._fallback is not None:
+            sslobj.context = self._fallback  # the default certificate, and the port's CAs
+        # Otherwise carry on with the current (default) certificate; never fail the handshake.
 
     @property
     def contexts(self) -> Mapping[str, ssl.SSLContext]:
         return self._by_fingerprint
+
+
+def _verifying(validation: ClientValidation | None) -> ClientValidation | None:
+    """The validation when handshakes must verify a client certificate, else None."""
+    if validation is None or validation.mode == "AllowInsecureFallback":
+        return None
+    return validation
+
+
+def _key(validation: ClientValidation | None) -> str | None:
+    return validation.fingerprint if validation is not None else None
+
+
+def _trust(ctx: ssl.SSLContext, validation: ClientValidation) -> None:
+    # cadata: PEM text straight into the store, no file (the bundle was parsed by the route
+    # core already; a bundle OpenSSL still refuses leaves the store empty: nobody verifies).
+    try:
+        ctx.load_verify_locations(cadata=validation.ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        log.warning("client CA bundle not loaded: %s; no client certificate will verify", exc)
+    ctx.verify_mode = ssl.CERT_REQUIRED
 
 
 def sni_of(sslobj: object) -> str | None:

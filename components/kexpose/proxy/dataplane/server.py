@@ -29,6 +29,7 @@ from kexpose.proxy.dataplane._balancer import Balancer, refresh_balancers
 from kexpose.proxy.dataplane._downstream import ClientConnection
 from kexpose.proxy.dataplane._exchange import Exchange
 from kexpose.proxy.dataplane._messages import RequestHead
+from kexpose.proxy.dataplane._mirror import Mirrors
 from kexpose.proxy.dataplane._tls import TlsContexts
 from kexpose.proxy.dataplane._upstream import Pool
 from kexpose.proxy.ops.access_log import AccessLog
@@ -97,6 +98,8 @@ class DataPlane:
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
+        self.mirrors = Mirrors()
+        """Request mirrors' copies in flight and their counters (``_mirror``)."""
         self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
         """Per scheme: request head bytes -> its plan (see ``_downstream``)."""
         self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
@@ -126,7 +129,7 @@ class DataPlane:
                     pair = self._default_certificate
                     contexts = TlsContexts(pair.cert_pem, pair.key_pem)
                     self._gateway_tls[(port.gateway, port.port)] = contexts
-                problems += contexts.update(port.certificates)
+                problems += contexts.update(port.certificates, port.client_validation)
         self.balancers = refresh_balancers(
             self.balancers, table.backends, policy=self.settings.balance
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kexpose.proxy.routes._backends import Backend, Endpoint
 from kexpose.proxy.routes._certificates import Certificate, CertificateMap
+from kexpose.proxy.routes._frontend import ClientValidation
 from kexpose.proxy.routes._gateway import (
     GATEWAY_GROUP,
     SUPPORTED_FEATURES,
@@ -84,6 +85,7 @@ __all__ = [
     "CertificateMap",
     "Claim",
     "ClassStatus",
+    "ClientValidation",
     "Condition",
     "Cors",
     "Endpoint",

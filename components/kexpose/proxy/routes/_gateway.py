@@ -46,6 +46,12 @@ from typing import Any, Final, Literal
 
 from kexpose.proxy.routes._backends import Backend, resolve_backend
 from kexpose.proxy.routes._certificates import Certificate, CertificateMap, certificate_from_secret
+from kexpose.proxy.routes._frontend import (
+    ClientValidation,
+    FrontendCheck,
+    frontend_validation,
+    insecure_fallback,
+)
 from kexpose.proxy.routes._grants import Grants
 from kexpose.proxy.routes._grpcroute import translate_grpc_rules
 from kexpose.proxy.routes._gwhosts import ANY_HOST, intersect, specificity
@@ -81,14 +87,18 @@ _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
 RouteKind = Literal["HTTPRoute", "GRPCRoute"]
 #: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
 #: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
-#: Mirrors, h2c and WebSocket backends are parsed but not claimed until they are served and
-#: pass the suite; retries are served, but ``retry`` is an experimental-channel field that the
-#: standard CRDs prune. The 421 answer is served, but its Extended test
+#: h2c backends are parsed but not claimed until they are served and pass the suite; retries
+#: are served, but ``retry`` is an experimental-channel field that the standard CRDs prune.
+#: AllowInsecureFallback client validation is served (no client certificate is asked for),
+#: but its test checks that a certificate is requested and any one accepted, which Python's
+#: ``ssl`` cannot do (no verify callback: a certificate that is asked for is verified).
+#: The 421 answer is served, but its Extended test
 #: (GatewayHTTPSListenerDetectMisdirectedRequests) speaks HTTP/2 only (connection coalescing),
 #: which comes with its own issue.
 SUPPORTED_FEATURES: Final = (
     "Gateway",
     "GatewayAddressEmpty",
+    "GatewayFrontendClientCertificateValidation",
     "GatewayHTTPListenerIsolation",
     "GatewayPort8080",
     "GatewayStaticAddresses",
@@ -109,6 +119,9 @@ SUPPORTED_FEATURES: Final = (
     "HTTPRoutePathRewrite",
     "HTTPRoutePortRedirect",
     "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
@@ -180,6 +193,8 @@ class _Listener:
     kinds: tuple[tuple[str, str], ...]
     conditions: dict[str, Condition] = field(default_factory=dict)
     certificates: list[Certificate] = field(default_factory=list)
+    client_validation: ClientValidation | None = None
+    """``spec.tls.frontend`` for this HTTPS listener's port (``_frontend``)."""
     routes: dict[str, list[tuple[tuple[Any, ...], GatewayRule]]] = field(default_factory=dict)
     """Effective hostname -> (precedence key, rule) of the rules attached under it."""
     attached: set[str] = field(default_factory=set)
@@ -214,6 +229,7 @@ class _Build:
     secrets: Mapping[Key, Secret]
     grants: Grants
     namespaces: Mapping[str, Mapping[str, str]]
+    config_maps: Mapping[Key, Mapping[str, Any]] = field(default_factory=dict)
     backends: dict[str, Backend] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -360,6 +376,31 @@ class _Build:
             listener.certificates.append(made)
         return condition("ResolvedRefs", True, "ResolvedRefs")
 
+    def frontend(
+        self, gateway: Key, spec: Mapping[str, Any], listeners: Sequence[_Listener]
+    ) -> None:
+        """Client certificate validation (``_frontend``) on the accepted HTTPS listeners: the
+        port's validation, or the conditions that keep the listener from being served."""
+        checks: dict[int, FrontendCheck] = {}
+        for lst in listeners:
+            accepted = lst.conditions.get("Accepted")
+            if lst.protocol != "HTTPS" or accepted is None or accepted.status != "True":
+                continue
+            check = checks.get(lst.port)
+            if check is None:
+                check = checks[lst.port] = frontend_validation(
+                    spec,
+                    lst.port,
+                    namespace=gateway[0],
+                    config_maps=self.config_maps,
+                    grants=self.grants,
+                )
+            if check.resolved is not None and lst.conditions["ResolvedRefs"].status == "True":
+                lst.conditions["ResolvedRefs"] = check.resolved
+            if check.accepted is not None:
+                lst.conditions["Accepted"] = check.accepted
+            lst.client_validation = check.validation
+
     @staticmethod
     def conflicts(listeners: Sequence[_Listener]) -> None:
         by_port: dict[int, list[_Listener]] = {}
@@ -433,9 +474,12 @@ def build_gateway_table(
     addresses: Mapping[Key, tuple[str, ...]],
     address_problems: Mapping[Key, tuple[str, str]] | None = None,
     supported_features: tuple[str, ...] = SUPPORTED_FEATURES,
+    config_maps: Mapping[Key, Mapping[str, Any]] | None = None,
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
-    build = _Build(controller, services, slices, secrets, Grants(grants), namespaces)
+    build = _Build(
+        controller, services, slices, secrets, Grants(grants), namespaces, config_maps or {}
+    )
     ours = our_classes(classes, controller)
     class_status = tuple(
         ClassStatus(
@@ -454,6 +498,7 @@ def build_gateway_table(
     for key, gw in our_gateways.items():
         specs = entries(mapping(gw.get("spec")).get("listeners"))
         made = [build.listener(key, spec, i) for i, spec in enumerate(specs)]
+        build.frontend(key, gw, made)
         build.conflicts(made)
         listeners[key] = made
 
@@ -504,13 +549,24 @@ def build_gateway_table(
             gateway_programmed = condition("Programmed", False, "Invalid", accepted.message)
         else:
             gateway_programmed = condition("Programmed", False, reason, why)
+        gateway_conditions: tuple[Condition, ...] = (accepted, gateway_programmed)
+        if insecure_fallback(gw):
+            gateway_conditions += (
+                condition(
+                    "InsecureFrontendValidationMode",
+                    True,
+                    "ConfigurationChanged",
+                    "a listener accepts clients whose certificate fails validation "
+                    "(AllowInsecureFallback)",
+                ),
+            )
         gateway_status.append(
             GatewayStatus(
                 key[0],
                 key[1],
                 _generation(gw),
                 addrs,
-                (accepted, gateway_programmed),
+                gateway_conditions,
                 tuple(listener_status),
             )
         )
@@ -710,6 +766,7 @@ def _ports(label: str, addrs: tuple[str, ...], valid: Sequence[_Listener]) -> li
         built = []
         certs: dict[str, Certificate] = {}
         default_cert = None
+        validation = next((v for v in (lst.client_validation for lst in group) if v), None)
         for lst in sorted(group, key=lambda item: specificity(item.hostname or ANY_HOST)):
             hosts = {}
             for host, keyed in lst.routes.items():
@@ -738,6 +795,7 @@ def _ports(label: str, addrs: tuple[str, ...], valid: Sequence[_Listener]) -> li
                 tuple(built),
                 CertificateMap(certs),
                 default_cert,
+                validation,
             )
         )
     return out

@@ -25,6 +25,7 @@ from typing import Literal
 from kexpose.proxy.filters import Cors, HeaderModifier, Redirect, Rewrite
 from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._certificates import CertificateMap
+from kexpose.proxy.routes._frontend import ClientValidation
 from kexpose.proxy.routes._gwhosts import ANY_HOST, most_specific
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
 
@@ -154,6 +155,8 @@ class GatewayPort:
     """For HTTPS: listener hostnames -> certificate (SNI)."""
     default_certificate: str | None = None
     """Fingerprint of the certificate of a listener without hostname, if any."""
+    client_validation: ClientValidation | None = None
+    """For HTTPS: how handshakes check client certificates (``spec.tls.frontend``)."""
     by_hostname: Mapping[str, GatewayListener] = field(init=False, repr=False, compare=False)
     """``listeners`` by hostname (``ANY_HOST`` for none), made once: looked up per request."""
 

@@ -46,7 +46,13 @@ Kind = Literal["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret"]
 #: The Gateway API kinds (and Namespaces, whose labels ``allowedRoutes`` selectors read), read
 #: when the proxy also serves the Gateway API.
 GatewayKind = Literal[
-    "GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant", "Namespace"
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "GRPCRoute",
+    "ReferenceGrant",
+    "Namespace",
+    "ConfigMap",
 ]
 
 

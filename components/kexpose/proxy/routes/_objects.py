@@ -56,6 +56,8 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     "GRPCRoute": ("gateway.networking.k8s.io/v1",),
     "ReferenceGrant": ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"),
     "Namespace": ("v1",),
+    # CA bundles of Gateways' client certificate validation (``_frontend``).
+    "ConfigMap": ("v1",),
 }
 _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): (api,) for kind, api in KINDS.items()},
@@ -114,6 +116,7 @@ class ObjectSet:
     grpc_routes: Mapping[Key, RawObject] = field(default_factory=dict)
     reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
+    config_maps: Mapping[Key, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -187,6 +190,7 @@ class ObjectSet:
             grpc_routes=dict(by_kind.get("GRPCRoute", {})),
             reference_grants=dict(by_kind.get("ReferenceGrant", {})),
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
+            config_maps=dict(by_kind.get("ConfigMap", {})),
         )
 
     @classmethod
@@ -219,4 +223,5 @@ class ObjectSet:
             "GRPCRoute": dict(self.grpc_routes),
             "ReferenceGrant": dict(self.reference_grants),
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
+            "ConfigMap": dict(self.config_maps),
         }

@@ -281,6 +281,7 @@ _SHAPES: Final[Mapping[str, _Object]] = {
     "GRPCRoute": _METADATA_ONLY,
     "ReferenceGrant": _METADATA_ONLY,
     "Namespace": _METADATA_ONLY,
+    "ConfigMap": _METADATA_ONLY,
 }
 
 

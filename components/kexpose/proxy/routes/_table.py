@@ -324,6 +324,7 @@ def _gateways(
         slices=slices,
         secrets=objects.secrets,
         namespaces=namespaces,
+        config_maps=cast("Mapping[Key, Mapping[str, Any]]", objects.config_maps),
         addresses=addresses,
         address_problems=address_problems,
     )
