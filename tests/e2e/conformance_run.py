@@ -17,7 +17,6 @@ Needs root (the network namespace) and the built toolchain, like the e2e tests.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import sys
@@ -113,11 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cluster.client() as kube:
             install_crds(kube, toolchain)
             create_gateway_class(kube, name=GATEWAY_CLASS)
-        with contextlib.ExitStack() as backends:
-            pods = EchoBasicPods(cluster.kubeconfig, log_dir=workdir / "pod-logs")
-            backends.enter_context(pods.running())
-            if PROFILE_GRPC in profiles:
-                backends.enter_context(EchoGrpcPods(cluster.kubeconfig).running())
+        # With the gRPC profile, the same Pod watch also serves echo-basic's gRPC mode.
+        echo = EchoGrpcPods if PROFILE_GRPC in profiles else EchoBasicPods
+        with echo(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
             # Turns kexpose-proxy's Gateway API on (ProxyProcess passes the environment on).
             os.environ.setdefault(GATEWAY_ADDRESSES_ENV, GATEWAY_ADDRESSES)
             proxy.start()

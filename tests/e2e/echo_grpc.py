@@ -21,7 +21,8 @@ test of the suite reads either (v1.6.3: only the three fields above).
 
 The message and service classes come from the proto itself, compiled when first needed
 (`grpc.protos_and_services`, grpcio-tools), from the Go module cache scripts/toolchain.sh fills:
-nothing generated is committed. Pods are followed as `echo_pods.EchoBasicPods` follows them.
+nothing generated is committed. `EchoGrpcPods` is `echo_pods.EchoBasicPods` (one Pod watch)
+serving the gRPC-mode Pods too.
 """
 
 from __future__ import annotations
@@ -180,21 +181,22 @@ class EchoGrpcServer:
 
 @dataclass
 class EchoGrpcPods(EchoBasicPods):
-    """gRPC echo stand-ins for the Ready echo-basic Pods in gRPC mode, until stopped.
+    """The echo-basic stand-ins of `EchoBasicPods` (HTTP mode), and a gRPC echo stand-in for each
+    Ready echo-basic Pod in gRPC mode, until stopped.
 
-    The list/watch of `EchoBasicPods`; only what each Pod gets served differs.
+    One Pod watch (and one API client, on one loop thread) serves both kinds: a second watcher
+    would only double the API traffic.
     """
 
     _grpc: dict[PodAddress, EchoGrpcServer] = field(default_factory=dict)
 
-    def serving(self) -> dict[PodAddress, EchoContext]:
+    def serving_grpc(self) -> dict[PodAddress, EchoContext]:
+        """The addresses answered by a gRPC stand-in right now, with the pod each stands for."""
         with self._lock:
             return {address: server.context for address, server in self._grpc.items()}
 
-    def logs(self, namespace: str, pod: str) -> list[str]:
-        return []  # grpc.go prints each request; nothing of the suite reads it
-
     async def _reconcile(self) -> None:
+        await super()._reconcile()
         wanted: dict[PodAddress, EchoContext] = {}
         for pod in self._pods.values():
             found = grpc_echo_address(pod)
