@@ -537,3 +537,13 @@ def test_static_documents_read_grpcroutes_of_v1_only() -> None:
         "routes.yaml document 2: GRPCRoute apiVersion 'gateway.networking.k8s.io/v1alpha2' "
         "(str) is not read; use 'gateway.networking.k8s.io/v1'",
     )
+
+
+def test_a_grpcroute_without_usable_metadata_is_reported_alone() -> None:
+    good = grpc_route("r", rule(backend("web")))
+    bad = {**good, "metadata": {"name": 7}}
+    objects, problems = ObjectSet.from_documents([bad, good], origin="routes.yaml")
+    assert list(objects.grpc_routes) == [("infra", "r")]
+    [problem] = problems
+    assert problem.startswith("routes.yaml document 1: GRPCRoute (no usable metadata.name)")
+    assert "metadata.name" in problem
