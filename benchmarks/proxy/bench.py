@@ -17,7 +17,9 @@ is the fairest per-core figure when the machine is shared. Finally ``--workers 2
 against ``--workers 1``.
 
 Nothing is installed unless ``--install`` is given, which runs ``apt-get install -y nginx wrk``
-(Debian/Ubuntu). Results go to stdout as a Markdown table and to benchmarks/results/ as JSON.
+(Debian/Ubuntu). ``--h2`` adds HTTP/2 over TLS rounds with h2load (``nghttp2-client``):
+nginx's ``http2`` listener against kexpose's HTTPS port (ALPN h2), ``--h2-streams`` per
+connection. Results go to stdout as a Markdown table and to benchmarks/results/ as JSON.
 
     python benchmarks/proxy/bench.py [--duration 10] [--rounds 3] [--connections 64]
         [--baseline DIR]
@@ -56,6 +58,7 @@ BACKEND_PORT, NGINX_HTTP, NGINX_HTTPS, KX_HTTP, KX_HTTPS, KX_HEALTH = (
     18254,
 )
 BASE_HTTP, BASE_HTTPS, BASE_HEALTH = 18083, 18446, 18255
+NGINX_H2 = 18447  # nginx's HTTP/2 listener (kexpose offers h2 by ALPN on its HTTPS port)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 NGINX_BACKEND = """
@@ -97,6 +100,7 @@ http {{
   server {{
     listen 127.0.0.1:{http};
     listen 127.0.0.1:{https} ssl;
+    listen 127.0.0.1:{h2} ssl http2;
     ssl_certificate {run}/tls.crt; ssl_certificate_key {run}/tls.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     location / {{
@@ -166,10 +170,11 @@ def need(tool: str, install: bool) -> str:
     )
     if found:
         return found
+    packages = ["nghttp2-client"] if tool == "h2load" else ["nginx", "wrk"]
     if install:
-        subprocess.run(["apt-get", "install", "-y", "nginx", "wrk"], check=True)
+        subprocess.run(["apt-get", "install", "-y", *packages], check=True)
         return need(tool, install=False)
-    sys.exit(f"{tool} not found: run with --install, or: apt-get install -y nginx wrk")
+    sys.exit(f"{tool} not found: run with --install, or: apt-get install -y {' '.join(packages)}")
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -263,13 +268,30 @@ def main() -> None:
         "--install", action="store_true", help="apt-get install -y nginx wrk if missing"
     )
     ap.add_argument(
+        "--h2",
+        action="store_true",
+        help="also HTTP/2 over TLS with h2load (nghttp2-client), nginx (http2) and kexpose",
+    )
+    ap.add_argument("--h2-streams", type=int, default=10, help="h2load -m: streams per connection")
+    ap.add_argument(
         "--baseline",
         type=Path,
         help="another source tree whose kexpose-proxy runs beside this one (before/after)",
     )
+    ap.add_argument(
+        "--auth",
+        action="store_true",
+        help="measure edge auth against the same route without it instead (auth_bench.py)",
+    )
     args = ap.parse_args()
     nginx, wrk_bin = need("nginx", args.install), need("wrk", args.install)
     kexpose = str(Path(sys.executable).with_name("kexpose-proxy"))
+    if args.auth:
+        sys.path.insert(0, str(REPO))
+        from benchmarks.proxy.auth_bench import run_auth
+
+        run_auth(args, nginx=nginx, wrk_bin=wrk_bin, kexpose=kexpose)
+        return
     sys.path.insert(0, str(REPO / "components"))
     from kexpose.certs import self_signed
 
@@ -278,7 +300,13 @@ def main() -> None:
     (run_dir / "tls.crt").write_text(pair.cert_pem)
     (run_dir / "tls.key").write_text(pair.key_pem)
     (run_dir / "manifests.yaml").write_text(MANIFESTS.format(backend=BACKEND_PORT))
-    conf = {"run": run_dir, "backend": BACKEND_PORT, "http": NGINX_HTTP, "https": NGINX_HTTPS}
+    conf = {
+        "run": run_dir,
+        "backend": BACKEND_PORT,
+        "http": NGINX_HTTP,
+        "https": NGINX_HTTPS,
+        "h2": NGINX_H2,
+    }
     (run_dir / "backend.conf").write_text(NGINX_BACKEND.format(**conf))
     (run_dir / "proxy.conf").write_text(NGINX_PROXY.format(**conf))
     pin_proxy = ["taskset", "-c", args.proxy_core]
@@ -374,6 +402,12 @@ def main() -> None:
                         f"p99 {p99:7.2f} ms  {cpu_us:6.1f} CPU-us/req  errors {errors}",
                         flush=True,
                     )
+        if args.h2:
+            h2_targets = {
+                "nginx": (f"https://127.0.0.1:{NGINX_H2}/", ngx_pids),
+                "kexpose": (f"https://127.0.0.1:{KX_HTTPS}/", [kx.pid]),
+            }
+            runs += h2_rounds(h2_targets, args, run_dir)
     # --workers scaling: both cores for kexpose (the load generator shares one of them). CPU
     # per request is summed over the serving processes, so it shows whether workers add cost.
     scaling: dict[int, tuple[float, float]] = {}
@@ -435,12 +469,12 @@ def report(
         "CPU/req vs nginx (per-core ratio) | p99 vs nginx |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for scheme in ("http", "https"):
+    for scheme in ("http", "https", "h2"):
         med = {}
         for name in ("nginx", "kexpose", "baseline"):
-            if not any(r.target == name for r in runs):
-                continue
             sel = [r for r in runs if r.target == name and r.scheme == scheme]
+            if not sel:
+                continue
             med[name] = (
                 statistics.median(r.rps for r in sel),
                 statistics.median(r.p50_ms for r in sel),
@@ -465,6 +499,56 @@ def report(
             f"req/s, {c2:.1f} CPU-us/req ({r2 / r1:.2f}x req/s; unpinned, on 2 cores that wrk and "
             "the backend share)"
         )
+
+
+def h2load(core: str, url: str, duration: int, connections: int, streams: int, log: Path) -> str:
+    """h2load over TLS (ALPN h2); one thread, ``streams`` concurrent streams per connection."""
+    argv = ["taskset", "-c", core, "h2load", "-t1", f"-c{connections}", f"-m{streams}"]
+    argv += [f"-D{duration}", "--log-file", str(log), url]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def parse_h2load(out: str, log: Path) -> tuple[float, float, float, int, int]:
+    """(req/s, p50 ms, p99 ms, requests done, failed + errored): h2load prints no percentiles,
+    so they come from its per-request log (start µs, status, duration µs)."""
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    m = re.search(
+        r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, "
+        r"(\d+) errored",
+        out,
+    )
+    assert m is not None, out
+    durations = sorted(int(line.split()[2]) for line in log.read_text().splitlines() if line)
+    p50 = durations[len(durations) // 2] / 1000 if durations else 0.0
+    p99 = (
+        durations[min(len(durations) - 1, len(durations) * 99 // 100)] / 1000 if durations else 0.0
+    )
+    return rps, p50, p99, int(m.group(1)), int(m.group(2)) + int(m.group(3))
+
+
+def h2_rounds(
+    targets: dict[str, tuple[str, list[int]]], args: argparse.Namespace, run_dir: Path
+) -> list[Run]:
+    """HTTP/2 over TLS, nginx and kexpose interleaved, as the HTTP/1.1 rounds are."""
+    need("h2load", args.install)
+    log = run_dir / "h2load.log"
+    for url, _ in targets.values():  # warm-up
+        h2load(args.load_core, url, 2, args.connections, args.h2_streams, log)
+    runs: list[Run] = []
+    for r in range(1, args.rounds + 1):
+        for name, (url, pids) in targets.items():
+            before = cpu_ticks(pids)
+            out = h2load(args.load_core, url, args.duration, args.connections, args.h2_streams, log)
+            used = cpu_ticks(pids) - before
+            rps, p50, p99, total, errors = parse_h2load(out, log)
+            cpu_us = used / TICKS * 1e6 / max(total, 1)
+            runs.append(Run(name, "h2", r, rps, p50, p99, cpu_us, errors))
+            print(
+                f"round {r} h2    {name:8s} {rps:9.0f} req/s  p50 {p50:6.2f} ms  "
+                f"p99 {p99:7.2f} ms  {cpu_us:6.1f} CPU-us/req  errors {errors}",
+                flush=True,
+            )
+    return runs
 
 
 if __name__ == "__main__":

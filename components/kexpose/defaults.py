@@ -15,6 +15,7 @@ __all__ = [
     "GATEWAY_CONTROLLER_NAME",
     "INGRESS_CLASS",
     "TRAEFIK_CONTROLLER_NAME",
+    "TRAEFIK_GATEWAY_CONTROLLER_NAME",
 ]
 
 #: IngressClass ``spec.controller`` claimed by kexpose-proxy (a domain-prefixed path, as the
@@ -24,6 +25,8 @@ CONTROLLER_NAME: Final = "kexpose.dev/ingress-controller"
 GATEWAY_CONTROLLER_NAME: Final = "kexpose.dev/gateway-controller"
 #: Traefik's own controller string for its Kubernetes Ingress provider.
 TRAEFIK_CONTROLLER_NAME: Final = "traefik.io/ingress-controller"
+#: Traefik's GatewayClass ``spec.controllerName`` for its Kubernetes Gateway provider.
+TRAEFIK_GATEWAY_CONTROLLER_NAME: Final = "traefik.io/gateway-controller"
 #: The IngressClass the shipped stacks create and route through.
 INGRESS_CLASS: Final = "kexpose"
 #: Where the shipped stacks run the controller, and the name of its Service.

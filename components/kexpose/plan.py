@@ -9,10 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kexpose.manifests import Manifest, TlsMaterial, app_manifests, controller_manifests
+from kexpose.manifests import (
+    GatewayRef,
+    Manifest,
+    PortLookup,
+    TlsMaterial,
+    app_manifests,
+    controller_manifests,
+    route_grants,
+)
+from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL
 from kexpose.model import AppSpec, StackSpec
+from kexpose.profile import PROFILES
 
-__all__ = ["SYSTEM_NAMESPACES", "Planned", "app_namespaces", "plan_stack"]
+__all__ = [
+    "SYSTEM_NAMESPACES",
+    "Planned",
+    "app_namespaces",
+    "app_plan",
+    "controller_plan",
+    "gateway_of",
+    "plan_stack",
+    "port_lookup",
+]
 
 #: Namespaces every cluster has; kexpose never creates or deletes them.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -49,18 +68,65 @@ def namespace_manifest(name: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kexpose"}},
+        "metadata": {
+            "name": name,
+            # The API server sets this label on every Namespace; written out so that offline
+            # readers (kexpose-proxy --manifests, kexpose check) select namespaces by it as a
+            # cluster does (a Gateway's allowedRoutes selector).
+            "labels": {NAMESPACE_NAME_LABEL: name, "app.kubernetes.io/managed-by": "kexpose"},
+        },
     }
 
 
+def gateway_of(spec: StackSpec) -> GatewayRef | None:
+    """The Gateway the stack's routes attach to (``api: gateway``), else None."""
+    c = spec.controller
+    if c is None or c.api != "gateway":
+        return None
+    return GatewayRef(c.namespace, c.gateway.name)
+
+
+def port_lookup(spec: StackSpec) -> PortLookup:
+    """Port numbers of the stack's app Services, by name or number (HTTPRoutes need numbers)."""
+    services = {(a.namespace, a.name): a.service for a in spec.apps}
+
+    def lookup(namespace: str, service: str, ref: int | str) -> int | None:
+        svc = services.get((namespace, service))
+        port = svc.port_ref(ref) if svc is not None else None
+        return port.port if port is not None else None
+
+    return lookup
+
+
+def controller_plan(spec: StackSpec) -> list[Manifest]:
+    """The controller's objects, with its Gateway's listeners from the stack's apps."""
+    if spec.controller is None:
+        return []
+    return controller_manifests(
+        spec.controller,
+        apps=spec.apps,
+        redirect_only=PROFILES[spec.environment].http_redirect_only,
+    )
+
+
+def app_plan(spec: StackSpec, app: AppSpec, tls: TlsMaterial | None) -> list[Manifest]:
+    """One app's objects, as the stack places them (its class or its Gateway)."""
+    return app_manifests(
+        app,
+        class_name=spec.class_of(app),
+        tls=tls,
+        gateway=gateway_of(spec),
+        ports=port_lookup(spec),
+    )
+
+
 def plan_stack(spec: StackSpec, *, tls: Callable[[AppSpec], TlsMaterial | None]) -> list[Planned]:
-    """Every object of a resolved stack in apply order: namespaces, controller, apps."""
+    """Every object of a resolved stack in apply order: namespaces, controller, apps, and the
+    ReferenceGrants of routes that reach into other namespaces."""
     out = [Planned(namespace_manifest(ns), ("apps",)) for ns in app_namespaces(spec)]
-    if spec.controller is not None:
-        out += [Planned(m, ("controller",)) for m in controller_manifests(spec.controller)]
+    out += [Planned(m, ("controller",)) for m in controller_plan(spec)]
     for i, app in enumerate(spec.apps):
-        out += [
-            Planned(m, ("apps", i))
-            for m in app_manifests(app, class_name=spec.class_of(app), tls=tls(app))
-        ]
+        out += [Planned(m, ("apps", i)) for m in app_plan(spec, app, tls(app))]
+    if gateway_of(spec) is not None:
+        out += [Planned(m, ("apps", i)) for i, m in route_grants(spec.apps)]
     return out

@@ -17,7 +17,9 @@ Why these values:
   certificates, so it needs no issuer;
 - prod asks for 2 replicas and a PodDisruptionBudget so that a node drain never takes an app
   down (kube-score and Polaris both flag single-replica Deployments without a PDB), and for
-  certificates from cert-manager.
+  certificates from cert-manager;
+- with ``api: gateway``, staging and prod keep the Gateway's HTTP listener to the redirect to
+  HTTPS (so an app there must have TLS), while dev lets apps without TLS attach to it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from kexpose.environment import Environment
-from kexpose.model import AppSpec, ControllerSpec, StackSpec, TlsMode
+from kexpose.model import ApiKind, AppSpec, ControllerSpec, StackSpec, TlsMode
 from kexpose.model.base import Problems
 
 __all__ = ["PROFILES", "Profile", "resolve"]
@@ -44,6 +46,8 @@ class Profile:
     controller_service_default: Literal["LoadBalancer", "NodePort"]
     controller_service_allowed: frozenset[Literal["LoadBalancer", "NodePort"]]
     controller_replicas: int
+    #: With api: gateway, the HTTP listener only redirects to HTTPS.
+    http_redirect_only: bool
 
 
 PROFILES: Final[dict[Environment, Profile]] = {
@@ -56,6 +60,7 @@ PROFILES: Final[dict[Environment, Profile]] = {
         controller_service_default="NodePort",
         controller_service_allowed=frozenset({"NodePort", "LoadBalancer"}),
         controller_replicas=1,
+        http_redirect_only=False,
     ),
     "staging": Profile(
         environment="staging",
@@ -66,6 +71,7 @@ PROFILES: Final[dict[Environment, Profile]] = {
         controller_service_default="LoadBalancer",
         controller_service_allowed=frozenset({"LoadBalancer"}),
         controller_replicas=2,
+        http_redirect_only=True,
     ),
     "prod": Profile(
         environment="prod",
@@ -76,15 +82,19 @@ PROFILES: Final[dict[Environment, Profile]] = {
         controller_service_default="LoadBalancer",
         controller_service_allowed=frozenset({"LoadBalancer"}),
         controller_replicas=2,
+        http_redirect_only=True,
     ),
 }
 
 
-def _resolve_app(app: AppSpec, profile: Profile, problems: Problems, i: int) -> AppSpec:
+def _resolve_app(
+    app: AppSpec, profile: Profile, problems: Problems, i: int, api: ApiKind
+) -> AppSpec:
     update: dict[str, object] = {}
     hosts = app.ingress.hosts() if app.ingress is not None else ()
-    if app.tls.mode is None:
-        mode: TlsMode = (app.tls.implied_mode() or profile.tls_default) if hosts else "none"
+    mode: TlsMode | None = app.tls.mode
+    if mode is None:
+        mode = (app.tls.implied_mode() or profile.tls_default) if hosts else "none"
         if mode == "cert-manager" and app.tls.issuer is None:
             problems.add(
                 ("apps", i, "tls", "issuer"),
@@ -93,6 +103,14 @@ def _resolve_app(app: AppSpec, profile: Profile, problems: Problems, i: int) -> 
             )
             mode = "none"
         update["tls"] = app.tls.model_copy(update={"mode": mode})
+    if api == "gateway" and profile.http_redirect_only and hosts and mode == "none":
+        problems.add(
+            ("apps", i, "tls", "mode"),
+            f"{profile.environment}'s Gateway serves plain HTTP only as a redirect to HTTPS, so "
+            "an app with hosts needs TLS; choose tls.mode 'self-signed', 'secret' or "
+            "'cert-manager'",
+            "none",
+        )
     if app.workload is not None:
         replicas = app.workload.replicas
         if replicas is None:
@@ -153,7 +171,7 @@ def resolve(spec: StackSpec) -> StackSpec:
     """
     profile = PROFILES[spec.environment]
     problems = Problems("StackSpec")
-    apps = tuple(_resolve_app(a, profile, problems, i) for i, a in enumerate(spec.apps))
+    apps = tuple(_resolve_app(a, profile, problems, i, spec.api) for i, a in enumerate(spec.apps))
     ctrl = (
         _resolve_controller(spec.controller, profile, problems)
         if spec.controller is not None

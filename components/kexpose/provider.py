@@ -46,6 +46,8 @@ class ExposedAppArgs(TypedDict):
     """dev, staging or prod: the profile and policies the app is checked against."""
     ingress_class: NotRequired[str]
     """The IngressClass of an Ingress that names none (required then)."""
+    gateway: NotRequired[str]
+    """``namespace/name`` of a Gateway: expose the app through HTTPRoutes attached to it."""
 
 
 class IngressControllerArgs(TypedDict):
@@ -53,6 +55,8 @@ class IngressControllerArgs(TypedDict):
     """dev, staging or prod."""
     controller: NotRequired[dict[str, Any]]
     """The controller, as ``kexpose:controller`` in a stack file (default: the profile's)."""
+    apps: NotRequired[list[dict[str, Any]]]
+    """With ``api: gateway``: the apps whose TLS hosts get a listener on the Gateway."""
 
 
 def integral(value: Any) -> Any:
@@ -95,6 +99,7 @@ class ExposedApp(_ExposedApp):
     hosts: pulumi.Output[list[str]]
     urls: pulumi.Output[list[str]]
     ingress_class: pulumi.Output[str | None]
+    gateway: pulumi.Output[str | None]
     tls_secret_name: pulumi.Output[str | None]
     load_balancer_address: pulumi.Output[str | None]
 
@@ -107,6 +112,7 @@ class ExposedApp(_ExposedApp):
             opts,
             environment=_environment(name, args["environment"]),
             ingress_class=args.get("ingress_class"),
+            gateway=args.get("gateway"),
         )
 
 
@@ -115,6 +121,8 @@ class IngressController(_IngressController):
     Deployment, Service and PodDisruptionBudget."""
 
     class_name: pulumi.Output[str]
+    api: pulumi.Output[str]
+    gateway: pulumi.Output[str | None]
     controller_name: pulumi.Output[str]
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -128,6 +136,7 @@ class IngressController(_IngressController):
             integral(args.get("controller") or {}),
             opts,
             environment=_environment(name, args["environment"]),
+            apps=[integral(a) for a in args.get("apps") or ()],
         )
 
 

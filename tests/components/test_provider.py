@@ -62,10 +62,10 @@ def test_the_schema_offers_every_output_of_the_python_component(
 def test_the_schema_inputs_are_the_stack_file_shapes() -> None:
     found = schema()
     app = found["ExposedApp"].inputs
-    assert set(app) == {"app", "environment", "ingressClass"}
+    assert set(app) == {"app", "environment", "ingressClass", "gateway"}
     assert [k for k, p in app.items() if not p.optional] == ["app", "environment"]
     controller = found["IngressController"].inputs
-    assert set(controller) == {"environment", "controller"}
+    assert set(controller) == {"environment", "controller", "apps"}
     assert controller["controller"].optional
 
 

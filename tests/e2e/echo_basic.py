@@ -32,8 +32,8 @@ How faithful (followed line by line: conformance@v1.6.3 `echo-basic/echo-basic.g
 The websocket at `/ws` is echo-basic's `wsHandler` (x/net/websocket, `io.Copy(ws, ws)`): the
 RFC 6455 handshake, then every frame echoed; a request to `/ws` that is no handshake gets 400.
 
-What it leaves out, for later issues: h2c on 3001 (`BackendProtocolH2C`), TLS on 8443
-(`BackendTLSPolicy`, `tls-backend`), the gRPC, TCP and UDP modes (`GRPC_ECHO_SERVER`, ...;
+h2c on 3001 (`BackendProtocolH2C`) is `echo_h2c.py`. What it leaves out, for later issues: TLS on
+8443 (`BackendTLSPolicy`, `tls-backend`), the gRPC, TCP and UDP modes (`GRPC_ECHO_SERVER`, ...;
 `echo_pods.py` serves no such pod), form bodies as a source of `delay` (Go's `FormValue` also reads
 a POSTed form), and the exact reason phrases of unusual status codes.
 """

@@ -33,6 +33,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Pod
 
 from .echo_basic import DEFAULT_HTTP_PORT, EchoBasicServer, EchoContext
+from .echo_h2c import DEFAULT_H2C_PORT, H2cEchoServer
 
 __all__ = ["ECHO_BASIC_IMAGE", "EchoBasicPods", "PodAddress", "echo_basic_address"]
 
@@ -106,6 +107,8 @@ class EchoBasicPods:
     errors: list[str] = field(default_factory=list)
     """Failed lists/watches and addresses that could not be bound, for a test to report."""
     _servers: dict[PodAddress, EchoBasicServer] = field(default_factory=dict)
+    _h2c: dict[PodAddress, H2cEchoServer] = field(default_factory=dict)
+    """Each pod's h2c server (port 3001), beside its HTTP one."""
     _pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -204,6 +207,9 @@ class EchoBasicPods:
                 with self._lock:
                     del self._servers[address]
                 await server.stop()
+                h2c = self._h2c.pop(address, None)
+                if h2c is not None:
+                    await h2c.stop()
         for address, context in wanted.items():
             if address in self._servers:
                 continue
@@ -216,6 +222,13 @@ class EchoBasicPods:
                 continue
             with self._lock:
                 self._servers[address] = server
+            h2c = H2cEchoServer(address[0], DEFAULT_H2C_PORT, context, http_port=address[1])
+            try:
+                await h2c.start()
+            except OSError as exc:
+                self.errors.append(f"cannot serve h2c for {context.namespace}/{context.pod}: {exc}")
+            else:
+                self._h2c[address] = h2c
 
     async def _log_file(self, namespace: str, pod: str) -> Path | None:
         """The Pod's log file, with the kwok `Logs` object that serves it; None without a
@@ -250,3 +263,6 @@ class EchoBasicPods:
             self._servers.clear()
         for server in servers:
             await server.stop()
+        h2c, self._h2c = list(self._h2c.values()), {}
+        for one in h2c:
+            await one.stop()

@@ -8,7 +8,10 @@ Stand-ins, and why each is needed (nothing else is replaced):
   Services, which the staging and prod controller Services wait for (loadbalancer.py).
 - `ingress_proxy` is the real kexpose-proxy, run out of cluster against the same API server as
   the stacks' controller; the controller Deployment's pods are kwok fakes that never run
-  (proxy.py). It writes the Ingress status that pulumi-kubernetes waits for.
+  (proxy.py). It writes the Ingress status that pulumi-kubernetes waits for. `gateway_proxy` is
+  a second one serving the Gateway API (`--gateway-addresses`) for the stacks with `api:
+  gateway` (staging, prod): it binds their Gateway's listeners on an address of its pool and
+  writes the Gateway API status.
 - Echo servers stand where the pods are: on the pod IPs and container ports the endpointslice
   controller published, inside the session's private network namespace (echo.py, netns.py).
 - `pulumi preview --policy-pack` is pointed at an executable launcher of the real pack, the CLI's
@@ -22,6 +25,7 @@ The three shipped stacks share namespaces and cluster-scoped names, so they run 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import ssl
 import subprocess
@@ -80,6 +84,12 @@ from .traffic import get, peer_certificate, serve_service, trusting
 pytestmark = pytest.mark.e2e
 
 STACKS = ("dev", "staging", "prod")
+#: The shipped stacks exposed through the Gateway API (stacks/Pulumi.*.yaml, `api: gateway`).
+GATEWAY_STACKS = frozenset({"staging", "prod"})
+#: The pool `gateway_proxy` binds Gateways on: local on `lo` in the private network namespace,
+#: apart from the conformance suite's (conformance.GATEWAY_ADDRESSES).
+GATEWAY_ADDRESSES = "127.0.11.0/24"
+GATEWAY_CONTROLLER = "kexpose.dev/gateway-controller"
 MANAGED_BY: dict[str, Any] = {"app.kubernetes.io/managed-by": "kexpose"}
 # The proxy sees a new EndpointSlice or Secret through its watch a moment after the API has it.
 ROUTE_TIMEOUT_S = 60.0
@@ -122,6 +132,34 @@ class Journey:
             state=self.project.state,
             kubeconfig=self.cluster.kubeconfig,
         )
+
+
+@pytest.fixture(scope="class")
+def gateway_proxy(
+    deployed: Deployed, cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess | None]:
+    """kexpose-proxy serving a deployed stack's Gateway (None for an Ingress stack): it claims
+    no IngressClass (another controller name, so `ingress_proxy` keeps the Ingresses) and elects
+    its own status writer. Started after `pulumi up` installed the Gateway API CRDs, stopped
+    before the stack's destroy removes them."""
+    if deployed.stack not in GATEWAY_STACKS:
+        yield None
+        return
+    proxy = ProxyProcess(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("gateway-proxy"),
+        extra_args=(
+            "--controller-name=kexpose.dev/e2e-no-ingress",
+            "--election-id=kexpose-e2e-gateway",
+            f"--gateway-controller-name={GATEWAY_CONTROLLER}",
+            f"--gateway-addresses={GATEWAY_ADDRESSES}",
+        ),
+    )
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +266,11 @@ def deployed(request: pytest.FixtureRequest, journey: Journey) -> Iterator[Deplo
 
 class TestShippedStack:
     def test_up_waits_for_rollouts_endpoints_and_addresses(
-        self, deployed: Deployed, journey: Journey, kube: Client
+        self,
+        deployed: Deployed,
+        journey: Journey,
+        kube: Client,
+        gateway_proxy: ProxyProcess | None,
     ) -> None:
         stack = deployed.stack
         outputs = journey.project.outputs(stack)
@@ -239,10 +281,17 @@ class TestShippedStack:
             assert deployment.spec is not None
             assert deployment.status is not None
             assert deployment.status.availableReplicas == deployment.spec.replicas
-        ingress = kube.get(Ingress, "shop-web", namespace="shop")
-        assert ingress.status is not None
-        assert ingress.status.loadBalancer is not None
-        assert [i.ip for i in ingress.status.loadBalancer.ingress or []] == [PUBLISH_ADDRESS]
+        if stack in GATEWAY_STACKS:
+            # pulumi-kubernetes does not await Gateway API objects; their controller accepts them.
+            address = _gateway_address(journey.cluster)
+            assert ipaddress.ip_address(address) in ipaddress.ip_network(GATEWAY_ADDRESSES)
+            _route_accepted(journey.cluster, "shop", "shop-web")
+            _route_accepted(journey.cluster, "kexpose-system", "kexpose-https-redirect")
+        else:
+            ingress = kube.get(Ingress, "shop-web", namespace="shop")
+            assert ingress.status is not None
+            assert ingress.status.loadBalancer is not None
+            assert [i.ip for i in ingress.status.loadBalancer.ingress or []] == [PUBLISH_ADDRESS]
         controller = kube.get(Service, "kexpose-controller", namespace="kexpose-system")
         assert controller.spec is not None
         if stack == "dev":
@@ -313,8 +362,10 @@ class TestShippedStack:
     def test_real_traffic_by_host_and_path(
         self,
         deployed: Deployed,
+        journey: Journey,
         kube: Client,
         ingress_proxy: ProxyProcess,
+        gateway_proxy: ProxyProcess | None,
     ) -> None:
         host = f"shop.{'' if deployed.stack == 'prod' else deployed.stack + '.'}example.com"
         with EchoServers().running() as echo:
@@ -325,9 +376,12 @@ class TestShippedStack:
             if deployed.stack == "dev":
                 _plain_http_traffic(ingress_proxy, host, web, api)
             elif deployed.stack == "staging":
-                _https_traffic(ingress_proxy, kube, host, web, api)
+                canary = serve_service(kube, echo, namespace="shop", service="shop-web-canary")
+                assert canary
+                address = _gateway_address(journey.cluster)
+                _gateway_https_traffic(address, kube, host, web, canary, api)
             else:
-                _prod_without_cert_manager(ingress_proxy, host)
+                _prod_gateway_without_cert_manager(_gateway_address(journey.cluster), host)
 
     def test_destroy_leaves_nothing(
         self, deployed: Deployed, journey: Journey, kube: Client
@@ -406,6 +460,96 @@ def _prod_without_cert_manager(proxy: ProxyProcess, host: str) -> None:
     context.verify_mode = ssl.CERT_NONE
     der = peer_certificate(proxy.https_port, server_name=host, context=context)
     assert certificate_names(ssl.DER_cert_to_PEM_cert(der).encode()) == ["kexpose-proxy.invalid"]
+
+
+def _gateway_address(cluster: LocalCluster) -> str:
+    """The address the Gateway controller bound the stack's Gateway on (its status)."""
+
+    def bound() -> str | None:
+        gateway = cluster.get_json(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/kexpose-system/gateways/kexpose"
+        )
+        addresses = (gateway.get("status") or {}).get("addresses") or []
+        return str(addresses[0]["value"]) if addresses else None
+
+    return wait_until(bound, timeout=ROUTE_TIMEOUT_S, what="the Gateway's address")
+
+
+def _route_accepted(cluster: LocalCluster, namespace: str, name: str) -> None:
+    def accepted() -> bool | None:
+        route = cluster.get_json(
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{name}"
+        )
+        for parent in (route.get("status") or {}).get("parents") or []:
+            conditions = {c["type"]: c["status"] for c in parent.get("conditions") or []}
+            if (
+                parent.get("controllerName") == GATEWAY_CONTROLLER
+                and conditions.get("Accepted") == "True"
+                and conditions.get("ResolvedRefs") == "True"
+            ):
+                return True
+        return None
+
+    wait_until(accepted, timeout=ROUTE_TIMEOUT_S, what=f"HTTPRoute {namespace}/{name} accepted")
+
+
+def _gateway_https_traffic(
+    address: str, kube: Client, host: str, web: set[str], canary: set[str], api: set[str]
+) -> None:
+    cert = secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode()
+    context = trusting(cert)
+
+    def answered() -> Any:
+        reply = get(443, host=host, path="/", tls=context, address=address)
+        return reply if reply.status == 200 else None
+
+    wait_until(answered, timeout=ROUTE_TIMEOUT_S, what=f"a 200 for https://{host}/")
+    # The HTTPS listener presents the stack's certificate for the host (SNI).
+    served = peer_certificate(443, server_name=host, context=context, address=address)
+    assert served == _der(cert)
+    # The canary by weight (90:10): both Services answer, each from its own endpoints. 200
+    # requests miss the canary with probability 0.9**200 (< 1e-9) if the split were random.
+    seen: dict[str, set[str]] = {"shop-web": set(), "shop-web-canary": set()}
+    for _ in range(200):
+        body = get(443, host=host, path="/", tls=context, address=address).json()
+        assert body["x-forwarded-proto"] == "https"
+        seen[body["app"]].add(body["address"])
+    assert seen["shop-web"] <= web
+    assert seen["shop-web"]
+    assert seen["shop-web-canary"] <= canary
+    assert seen["shop-web-canary"]
+    # The canary by header: all of it, with the response header its filter sets.
+    for _ in range(5):
+        reply = get(
+            443, host=host, path="/", tls=context, address=address, headers={"X-Canary": "always"}
+        )
+        assert reply.json()["app"] == "shop-web-canary"
+        assert reply.headers["x-served-by"] == "canary"
+    body = get(443, host=host, path="/api/v1", tls=context, address=address).json()
+    assert body["app"] == "shop-api"
+    assert body["address"] in api
+    # Plain HTTP only redirects (the Gateway's HTTP listener carries the redirect route alone).
+    redirect = get(80, host=host, path="/api?q=1", address=address)
+    assert redirect.status == 301
+    assert redirect.headers["location"] == f"https://{host}/api?q=1"
+
+
+def _prod_gateway_without_cert_manager(address: str, host: str) -> None:
+    # prod's certificate comes from cert-manager (the Gateway's issuer annotation), which this
+    # cluster does not run: the Secret never appears. Plain HTTP is still redirected, and the
+    # HTTPS listener has no certificate for the host, so no request reaches a backend.
+    redirect = get(80, host=host, path="/", address=address)
+    assert redirect.status == 301
+    assert redirect.headers["location"] == f"https://{host}/"
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        der = peer_certificate(443, server_name=host, context=context, address=address)
+    except OSError:
+        return  # no handshake at all: nothing served
+    names = certificate_names(ssl.DER_cert_to_PEM_cert(der).encode())
+    assert host not in names
 
 
 def _der(pem: str) -> bytes:

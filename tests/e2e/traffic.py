@@ -40,12 +40,15 @@ class Reply:
 class _SniConnection(http.client.HTTPSConnection):
     """HTTPS to the proxy's address, with the Ingress host as SNI and certificate name."""
 
-    def __init__(self, port: int, server_name: str, context: ssl.SSLContext) -> None:
+    def __init__(
+        self, port: int, server_name: str, context: ssl.SSLContext, address: str = PROXY_ADDRESS
+    ) -> None:
         super().__init__(server_name, port, timeout=REQUEST_TIMEOUT_S, context=context)
         self._tls = context
+        self._address = address
 
     def connect(self) -> None:
-        raw = socket.create_connection((PROXY_ADDRESS, self.port), self.timeout)
+        raw = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
@@ -57,15 +60,24 @@ def trusting(cert_pem: str) -> ssl.SSLContext:
     return context
 
 
-def get(port: int, *, host: str, path: str, tls: ssl.SSLContext | None = None) -> Reply:
-    """GET `path` for `host` through the proxy listening on `port` (HTTPS when `tls` is given)."""
+def get(
+    port: int,
+    *,
+    host: str,
+    path: str,
+    tls: ssl.SSLContext | None = None,
+    address: str = PROXY_ADDRESS,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """GET `path` for `host` through the proxy listening on `address:port` (HTTPS when `tls`
+    is given), with more request `headers` if any."""
     conn: http.client.HTTPConnection
     if tls is None:
-        conn = http.client.HTTPConnection(PROXY_ADDRESS, port, timeout=REQUEST_TIMEOUT_S)
+        conn = http.client.HTTPConnection(address, port, timeout=REQUEST_TIMEOUT_S)
     else:
-        conn = _SniConnection(port, host, tls)
+        conn = _SniConnection(port, host, tls, address)
     try:
-        conn.request("GET", path, headers={"Host": host})
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()
         headers = {name.lower(): value for name, value in response.getheaders()}
         return Reply(response.status, headers, response.read())
@@ -73,10 +85,12 @@ def get(port: int, *, host: str, path: str, tls: ssl.SSLContext | None = None) -
         conn.close()
 
 
-def peer_certificate(port: int, *, server_name: str, context: ssl.SSLContext) -> bytes:
+def peer_certificate(
+    port: int, *, server_name: str, context: ssl.SSLContext, address: str = PROXY_ADDRESS
+) -> bytes:
     """The DER certificate the proxy presents for `server_name` (after `context` verified it)."""
     with (
-        socket.create_connection((PROXY_ADDRESS, port), REQUEST_TIMEOUT_S) as raw,
+        socket.create_connection((address, port), REQUEST_TIMEOUT_S) as raw,
         context.wrap_socket(raw, server_hostname=server_name) as tls,
     ):
         der = tls.getpeercert(binary_form=True)

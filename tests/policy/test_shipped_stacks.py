@@ -5,11 +5,14 @@ prod variant fails with the right ids. The objects are the stacks rendered offli
 from __future__ import annotations
 
 import copy
+import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kexpose.environment import Environment
 from kexpose.preview import run_preview
@@ -25,10 +28,27 @@ def _rendered(stack: Environment) -> tuple[dict[str, Any], ...]:
     return tuple(dict(manifest) for _, manifest in result.manifests())
 
 
+@cache
+def _rendered_prod_on_ingress() -> tuple[dict[str, Any], ...]:
+    """The prod stack with ``api: ingress`` (the shipped one is on the Gateway API): the Ingress
+    rules' own bad variant below."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "stacks").mkdir()
+        shutil.copy(PROJECT / "Pulumi.yaml", project)
+        doc = yaml.safe_load((PROJECT / "stacks" / "Pulumi.prod.yaml").read_text())
+        doc["config"]["kexpose:controller"]["api"] = "ingress"
+        (project / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
+        result = run_preview("prod", project=project)
+        return tuple(dict(manifest) for _, manifest in result.manifests())
+
+
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_shipped_stack_passes_its_own_environment(stack: Environment) -> None:
     objects = _rendered(stack)
-    assert any(o["kind"] in ("Ingress", "HTTPRoute") for o in objects)
+    # dev exposes its apps through Ingress, staging and prod through the Gateway API.
+    route = "Ingress" if stack == "dev" else "HTTPRoute"
+    assert any(o["kind"] == route for o in objects)
     found = mandatory_violations(list(objects), stack)
     assert found == [], "\n".join(v.message for v in found)
 
@@ -45,8 +65,15 @@ def _ref(o: dict[str, Any]) -> str:
     return f"{o['kind']}/{o['metadata']['namespace']}/{o['metadata']['name']}"
 
 
+def test_the_prod_stack_on_ingress_passes_too() -> None:
+    objects = _rendered_prod_on_ingress()
+    assert any(o["kind"] == "Ingress" for o in objects)
+    found = mandatory_violations(list(objects), "prod")
+    assert found == [], "\n".join(v.message for v in found)
+
+
 def test_a_bad_prod_variant_fails_with_the_right_ids() -> None:
-    objects = copy.deepcopy(list(_rendered("prod")))
+    objects = copy.deepcopy(list(_rendered_prod_on_ingress()))
     app_service = _first(objects, "Service", type="ClusterIP")
     app_service["spec"]["type"] = "NodePort"
     ingresses = [o for o in objects if o["kind"] == "Ingress"]

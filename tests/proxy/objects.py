@@ -94,8 +94,16 @@ def service(
     }
 
 
-def sport(port: int, target: int | str | None = None, name: str | None = None) -> Obj:
+def sport(
+    port: int,
+    target: int | str | None = None,
+    name: str | None = None,
+    *,
+    app_protocol: str | None = None,
+) -> Obj:
     p: Obj = {"port": port}
+    if app_protocol is not None:
+        p["appProtocol"] = app_protocol
     if target is not None:
         p["targetPort"] = target
     if name is not None:

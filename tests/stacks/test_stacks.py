@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
+from tests.unit.gateway_schema import gateway_errors, is_gateway_object
 
 from kexpose.cli import cli
 from kexpose.hosts import covers
@@ -40,8 +41,51 @@ def test_every_manifest_is_schema_valid(stack: PreviewResult) -> None:
     objs = manifests(stack)
     assert len(objs) >= 15
     for m in objs:
+        if is_gateway_object(m):
+            # Gateway API kinds: the schemas of the CRDs kexpose installs (v1.6.3).
+            assert gateway_errors(m) == [], f"{m['kind']} {m['metadata']['name']}"
+            continue
+        if m["apiVersion"] == "cert-manager.io/v1":
+            continue  # cert-manager's CRDs are not part of any Kubernetes release's schema
         # strict: unknown fields are errors too, as the API server's strict field validation
         kubernetes_validate.validate(m, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "api"), [("dev", "ingress"), ("staging", "gateway"), ("prod", "gateway")]
+)
+def test_each_stack_exposes_through_its_api(name: str, api: str) -> None:
+    kinds = {m["kind"] for m in manifests(run_preview(name, project=ROOT))}
+    gateway_kinds = {
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "ReferenceGrant",
+        "CustomResourceDefinition",
+    }
+    if api == "ingress":
+        assert "Ingress" in kinds
+        assert not kinds & gateway_kinds
+    else:
+        assert "Ingress" not in kinds
+        # prod's certificates are the Gateway's (cert-manager): no grant needed there
+        assert gateway_kinds - {"ReferenceGrant"} <= kinds
+
+
+def test_staging_shows_a_canary_by_weight_and_by_header() -> None:
+    objs = manifests(run_preview("staging", project=ROOT))
+    route = next(
+        m for m in objs if m["kind"] == "HTTPRoute" and m["metadata"]["name"] == "shop-web"
+    )
+    by_weight, by_header, _api = route["spec"]["rules"]
+    assert [(b["name"], b["weight"]) for b in by_weight["backendRefs"]] == [
+        ("shop-web", 90),
+        ("shop-web-canary", 10),
+    ]
+    assert by_header["matches"][0]["headers"] == [
+        {"type": "Exact", "name": "X-Canary", "value": "always"}
+    ]
+    assert [b["name"] for b in by_header["backendRefs"]] == ["shop-web-canary"]
 
 
 def test_every_object_is_parented_to_a_kexpose_component(stack: PreviewResult) -> None:
@@ -66,14 +110,38 @@ def test_prod_has_no_nodeport_and_one_loadbalancer_with_ranges() -> None:
 
 
 @pytest.mark.parametrize("name", ["staging", "prod"])
-def test_every_ingress_host_is_covered_by_tls(name: str) -> None:
-    result = run_preview(name, project=ROOT)
-    ingresses = [m for m in manifests(result) if m["kind"] == "Ingress"]
-    assert ingresses
-    for ing in ingresses:
-        tls_hosts = [h for entry in ing["spec"].get("tls", []) for h in entry.get("hosts", [])]
-        for rule in ing["spec"]["rules"]:
-            assert any(covers(t, rule["host"]) for t in tls_hosts), rule["host"]
+def test_every_route_host_is_served_over_tls_only(name: str) -> None:
+    objs = manifests(run_preview(name, project=ROOT))
+    (gateway,) = [m for m in objs if m["kind"] == "Gateway"]
+    listeners = {entry["name"]: entry for entry in gateway["spec"]["listeners"]}
+    certificates = {
+        (
+            m["metadata"]["namespace"],
+            m["spec"]["secretName"] if m["kind"] == "Certificate" else m["metadata"]["name"],
+        ): (m["spec"]["dnsNames"] if m["kind"] == "Certificate" else None)
+        for m in objs
+        if m["kind"] == "Certificate"
+        or (m["kind"] == "Secret" and m.get("type") == "kubernetes.io/tls")
+    }
+    routes = [m for m in objs if m["kind"] == "HTTPRoute" and m["metadata"]["namespace"] == "shop"]
+    assert routes
+    for route in routes:
+        for parent in route["spec"]["parentRefs"]:
+            listener = listeners[parent["sectionName"]]
+            assert listener["protocol"] == "HTTPS"
+            for host in route["spec"]["hostnames"]:
+                assert covers(listener["hostname"], host)
+            for ref in listener["tls"]["certificateRefs"]:
+                key = (ref.get("namespace", gateway["metadata"]["namespace"]), ref["name"])
+                if key[0] == gateway["metadata"]["namespace"]:
+                    # cert-manager issues it for the Gateway's listeners (its gateway-shim)
+                    assert gateway["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+                    continue
+                assert key in certificates
+                names = certificates[key]
+                assert names is None or listener["hostname"] in names
+    # Plain HTTP carries only the redirect, from the Gateway's own namespace.
+    assert listeners["http"]["allowedRoutes"] == {"namespaces": {"from": "Same"}}
 
 
 def test_prod_replicas_and_disruption_budgets() -> None:
@@ -110,7 +178,8 @@ def test_preview_cli_passes_the_shipped_stacks(name: str) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     kinds = {r["kind"] for r in doc["resources"]}
-    assert {"Ingress", "Service", "Deployment", "IngressClass"} <= kinds
+    door = {"Ingress"} if name == "dev" else {"Gateway", "HTTPRoute"}
+    assert {*door, "Service", "Deployment", "IngressClass"} <= kinds
     assert not [v for v in doc["violations"] if v["enforcement"] == "mandatory"]
 
 
@@ -181,6 +250,7 @@ def test_bad_prod_fails_with_rule_ids_and_config_paths(tmp_path: Path) -> None:
         apps = config["kexpose:apps"]
         apps[2]["service"]["type"] = "NodePort"  # inventory
         apps[0]["tls"] = {"mode": "none"}  # shop-web: no TLS
+        config["kexpose:controller"]["api"] = "ingress"  # the Ingress rules' own variant
 
     project = _variant(tmp_path, "prod", edit)
     result = CliRunner().invoke(cli, ["preview", "-s", "prod", "--project-dir", str(project)])
@@ -190,6 +260,17 @@ def test_bad_prod_fails_with_rule_ids_and_config_paths(tmp_path: Path) -> None:
     assert "kexpose:apps[2].service.type: [svc-no-nodeport]" in err
     assert "kexpose:apps[0].tls: [ing-require-tls]" in err
     assert "ing-tls-covers-hosts" in err
+
+
+def test_a_gateway_host_without_tls_fails_as_a_config_error(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["kexpose:apps"][0]["tls"] = {"mode": "none"}
+
+    project = _variant(tmp_path, "prod", edit)
+    result = CliRunner().invoke(cli, ["preview", "-s", "prod", "--project-dir", str(project)])
+    assert result.exit_code == 2, result.output
+    assert "kexpose:apps[0].tls.mode:" in result.stderr
+    assert "only as a redirect to HTTPS" in result.stderr
 
 
 def test_dangling_backend_fails_as_a_config_error(tmp_path: Path) -> None:
@@ -223,3 +304,38 @@ def test_the_program_directory_finds_the_project_virtualenv() -> None:
     link = program / venv
     assert link.is_symlink()
     assert (program / link.readlink()).resolve() == (ROOT / venv).resolve()
+
+
+def test_preview_shows_gateway_api_objects_like_any_other() -> None:
+    result = CliRunner().invoke(
+        cli, ["preview", "--stack", "prod", "--project-dir", str(ROOT), "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)["resources"]}
+    gateway = rows["Gateway", "kexpose-system/kexpose"]
+    assert gateway["type"] == "2 listeners (HTTP:80, HTTPS:443)"
+    assert gateway["hosts"] == "shop.example.com"
+    assert gateway["tls"] == "cert-manager letsencrypt-prod -> kexpose-system/shop-shop-web-tls"
+    assert gateway["controller"] == "kexpose"
+    route = rows["HTTPRoute", "shop/shop-web"]
+    assert route["hosts"] == "shop.example.com"
+    assert route["controller"] == "kexpose-system/kexpose#https-shop.example.com"
+    assert rows["GatewayClass", "kexpose"]["controller"] == "kexpose.dev/gateway-controller"
+
+
+def test_render_puts_the_crds_before_the_objects_of_their_kinds(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["render", "-s", "prod", "--out", str(out), "--project-dir", str(ROOT)]
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    crds = [i for i, n in enumerate(names) if "customresourcedefinition" in n]
+    gateway_objects = [
+        i
+        for i, n in enumerate(names)
+        if n.split("-")[1] in ("gateway", "httproute", "gatewayclass")
+    ]
+    assert crds
+    assert gateway_objects
+    assert max(crds) < min(gateway_objects)

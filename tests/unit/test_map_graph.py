@@ -393,3 +393,23 @@ def test_shipped_stack(shipped: ExposureGraph) -> None:
         assert "no node ports" in entry.details
     if shipped.stack == "staging":
         assert any(d.startswith("expires ") for d in h.details)
+
+
+def test_gateway_routes_show_matches_and_weights() -> None:
+    g = graph_of(run_preview("staging", project=ROOT))
+    (host,) = [n for n in g.nodes if n.kind == "host"]
+    assert host.details[:2] == (
+        "HTTPRoute shop-web",
+        "Gateway kexpose, listener https-shop.staging.example.com",
+    )
+    split, by_header, _api = sorted((n for n in g.nodes if n.kind == "path"), key=lambda n: n.id)
+    assert split.details == ("PathPrefix → shop-web:80 (90), shop-web-canary:80 (10)",)
+    assert "X-Canary: always" in by_header.details
+    assert "ResponseHeaderModifier" in by_header.details
+    labels = {(e.target, e.label) for e in g.edges if e.source == split.id}
+    assert labels == {("svc:shop/shop-web", "80 (90)"), ("svc:shop/shop-web-canary", "80 (10)")}
+    # the redirect route is the controller's, not a host of its own
+    holders = [
+        n.id for n in g.nodes if "HTTPRoute/kexpose-system/kexpose-https-redirect" in n.objects
+    ]
+    assert holders == ["ctrl:kexpose"]

@@ -53,6 +53,8 @@ __all__ = ["commands", "order_key", "redact"]
 
 # Apply order, as kubectl and Helm use it: what others depend on first.
 _KIND_ORDER: Final = [
+    # Definitions before the objects of their kinds, so that `kubectl apply -f out/` works.
+    "CustomResourceDefinition",
     "Namespace",
     "ServiceAccount",
     "Secret",
@@ -67,6 +69,10 @@ _KIND_ORDER: Final = [
     "IngressClass",
     "Certificate",
     "Ingress",
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "ReferenceGrant",
 ]
 REDACTED: Final = "<redacted: use --show-secrets to see it>"
 
@@ -210,6 +216,8 @@ def _row(m: Manifest, secrets: set[str]) -> dict[str, Any]:
     elif kind == "Certificate":
         tls = f"{spec.get('issuerRef', {}).get('name')} -> {spec.get('secretName')}"
         hosts = ", ".join(spec.get("dnsNames", []))
+    elif kind in _GATEWAY_API_KINDS and str(m.get("apiVersion", "")).startswith(_GATEWAY_API):
+        typ, hosts, tls, controller = _gateway_api_row(m, secrets)
     ns = meta.get("namespace")
     return {
         "kind": kind,
@@ -219,6 +227,52 @@ def _row(m: Manifest, secrets: set[str]) -> dict[str, Any]:
         "tls": tls,
         "controller": controller,
     }
+
+
+_GATEWAY_API: Final = "gateway.networking.k8s.io/"
+_GATEWAY_API_KINDS: Final = frozenset({"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant"})
+
+
+def _gateway_api_row(m: Manifest, secrets: set[str]) -> tuple[str, str, str, str]:
+    """(type, hosts, TLS, controller) of a Gateway API object, as the table shows Ingresses."""
+    kind, spec = m.get("kind", ""), m.get("spec") or {}
+    meta = m.get("metadata") or {}
+    if kind == "GatewayClass":
+        return "", "", "", str(spec.get("controllerName", ""))
+    if kind == "Gateway":
+        listeners = list(spec.get("listeners") or [])
+        annotations = meta.get("annotations") or {}
+        issuer = annotations.get("cert-manager.io/cluster-issuer") or annotations.get(
+            "cert-manager.io/issuer"
+        )
+        refs = [r for x in listeners for r in (x.get("tls") or {}).get("certificateRefs") or []]
+        tls = ", ".join(
+            f"{r.get('namespace') or meta.get('namespace')}/{r.get('name')}"
+            + ("" if issuer or r.get("name") in secrets else " (not in stack)")
+            for r in refs
+        )
+        if issuer and refs:
+            tls = f"cert-manager {issuer} -> {tls}"
+        ports = ", ".join(f"{x.get('protocol')}:{x.get('port')}" for x in listeners)
+        hosts = ", ".join(sorted({str(x["hostname"]) for x in listeners if x.get("hostname")}))
+        return (
+            f"{len(listeners)} listeners ({ports})",
+            hosts,
+            tls or "none",
+            str(spec.get("gatewayClassName", "")),
+        )
+    if kind == "HTTPRoute":
+        parents = ", ".join(
+            f"{p.get('namespace') or meta.get('namespace')}/{p.get('name')}"
+            + (f"#{p['sectionName']}" if p.get("sectionName") else "")
+            for p in spec.get("parentRefs") or []
+        )
+        rules = len(spec.get("rules") or [])
+        return f"{rules} rules", ", ".join(spec.get("hostnames") or ["*"]), "", parents
+    grants = spec.get("from") or []
+    to = ", ".join(f"{t.get('kind')} {t.get('name', '*')}" for t in spec.get("to") or [])
+    sources = ", ".join(f"{f.get('kind')} in {f.get('namespace')}" for f in grants)
+    return f"{sources} -> {to}", "", "", ""
 
 
 def _summary(result: PreviewResult, manifests: list[Manifest], violations: list[Violation]) -> str:
@@ -231,6 +285,7 @@ def _summary(result: PreviewResult, manifests: list[Manifest], violations: list[
         f"{len(manifests)} Kubernetes objects in {len(result.components)} components",
         "Services: " + ", ".join(f"{n} {t}" for t, n in sorted(svc.items())),
         f"Ingresses: {kinds.get('Ingress', 0)}",
+        *([f"HTTPRoutes: {kinds['HTTPRoute']}"] if kinds.get("HTTPRoute") else []),
         f"policy: {mandatory} mandatory, {len(violations) - mandatory} advisory violation(s)",
     ]
     return f"{result.stack}: " + "; ".join(parts)

@@ -6,6 +6,11 @@ The graph has seven layers, which is the path a request takes into the cluster:
     internet → entry (LoadBalancer / NodePort / external IPs) → controller (IngressClass and the
     controller's listeners) → host (with TLS and auth badges) → path → Service → workload
 
+Gateway API objects take the same path: an HTTPRoute's hostnames are hosts of the controller
+whose GatewayClass its Gateway uses (kexpose names both classes alike), with the TLS of the
+listener it attaches to; its rules are paths, their weighted backendRefs edges to Services. A
+route that only redirects (the Gateway's HTTP-to-HTTPS route) is part of the controller.
+
 Services exposed directly (a NodePort or LoadBalancer that selects an app, not the controller)
 skip the controller, host and path layers. Services and workloads that nothing outside reaches
 are kept, marked internal, so a reviewer sees the whole stack.
@@ -267,6 +272,8 @@ def build_graph(
         _service_nodes(b, svc, internet, deployments, controllers, classes)
     for ing in b.of_kind("Ingress"):
         _ingress_nodes(b, ing, classes)
+    for route in b.of_kind("HTTPRoute"):
+        _httproute_nodes(b, route, classes)
 
     # Whatever the stack holds and nothing reaches still belongs in the picture (greyed).
     for d in deployments:
@@ -520,12 +527,19 @@ def _tls_badges(b: _Builder, ing: Mapping[str, Any], host: str) -> tuple[list[Ba
     )
     if entry is None:
         return [Badge("no TLS", "warn", "plain HTTP only")], []
-    secret_name = entry.get("secretName") or ""
-    covered = list(entry.get("hosts") or [])
-    details = [f"TLS covers {', '.join(covered)}"]
     issuer = annotations.get("cert-manager.io/cluster-issuer") or annotations.get(
         "cert-manager.io/issuer"
     )
+    return _certificate_badges(
+        b, ns, entry.get("secretName") or "", list(entry.get("hosts") or []), issuer
+    )
+
+
+def _certificate_badges(
+    b: _Builder, ns: str, secret_name: str, covered: list[str], issuer: str | None
+) -> tuple[list[Badge], list[str]]:
+    """The badge and details of one certificate: cert-manager's, or a Secret's in the stack."""
+    details = [f"TLS covers {', '.join(covered)}"]
     secret = next(
         (s for s in b.of_kind("Secret") if _ns(s) == ns and _name(s) == secret_name), None
     )
@@ -663,3 +677,146 @@ def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str])
                     )
                 )
                 b.link(path_id, missing, port_s)
+
+
+def _redirect_only(route: Mapping[str, Any]) -> bool:
+    rules = (route.get("spec") or {}).get("rules") or []
+    return bool(rules) and all(
+        not r.get("backendRefs")
+        and any(f.get("type") == "RequestRedirect" for f in r.get("filters") or [])
+        for r in rules
+    )
+
+
+def _listener_tls(
+    b: _Builder, gateway: Mapping[str, Any] | None, listener: Mapping[str, Any] | None
+) -> tuple[list[Badge], list[str]]:
+    """TLS of a host as the Gateway listener a route attaches to terminates it."""
+    if gateway is None or listener is None or listener.get("protocol") != "HTTPS":
+        return [Badge("no TLS", "warn", "plain HTTP only")], []
+    refs = list((listener.get("tls") or {}).get("certificateRefs") or [])
+    if not refs:
+        return [Badge("TLS: no certificate", "bad", "an HTTPS listener without one")], []
+    annotations = (gateway.get("metadata") or {}).get("annotations") or {}
+    issuer = annotations.get("cert-manager.io/cluster-issuer") or annotations.get(
+        "cert-manager.io/issuer"
+    )
+    ref = refs[0]
+    covered = [str(listener["hostname"])] if listener.get("hostname") else ["*"]
+    badges, details = _certificate_badges(
+        b, str(ref.get("namespace") or _ns(gateway)), str(ref.get("name")), covered, issuer
+    )
+    return badges, [f"Gateway {_name(gateway)}, listener {listener.get('name')}", *details]
+
+
+def _match_text(rule: Mapping[str, Any]) -> tuple[str, str, list[str]]:
+    """(path, path type, other conditions) of a rule's first match."""
+    match = (rule.get("matches") or [{}])[0]
+    path = match.get("path") or {}
+    extra = [f"{h.get('name')}: {h.get('value')}" for h in match.get("headers") or []]
+    extra += [f"?{q.get('name')}={q.get('value')}" for q in match.get("queryParams") or []]
+    if match.get("method"):
+        extra.append(f"method {match['method']}")
+    return str(path.get("value") or "/"), str(path.get("type") or "PathPrefix"), extra
+
+
+def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, str]) -> None:
+    spec = route.get("spec") or {}
+    ns, name, key = _ns(route), _name(route), _key(route)
+    if _redirect_only(route):
+        return  # the controller's own redirect: its findings stay with the controller
+    b.placed.add(key)
+    gateways = {(_ns(g), _name(g)): g for g in b.of_kind("Gateway")}
+    attached: list[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]] = []
+    for parent in spec.get("parentRefs") or []:
+        if (parent.get("kind") or "Gateway") != "Gateway":
+            continue
+        gateway = gateways.get((str(parent.get("namespace") or ns), str(parent.get("name"))))
+        cls = str(((gateway or {}).get("spec") or {}).get("gatewayClassName") or parent["name"])
+        ctrl = classes.get(cls)
+        if ctrl is None:
+            ctrl = classes[cls] = b.add(
+                Node(
+                    f"ctrl:{cls}",
+                    "controller",
+                    cls,
+                    "cluster",
+                    details=(f"Gateway {parent.get('name')} not in stack",),
+                    missing=True,
+                )
+            )
+        listeners = list(((gateway or {}).get("spec") or {}).get("listeners") or [])
+        section = parent.get("sectionName")
+        listener = next((x for x in listeners if x.get("name") == section), None)
+        attached.append((ctrl, gateway, listener))
+    findings = b.findings(key)
+    for i, host in enumerate(spec.get("hostnames") or ["*"]):
+        ctrl, gateway, listener = next(
+            (
+                a
+                for a in attached
+                if a[2] is None or covers(str(a[2].get("hostname") or "*"), host) or host == "*"
+            ),
+            attached[0] if attached else ("", None, None),
+        )
+        tls, tls_details = _listener_tls(b, gateway, listener)
+        host_id = b.add(
+            Node(
+                f"host:{ns}/{name}/{i}",
+                "host",
+                host if host != "*" else "* (any host)",
+                ns,
+                details=(f"HTTPRoute {name}", *tls_details),
+                badges=(*tls, _auth_badge(route)),
+                findings=findings,
+                objects=(key,),
+            )
+        )
+        if ctrl:
+            b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+        for j, rule in enumerate(spec.get("rules") or []):
+            path, path_type, extra = _match_text(rule)
+            refs = list(rule.get("backendRefs") or [])
+            to = ", ".join(
+                f"{r.get('name')}:{r.get('port')}"
+                + (f" ({r['weight']})" if r.get("weight") is not None else "")
+                for r in refs
+            )
+            filters = [str(f.get("type")) for f in rule.get("filters") or []]
+            path_id = b.add(
+                Node(
+                    f"path:{ns}/{name}/{i}/{j}",
+                    "path",
+                    path,
+                    ns,
+                    details=(f"{path_type} → {to or 'no backend'}", *extra, *filters),
+                    objects=(key,),
+                )
+            )
+            b.link(host_id, path_id)
+            for r in refs:
+                svc_ns, svc_name = str(r.get("namespace") or ns), r.get("name")
+                label = str(r.get("port")) + (
+                    f" ({r['weight']})" if r.get("weight") is not None else ""
+                )
+                svc = next(
+                    (s for s in b.of_kind("Service") if _ns(s) == svc_ns and _name(s) == svc_name),
+                    None,
+                )
+                if svc is not None:
+                    b.link(path_id, _service(b, svc), label)
+                else:
+                    b.link(
+                        path_id,
+                        b.add(
+                            Node(
+                                f"svc:{svc_ns}/{svc_name}",
+                                "service",
+                                str(svc_name),
+                                svc_ns,
+                                details=("not in stack",),
+                                missing=True,
+                            )
+                        ),
+                        label,
+                    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kexpose.manifests.auth import basic_auth_secret
 from kexpose.manifests.common import (
     Manifest,
     container_security,
@@ -19,7 +20,10 @@ from kexpose.manifests.common import (
     probe,
     resources,
 )
+from kexpose.manifests.gateway import GatewayRef, gateway_certificate
+from kexpose.manifests.httproute import PortLookup, http_routes, secret_grant
 from kexpose.model import AppSpec, Backend, Deferred
+from kexpose.model.auth import auth_annotations
 
 __all__ = [
     "TlsMaterial",
@@ -172,6 +176,7 @@ def ingress(app: AppSpec, *, class_name: str) -> Manifest:
     if ing is None:
         raise ValueError(f"app {app.name} has no ingress")
     annotations: dict[str, Any] = dict(ing.annotations)
+    annotations.update(auth_annotations(app.name, app.auth, app.allow_source_ranges))
     spec: dict[str, Any] = {"ingressClassName": class_name}
     mode = app.tls.mode
     if mode not in (None, "none"):
@@ -201,6 +206,18 @@ def ingress(app: AppSpec, *, class_name: str) -> Manifest:
         "metadata": metadata(app.name, app.namespace, labels=app.labels, annotations=annotations),
         "spec": spec,
     }
+
+
+def _own_ports(app: AppSpec, others: PortLookup | None) -> PortLookup:
+    def lookup(namespace: str, service: str, ref: int | str) -> int | None:
+        if (namespace, service) == (app.namespace, app.name):
+            own = app.service.port_ref(ref)
+            return own.port if own is not None else None
+        if others is not None:
+            return others(namespace, service, ref)
+        return ref if isinstance(ref, int) else None
+
+    return lookup
 
 
 def tls_secret(app: AppSpec, material: TlsMaterial) -> Manifest:
@@ -235,12 +252,23 @@ def certificate(app: AppSpec) -> Manifest:
 
 
 def app_manifests(
-    app: AppSpec, *, class_name: str | None, tls: TlsMaterial | None = None
+    app: AppSpec,
+    *,
+    class_name: str | None,
+    tls: TlsMaterial | None = None,
+    htpasswd: str | Deferred | None = None,
+    gateway: GatewayRef | None = None,
+    ports: PortLookup | None = None,
 ) -> list[Manifest]:
     """Every object of one resolved app, in apply order.
 
     ``tls`` is required for the ``self-signed`` and ``secret`` modes: the caller makes or
     reads the material (it is deployment-time data, never part of the model's validation).
+    With ``gateway`` (``api: gateway``) the app's routes become HTTPRoutes attached to it
+    instead of an Ingress, a ReferenceGrant lets the Gateway use the app's own TLS Secret, and
+    cert-manager certificates are the Gateway's (``kexpose.manifests.gateway``). ``ports``
+    resolves port names of other apps' Services (an HTTPRoute needs numbers); the app's own are
+    resolved here.
     """
     out: list[Manifest] = []
     if app.workload is not None:
@@ -254,7 +282,21 @@ def app_manifests(
             raise ValueError(f"app {app.name}: TLS mode {mode!r} needs its material")
         out.append(tls_secret(app, tls))
     elif mode == "cert-manager" and app.tls.via == "certificate":
-        out.append(certificate(app))
+        # With the Gateway API the Certificate goes where the Gateway reads its Secrets.
+        out.append(
+            certificate(app)
+            if gateway is None
+            else gateway_certificate(app, gateway_namespace=gateway.namespace)
+        )
+    if app.auth is not None and app.auth.users:
+        # ``htpasswd``: hashed at deployment from secret config; offline, a placeholder.
+        out.append(basic_auth_secret(app, htpasswd))
+    if gateway is not None:
+        grant = secret_grant(app, gateway=gateway)
+        if grant is not None:
+            out.append(grant)
+        out += http_routes(app, gateway=gateway, ports=_own_ports(app, ports))
+        return out
     if app.ingress is not None:
         if class_name is None:
             raise ValueError(f"app {app.name}: no ingress class")

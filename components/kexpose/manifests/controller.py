@@ -2,15 +2,23 @@
 
 Namespace, ServiceAccount, least-privilege RBAC, Deployment, Service, IngressClass and
 PodDisruptionBudget, for kexpose-proxy or a pinned Traefik. Written as typed objects rather than
-a Helm release so that previews and policies see every one of them.
+a Helm release so that previews and policies see every one of them. With ``api: gateway`` also
+the Gateway API CRDs (unless the platform owns them), the GatewayClass, the stack's Gateway
+(``kexpose.manifests.gateway``) and the RBAC and arguments each controller needs to serve them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kexpose.defaults import CONTROLLER_NAME, TRAEFIK_CONTROLLER_NAME
+from kexpose.defaults import (
+    CONTROLLER_NAME,
+    GATEWAY_CONTROLLER_NAME,
+    TRAEFIK_CONTROLLER_NAME,
+    TRAEFIK_GATEWAY_CONTROLLER_NAME,
+)
 from kexpose.manifests.common import (
     Manifest,
     container_security,
@@ -19,7 +27,8 @@ from kexpose.manifests.common import (
     pod_security,
     resources,
 )
-from kexpose.model import ControllerKind, ControllerSpec
+from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL, crd_manifests, gateway_manifests
+from kexpose.model import AppSpec, ControllerKind, ControllerSpec
 
 __all__ = ["KINDS", "ControllerKindInfo", "controller_manifests"]
 
@@ -42,6 +51,17 @@ class ControllerKindInfo:
     leader_election: bool
     #: How it writes Ingress status: kexpose-proxy merge-patches, Traefik updates.
     status_verbs: tuple[str, ...]
+    #: GatewayClass ``spec.controllerName`` it claims.
+    gateway_controller_string: str
+    #: Ports of the Gateway's HTTP and HTTPS listeners as the controller binds them: Traefik
+    #: serves a listener on the entry point with the same port; kexpose-proxy binds the
+    #: listener's own port (below 1024 thanks to the pod's ip_unprivileged_port_start sysctl).
+    gateway_http_port: int
+    gateway_https_port: int
+    #: Extra read access with ``api: gateway``, as (apiGroup, resources, verbs).
+    gateway_reads: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    #: Status subresources it writes with ``api: gateway`` (with ``status_verbs``).
+    gateway_status: tuple[str, ...]
 
 
 # Both controllers watch the same objects to build routes (Ingress API: backends resolve through
@@ -53,6 +73,8 @@ _COMMON_READS: Final = (
     ("discovery.k8s.io", ("endpointslices",), _WATCH),
     ("networking.k8s.io", ("ingresses", "ingressclasses"), _WATCH),
 )
+
+_GW: Final = "gateway.networking.k8s.io"
 
 KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
     "kexpose": ControllerKindInfo(
@@ -67,6 +89,16 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
         reads=_COMMON_READS,
         leader_election=True,
         status_verbs=("patch",),
+        gateway_controller_string=GATEWAY_CONTROLLER_NAME,
+        gateway_http_port=80,
+        gateway_https_port=443,
+        # What kexpose-proxy watches with --gateway-addresses (proxy/routes GATEWAY_KINDS):
+        # Namespaces for allowedRoutes selectors, and writes status of the three kinds it owns.
+        gateway_reads=(
+            ("", ("namespaces",), _WATCH),
+            (_GW, ("gatewayclasses", "gateways", "httproutes", "referencegrants"), _WATCH),
+        ),
+        gateway_status=("gatewayclasses/status", "gateways/status", "httproutes/status"),
     ),
     # Traefik v3.6 (pinned patch). Since v3.1 its Kubernetes providers read EndpointSlices and
     # Nodes (NodePort load-balancing): https://doc.traefik.io/traefik/migration/v3/
@@ -82,6 +114,38 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
         reads=(*_COMMON_READS, ("", ("nodes",), _WATCH)),
         leader_election=False,
         status_verbs=("update",),
+        gateway_controller_string=TRAEFIK_GATEWAY_CONTROLLER_NAME,
+        gateway_http_port=8000,
+        gateway_https_port=8443,
+        # Traefik's documented Gateway provider RBAC (reference/dynamic-configuration/
+        # kubernetes-gateway-rbac.yml), without pods (OTel attributes only) and without
+        # referencegrants/status (ReferenceGrant has no status subresource).
+        gateway_reads=(
+            ("", ("namespaces", "configmaps"), _WATCH),
+            (
+                _GW,
+                (
+                    "gatewayclasses",
+                    "gateways",
+                    "httproutes",
+                    "grpcroutes",
+                    "tcproutes",
+                    "tlsroutes",
+                    "referencegrants",
+                    "backendtlspolicies",
+                ),
+                _WATCH,
+            ),
+        ),
+        gateway_status=(
+            "gatewayclasses/status",
+            "gateways/status",
+            "httproutes/status",
+            "grpcroutes/status",
+            "tcproutes/status",
+            "tlsroutes/status",
+            "backendtlspolicies/status",
+        ),
     ),
 }
 
@@ -115,6 +179,11 @@ def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
             "--drain-timeout=25",
             "--log-format=json",
         ]
+        if c.api == "gateway":
+            args += [
+                f"--gateway-controller-name={info.gateway_controller_string}",
+                f"--gateway-addresses={c.gateway.addresses}",
+            ]
     else:
         args = [
             f"--entryPoints.web.address=:{info.http_port}/tcp",
@@ -133,13 +202,21 @@ def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
             "--global.checknewversion=false",
             "--global.sendanonymoususage=false",
         ]
+        if c.api == "gateway":
+            # Gateway listeners are served on the entry point of the same port (8000, 8443).
+            args += [
+                "--providers.kubernetesgateway=true",
+                f"--providers.kubernetesgateway.statusaddress.service.name={c.name}",
+                f"--providers.kubernetesgateway.statusaddress.service.namespace={c.namespace}",
+            ]
     return [*args, *c.extra_args]
 
 
 def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
     role_name = f"{c.namespace}-{c.name}"
+    reads = [*info.reads, *(info.gateway_reads if c.api == "gateway" else ())]
     rules: list[dict[str, Any]] = [
-        {"apiGroups": [g], "resources": list(r), "verbs": list(v)} for g, r, v in info.reads
+        {"apiGroups": [g], "resources": list(r), "verbs": list(v)} for g, r, v in reads
     ]
     # Status is a subresource: a write verb on ingresses/status allows writing status only,
     # never the Ingress spec
@@ -151,6 +228,14 @@ def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
             "verbs": list(info.status_verbs),
         }
     )
+    if c.api == "gateway":
+        rules.append(
+            {
+                "apiGroups": [_GW],
+                "resources": list(info.gateway_status),
+                "verbs": list(info.status_verbs),
+            }
+        )
     subject = [{"kind": "ServiceAccount", "name": c.name, "namespace": c.namespace}]
     out: list[Manifest] = [
         {
@@ -210,6 +295,11 @@ def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
 
 def _deployment(c: ControllerSpec, info: ControllerKindInfo) -> Manifest:
     replicas = c.replicas or 1
+    # The controller Service's http/https target the ports the stack's door listens on: the
+    # Gateway's listeners with api: gateway, the Ingress entry points otherwise.
+    gateway = c.api == "gateway"
+    http_port = info.gateway_http_port if gateway else info.http_port
+    https_port = info.gateway_https_port if gateway else info.https_port
 
     def http_probe(path: str, period: int) -> dict[str, Any]:
         return {
@@ -224,8 +314,8 @@ def _deployment(c: ControllerSpec, info: ControllerKindInfo) -> Manifest:
         "image": c.image or info.image,
         "args": _args(c, info),
         "ports": [
-            {"name": "http", "containerPort": info.http_port, "protocol": "TCP"},
-            {"name": "https", "containerPort": info.https_port, "protocol": "TCP"},
+            {"name": "http", "containerPort": http_port, "protocol": "TCP"},
+            {"name": "https", "containerPort": https_port, "protocol": "TCP"},
             {"name": "health", "containerPort": info.health_port, "protocol": "TCP"},
         ],
         "env": [
@@ -242,9 +332,14 @@ def _deployment(c: ControllerSpec, info: ControllerKindInfo) -> Manifest:
         "readinessProbe": http_probe(info.readiness_path, 5),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir, not a shared /tmp,
     }
+    security = pod_security(info.run_as_user)
+    if gateway and min(http_port, https_port) < 1024:
+        # Non-root listeners on 80/443: a namespaced, "safe" sysctl that the restricted Pod
+        # Security Standard allows (https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/).
+        security["sysctls"] = [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
     pod: dict[str, Any] = {
         "serviceAccountName": c.name,
-        "securityContext": pod_security(info.run_as_user),
+        "securityContext": security,
         "terminationGracePeriodSeconds": 60,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -296,8 +391,14 @@ def _service(c: ControllerSpec) -> Manifest:
     }
 
 
-def controller_manifests(c: ControllerSpec) -> list[Manifest]:
-    """Every object of one resolved controller, in apply order."""
+def controller_manifests(
+    c: ControllerSpec, *, apps: Sequence[AppSpec] = (), redirect_only: bool = False
+) -> list[Manifest]:
+    """Every object of one resolved controller, in apply order.
+
+    With ``api: gateway``, ``apps`` (resolved) give the Gateway its listeners, and
+    ``redirect_only`` (the environment's) keeps its HTTP listener to the HTTPS redirect.
+    """
     info = KINDS[c.kind]
     ns: Manifest = {
         "apiVersion": "v1",
@@ -308,6 +409,8 @@ def controller_manifests(c: ControllerSpec) -> list[Manifest]:
             labels={
                 "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/enforce-version": "latest",
+                # Set by the API server anyway; written out for offline readers (plan.py).
+                NAMESPACE_NAME_LABEL: c.namespace,
             },
         ),
     }
@@ -334,7 +437,20 @@ def controller_manifests(c: ControllerSpec) -> list[Manifest]:
         "metadata": metadata(c.name, c.namespace, labels=_labels(c)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(c)}},
     }
+    if c.api != "gateway":
+        return [ns, sa, *_rbac(c, info), _deployment(c, info), _service(c), ingress_class, pdb]
+    crds = crd_manifests() if c.gateway.install_crds else []
+    gateway = gateway_manifests(
+        c,
+        controller_name=info.gateway_controller_string,
+        labels=_labels(c),
+        apps=apps,
+        http_port=info.gateway_http_port,
+        https_port=info.gateway_https_port,
+        redirect_only=redirect_only,
+    )
     return [
+        *crds,
         ns,
         sa,
         *_rbac(c, info),
@@ -342,4 +458,5 @@ def controller_manifests(c: ControllerSpec) -> list[Manifest]:
         _service(c),
         ingress_class,
         pdb,
+        *gateway,
     ]

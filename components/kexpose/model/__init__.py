@@ -8,14 +8,32 @@ from __future__ import annotations
 from kexpose.model.app import AppSpec
 from kexpose.model.base import Deferred
 from kexpose.model.controller import ControllerKind, ControllerService, ControllerSpec
-from kexpose.model.ingress import Backend, IngressPath, IngressRule, IngressSpec, PathType
+from kexpose.model.gateway import ApiKind, GatewaySettings
+from kexpose.model.ingress import (
+    Backend,
+    IngressPath,
+    IngressRule,
+    IngressSpec,
+    PathType,
+    WeightedBackend,
+)
 from kexpose.model.problems import config_error, format_path
+from kexpose.model.route import (
+    HeaderChanges,
+    HeaderMatch,
+    PathChange,
+    QueryParamMatch,
+    Redirect,
+    Rewrite,
+    RouteFilters,
+)
 from kexpose.model.service import ServicePort, ServiceSpec, ServiceType
 from kexpose.model.stack import StackSpec
 from kexpose.model.tls import TlsMode, TlsSpec
 from kexpose.model.workload import ContainerPort, Probe, ResourceAmounts, Resources, Workload
 
 __all__ = [
+    "ApiKind",
     "AppSpec",
     "Backend",
     "ContainerPort",
@@ -23,19 +41,28 @@ __all__ = [
     "ControllerService",
     "ControllerSpec",
     "Deferred",
+    "GatewaySettings",
+    "HeaderChanges",
+    "HeaderMatch",
     "IngressPath",
     "IngressRule",
     "IngressSpec",
+    "PathChange",
     "PathType",
     "Probe",
+    "QueryParamMatch",
+    "Redirect",
     "ResourceAmounts",
     "Resources",
+    "Rewrite",
+    "RouteFilters",
     "ServicePort",
     "ServiceSpec",
     "ServiceType",
     "StackSpec",
     "TlsMode",
     "TlsSpec",
+    "WeightedBackend",
     "Workload",
     "config_error",
     "format_path",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from kexpose.hosts import covers
+from kexpose.model.auth import AuthSpec, SourceRange
 from kexpose.model.base import DNSLabel, Frozen, Labels, Problems
 from kexpose.model.ingress import IngressSpec
 from kexpose.model.service import ServicePort, ServiceSpec
@@ -30,6 +31,8 @@ class AppSpec(Frozen):
     ingress: IngressSpec | None = None
     tls: TlsSpec = TlsSpec()
     disruption_budget: bool | None = None
+    auth: AuthSpec | None = None
+    allow_source_ranges: tuple[SourceRange, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AppSpec:
@@ -47,7 +50,8 @@ class AppSpec(Frozen):
                 self._check_target(problems, i, sp)
         if self.ingress is not None:
             for loc, backend in self.ingress.backends():
-                if backend.service is None and self.service.port_ref(backend.port) is None:
+                own = backend.service is None and backend.namespace in (None, self.namespace)
+                if own and self.service.port_ref(backend.port) is None:
                     problems.add(
                         ("ingress", *loc, "port"),
                         "is not a port of the app's Service; allowed: "
@@ -55,6 +59,8 @@ class AppSpec(Frozen):
                         backend.port,
                     )
         self._check_tls(problems)
+        if (self.auth is not None or self.allow_source_ranges) and self.ingress is None:
+            problems.add(("auth",), "edge auth and allowSourceRanges need an ingress")
         problems.check()
         return self
 

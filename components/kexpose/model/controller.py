@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from kexpose.defaults import CONTROLLER_NAMESPACE, CONTROLLER_SERVICE, INGRESS_CLASS
 from kexpose.model.base import Annotations, DNSLabel, Frozen, NodePort
+from kexpose.model.gateway import ApiKind, GatewaySettings
 from kexpose.model.service import Cidr
 from kexpose.model.workload import ResourceAmounts, Resources
 
@@ -48,6 +49,9 @@ class ControllerSpec(Frozen):
 
     ``kind: kexpose`` runs kexpose-proxy; ``kind: traefik`` a pinned Traefik release with its
     Kubernetes Ingress provider. ``image`` unset takes the pinned image of the kind.
+
+    ``api: gateway`` exposes the stack's apps through the Gateway API instead: a GatewayClass
+    named ``className``, one Gateway (``gateway``) and an HTTPRoute per app rule.
     """
 
     kind: ControllerKind = "kexpose"
@@ -63,3 +67,14 @@ class ControllerSpec(Frozen):
     )
     service: ControllerService = ControllerService()
     extra_args: tuple[str, ...] = ()
+    api: ApiKind = "ingress"
+    gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _gateway_needs_its_api(self) -> ControllerSpec:
+        if self.api == "ingress" and "gateway" in self.model_fields_set:
+            raise ValueError(
+                "gateway settings apply only with api 'gateway' (api is 'ingress'); set api: "
+                "gateway or drop them"
+            )
+        return self

@@ -8,8 +8,17 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from kexpose.hosts import host_error
 from kexpose.model.base import Annotations, DNSLabel, Frozen, PortName, PortNumber, Problems
+from kexpose.model.route import HeaderMatch, HttpMethod, QueryParamMatch, RouteFilters
 
-__all__ = ["Backend", "Host", "IngressPath", "IngressRule", "IngressSpec", "PathType"]
+__all__ = [
+    "Backend",
+    "Host",
+    "IngressPath",
+    "IngressRule",
+    "IngressSpec",
+    "PathType",
+    "WeightedBackend",
+]
 
 PathType = Literal["Exact", "Prefix", "ImplementationSpecific"]
 
@@ -31,16 +40,70 @@ Host = Annotated[str, AfterValidator(_check_host)]
 
 class Backend(Frozen):
     """Where matching requests go: a port of the app's own Service, or of another app's Service
-    in the same namespace (``service``). ``port`` is a Service port name or number, never the
+    (``service``), in the app's namespace or, with ``api: gateway`` only, in ``namespace`` (a
+    ReferenceGrant is made there). ``port`` is a Service port name or number, never the
     targetPort (Ingress API: ServiceBackendPort)."""
 
     port: PortNumber | PortName
     service: DNSLabel | None = None
+    namespace: DNSLabel | None = None
+
+
+class WeightedBackend(Backend):
+    """Another Service sharing a path's traffic in proportion to ``weight`` (a canary); the
+    path's own backend has the path's ``weight`` (``api: gateway`` only)."""
+
+    weight: int = Field(default=1, ge=0, le=1_000_000)
 
 
 class IngressPath(Backend):
+    """A path and where it goes. Beyond Ingress (``api: gateway`` only, see
+    ``kexpose.model.route``): ``headers``, ``queryParams`` and ``method`` narrow the match,
+    ``filters`` change the request or answer, ``backends`` share the traffic by ``weight``."""
+
     path_type: PathType = "Prefix"
     path: str = "/"
+    headers: tuple[HeaderMatch, ...] | None = Field(default=None, min_length=1, max_length=16)
+    query_params: tuple[QueryParamMatch, ...] | None = Field(
+        default=None, min_length=1, max_length=16
+    )
+    method: HttpMethod | None = None
+    filters: RouteFilters | None = None
+    weight: int | None = Field(default=None, ge=0, le=1_000_000)
+    backends: tuple[WeightedBackend, ...] | None = Field(default=None, min_length=1, max_length=15)
+
+    def match_key(self) -> tuple[object, ...]:
+        """What, besides the path, a request must match: equal keys are the same route."""
+        return (
+            self.method,
+            frozenset((h.name.lower(), h.value, h.type) for h in self.headers or ()),
+            frozenset((q.name, q.value, q.type) for q in self.query_params or ()),
+        )
+
+    def all_backends(self) -> list[tuple[tuple[int | str, ...], Backend]]:
+        """The path's own backend and its weighted ones, each with its location in the path."""
+        out: list[tuple[tuple[int | str, ...], Backend]] = [((), self)]
+        out += [(("backends", k), b) for k, b in enumerate(self.backends or ())]
+        return out
+
+    def gateway_field(self, key: str) -> object:
+        """The value of a Gateway-only field by its stack-config name, None when unset."""
+        value = {
+            "headers": self.headers,
+            "queryParams": self.query_params,
+            "method": self.method,
+            "filters": self.filters,
+            "backends": self.backends,
+            "weight": self.weight,
+            "namespace": self.namespace,
+        }[key]
+        if value is None:
+            return None
+        if isinstance(value, tuple):
+            return [v.model_dump(by_alias=True, exclude_defaults=True) for v in value]
+        if isinstance(value, Frozen):
+            return value.model_dump(by_alias=True, exclude_none=True)
+        return value
 
     @field_validator("path")
     @classmethod
@@ -67,12 +130,16 @@ class IngressRule(Frozen):
     @model_validator(mode="after")
     def _unique_paths(self) -> IngressRule:
         problems = Problems("IngressRule")
-        seen: dict[tuple[str, str], int] = {}
+        seen: dict[tuple[object, ...], int] = {}
         for j, p in enumerate(self.paths):
-            key = (p.path_type, p.path)
+            # Paths that differ only in their header, query or method matches are different
+            # routes (api: gateway).
+            key = (p.path_type, p.path, p.match_key())
             if key in seen:
                 problems.add(
-                    ("paths", j, "path"), f"{p.path_type} path repeats paths[{seen[key]}]", p.path
+                    ("paths", j, "path"),
+                    f"{p.path_type} path repeats paths[{seen[key]}] with the same matches",
+                    p.path,
                 )
             seen.setdefault(key, j)
         problems.check()
@@ -112,9 +179,10 @@ class IngressSpec(Frozen):
     def backends(self) -> list[tuple[tuple[int | str, ...], Backend]]:
         """Every backend with its location inside the ingress spec."""
         out: list[tuple[tuple[int | str, ...], Backend]] = [
-            (("rules", i, "paths", j), p)
+            (("rules", i, "paths", j, *at), b)
             for i, r in enumerate(self.rules)
             for j, p in enumerate(r.paths)
+            for at, b in p.all_backends()
         ]
         if self.default_backend is not None:
             out.append((("defaultBackend",), self.default_backend))

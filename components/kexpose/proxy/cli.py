@@ -24,6 +24,7 @@ from kexpose.defaults import (
     INGRESS_CLASS,
 )
 from kexpose.proxy.errors import ProxyConfigError, ProxyError
+from kexpose.proxy.filters import parse_networks
 from kexpose.proxy.ops.logs import LogFormat, configure
 from kexpose.proxy.settings import Balance, DataPlaneSettings, Timeouts
 
@@ -197,6 +198,12 @@ def _default_certificate(cert: Path | None, key: Path | None) -> KeyPair:
     show_default=True,
     help="Seconds in-flight requests get after SIGTERM.",
 )
+@click.option(
+    "--trusted-proxies",
+    default="",
+    help="Comma-separated CIDRs of proxies in front of this one whose X-Forwarded-For is "
+    "believed for kexpose.dev/allow-source-ranges.  [default: none]",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -227,6 +234,7 @@ def command(
     https_redirect_port: int,
     shutdown_delay: float,
     drain_timeout: float,
+    trusted_proxies: str,
 ) -> None:
     """An Ingress and Gateway API controller: serves Kubernetes Ingresses and, with
     --gateway-addresses, Gateways and HTTPRoutes, over HTTP and HTTPS."""
@@ -261,6 +269,12 @@ def command(
         raise click.BadParameter(
             f"expected NAMESPACE/NAME, got {publish_service!r}", param_hint="--publish-service"
         )
+    trusted, bad = parse_networks(trusted_proxies)
+    if bad:
+        raise click.BadParameter(
+            f"{', '.join(bad)} is not a CIDR range such as 10.0.0.0/8",
+            param_hint="--trusted-proxies",
+        )
     defaults = DataPlaneSettings()
     data = replace(
         defaults,
@@ -268,6 +282,7 @@ def command(
         ssl_redirect=ssl_redirect,
         https_redirect_port=https_redirect_port,
         access_log=access_log,
+        trusted_proxies=trusted,
         timeouts=replace(defaults.timeouts, shutdown_delay=shutdown_delay, drain=drain_timeout),
     )
     config = ProxyConfig(

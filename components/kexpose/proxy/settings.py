@@ -7,12 +7,14 @@ applications behave the same behind either controller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 __all__ = [
     "Balance",
     "ControlSettings",
     "DataPlaneSettings",
+    "Http2Limits",
     "Limits",
     "Timeouts",
     "WorkerSettings",
@@ -94,15 +96,44 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Http2Limits:
+    """Bounds on what one HTTP/2 client connection can make the proxy do (RFC 9113 §10.5).
+    Past a budget the connection is closed with GOAWAY ENHANCE_YOUR_CALM. Budgets are token
+    buckets: a burst, refilled at a steady rate, so that long-lived connections with keep-alive
+    PINGs or the odd cancelled call never run dry, while floods do at once."""
+
+    max_concurrent_streams: int = 128
+    """SETTINGS_MAX_CONCURRENT_STREAMS we advertise; a client opening more is a protocol error
+    (nginx: ``http2_max_concurrent_streams`` 128)."""
+
+    resets_burst: int = 200
+    """Streams the client may cancel (RST_STREAM) in a burst: the rapid reset attack
+    (CVE-2023-44487) opens and cancels streams to start backend work without limit."""
+
+    resets_per_second: float = 50.0
+
+    control_burst: int = 100
+    """PING and SETTINGS frames in a burst; each makes us answer (an ACK), so a flood of them
+    is work and output we did not choose (RFC 9113 §10.5)."""
+
+    control_per_second: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class DataPlaneSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    http2: Http2Limits = field(default_factory=Http2Limits)
     balance: Balance = "round_robin"
     ssl_redirect: bool = True
     """Answer plain HTTP for hosts with TLS with a 308 to HTTPS (ingress-nginx ``ssl-redirect``)."""
     https_redirect_port: int = 443
     """The port redirects point at: the Service's public HTTPS port, not the container's."""
     access_log: bool = True
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    """``--trusted-proxies``: peers whose ``X-Forwarded-For`` names the client for
+    ``kexpose.dev/allow-source-ranges`` (edge-auth.md). Empty, so a client's own header is
+    never believed unless the operator says which proxies front this one."""
     sweep_interval: float = 0.5
     """How often deadlines are checked. Timeouts fire up to this late; checking in one periodic
     pass is far cheaper per request than a timer per connection."""

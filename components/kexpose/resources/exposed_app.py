@@ -11,11 +11,20 @@ from pydantic import ValidationError
 from kexpose.environment import ENVIRONMENTS, Environment
 from kexpose.errors import ConfigError
 from kexpose.hosts import covers
-from kexpose.manifests import TlsMaterial, app_manifests, tls_hosts, tls_secret_name
+from kexpose.manifests import (
+    GatewayRef,
+    PortLookup,
+    TlsMaterial,
+    app_manifests,
+    tls_hosts,
+    tls_secret_name,
+)
 from kexpose.model import AppSpec, Deferred
-from kexpose.plan import Planned
+from kexpose.model.auth import auth_secret_name
+from kexpose.plan import Planned, app_plan
 from kexpose.policy.config import PolicyConfig
-from kexpose.resources.kube import register
+from kexpose.resources.auth import basic_auth_users
+from kexpose.resources.kube import register, resource_name
 from kexpose.resources.selfsigned import SelfSignedCertificate
 from kexpose.validation import check_plan, config_error_for, parse_stack
 
@@ -53,6 +62,21 @@ def _urls(app: AppSpec) -> list[str]:
     return out
 
 
+def _gateway_ref(name: str, gateway: str | None) -> GatewayRef | None:
+    if gateway is None:
+        return None
+    namespace, _, gw_name = gateway.partition("/")
+    if not namespace or not gw_name or "/" in gw_name:
+        raise ConfigError(
+            f"stack {pulumi.get_stack()!r}, ExposedApp {name!r}: gateway is {gateway!r}; give "
+            "the Gateway the routes attach to as 'namespace/name'",
+            stack=pulumi.get_stack(),
+            app=name,
+            field="gateway",
+        )
+    return GatewayRef(namespace, gw_name)
+
+
 def _lb_address(status: Any) -> str | None:
     ingress = ((status or {}).get("load_balancer") or {}).get("ingress") or []
     if not ingress:
@@ -74,6 +98,11 @@ class ExposedApp(pulumi.ComponentResource):
     ``kexpose:environment`` (else the stack name); ``ingress_class`` is required when the app
     has an ingress without ``className``; ``policy`` tightens or widens the policy config
     (default: the project's, allowing the app's own ingress class).
+
+    ``gateway`` (``"namespace/name"``) exposes the app through the Gateway API instead: its
+    rules become HTTPRoutes attached to that Gateway's listeners (``http``, and
+    ``https-<host>`` per TLS host, as ``IngressController`` names them), its TLS Secret is
+    granted to the Gateway's namespace, and matches, filters and weights may be used.
     """
 
     service_name: pulumi.Output[str]
@@ -81,6 +110,7 @@ class ExposedApp(pulumi.ComponentResource):
     hosts: pulumi.Output[list[str]]
     urls: pulumi.Output[list[str]]
     ingress_class: pulumi.Output[str | None]
+    gateway: pulumi.Output[str | None]
     tls_secret_name: pulumi.Output[str | None]
     load_balancer_address: pulumi.Output[str | None]
 
@@ -93,24 +123,46 @@ class ExposedApp(pulumi.ComponentResource):
         environment: Environment | None = None,
         ingress_class: str | None = None,
         policy: PolicyConfig | None = None,
+        gateway: str | None = None,
         _checked: bool = False,
+        _ports: PortLookup | None = None,
     ) -> None:
+        ref = _gateway_ref(name, gateway)
+        if ref is not None and ingress_class is not None and not _checked:
+            raise ConfigError(
+                f"stack {pulumi.get_stack()!r}, ExposedApp {name!r}: give ingress_class "
+                f"({ingress_class!r}: an Ingress) or gateway ({gateway!r}: HTTPRoutes), not both",
+                stack=pulumi.get_stack(),
+                app=name,
+                field="gateway",
+            )
         if _checked and isinstance(args, AppSpec):
             # Built by Exposure, which validated and resolved the whole stack already.
             app, class_name = args, ingress_class
         else:
-            app, class_name = self._validate(name, args, environment, ingress_class, policy)
+            app, class_name = self._validate(name, args, environment, ingress_class, policy, ref)
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         material = self._tls_material(name, app, child)
+        htpasswd = basic_auth_users(app)
         made: dict[str, pulumi.CustomResource] = {}
-        for manifest in app_manifests(app, class_name=class_name, tls=material):
+        manifests = app_manifests(
+            app, class_name=class_name, tls=material, htpasswd=htpasswd, gateway=ref, ports=_ports
+        )
+        for manifest in manifests:
             kind = manifest["kind"]
-            deps = [made[k] for k in ("Service", "Secret") if kind == "Ingress" and k in made]
+            if kind == "Secret" and manifest["metadata"]["name"] == auth_secret_name(app.name):
+                kind = "BasicAuth"  # the app's second Secret: its own resource name
+            routes = kind in ("Ingress", "HTTPRoute")
+            deps = [
+                made[k]
+                for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant")
+                if routes and k in made
+            ]
             made[kind] = register(
                 manifest,
-                name=f"{name}-{kind.lower()}",
+                name=f"{name}-basicauth" if kind == "BasicAuth" else resource_name(name, manifest),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
             )
         svc = made["Service"]
@@ -119,7 +171,12 @@ class ExposedApp(pulumi.ComponentResource):
         self.cluster_ip = svc.spec.apply(lambda s: (s or {}).get("cluster_ip"))  # type: ignore[attr-defined]
         self.hosts = pulumi.Output.from_input(list(app.ingress.hosts() if app.ingress else ()))
         self.urls = pulumi.Output.from_input(_urls(app))
-        self.ingress_class = pulumi.Output.from_input(class_name if app.ingress else None)
+        self.ingress_class = pulumi.Output.from_input(
+            class_name if app.ingress and ref is None else None
+        )
+        self.gateway = pulumi.Output.from_input(
+            f"{ref.namespace}/{ref.name}" if app.ingress and ref is not None else None
+        )
         self.tls_secret_name = pulumi.Output.from_input(tls_secret_name(app) if has_tls else None)
         self.load_balancer_address = (
             svc.status.apply(_lb_address)  # type: ignore[attr-defined]
@@ -133,6 +190,7 @@ class ExposedApp(pulumi.ComponentResource):
                 "hosts": self.hosts,
                 "urls": self.urls,
                 "ingressClass": self.ingress_class,
+                "gateway": self.gateway,
                 "tlsSecretName": self.tls_secret_name,
                 "loadBalancerAddress": self.load_balancer_address,
                 "serviceType": app.service.type,
@@ -146,6 +204,7 @@ class ExposedApp(pulumi.ComponentResource):
         environment: Environment | None,
         ingress_class: str | None,
         policy: PolicyConfig | None,
+        gateway: GatewayRef | None,
     ) -> tuple[AppSpec, str | None]:
         env = environment or environment_from_config()
         where = f"stack {pulumi.get_stack()!r}, ExposedApp {name!r}"
@@ -153,13 +212,21 @@ class ExposedApp(pulumi.ComponentResource):
             app = args if isinstance(args, AppSpec) else AppSpec.model_validate(args)
         except ValidationError as exc:
             raise config_error_for(exc, model=AppSpec, where=where, app=name) from None
-        if app.ingress is not None and app.ingress.class_name is None and ingress_class:
+        raw: dict[str, Any] = {"environment": env}
+        if gateway is not None:
+            # The Gateway belongs to another program: only its place matters here (the api
+            # the app is checked against, the namespace its ReferenceGrant admits).
+            raw["controller"] = {
+                "api": "gateway",
+                "namespace": gateway.namespace,
+                "gateway": {"name": gateway.name, "installCrds": False},
+            }
+        elif app.ingress is not None and app.ingress.class_name is None and ingress_class:
             app = app.model_copy(
                 update={"ingress": app.ingress.model_copy(update={"class_name": ingress_class})}
             )
-        spec = parse_stack(
-            {"environment": env, "apps": [app.model_dump(by_alias=True)]}, stack_file=where
-        )
+        raw["apps"] = [app.model_dump(by_alias=True, exclude_unset=True)]
+        spec = parse_stack(raw, stack_file=where)
         resolved = spec.apps[0]
         class_name = spec.class_of(resolved)
         if policy is None:
@@ -170,10 +237,7 @@ class ExposedApp(pulumi.ComponentResource):
         placeholder = (
             PLACEHOLDER_MATERIAL if resolved.tls.mode in ("self-signed", "secret") else None
         )
-        plan = [
-            Planned(m, ("apps", 0))
-            for m in app_manifests(resolved, class_name=class_name, tls=placeholder)
-        ]
+        plan = [Planned(m, ("apps", 0)) for m in app_plan(spec, resolved, placeholder)]
         check_plan(plan, spec=spec, stack_file=where, config=policy, whole_stack=False)
         return resolved, class_name
 

@@ -7,12 +7,13 @@ from typing import Any, Final
 
 import pulumi
 
-from kexpose.manifests import TlsMaterial
+from kexpose.manifests import TlsMaterial, route_grants
 from kexpose.model import AppSpec, StackSpec
-from kexpose.plan import app_namespaces, namespace_manifest, plan_stack
+from kexpose.plan import app_namespaces, gateway_of, namespace_manifest, plan_stack, port_lookup
+from kexpose.profile import PROFILES
 from kexpose.resources.exposed_app import PLACEHOLDER_MATERIAL, ExposedApp
 from kexpose.resources.ingress_controller import IngressController
-from kexpose.resources.kube import register
+from kexpose.resources.kube import register, resource_name
 from kexpose.validation import check_plan, parse_stack
 
 __all__ = ["Exposure"]
@@ -26,7 +27,8 @@ def _placeholder(app: AppSpec) -> TlsMaterial | None:
 
 class Exposure(pulumi.ComponentResource):
     """Every object of one environment's exposure: the Ingress controller, the apps'
-    namespaces and one ExposedApp per app.
+    namespaces and one ExposedApp per app (with ``api: gateway``, the controller's Gateway and
+    the ReferenceGrants of routes that reach into other namespaces too).
 
     ``args`` is the stack config (``environment``, ``controller``, ``apps``, ``policy``) or a
     StackSpec. The whole stack is validated first (model, environment profile, the mandatory
@@ -47,7 +49,11 @@ class Exposure(pulumi.ComponentResource):
         *,
         stack_file: str = "stack config",
     ) -> None:
-        raw = args.model_dump(by_alias=True) if isinstance(args, StackSpec) else args
+        raw = (
+            args.model_dump(by_alias=True, exclude_unset=True)
+            if isinstance(args, StackSpec)
+            else args
+        )
         spec = parse_stack(raw, stack_file=stack_file)
         check_plan(plan_stack(spec, tls=_placeholder), spec=spec, stack_file=stack_file)
         super().__init__(TYPE, name, None, opts)
@@ -67,19 +73,43 @@ class Exposure(pulumi.ComponentResource):
                 spec.controller,
                 pulumi.ResourceOptions(parent=self),
                 environment=spec.environment,
+                apps=spec.apps,
                 _checked=True,
+                _redirect_only=PROFILES[spec.environment].http_redirect_only,
             )
+        ref = gateway_of(spec)
+        gateway = f"{ref.namespace}/{ref.name}" if ref is not None else None
+        # Routes need the Gateway API CRDs, which the controller may install.
+        after_controller: list[pulumi.Resource] = (
+            [controller] if controller is not None and ref is not None else []
+        )
         apps: dict[str, ExposedApp] = {}
         for app in spec.apps:
             deps = [namespaces[app.namespace]] if app.namespace in namespaces else []
             apps[f"{app.namespace}/{app.name}"] = ExposedApp(
                 f"{name}-{app.namespace}-{app.name}",
                 app,
-                pulumi.ResourceOptions(parent=self, depends_on=deps),
+                pulumi.ResourceOptions(parent=self, depends_on=[*deps, *after_controller]),
                 environment=spec.environment,
                 ingress_class=spec.class_of(app),
+                gateway=gateway,
                 _checked=True,
+                _ports=port_lookup(spec),
             )
+        if ref is not None:
+            for _, grant in route_grants(spec.apps):
+                namespace = grant["metadata"]["namespace"]
+                register(
+                    grant,
+                    name=resource_name(f"{name}-{namespace}", grant),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[
+                            *([namespaces[namespace]] if namespace in namespaces else []),
+                            *after_controller,
+                        ],
+                    ),
+                )
         self.urls = pulumi.Output.all(**{k: a.urls for k, a in apps.items()})
         self.ingress_class = pulumi.Output.from_input(
             spec.controller.class_name if spec.controller else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import pulumi
@@ -10,11 +10,11 @@ from pydantic import ValidationError
 
 from kexpose.environment import Environment
 from kexpose.manifests import KINDS, controller_manifests
-from kexpose.model import ControllerSpec, StackSpec
-from kexpose.plan import Planned
-from kexpose.profile import resolve
+from kexpose.model import AppSpec, ControllerSpec, StackSpec
+from kexpose.plan import Planned, controller_plan
+from kexpose.profile import PROFILES, resolve
 from kexpose.resources.exposed_app import _lb_address, environment_from_config
-from kexpose.resources.kube import register
+from kexpose.resources.kube import register, resource_name
 from kexpose.validation import check_plan, config_error_for, policy_config_for
 
 __all__ = ["IngressController"]
@@ -29,9 +29,15 @@ class IngressController(pulumi.ComponentResource):
     ``args`` is a :class:`~kexpose.model.ControllerSpec` or a mapping of the same shape.
     ``kind`` picks kexpose-proxy or Traefik. The Service is a LoadBalancer, or in dev a
     NodePort; everything is validated before the component is registered.
+
+    With ``api: gateway`` also the Gateway API CRDs (``gateway.installCrds``), a GatewayClass
+    named ``className`` and the stack's Gateway: ``apps`` (the apps whose routes it serves, in
+    the shape of ``ExposedApp``'s args) give it an HTTPS listener per TLS host.
     """
 
     class_name: pulumi.Output[str]
+    api: pulumi.Output[str]
+    gateway: pulumi.Output[str | None]
     controller_name: pulumi.Output[str]
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -44,25 +50,42 @@ class IngressController(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         environment: Environment | None = None,
+        apps: Sequence[AppSpec | Mapping[str, Any]] = (),
         _checked: bool = False,
+        _redirect_only: bool = False,
     ) -> None:
         if _checked and isinstance(args, ControllerSpec):
-            ctrl = args
+            ctrl, resolved, redirect_only = (
+                args,
+                [a for a in apps if isinstance(a, AppSpec)],
+                _redirect_only,
+            )
         else:
-            ctrl = self._validate(name, args, environment)
+            ctrl, resolved, redirect_only = self._validate(name, args, environment, apps)
         super().__init__(TYPE, name, None, opts)
         made: dict[str, pulumi.CustomResource] = {}
-        for manifest in controller_manifests(ctrl):
+        crds: list[pulumi.Resource] = []
+        manifests = controller_manifests(ctrl, apps=resolved, redirect_only=redirect_only)
+        for manifest in manifests:
             kind = manifest["kind"]
-            # Everything namespaced waits for the Namespace; the binding for its role.
-            deps = [made["Namespace"]] if "Namespace" in made else []
+            # Everything namespaced waits for the Namespace; Gateway API objects for their
+            # CRDs when this component installs them.
+            deps: list[pulumi.Resource] = [made["Namespace"]] if "Namespace" in made else []
+            if manifest["apiVersion"].startswith("gateway.networking.k8s.io/"):
+                deps += crds
             made[kind] = register(
                 manifest,
-                name=f"{name}-{kind.lower()}",
+                name=resource_name(name, manifest),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
             )
+            if kind == "CustomResourceDefinition":
+                crds.append(made[kind])
         svc = made["Service"]
         self.class_name = pulumi.Output.from_input(ctrl.class_name)
+        self.api = pulumi.Output.from_input(ctrl.api)
+        self.gateway = pulumi.Output.from_input(
+            f"{ctrl.namespace}/{ctrl.gateway.name}" if ctrl.api == "gateway" else None
+        )
         self.controller_name = pulumi.Output.from_input(KINDS[ctrl.kind].controller_string)
         self.namespace = pulumi.Output.from_input(ctrl.namespace)
         self.service_name = svc.metadata.apply(lambda m: m["name"])  # type: ignore[attr-defined]
@@ -74,6 +97,8 @@ class IngressController(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "className": self.class_name,
+                "api": self.api,
+                "gateway": self.gateway,
                 "controllerName": self.controller_name,
                 "namespace": self.namespace,
                 "serviceName": self.service_name,
@@ -84,8 +109,11 @@ class IngressController(pulumi.ComponentResource):
 
     @staticmethod
     def _validate(
-        name: str, args: ControllerSpec | Mapping[str, Any] | None, environment: Environment | None
-    ) -> ControllerSpec:
+        name: str,
+        args: ControllerSpec | Mapping[str, Any] | None,
+        environment: Environment | None,
+        apps: Sequence[AppSpec | Mapping[str, Any]],
+    ) -> tuple[ControllerSpec, list[AppSpec], bool]:
         env = environment or environment_from_config()
         where = f"stack {pulumi.get_stack()!r}, IngressController {name!r}"
         try:
@@ -94,17 +122,18 @@ class IngressController(pulumi.ComponentResource):
                 if isinstance(args, ControllerSpec)
                 else ControllerSpec.model_validate(args or {})
             )
+            app_specs = [a if isinstance(a, AppSpec) else AppSpec.model_validate(a) for a in apps]
         except ValidationError as exc:
             raise config_error_for(exc, model=ControllerSpec, where=where) from None
         try:
-            spec = resolve(StackSpec(environment=env, controller=ctrl))
+            spec = resolve(StackSpec(environment=env, controller=ctrl, apps=tuple(app_specs)))
         except ValidationError as exc:
             # Profile problems are reported under "controller." of a stack; here they are the
             # component's own args.
             raise config_error_for(exc, model=StackSpec, where=where) from None
         assert spec.controller is not None
-        plan = [Planned(m, ("controller",)) for m in controller_manifests(spec.controller)]
+        plan = [Planned(m, ("controller",)) for m in controller_plan(spec)]
         check_plan(
             plan, spec=spec, stack_file=where, config=policy_config_for(spec), whole_stack=False
         )
-        return spec.controller
+        return spec.controller, list(spec.apps), PROFILES[env].http_redirect_only

@@ -14,8 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from kexpose.manifests import Manifest
+from kexpose.resources import gatewayapi
 
-__all__ = ["register"]
+__all__ = ["register", "resource_name"]
 
 _Factory = Callable[..., pulumi.CustomResource]
 
@@ -33,13 +34,28 @@ _CLASSES: Final[dict[tuple[str, str], _Factory]] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
     ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
+        k8s.apiextensions.v1.CustomResourceDefinition
+    ),
 }
+
+#: Kinds a component may make several of: their Pulumi names carry the object's name.
+_MANY: Final = frozenset({"CustomResourceDefinition", "HTTPRoute", "ReferenceGrant"})
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def _snake(key: str) -> str:
     return _CAMEL.sub("_", key).lower()
+
+
+def resource_name(prefix: str, manifest: Manifest) -> str:
+    """The Pulumi name of a component's child: ``<prefix>-<kind>``, plus the object's name for
+    the kinds a component makes several of."""
+    kind = str(manifest["kind"]).lower()
+    if manifest["kind"] in _MANY:
+        return f"{prefix}-{kind}-{manifest['metadata']['name']}"
+    return f"{prefix}-{kind}"
 
 
 def register(
@@ -51,6 +67,10 @@ def register(
     """
     api_version, kind = manifest["apiVersion"], manifest["kind"]
     body: dict[str, Any] = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+    typed = gatewayapi.CLASSES.get((api_version, kind))
+    if typed is not None:
+        # Gateway API kinds: typed resources whose token names the kind (kexpose.gatewayapi).
+        return typed(name, opts=opts, **body)
     factory = _CLASSES.get((api_version, kind))
     if factory is None:
         # CRDs (a cert-manager Certificate): the generic CustomResource keeps every field.

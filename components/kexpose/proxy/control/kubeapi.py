@@ -18,8 +18,10 @@ from typing import Any, Literal, Protocol, TypeAlias, TypedDict, cast
 from kexpose.proxy.errors import KubeError, ProxyConfigError, WatchGoneError
 from kexpose.proxy.routes import (
     CLUSTER_SCOPED,
+    EXTENSION_KINDS,
     GATEWAY_KINDS,
     KINDS,
+    ExtensionKind,
     GatewayKind,
     Kind,
     LoadBalancerIngress,
@@ -66,7 +68,7 @@ class Lease(TypedDict, total=False):
 
 
 #: Every kind the control plane may watch: the Ingress kinds, and the Gateway API ones.
-AnyKind: TypeAlias = Kind | GatewayKind
+AnyKind: TypeAlias = Kind | GatewayKind | ExtensionKind
 
 
 class KubeApi(Protocol):
@@ -250,6 +252,7 @@ _PLURALS: Mapping[str, str] = {
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
     "ConfigMap": "configmaps",
+    "EdgeAuth": "edgeauths",
 }
 
 
@@ -311,6 +314,7 @@ def _raw(obj: Any, kind: AnyKind) -> RawObject:
 _API_VERSIONS: Mapping[str, str] = {
     **{str(kind): version for kind, version in KINDS.items()},
     **{str(kind): versions[0] for kind, versions in GATEWAY_KINDS.items()},
+    **{str(kind): versions[0] for kind, versions in EXTENSION_KINDS.items()},
 }
 
 
@@ -326,4 +330,9 @@ def _wrap(exc: Exception, doing: str) -> KubeError:
         return KubeError(f"{doing}: {message} ({code})", status=code)
     if isinstance(exc, KubeError):
         return exc
-    return KubeError(f"{doing}: {type(exc).__name__}: {exc}")
+    # A 404 for a resource the API server does not serve at all (a CRD not installed) comes
+    # with a plain-text body, which lightkube cannot read as a Status: httpx's error remains.
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    status = code if isinstance(code, int) else None
+    return KubeError(f"{doing}: {type(exc).__name__}: {exc}", status=status)

@@ -26,6 +26,7 @@ from kexpose.proxy.control.kubeapi import AnyKind, KubeApi
 from kexpose.proxy.control.lease import LeaderElector
 from kexpose.proxy.errors import KubeError, WatchGoneError
 from kexpose.proxy.routes import (
+    EXTENSION_KINDS,
     GATEWAY_KINDS,
     KINDS,
     Claim,
@@ -54,7 +55,11 @@ __all__ = ["ControlPlane", "Publish"]
 log = logging.getLogger(__name__)
 
 _INGRESS_KINDS: Final[tuple[AnyKind, ...]] = tuple(KINDS)
-_GATEWAY_KINDS: Final[tuple[AnyKind, ...]] = tuple(GATEWAY_KINDS)
+_GATEWAY_KINDS: Final[tuple[AnyKind, ...]] = (*GATEWAY_KINDS, *EXTENSION_KINDS)
+#: Kinds from kexpose's own CRD (``EdgeAuth``): optional. An API server that does not serve
+#: them (the CRD is not installed: 404) or lets us not read them (403) gives an empty set, so
+#: that readiness never waits on them; HTTPRoute references to them then do not resolve (500).
+_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset(EXTENSION_KINDS)
 
 
 def _version_of(obj: object) -> str | None:
@@ -137,6 +142,10 @@ class ControlPlane:
                 log.info("%s watch expired (%s); listing again", kind, exc)
                 continue  # no wait: the API server asked us to start over, not to back off
             except KubeError as exc:
+                if kind in _OPTIONAL_KINDS and exc.status in (403, 404):
+                    self._not_served(kind, exc)
+                    await self._sleep(self._settings.backoff_max)
+                    continue
                 log.warning("%s: %s; retrying in %.1fs", kind, exc, delay)
             except Exception:  # a bug or a stream we cannot read must not end the informer
                 log.exception("%s: the watch failed; retrying in %.1fs", kind, delay)
@@ -182,6 +191,20 @@ class ControlPlane:
                     continue
                 self._changed(kind)
             # The watch ended without error (its timeout): follow on from the last version.
+
+    def _not_served(self, kind: AnyKind, exc: KubeError) -> None:
+        """An optional kind the API server does not serve to us: an empty, synced set."""
+        if kind not in self._synced:
+            log.info(
+                "%s is not served (%s): install kexpose's CRD to use it; HTTPRoute filters "
+                "naming one do not resolve",
+                kind,
+                exc,
+            )
+        if self._store[kind] or kind not in self._synced:
+            self._store[kind] = {}
+            self._synced.add(kind)
+            self._changed(kind)
 
     @staticmethod
     def _admit(

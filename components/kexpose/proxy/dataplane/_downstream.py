@@ -20,13 +20,14 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from kexpose.hosts import normalize_host
 from kexpose.proxy.dataplane._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy.dataplane._exchange import Exchange
+from kexpose.proxy.dataplane._http2 import PREFACE, Http2Connection
 from kexpose.proxy.dataplane._messages import local_response
 from kexpose.proxy.dataplane._plans import plan_request
 from kexpose.proxy.dataplane._tls import sni_of
 
 if TYPE_CHECKING:
-    from kexpose.proxy.dataplane._upstream import UpstreamConnection
-    from kexpose.proxy.dataplane.server import DataPlane
+    from kexpose.proxy.dataplane._roles import Finished, Plane
+    from kexpose.proxy.dataplane._upstream import UpstreamConnection, UpstreamTransport
 
 __all__ = ["ClientConnection"]
 
@@ -55,6 +56,7 @@ class ClientConnection(asyncio.Protocol):
         "_consuming",
         "_early",
         "_following",
+        "_fresh",
         "_heads",
         "_idle_wait",
         "_left",
@@ -81,9 +83,7 @@ class ClientConnection(asyncio.Protocol):
         "upstream_reads",
     )
 
-    def __init__(
-        self, plane: DataPlane, scheme: bytes, gateway: tuple[str, int] | None = None
-    ) -> None:
+    def __init__(self, plane: Plane, scheme: bytes, gateway: tuple[str, int] | None = None) -> None:
         self.plane = plane
         self.scheme = scheme
         self.gateway = gateway
@@ -116,11 +116,13 @@ class ClientConnection(asyncio.Protocol):
         self._early: list[bytes] = []
         self._heads = plane.heads[scheme]
         self._paused = 0
-        self._paused_upstream: asyncio.Transport | None = None
+        self._paused_upstream: UpstreamTransport | None = None
         self._write_paused = False
         """The transport's write buffer is above its high-water mark (``pause_writing``)."""
         self._idle_wait = False
         """``deadline`` is the keep-alive idle timeout, not yet a header timeout."""
+        self._fresh = True
+        """Nothing read yet: the bytes may be the HTTP/2 connection preface (prior knowledge)."""
 
     @property
     def closing(self) -> bool:
@@ -140,7 +142,12 @@ class ClientConnection(asyncio.Protocol):
             b"\r\nx-forwarded-scheme: %b" % (ip, ip, proto, proto)
         )
         if proto == b"https":
-            sni = sni_of(transport.get_extra_info("ssl_object"))
+            sslobj = transport.get_extra_info("ssl_object")
+            if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
+                # HTTP/2 by ALPN (RFC 9113 §3.2): the connection is the HTTP/2 protocol's.
+                self._become_http2(transport, b"")
+                return
+            sni = sni_of(sslobj)
             self.sni = normalize_host(sni) if sni else None
         self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.header
         self.plane.opened(self)
@@ -176,6 +183,7 @@ class ClientConnection(asyncio.Protocol):
         ):
             req = self._heads.get(data)
             if req is not None and not (req.chunked or req.content_length or req.upgrade):
+                self._fresh = False
                 self._following = False
                 ex = Exchange(self, perf_counter(), req)
                 ex.keep_alive = req.keep_alive
@@ -185,6 +193,18 @@ class ClientConnection(asyncio.Protocol):
                 return
         if self._buf:
             data, self._buf = self._buf + data, b""
+        if self._fresh:
+            # HTTP/2 with prior knowledge (RFC 9113 §3.3): the connection starts with the
+            # preface instead of a request line.
+            if data.startswith(PREFACE):
+                assert self.transport is not None
+                self.plane.closed(self)
+                self._become_http2(self.transport, data)
+                return
+            if PREFACE.startswith(data):
+                self._buf = data  # the preface so far, or the start of a PRI request line
+                return
+            self._fresh = False
         self._consuming = True
         try:
             self._consume(data)
@@ -192,6 +212,15 @@ class ClientConnection(asyncio.Protocol):
             self._bad_request(400, f"malformed request: {exc}")
         finally:
             self._consuming = False
+
+    def _become_http2(self, transport: asyncio.BaseTransport, data: bytes) -> None:
+        self._fresh = False
+        self.transport = None
+        conn = Http2Connection(self.plane, self.scheme, self.gateway)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
 
     def eof_received(self) -> bool:
         # A half-closed client may still wait for its answer (RFC 9112 §9.6): keep the write
@@ -382,7 +411,7 @@ class ClientConnection(asyncio.Protocol):
         """The request is out: from now on the endpoint must keep sending (or 504)."""
         self.upstream_deadline = self.plane.loop.time() + self.plane.settings.timeouts.upstream_read
 
-    def exchange_done(self, ex: Exchange) -> None:
+    def exchange_done(self, ex: Finished) -> None:
         if ex is not self.current:
             return
         self.current = None

@@ -16,6 +16,7 @@ import asyncio
 from random import getrandbits, random
 from typing import TYPE_CHECKING
 
+from kexpose.proxy.dataplane._grpc import grpc_local_response, is_grpc
 from kexpose.proxy.dataplane._gwplan import choose_backend, cors, forwarded_prefix, location, select
 from kexpose.proxy.dataplane._messages import RequestHead, local_response
 from kexpose.proxy.dataplane._mirror import MirrorCopy, start_mirrors
@@ -25,8 +26,9 @@ from kexpose.proxy.routes import Endpoint, GatewayRule, Route, RouteTable, Weigh
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._balancer import Balancer
-    from kexpose.proxy.dataplane._downstream import ClientConnection
-    from kexpose.proxy.dataplane._upstream import UpstreamConnection
+    from kexpose.proxy.dataplane._messages import HeadRewrite
+    from kexpose.proxy.dataplane._roles import Downstream, UpstreamPool
+    from kexpose.proxy.dataplane._upstream import Upstream
 
 __all__ = ["Exchange"]
 
@@ -36,7 +38,8 @@ class Exchange:
     requests, and an instance that sets only what differs is cheaper to create."""
 
     # Set for every request (``__init__``).
-    client: ClientConnection
+    client: Downstream
+    """The HTTP/1.1 connection or HTTP/2 stream the request came on."""
     started: float
     """``time.perf_counter()`` when the head was complete."""
     req: RequestHead
@@ -53,6 +56,8 @@ class Exchange:
     """The HTTPRoute rule that took the request (Gateway ports only)."""
     prefix: bytes | None = None
     """The request line and header lines to forward when a filter changed them."""
+    auth_headers: HeadRewrite | None = None
+    """Request header changes of edge authentication (``_guard``), applied last."""
     response_modifiers: tuple[HeaderModifier, ...] = ()
     """Response header changes of the rule and its backend (Gateway ports only)."""
     _timers: tuple[asyncio.TimerHandle, ...] = ()
@@ -61,7 +66,7 @@ class Exchange:
     never kept, so it cannot be sent again)."""
     _backend_timer: asyncio.TimerHandle | None = None
     endpoint: Endpoint | None = None
-    upstream: UpstreamConnection | None = None
+    upstream: Upstream | None = None
     pending: list[bytes] | None = None
     pending_bytes = 0
     status = 0
@@ -75,9 +80,10 @@ class Exchange:
     _tried: tuple[Endpoint, ...] = ()
     _rid_line = b""
     _balancer: Balancer | None = None
+    _pool: UpstreamPool
     _counted = False
 
-    def __init__(self, client: ClientConnection, started: float, req: RequestHead) -> None:
+    def __init__(self, client: Downstream, started: float, req: RequestHead) -> None:
         self.client = client
         self.started = started
         self.req = req
@@ -117,6 +123,9 @@ class Exchange:
             self.respond(404)
             return
         self.route = route
+        if route.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane.guard.check(self, route.auth, lambda: self._dispatch(route))
+            return
         self._dispatch(route)
 
     def _start_gateway(self, table: RouteTable, key: tuple[str, int]) -> None:
@@ -148,13 +157,21 @@ class Exchange:
             self.error = rule.error
             self.respond(500)
             return
+        if rule.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane = self.client.plane
+            plane.guard.check(self, rule.auth, lambda: self._serve_rule(port.port, rule))
+            return
+        self._serve_rule(port.port, rule)
+
+    def _serve_rule(self, listener_port: int, rule: GatewayRule) -> None:
+        req = self.req
         preflight, cors_headers = cors(rule, req)
         if preflight is not None:
             self.respond(200, headers=preflight)  # answered here: a preflight never reaches
             return  # the backend (HTTPCORSFilter)
         if rule.redirect is not None:
             scheme = self.client.scheme.decode()
-            target = location(rule, req, scheme=scheme, listener_port=port.port)
+            target = location(rule, req, scheme=scheme, listener_port=listener_port)
             self.respond(rule.redirect.status, headers=((b"location", target),))
             return
         chosen = choose_backend(rule, random())  # noqa: S311 - traffic splitting, not secrets
@@ -255,20 +272,23 @@ class Exchange:
             return
         self._balancer = balancer
         self.endpoint = endpoint
-        conn = plane.pool.take(endpoint)
+        # h2c endpoints (appProtocol kubernetes.io/h2c) get a stream of a shared connection.
+        pool: UpstreamPool = plane.h2c_pool if route.backend.protocol == "h2c" else plane.pool
+        self._pool = pool
+        conn = pool.take(endpoint)
         if conn is not None:
             self._attach(conn)
         else:
-            plane.spawn(plane.pool.connect(endpoint), self._connected)
+            plane.spawn(pool.connect(endpoint), self._connected)
 
-    def _connected(self, task: asyncio.Task[UpstreamConnection]) -> None:
+    def _connected(self, task: asyncio.Task[Upstream]) -> None:
         plane = self.client.plane
         if task.cancelled():
             return
         exc = task.exception()
         if self.finished:
             if exc is None:
-                plane.pool.give(task.result())  # a fresh connection is still worth keeping
+                task.result().release()  # a fresh connection is still worth keeping
             return
         if exc is None:
             self._attach(task.result())
@@ -293,13 +313,13 @@ class Exchange:
             self.respond(status)
             return
         self.endpoint = nxt
-        conn = plane.pool.take(nxt)
+        conn = self._pool.take(nxt)
         if conn is not None:
             self._attach(conn)
         else:
-            plane.spawn(plane.pool.connect(nxt), self._connected)
+            plane.spawn(self._pool.connect(nxt), self._connected)
 
-    def _attach(self, conn: UpstreamConnection) -> None:
+    def _attach(self, conn: Upstream) -> None:
         self.upstream = conn
         conn.attach(self)
         balancer = self._balancer
@@ -310,6 +330,8 @@ class Exchange:
         if self.request_id is None:
             self._rid_line = b"\r\nx-request-id: " + self.new_request_id()
         prefix = req.prefix if self.prefix is None else self.prefix
+        if self.auth_headers is not None:
+            prefix = self.auth_headers.apply(prefix)
         if req.host_header is None and self.endpoint is not None:  # HTTP/1.0 without Host
             host = b"\r\nhost: %b" % self.endpoint[0].encode()
             head = prefix + host + self._rid_line + self.client.forwarded + req.suffix
@@ -387,14 +409,15 @@ class Exchange:
         if close or self.req.upgrade is not None:
             self.keep_alive = False
         self.status = status
-        self.client.write(
-            local_response(
-                status,
-                close=not self.keep_alive or self.client.closing,
-                head_only=self.req.method == b"HEAD",
-                headers=headers,
+        close = not self.keep_alive or self.client.closing
+        if status >= 400 and is_grpc(self.req.fields):
+            # A gRPC client reads grpc-status, not the HTTP status (``_grpc``).
+            answer = grpc_local_response(status, self.error or f"HTTP {status}", close=close)
+        else:
+            answer = local_response(
+                status, close=close, head_only=self.req.method == b"HEAD", headers=headers
             )
-        )
+        self.client.write(answer)
         self.response_complete()
 
     def response_complete(self) -> None:
@@ -412,10 +435,18 @@ class Exchange:
         if self._counted:
             self._balancer.finished(self.endpoint)  # type: ignore[union-attr,arg-type]
         client = self.client
+        if self.pending is not None:
+            # Answered with part of the body buffered for an upstream it never reached (auth
+            # refused it while it arrived, connecting failed): drop it, and read on, so that
+            # the rest of the body is drained and the connection serves its next request.
+            self.pending = None
+            if self.pending_bytes > client.plane.settings.limits.high_water:
+                client.resume_reading_for_upstream()
+            self.pending_bytes = 0
         client.plane.record(self)
         client.exchange_done(self)
 
-    def upstream_lost(self, conn: UpstreamConnection, why: str) -> None:
+    def upstream_lost(self, conn: Upstream, why: str) -> None:
         """The endpoint closed the connection before the response was complete."""
         if self.finished:
             return
@@ -432,8 +463,7 @@ class Exchange:
             self.retried = True
             self.upstream = None
             conn.exchange = None
-            plane = self.client.plane
-            plane.spawn(plane.pool.connect(self.endpoint), self._connected)
+            self.client.plane.spawn(self._pool.connect(self.endpoint), self._connected)
             return
         if self.retry_for(502):  # the endpoint reset or closed: a 502 for retries
             self.upstream = None
@@ -443,7 +473,7 @@ class Exchange:
             return
         self.upstream_failed(conn, why)
 
-    def upstream_failed(self, conn: UpstreamConnection, why: str) -> None:
+    def upstream_failed(self, conn: Upstream, why: str) -> None:
         if self.finished:
             return
         conn.exchange = None

@@ -120,6 +120,9 @@ class RequestHead:
     ``Connection: close``; HTTP/1.0 only with ``Connection: keep-alive``. llhttp's
     ``should_keep_alive`` says the same, but only until the message is complete."""
     request_id: bytes | None = None
+    forwarded_for: bytes | None = None
+    """The client's own ``X-Forwarded-For`` (never forwarded; read only for a peer in
+    ``--trusted-proxies``, edge-auth.md)."""
     agent: bytes = b""
     hosts: int = 0
     # Filled in by the client connection's checks:
@@ -177,6 +180,9 @@ def parse_request_head(head: bytes) -> RequestHead:
                 req.transfer = value if req.transfer is None else req.transfer + b", " + value
             elif key == b"upgrade":
                 upgrade = value
+            elif key == b"x-forwarded-for":
+                old = req.forwarded_for
+                req.forwarded_for = value if old is None else old + b", " + value
     if drop:
         fields = _REQUEST_DROP.sub(b"", fields)
         named = options - _OPTIONS - _DROPPED - _FRAMING
@@ -353,3 +359,37 @@ def local_response(
     if not head_only:
         parts.append(body)
     return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRewrite:
+    """The upstream header changes of one authentication outcome, ready to apply."""
+
+    modifier: HeaderModifier
+    needles: tuple[bytes, ...]
+    """``\\r\\n<name>:`` for every name set or removed, lower case."""
+    lines: bytes
+    """The header lines added."""
+
+    @classmethod
+    def of(cls, modifier: HeaderModifier) -> HeadRewrite:
+        names = [n.lower() for n, _ in modifier.set] + list(modifier.remove)
+        added = (*modifier.set, *modifier.add)
+        return cls(
+            modifier,
+            tuple(b"\r\n%b:" % n.encode("latin-1") for n in names),
+            b"".join(b"\r\n%b: %b" % (n.encode("latin-1"), v.encode("latin-1")) for n, v in added),
+        )
+
+    def apply(self, prefix: bytes) -> bytes:
+        """A forwarded head's request line and fields with the changes applied."""
+        if self.needles:
+            low = prefix.lower()
+            if any(needle in low for needle in self.needles):
+                line_end = prefix.find(b"\r\n")
+                if line_end < 0:
+                    return prefix + modify_fields(b"", (self.modifier,))
+                return prefix[:line_end] + modify_fields(prefix[line_end:], (self.modifier,))
+        # The usual case: the client sent none of the names (llhttp refuses whitespace before
+        # the colon, so the search is exact); the new lines are appended as they are.
+        return prefix + self.lines

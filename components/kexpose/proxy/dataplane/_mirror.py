@@ -29,16 +29,31 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from random import random
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
+from kexpose.proxy.dataplane._balancer import Balancer
 from kexpose.proxy.routes import Endpoint, Mirror
 
-if TYPE_CHECKING:
-    from kexpose.proxy.dataplane.server import DataPlane
+T = TypeVar("T")
 
-__all__ = ["MirrorCopy", "MirrorLimits", "Mirrors", "start_mirrors"]
+
+class MirrorHost(Protocol):
+    """What copies need of the data plane (``server.DataPlane``): a task owner, the balancers
+    that pick a mirror backend's endpoint, and the plane's ``Mirrors``. A protocol, so that this
+    module sits below the exchange and the plane (the layers contract in ``pyproject.toml``)."""
+
+    balancers: dict[str, Balancer]
+    mirrors: Mirrors
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, T], done: Callable[[asyncio.Task[T]], None]
+    ) -> asyncio.Task[T]: ...
+
+
+__all__ = ["MirrorCopy", "MirrorHost", "MirrorLimits", "Mirrors", "start_mirrors"]
 
 #: Bytes read at a time from a mirror endpoint's (discarded) response.
 _READ_SIZE = 65536
@@ -123,7 +138,7 @@ class MirrorCopy:
 
     # --- the copy's task ----------------------------------------------------------------------
 
-    def launch(self, plane: DataPlane, endpoint: Endpoint, head: bytes) -> None:
+    def launch(self, plane: MirrorHost, endpoint: Endpoint, head: bytes) -> None:
         mirrors = self._mirrors
         mirrors.in_flight += 1
 
@@ -169,7 +184,7 @@ class MirrorCopy:
 
 
 def start_mirrors(
-    plane: DataPlane,
+    plane: MirrorHost,
     mirrors: tuple[Mirror, ...],
     head: bytes,
     suffix: bytes,

@@ -13,24 +13,116 @@ recently used one is the least likely to have been closed by the backend).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from kexpose.proxy.dataplane._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy.dataplane._messages import (
+    RequestHead,
     ResponseHead,
     chunk,
     modify_fields,
     parse_response_head,
 )
+from kexpose.proxy.filters import HeaderModifier
 from kexpose.proxy.routes import Endpoint
 
 if TYPE_CHECKING:
-    from kexpose.proxy.dataplane._exchange import Exchange
     from kexpose.proxy.settings import DataPlaneSettings
 
-__all__ = ["Pool", "UpstreamConnection"]
+__all__ = [
+    "Pool",
+    "Requester",
+    "ResponseSink",
+    "Upstream",
+    "UpstreamConnection",
+    "UpstreamTransport",
+    "Writer",
+]
+
+
+class Writer(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+
+class ResponseSink(Protocol):
+    """What an upstream connection needs of the client a response goes to: an HTTP/1.1
+    connection, or one HTTP/2 stream (which re-frames the HTTP/1.1 bytes it is written)."""
+
+    @property
+    def transport(self) -> Writer | None:
+        """Where the fast paths write response bytes straight to (an HTTP/1.1 connection's
+        socket; a stream is its own), saving ``write``'s call on the hottest path."""
+
+    upstream_reads: int
+    """Reads from the endpoint so far (the upstream read deadline moves when it changes)."""
+
+    @property
+    def closing(self) -> bool: ...
+
+    def write(self, data: bytes) -> None:
+        """The response as an HTTP/1.1 client would receive it, in order, in any slices."""
+
+    def pause_reading_for_upstream(self) -> None: ...
+    def resume_reading_for_upstream(self) -> None: ...
+    def touch_tunnel(self) -> None: ...
+    def start_tunnel(self, conn: UpstreamConnection) -> asyncio.Transport: ...
+
+
+class UpstreamTransport(Protocol):
+    """Where an exchange writes its request, and what a slow client pauses: a socket, or one
+    stream of an HTTP/2 connection to the endpoint (``_upstream_h2c``)."""
+
+    def write(self, data: bytes) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+class Upstream(Protocol):
+    """What an exchange needs of the way to its endpoint: an HTTP/1.1 connection of its own
+    (``UpstreamConnection``) or a stream of a shared h2c connection."""
+
+    exchange: Requester | None
+    requests: int
+    """Requests this connection has carried (a first request is never replayed)."""
+
+    @property
+    def transport(self) -> UpstreamTransport | None: ...
+
+    def attach(self, ex: Requester) -> None: ...
+    def write(self, data: bytes) -> None:
+        """More of the request, as HTTP/1.1 bytes (the head first, then the framed body)."""
+
+    def abort(self) -> None: ...
+    def release(self) -> None:
+        """Not needed after all (its exchange ended while connecting): keep it or close it."""
+
+
+class Requester(Protocol):
+    """What an upstream connection needs of the exchange it carries (``_exchange.Exchange``).
+    A Protocol so that this module, below the exchange, never imports it."""
+
+    @property
+    def client(self) -> ResponseSink: ...
+
+    req: RequestHead
+    upstream: Upstream | None
+    status: int
+    keep_alive: bool
+    request_done: bool
+    response_started: bool
+    response_bytes: int
+    retries_left: int
+    response_modifiers: tuple[HeaderModifier, ...]
+
+    def retry_for(self, status: int) -> bool: ...
+    def retry(self) -> None: ...
+    def response_complete(self) -> None: ...
+    def upstream_lost(self, conn: Upstream, why: str) -> None: ...
+    def upstream_failed(self, conn: Upstream, why: str) -> None: ...
+
 
 _LAST_CHUNK: Final = b"0\r\n\r\n"
 # Rewritten response heads are reused for identical head bytes: an endpoint answers many
@@ -78,7 +170,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.endpoint = endpoint
         self.transport: asyncio.Transport | None = None
         self.parser = HttpResponseParser(self)
-        self.exchange: Exchange | None = None
+        self.exchange: Requester | None = None
         self.tunnel: asyncio.Transport | None = None
         self.requests = 0
         self.idle_since = 0.0
@@ -185,7 +277,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- request side -------------------------------------------------------------------------
 
-    def attach(self, ex: Exchange) -> None:
+    def attach(self, ex: Requester) -> None:
         self.exchange = ex
         self.requests += 1
         self.keep_alive = True
@@ -200,6 +292,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def release(self) -> None:
+        self.pool.give(self)
+
     def abort(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -212,7 +307,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- response parsing ---------------------------------------------------------------------
 
-    def _consume(self, ex: Exchange, data: bytes) -> None:
+    def _consume(self, ex: Requester, data: bytes) -> None:
         client = ex.client
         out = b""  # the rewritten head, written together with the first body bytes
         while data:
@@ -306,7 +401,7 @@ class UpstreamConnection(asyncio.Protocol):
         if out:
             client.write(out)
 
-    def _head(self, ex: Exchange, head: bytes, parsed: ResponseHead) -> bytes:
+    def _head(self, ex: Requester, head: bytes, parsed: ResponseHead) -> bytes:
         """A complete, validated response head: pick the framing, return the client's head."""
         client = ex.client
         status, line, fields, length, chunked, self.keep_alive = parsed
@@ -346,7 +441,7 @@ class UpstreamConnection(asyncio.Protocol):
                 ex.keep_alive = False
         if ex.response_modifiers:
             fields = modify_fields(fields, ex.response_modifiers)
-        if not ex.keep_alive or client.plane.closing:
+        if not ex.keep_alive or client.closing:
             extra += b"\r\nconnection: close"
         elif ex.req.http10:
             extra += b"\r\nconnection: keep-alive"
@@ -355,7 +450,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- endings ------------------------------------------------------------------------------
 
-    def _finish(self, ex: Exchange) -> None:
+    def _finish(self, ex: Requester) -> None:
         self.exchange = None
         self._state = _IDLE
         self._rechunk = False
@@ -370,7 +465,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
         ex.response_complete()
 
-    def _drop_for_retry(self, ex: Exchange) -> None:
+    def _drop_for_retry(self, ex: Requester) -> None:
         """A response the route retries: nothing of it reaches the client, and this connection
         (with the rest of that response unread) is never reused."""
         self.exchange = None
@@ -378,12 +473,12 @@ class UpstreamConnection(asyncio.Protocol):
         ex.upstream = None
         ex.retry()
 
-    def _broken(self, ex: Exchange, why: str) -> None:
+    def _broken(self, ex: Requester, why: str) -> None:
         self.abort()
         self.exchange = None
         ex.upstream_failed(self, why)
 
-    def _upgraded(self, ex: Exchange, before: bytes, head: bytes, tail: bytes) -> None:
+    def _upgraded(self, ex: Requester, before: bytes, head: bytes, tail: bytes) -> None:
         if ex.req.upgrade is None:
             self._broken(ex, "101 Switching Protocols to a request that did not ask to upgrade")
             return

@@ -27,11 +27,13 @@ from typing import Any, Final, TypeVar
 from kexpose.certs import KeyPair
 from kexpose.proxy.dataplane._balancer import Balancer, refresh_balancers
 from kexpose.proxy.dataplane._downstream import ClientConnection
-from kexpose.proxy.dataplane._exchange import Exchange
+from kexpose.proxy.dataplane._guard import EdgeGuard
 from kexpose.proxy.dataplane._messages import RequestHead
 from kexpose.proxy.dataplane._mirror import Mirrors
+from kexpose.proxy.dataplane._roles import Connection, Finished
 from kexpose.proxy.dataplane._tls import TlsContexts
 from kexpose.proxy.dataplane._upstream import Pool
+from kexpose.proxy.dataplane._upstream_h2c import H2cPool
 from kexpose.proxy.ops.access_log import AccessLog
 from kexpose.proxy.ops.metrics import Metrics, Series
 from kexpose.proxy.routes import Route, RouteTable, WeightedBackend
@@ -98,14 +100,17 @@ class DataPlane:
         self.table = RouteTable()
         self.balancers: dict[str, Balancer] = {}
         self.pool = Pool(self.loop, settings)
+        self.h2c_pool = H2cPool(self.loop, settings)
         self.mirrors = Mirrors()
         """Request mirrors' copies in flight and their counters (``_mirror``)."""
+        self.guard = EdgeGuard(settings)
+        """Edge authentication (``_guard``): its caches outlive table swaps."""
         self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
         """Per scheme: request head bytes -> its plan (see ``_downstream``)."""
         self.hosts: dict[bytes, dict[bytes, tuple[str, bytes]]] = {b"http": {}, b"https": {}}
         """Per scheme: raw Host header -> (route key, X-Forwarded-Port). Host values repeat, so
         each is checked once. Per scheme because a Host without a port means 80 or 443."""
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[Connection] = set()
         self._endpoints: dict[tuple[str, int], bytes] = {}
         self._routes: dict[int, tuple[Series, bytes]] = {}
         """id(route) -> (its metrics series, its access-log label); emptied at every swap."""
@@ -251,7 +256,7 @@ class DataPlane:
 
     # --- bookkeeping called by connections ----------------------------------------------------
 
-    def opened(self, conn: ClientConnection) -> None:
+    def opened(self, conn: Connection) -> None:
         if len(self.connections) >= self.max_connections:
             self._refuse(conn)
             return
@@ -260,7 +265,7 @@ class DataPlane:
         if self.closing:
             conn.shutdown()
 
-    def _refuse(self, conn: ClientConnection) -> None:
+    def _refuse(self, conn: Connection) -> None:
         """Over the cap: close at once (the client sees a reset, as at nginx's
         ``worker_connections``) and say so, at most once per ``_REFUSAL_LOG_INTERVAL``."""
         conn.abort()
@@ -277,7 +282,7 @@ class DataPlane:
             self._refused = 0
             self._refusal_logged_at = now
 
-    def closed(self, conn: ClientConnection) -> None:
+    def closed(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self.metrics.connection_closed()
@@ -292,7 +297,7 @@ class DataPlane:
         task.add_done_callback(done)
         return task
 
-    def record(self, ex: Exchange) -> None:
+    def record(self, ex: Finished) -> None:
         """Metrics and the access log for a finished exchange."""
         # perf_counter, not loop.time(): libuv's clock ticks in whole milliseconds.
         duration = perf_counter() - ex.started
@@ -359,6 +364,7 @@ class DataPlane:
                 elif conn.upstream_deadline <= now:
                     conn.expire_upstream()
         self.pool.sweep(now)
+        self.h2c_pool.sweep(now)
         if self.access_log is not None:
             self.access_log.flush()
         self._schedule_sweep()
@@ -405,5 +411,7 @@ class DataPlane:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pool.close_all()
+        self.h2c_pool.close_all()
+        self.guard.close()
         if self.access_log is not None:
             self.access_log.flush()

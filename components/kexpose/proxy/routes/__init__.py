@@ -39,6 +39,7 @@ from kexpose.proxy.routes._gwtable import (
 )
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
+    ExtensionKind,
     GatewayKind,
     Ingress,
     IngressClass,
@@ -51,6 +52,7 @@ from kexpose.proxy.routes._kube import (
 from kexpose.proxy.routes._matches import RequestMatch, RequestView
 from kexpose.proxy.routes._objects import (
     CLUSTER_SCOPED,
+    EXTENSION_KINDS,
     GATEWAY_KINDS,
     KINDS,
     Key,
@@ -73,6 +75,7 @@ from kexpose.proxy.routes._table import (
 
 __all__ = [
     "CLUSTER_SCOPED",
+    "EXTENSION_KINDS",
     "GATEWAY_GROUP",
     "GATEWAY_KINDS",
     "KINDS",
@@ -90,6 +93,7 @@ __all__ = [
     "Cors",
     "Endpoint",
     "EndpointSlice",
+    "ExtensionKind",
     "GatewayHost",
     "GatewayKind",
     "GatewayListener",

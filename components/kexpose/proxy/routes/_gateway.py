@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
+from kexpose.proxy.routes._auth import extension_resolver
 from kexpose.proxy.routes._backends import Backend, resolve_backend
 from kexpose.proxy.routes._certificates import Certificate, CertificateMap, certificate_from_secret
 from kexpose.proxy.routes._frontend import (
@@ -87,25 +88,25 @@ _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
 RouteKind = Literal["HTTPRoute", "GRPCRoute"]
 #: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
 #: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
-#: h2c backends are parsed but not claimed until they are served and pass the suite; retries
-#: are served, but ``retry`` is an experimental-channel field that the standard CRDs prune.
-#: AllowInsecureFallback client validation is served (no client certificate is asked for),
-#: but its test checks that a certificate is requested and any one accepted, which Python's
-#: ``ssl`` cannot do (no verify callback: a certificate that is asked for is verified).
-#: The 421 answer is served, but its Extended test
-#: (GatewayHTTPSListenerDetectMisdirectedRequests) speaks HTTP/2 only (connection coalescing),
-#: which comes with its own issue.
+#: Retries are served, but ``retry`` is an experimental-channel field that the standard CRDs
+#: prune. AllowInsecureFallback client validation is served (no client certificate is asked
+#: for), but its test checks that a certificate is requested and any one accepted, which
+#: Python's ``ssl`` cannot do (no verify callback: a certificate that is asked for is
+#: verified). h2c backends (``appProtocol: kubernetes.io/h2c``) and the 421 of a coalesced
+#: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2).
 SUPPORTED_FEATURES: Final = (
     "Gateway",
     "GatewayAddressEmpty",
     "GatewayFrontendClientCertificateValidation",
     "GatewayHTTPListenerIsolation",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayPort8080",
     "GatewayStaticAddresses",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteBackendTimeout",
@@ -127,9 +128,6 @@ SUPPORTED_FEATURES: Final = (
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
 )
-_UNSUPPORTED_APP_PROTOCOLS: Final = frozenset({"kubernetes.io/h2c"})
-"""Backends an HTTPRoute cannot speak to yet (HTTP/2 upstreams come with their own issue); a
-GRPCRoute's backends are always spoken to over h2c (``Backend.protocol``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +228,7 @@ class _Build:
     grants: Grants
     namespaces: Mapping[str, Mapping[str, str]]
     config_maps: Mapping[Key, Mapping[str, Any]] = field(default_factory=dict)
+    edge_auths: Mapping[Key, Mapping[str, Any]] = field(default_factory=dict)
     backends: dict[str, Backend] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -265,17 +264,6 @@ class _Build:
             port = ref.get("port")
             if not isinstance(port, int):
                 return None, ("UnsupportedValue", f"backendRef {label}: port is required")
-            for sport in entries(mapping(service.get("spec")).get("ports")):
-                if (
-                    route_kind == "HTTPRoute"
-                    and sport.get("port") == port
-                    and sport.get("appProtocol") in _UNSUPPORTED_APP_PROTOCOLS
-                ):
-                    return None, (
-                        "UnsupportedProtocol",
-                        f"backendRef {label} port {port}: appProtocol {sport.get('appProtocol')}"
-                        " is not supported",
-                    )
             found = resolve_backend(
                 target_ns,
                 {"name": name, "port": {"number": port}},
@@ -475,10 +463,18 @@ def build_gateway_table(
     address_problems: Mapping[Key, tuple[str, str]] | None = None,
     supported_features: tuple[str, ...] = SUPPORTED_FEATURES,
     config_maps: Mapping[Key, Mapping[str, Any]] | None = None,
+    edge_auths: Mapping[Key, Mapping[str, Any]] | None = None,
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
     build = _Build(
-        controller, services, slices, secrets, Grants(grants), namespaces, config_maps or {}
+        controller,
+        services,
+        slices,
+        secrets,
+        Grants(grants),
+        namespaces,
+        config_maps=config_maps or {},
+        edge_auths=edge_auths or {},
     )
     ours = our_classes(classes, controller)
     class_status = tuple(
@@ -632,7 +628,10 @@ def _plan_route(
             rules = list(zip(grpc.ranks, grpc.rules, strict=True))
             unresolved = grpc.unresolved
         else:
-            http = translate_rules(route, label, build.resolver(namespace, kind))
+            extensions = extension_resolver(
+                namespace, build.edge_auths, secrets=build.secrets, notes=build.problems
+            )
+            http = translate_rules(route, label, build.resolver(namespace, kind), extensions)
             rules = [(rule.match.rank(), rule) for rule in http.rules]
             unresolved = http.unresolved
     except RouteProblem as exc:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kexpose.proxy.filters import Cors, HeaderModifier, Redirect, Rewrite
+from kexpose.proxy.filters import Cors, EdgeAuth, HeaderModifier, Redirect, Rewrite
 from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._certificates import CertificateMap
 from kexpose.proxy.routes._frontend import ClientValidation
@@ -101,6 +101,8 @@ class GatewayRule:
     is a gRPC ``UNAVAILABLE`` status in trailers-only form, not an HTTP 500 (``GRPCRouteRule.
     backendRefs``: "*all* traffic which matches this rule MUST receive an ``UNAVAILABLE``
     status")."""
+    auth: EdgeAuth | None = None
+    """Edge authentication from an ``ExtensionRef`` to a kexpose ``EdgeAuth`` (``_auth``)."""
 
     @property
     def total_weight(self) -> int:

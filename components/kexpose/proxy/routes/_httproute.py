@@ -13,9 +13,11 @@ What is refused and how (gateway-api v1.6.3 ``apis/v1/httproute_types.go``, ``sh
   receive an HTTP 500 status code"), the rule's other backends keep working.
 - A rule without backends answers 500 unless a filter answers for it (a redirect); all weights 0
   also answers 500 (``HTTPBackendRef.weight``).
-- An ``ExtensionRef`` filter names a kind this proxy does not know yet: the rule answers 500 (the
-  spec: a filter that cannot be resolved "MUST NOT be skipped"; requests it would have processed
-  get an error) and ``ResolvedRefs`` is ``False`` with ``InvalidKind``.
+- An ``ExtensionRef`` filter to a kexpose ``EdgeAuth`` (group ``kexpose.dev``) in the route's
+  namespace authenticates the rule as an Ingress path would be (edge-auth.md, ``_auth``). One to
+  any other kind, or to an ``EdgeAuth`` that does not exist, cannot be resolved: the rule
+  answers 500 (the spec: a filter that cannot be resolved "MUST NOT be skipped"; requests it
+  would have processed get an error) and ``ResolvedRefs`` is ``False`` with ``InvalidKind``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from kexpose.proxy.filters import HeaderModifier, PathModifier, Redirect, Rewrite
+from kexpose.proxy.filters import EdgeAuth, HeaderModifier, PathModifier, Redirect, Rewrite
 from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._gwtable import Cors, GatewayRule, Mirror, Retry, WeightedBackend
 from kexpose.proxy.routes._matches import (
@@ -37,7 +39,7 @@ from kexpose.proxy.routes._matches import (
     ValueMatch,
     compile_regex,
 )
-from kexpose.proxy.routes._raw import entries, text
+from kexpose.proxy.routes._raw import entries, mapping, text
 
 __all__ = [
     "BackendResolver",
@@ -237,6 +239,11 @@ class _Filters:
     mirrors: list[Mirror] = field(default_factory=list)
     cors: Cors | None = None
     error: str | None = None
+    auth: EdgeAuth | None = None
+
+
+#: An ``ExtensionRef`` -> the edge auth it names, or None when it names nothing we know.
+ExtensionResolver = Callable[[Mapping[str, Any]], EdgeAuth | None]
 
 
 def _filters(
@@ -246,6 +253,7 @@ def _filters(
     unresolved: list[tuple[str, str]],
     *,
     per_backend: bool = False,
+    extensions: ExtensionResolver | None = None,
 ) -> _Filters:
     out = _Filters()
     for i, f in enumerate(specs):
@@ -296,6 +304,13 @@ def _filters(
                 out.mirrors.append(Mirror(backend, percent))
         elif kind == "CORS" and not per_backend:
             out.cors = _cors(f.get("cors"), f"{at}.cors")
+        elif (
+            kind == "ExtensionRef"
+            and not per_backend
+            and extensions is not None
+            and (auth := extensions(mapping(f.get("extensionRef"))))
+        ):
+            out.auth = auth  # edge authentication (``_auth``), before the backend
         elif kind == "ExtensionRef":
             ref = f.get("extensionRef") or {}
             label = f"{ref.get('group', '')}/{ref.get('kind', '')} {ref.get('name', '')}"
@@ -330,7 +345,10 @@ def _retry(spec: object, where: str) -> Retry | None:
 
 
 def translate_rules(
-    route: Mapping[str, Any], label: str, resolve: BackendResolver
+    route: Mapping[str, Any],
+    label: str,
+    resolve: BackendResolver,
+    extensions: ExtensionResolver | None = None,
 ) -> TranslatedRoute:
     """The route's rules as table entries; raises ``RouteProblem`` when it cannot be accepted."""
     spec = route.get("spec")
@@ -351,7 +369,9 @@ def translate_rules(
         ]
         if not matches:
             matches = [RequestMatch()]
-        filters = _filters(entries(rule.get("filters")), where, resolve, out.unresolved)
+        filters = _filters(
+            entries(rule.get("filters")), where, resolve, out.unresolved, extensions=extensions
+        )
         for modifier in (filters.redirect, filters.rewrite):
             path = modifier.path if modifier is not None else None
             if (
@@ -427,6 +447,7 @@ def translate_rules(
             backend_timeout=backend_timeout,
             retry=retry,
             name=name,
+            auth=filters.auth,
         )
         out.rules.extend(replace(template, match=m) for m in matches)
     return out

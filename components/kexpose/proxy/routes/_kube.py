@@ -17,6 +17,7 @@ __all__ = [
     "EndpointConditions",
     "EndpointPort",
     "EndpointSlice",
+    "ExtensionKind",
     "GatewayKind",
     "Ingress",
     "IngressBackend",
@@ -54,6 +55,8 @@ GatewayKind = Literal[
     "Namespace",
     "ConfigMap",
 ]
+#: kexpose's own kinds, read with the Gateway API: ``EdgeAuth`` (edge-auth.md, "Gateway API").
+ExtensionKind = Literal["EdgeAuth"]
 
 
 class ObjectMeta(TypedDict, total=False):

@@ -12,6 +12,7 @@ from typing import Final, cast
 
 from kexpose.proxy.routes._kube import (
     EndpointSlice,
+    ExtensionKind,
     GatewayKind,
     Ingress,
     IngressClass,
@@ -24,6 +25,7 @@ from kexpose.proxy.routes._shape import object_problems, shown
 
 __all__ = [
     "CLUSTER_SCOPED",
+    "EXTENSION_KINDS",
     "GATEWAY_KINDS",
     "KINDS",
     "Key",
@@ -59,9 +61,15 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     # CA bundles of Gateways' client certificate validation (``_frontend``).
     "ConfigMap": ("v1",),
 }
+#: kexpose's own kinds, read from manifests (static mode): ``EdgeAuth``, which an HTTPRoute's
+#: ``ExtensionRef`` filter names for edge authentication (edge-auth.md, "Gateway API").
+EXTENSION_KINDS: Final[Mapping[ExtensionKind, tuple[str, ...]]] = {
+    "EdgeAuth": ("kexpose.dev/v1alpha1",)
+}
 _READ: Final[Mapping[str, tuple[str, ...]]] = {
     **{str(kind): (api,) for kind, api in KINDS.items()},
     **{str(kind): apis for kind, apis in GATEWAY_KINDS.items()},
+    **{str(kind): apis for kind, apis in EXTENSION_KINDS.items()},
 }
 #: Cluster-scoped kinds: keyed ``("", name)``.
 CLUSTER_SCOPED: Final = frozenset({"IngressClass", "GatewayClass", "Namespace"})
@@ -117,6 +125,7 @@ class ObjectSet:
     reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
     config_maps: Mapping[Key, RawObject] = field(default_factory=dict)
+    edge_auths: Mapping[Key, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -191,6 +200,7 @@ class ObjectSet:
             reference_grants=dict(by_kind.get("ReferenceGrant", {})),
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
             config_maps=dict(by_kind.get("ConfigMap", {})),
+            edge_auths=dict(by_kind.get("EdgeAuth", {})),
         )
 
     @classmethod
@@ -203,7 +213,9 @@ class ObjectSet:
         return cls._of(by_kind)
 
     @classmethod
-    def of_kinds(cls, by_kind: Mapping[Kind | GatewayKind, Mapping[Key, RawObject]]) -> ObjectSet:
+    def of_kinds(
+        cls, by_kind: Mapping[Kind | GatewayKind | ExtensionKind, Mapping[Key, RawObject]]
+    ) -> ObjectSet:
         """A set from per-kind caches (the control plane's stores)."""
         full: dict[str, Mapping[Key, RawObject]] = {kind: {} for kind in _READ}
         for kind, objects in by_kind.items():
@@ -224,4 +236,5 @@ class ObjectSet:
             "ReferenceGrant": dict(self.reference_grants),
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
             "ConfigMap": dict(self.config_maps),
+            "EdgeAuth": dict(self.edge_auths),
         }

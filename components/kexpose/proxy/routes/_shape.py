@@ -282,6 +282,7 @@ _SHAPES: Final[Mapping[str, _Object]] = {
     "ReferenceGrant": _METADATA_ONLY,
     "Namespace": _METADATA_ONLY,
     "ConfigMap": _METADATA_ONLY,
+    "EdgeAuth": _METADATA_ONLY,  # its spec is read by ``_auth``, which reports each field
 }
 
 

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, cast
 
 from kexpose.hosts import host_error, is_wildcard, wildcard_of
+from kexpose.proxy.filters import EdgeAuth
 from kexpose.proxy.routes._addresses import Network, assign_addresses
+from kexpose.proxy.routes._auth import auth_from_annotations
 from kexpose.proxy.routes._backends import Backend, index_slices, resolve_backend
 from kexpose.proxy.routes._certificates import (
     Certificate,
@@ -71,6 +73,8 @@ class Route:
     """The path as written in the Ingress; ``""`` for a default backend."""
     path_type: PathType | None
     """None for a default backend."""
+    auth: EdgeAuth | None = None
+    """The Ingress's edge authentication (``_auth``), applied before the backend."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +168,18 @@ class _Builder:
         spec = ingress.get("spec") or {}
         annotations = (ingress.get("metadata") or {}).get("annotations") or {}
         redirect = annotations.get(SSL_REDIRECT_ANNOTATION, "true").lower() != "false"
+        auth = auth_from_annotations(
+            annotations,
+            namespace=namespace,
+            source=f"Ingress {label}",
+            secrets=self.objects.secrets,
+            notes=self.problems,
+        )
         default: Route | None = None
         if spec.get("defaultBackend") is not None:  # null is unset (``_shape``)
             backend = self.backend(namespace, spec["defaultBackend"], f"Ingress {label}")
             if backend is not None:
-                default = Route(label, backend, "", None)
+                default = Route(label, backend, "", None, auth)
         rules = spec.get("rules") or []
         if not rules and default is not None and self.fallback.default is None:
             self.fallback.default = default
@@ -190,7 +201,8 @@ class _Builder:
             else:
                 target = self.fallback
             for j, path_rule in enumerate((rule.get("http") or {}).get("paths") or []):
-                self.add_path(target, path_rule, namespace, label, f"{where}.http.paths[{j}]")
+                at = f"{where}.http.paths[{j}]"
+                self.add_path(target, path_rule, namespace, label, at, auth)
         self.add_tls(ingress, namespace, label, rule_hosts)
 
     def add_path(
@@ -200,6 +212,7 @@ class _Builder:
         namespace: str,
         label: str,
         where: str,
+        auth: EdgeAuth | None = None,
     ) -> None:
         path_type = rule.get("pathType")
         path = rule.get("path") or ""
@@ -215,7 +228,7 @@ class _Builder:
         backend = self.backend(namespace, cast("IngressBackend", rule.get("backend") or {}), where)
         if backend is None:
             return
-        if not target.paths.add(path, path_type, Route(label, backend, path, path_type)):
+        if not target.paths.add(path, path_type, Route(label, backend, path, path_type, auth)):
             self.problems.append(
                 f"{where}: {path_type} {path!r} is already routed by an older "
                 "Ingress; this one is ignored"
@@ -327,4 +340,5 @@ def _gateways(
         config_maps=cast("Mapping[Key, Mapping[str, Any]]", objects.config_maps),
         addresses=addresses,
         address_problems=address_problems,
+        edge_auths=cast("Mapping[Key, Mapping[str, Any]]", objects.edge_auths),
     )

@@ -1,0 +1,183 @@
+"""``auth:`` and ``allowSourceRanges`` of an app: validation, annotations, the htpasswd Secret
+offline (no password, no hash), and hashes the proxy accepts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bcrypt
+import pytest
+from pydantic import ValidationError
+
+from kexpose.errors import ConfigError
+from kexpose.manifests import app_manifests
+from kexpose.model import AppSpec
+from kexpose.model.auth import AuthSpec, auth_annotations, htpasswd_line
+from kexpose.proxy.filters import parse_htpasswd, password_matches
+from kexpose.proxy.routes import Secret
+from kexpose.proxy.routes._auth import auth_from_annotations
+from kexpose.validation import parse_stack
+
+APP: dict[str, Any] = {
+    "name": "web",
+    "workload": {"image": "nginx", "ports": [{"name": "http", "containerPort": 8080}]},
+    "service": {"ports": [{"name": "http", "port": 80}]},
+    "ingress": {"rules": [{"host": "shop.example.com", "paths": [{"port": "http"}]}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("auth", "field"),
+    [
+        ({"type": "basic"}, "users"),
+        (
+            {"type": "basic", "users": [{"name": "a", "passwordConfig": "p"}], "secret": "s"},
+            "users",
+        ),
+        ({"type": "basic", "users": [{"name": "a:b", "passwordConfig": "p"}]}, "name"),
+        ({"type": "basic", "secret": "s", "url": "http://auth/"}, "url"),
+        ({"type": "forward"}, "url"),
+        ({"type": "forward", "url": "/relative"}, "url"),
+        ({"type": "forward", "url": "http://a/", "timeout": 0}, "timeout"),
+        ({"type": "jwt"}, "jwksUrl"),
+        ({"type": "jwt", "jwksUrl": "https://idp/keys", "jwksSecret": "k"}, "jwksUrl"),
+        ({"type": "oauth"}, "type"),
+        ({"type": "basic", "secret": "s", "realm": "a\nb"}, "realm"),
+        ({"type": "basic", "secret": "s", "exemptPaths": ["healthz"]}, "exemptPaths"),
+    ],
+)
+def test_invalid_auth_is_refused_at_its_field(auth: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AppSpec.model_validate({**APP, "auth": auth})
+    assert field in str(caught.value)
+
+
+def test_source_ranges_and_auth_need_an_ingress() -> None:
+    with pytest.raises(ValidationError, match="does not appear to be an IPv4 or IPv6 network"):
+        AppSpec.model_validate({**APP, "allowSourceRanges": ["10.0.0.0/33"]})
+    bare = {k: v for k, v in APP.items() if k != "ingress"}
+    with pytest.raises(ValidationError, match="need an ingress"):
+        AppSpec.model_validate({**bare, "auth": {"type": "basic", "secret": "s"}})
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {
+            "type": "basic",
+            "secret": "users",
+            "realm": "r",
+            "exemptPaths": ["/healthz", "/.well-known/"],
+        },
+        {
+            "type": "forward",
+            "url": "https://auth.example/check",
+            "responseHeaders": ["X-User"],
+            "signin": "https://auth.example/start",
+            "timeout": 2,
+            "cacheSeconds": 30,
+        },
+        {
+            "type": "jwt",
+            "jwksUrl": "https://idp.example/keys",
+            "issuer": "https://idp.example",
+            "audiences": ["shop"],
+            "claimHeaders": {"sub": "X-User", "email": "X-Email"},
+        },
+    ],
+)
+def test_annotations_are_what_the_proxy_reads(auth: dict[str, Any]) -> None:
+    """The annotations the components write parse in the proxy's route core without a problem."""
+    spec = AuthSpec.model_validate(auth)
+    notes = auth_annotations("web", spec, ("10.0.0.0/8",))
+    users: dict[tuple[str, str], Secret] = {
+        ("default", "users"): {"metadata": {"name": "users"}, "stringData": {"auth": ""}}
+    }
+    found: list[str] = []
+    made = auth_from_annotations(
+        notes,
+        namespace="default",
+        source="Ingress default/web",
+        secrets=users,
+        notes=found,
+    )
+    assert made is not None
+    assert made.problem == "", made.problem
+    assert found == []
+    assert made.mechanism is not None
+    assert type(made.mechanism).__name__.lower().startswith(spec.type[:3])
+
+
+def test_offline_manifests_hold_no_password_and_no_hash() -> None:
+    app = AppSpec.model_validate(
+        {**APP, "auth": {"type": "basic", "users": [{"name": "alice", "passwordConfig": "pw"}]}}
+    )
+    manifests = app_manifests(app, class_name="kexpose")
+    (secret,) = [m for m in manifests if m["kind"] == "Secret"]
+    assert secret["metadata"]["name"] == "web-basic-auth"
+    text = secret["stringData"]["auth"]
+    assert text.startswith("#")
+    assert "$2" not in text
+    assert [m["kind"] for m in manifests][-2:] == ["Secret", "Ingress"]  # before the Ingress
+
+
+def test_htpasswd_lines_verify_in_the_proxy_and_are_stable() -> None:
+    line = htpasswd_line("alice", "pw:with:colons", scope="ns/web", cost=4)
+    assert line == htpasswd_line("alice", "pw:with:colons", scope="ns/web", cost=4)
+    assert line != htpasswd_line("alice", "pw:with:colons", scope="ns/other", cost=4)
+    users, skipped = parse_htpasswd(line)
+    assert not skipped
+    assert password_matches(users["alice"], b"pw:with:colons")
+    assert not password_matches(users["alice"], b"pw")
+    assert bcrypt.checkpw(b"pw:with:colons", line.split(":", 1)[1].encode())
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"auth": {"type": "jwt", "jwksUrl": "https://idp.example/keys"}}, "no JWT middleware"),
+        ({"auth": {"type": "basic", "secret": "users"}}, "would serve the app without it"),
+        ({"allowSourceRanges": ["10.0.0.0/8"]}, "would serve the app without it"),
+        ({}, None),
+    ],
+)
+def test_a_traefik_controller_cannot_enforce_auth_so_it_is_refused(
+    extra: dict[str, Any], refused: str | None
+) -> None:
+    """Failing closed at configuration time: Traefik reads no kexpose.dev annotation."""
+    raw = {
+        "environment": "staging",
+        "controller": {"kind": "traefik"},
+        "apps": [{**APP, **extra}],
+    }
+    if refused is None:
+        parse_stack(raw, stack_file="Pulumi.staging.yaml")
+        return
+    with pytest.raises(ConfigError, match=refused) as caught:
+        parse_stack(raw, stack_file="Pulumi.staging.yaml")
+    assert "apps[0]" in str(caught.value)
+    # The same app under a kexpose controller is accepted.
+    parse_stack({**raw, "controller": {"kind": "kexpose"}}, stack_file="Pulumi.staging.yaml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"auth": {"type": "basic", "secret": "users"}}, "auth"),
+        ({"allowSourceRanges": ["10.0.0.0/8"]}, "allowSourceRanges"),
+    ],
+)
+def test_auth_with_the_gateway_api_is_refused_until_its_routes_carry_it(
+    extra: dict[str, Any], field: str
+) -> None:
+    """The components emit auth as Ingress annotations only; an HTTPRoute would serve the app
+    without it, so the stack is refused rather than deployed open."""
+    raw = {
+        "environment": "dev",
+        "controller": {"kind": "kexpose", "api": "gateway"},
+        "apps": [{**APP, **extra}],
+    }
+    with pytest.raises(ConfigError, match="api: gateway") as caught:
+        parse_stack(raw, stack_file="Pulumi.dev.yaml")
+    assert f"apps[0].{field}" in str(caught.value)
+    parse_stack({**raw, "controller": {"kind": "kexpose"}}, stack_file="Pulumi.dev.yaml")
