@@ -56,9 +56,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-test", default="", help="run this one test instead of the suite")
     parser.add_argument(
         "--profiles",
-        default=PROFILE_HTTP,
-        help=f"comma-separated conformance profiles (default {PROFILE_HTTP}; {PROFILE_GRPC} "
-        "also serves the gRPC echo stand-ins)",
+        default=f"{PROFILE_HTTP},{PROFILE_GRPC}",
+        help=f"comma-separated conformance profiles (default {PROFILE_HTTP},{PROFILE_GRPC}; "
+        f"{PROFILE_GRPC} also serves the gRPC echo stand-ins)",
     )
     parser.add_argument("--skip-tests", default="", help="comma-separated test names to skip")
     parser.add_argument(

@@ -93,8 +93,11 @@ RouteKind = Literal["HTTPRoute", "GRPCRoute"]
 #: for), but its test checks that a certificate is requested and any one accepted, which
 #: Python's ``ssl`` cannot do (no verify callback: a certificate that is asked for is
 #: verified). h2c backends (``appProtocol: kubernetes.io/h2c``) and the 421 of a coalesced
-#: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2).
+#: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2), as do
+#: GRPCRoutes (the GATEWAY-GRPC profile) over h2c and HTTP/2 with TLS.
 SUPPORTED_FEATURES: Final = (
+    "GRPCRoute",
+    "GRPCRouteNamedRouteRule",
     "Gateway",
     "GatewayAddressEmpty",
     "GatewayFrontendClientCertificateValidation",
