@@ -18,6 +18,7 @@ import ipaddress
 import json
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -25,11 +26,22 @@ from typing import Any, Final
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
 
 from kexpose.errors import ConfigError, InputError, KexposeError
 from kexpose.manifests import Manifest
+from kexpose.mock_runtime import (
+    InlineExecutor,
+    decode_properties,
+    drop_aliases,
+    encode_plain,
+    paused_gc,
+    release_frozen,
+    sdk_fast_paths,
+    skip_source_positions,
+)
 from kexpose.resources.selfsigned import SelfSignedProvider
-from kexpose.yamlio import load_one
+from kexpose.yamlio import Document, load_one
 
 __all__ = [
     "PreviewResult",
@@ -81,6 +93,8 @@ class PreviewResult:
     stack_file: Path
     resources: tuple[Recorded, ...]
     stack_config: Mapping[str, Any] = field(default_factory=dict)
+    #: Lookups built on first use (config_path_of).
+    _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def manifests(self) -> list[tuple[Recorded, Manifest]]:
         out = []
@@ -206,42 +220,78 @@ class _Answers(pulumi.runtime.Mocks):
 
 
 class _Recorder(pulumi_mocks.MockMonitor):
-    """A mock monitor that keeps every registration (with its parent, which Mocks never see)."""
+    """A mock monitor that keeps every registration (with its parent, which Mocks never see).
 
-    def __init__(self, answers: _Answers, on_resource: Callable[[Recorded], None] | None) -> None:
+    ``fast``: answer registrations itself (a faster wire decoding, no event loop needed, so
+    that the SDK's calls can run inline); otherwise through the SDK's MockMonitor as is.
+    """
+
+    def __init__(
+        self,
+        answers: _Answers,
+        on_resource: Callable[[Recorded], None] | None,
+        *,
+        fast: bool,
+    ) -> None:
         super().__init__(answers)
         self._answers = answers
         self.recorded: list[Recorded] = []
         self._lock = threading.Lock()
         self._on_resource = on_resource
+        self._fast = fast
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        if not self._fast or request.transforms:
+            return self._register_through_sdk(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        raw = decode_properties(request.object)
+        id_, state = self._answers.new_resource(
+            pulumi.runtime.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=raw,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        answer = encode_plain(state)
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_ or "", state)
+        self._record(request, urn, raw, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=answer)
+
+    def _register_through_sdk(self, request: Any) -> Any:
         self._answers.seen.inputs = None
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
-        secrets: set[str] = set()
         raw = self._answers.seen.inputs
         if raw is None:
             raw = rpc.deserialize_properties(request.object)
+        reg = self.resources.get(response.urn)
+        self._record(request, response.urn, raw, dict(reg.state) if reg else {})
+        return response
+
+    def _record(self, request: Any, urn: str, raw: Any, state: Mapping[str, Any]) -> None:
+        secrets: set[str] = set()
         inputs = _unwrap(raw, "", secrets)
         secrets.update(request.additionalSecretOutputs)
-        reg = self.resources.get(response.urn)
         record = Recorded(
-            urn=response.urn,
+            urn=urn,
             type=request.type,
             name=request.name,
             parent=request.parent or None,
             custom=bool(request.custom),
             inputs=inputs,
             secret_paths=frozenset(secrets),
-            outputs=_unwrap(dict(reg.state) if reg else {}, "", set()),
+            outputs=_unwrap(dict(state), "", set()),
         )
         with self._lock:
             self.recorded.append(record)
         if self._on_resource is not None:
             self._on_resource(record)
-        return response
 
 
 def find_project(start: Path) -> Path:
@@ -292,7 +342,7 @@ def load_stack_config(project: Path, stack: str) -> tuple[Path, dict[str, Any]]:
             f"{path}: the stack file is empty; it needs a 'config:' mapping with at least "
             "kexpose:environment (see stacks/Pulumi.dev.yaml)"
         )
-    document = load_one(raw, source=str(path))
+    document = _stack_document(raw, source=str(path))
     doc = document.data if document is not None else None
     if doc is None:
         raise InputError(
@@ -320,6 +370,20 @@ def load_stack_config(project: Path, stack: str) -> tuple[Path, dict[str, Any]]:
     return path, {str(k): open_secrets(v) for k, v in config.items()}
 
 
+#: The last stack file parsed: its source, bytes and document (load_stack_config, then
+#: stack_lines, read the same file in one run; parsing a 1,000-app stack takes about 0.3 s).
+_LAST_STACK: list[tuple[str, bytes, Document | None]] = []
+
+
+def _stack_document(raw: bytes, *, source: str) -> Document | None:
+    """``load_one`` of a stack file, parsed once for the same bytes (the document is only read)."""
+    if _LAST_STACK and _LAST_STACK[0][:2] == (source, raw):
+        return _LAST_STACK[0][2]
+    document = load_one(raw, source=source)
+    _LAST_STACK[:] = [(source, raw, document)]
+    return document
+
+
 def _kind_of(value: object) -> str:
     if isinstance(value, list):
         return "list"
@@ -333,21 +397,6 @@ def _as_config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _skip_source_positions() -> None:
-    """Stop the SDK from capturing a Python stack trace for every resource.
-
-    The SDK walks and converts the whole call stack at each registration so that the engine can
-    show source positions (``pulumi.runtime.resource._get_stack_trace``); the mock monitor has
-    no use for them, and on a stack of thousands of resources they cost about a fifth of the
-    run. Only this offline engine does this, never a real ``pulumi up``.
-    """
-    from pulumi.runtime import resource as sdk_resource
-    from pulumi.runtime.proto import source_pb2
-
-    if hasattr(sdk_resource, "_get_stack_trace"):
-        sdk_resource._get_stack_trace = source_pb2.StackTrace
-
-
 def run_program(
     program: Callable[[], object],
     *,
@@ -355,33 +404,45 @@ def run_program(
     config: Mapping[str, Any],
     on_resource: Callable[[Recorded], None] | None = None,
     placeholders: bool = False,
+    shortcuts: bool = True,
 ) -> list[Recorded]:
     """Run ``program`` as stack ``stack`` with ``config`` under the recording mocks.
 
     Config keys without a namespace are put in ``kexpose:``. Exceptions of the program
-    propagate (a ``pulumi.RunError`` from ``kexpose.program`` included).
+    propagate (a ``pulumi.RunError`` from ``kexpose.program`` included). ``shortcuts``: leave
+    out what mocks never need (:mod:`kexpose.mock_runtime`); False runs the SDK's mock path as
+    it is, for comparing the two (the records are the same).
     """
     # Pulumi's SDK (set_mocks, then every registration) runs on the thread's current event
-    # loop, and its mock calls run in that loop's executor threads, where the SDK makes each
-    # thread a loop of its own (``_ensure_event_loop``). So the engine runs on one loop of its
-    # own, kept for the life of the process and left current, whatever the caller had (none
-    # after asyncio.run or a pytest-asyncio test, or one about to be closed): a loop that is
-    # closed or dropped ends its executor threads and leaves their loops to be collected
+    # loop, and sends monitor calls to that loop's default executor. So the engine runs on one
+    # loop of its own, kept for the life of the process and left current, whatever the caller
+    # had (none after asyncio.run or a pytest-asyncio test, or one about to be closed). With
+    # shortcuts, that loop's executor runs the calls inline; without, they run in executor
+    # threads where the SDK makes each thread a loop of its own (``_ensure_event_loop``), and
+    # a loop that is closed or dropped ends its threads and leaves their loops to be collected
     # unclosed. (Asking for the current loop first would make one in the main thread, only to
     # drop it here.)
-    asyncio.set_event_loop(_engine_loop())
+    asyncio.set_event_loop(_engine_loop(inline=shortcuts))
     return _run(
-        program, stack=stack, config=config, on_resource=on_resource, placeholders=placeholders
+        program,
+        stack=stack,
+        config=config,
+        on_resource=on_resource,
+        placeholders=placeholders,
+        shortcuts=shortcuts,
     )
 
 
-_ENGINE_LOOP: list[asyncio.AbstractEventLoop] = []
+_ENGINE_LOOPS: dict[bool, asyncio.AbstractEventLoop] = {}
 
 
-def _engine_loop() -> asyncio.AbstractEventLoop:
-    if not _ENGINE_LOOP or _ENGINE_LOOP[0].is_closed():
-        _ENGINE_LOOP[:] = [asyncio.new_event_loop()]
-    return _ENGINE_LOOP[0]
+def _engine_loop(*, inline: bool) -> asyncio.AbstractEventLoop:
+    loop = _ENGINE_LOOPS.get(inline)
+    if loop is None or loop.is_closed():
+        loop = _ENGINE_LOOPS[inline] = asyncio.new_event_loop()
+        if inline:
+            loop.set_default_executor(InlineExecutor())
+    return loop
 
 
 def _run(
@@ -391,19 +452,29 @@ def _run(
     config: Mapping[str, Any],
     on_resource: Callable[[Recorded], None] | None,
     placeholders: bool,
+    shortcuts: bool,
 ) -> list[Recorded]:
     answers = _Answers(placeholders=placeholders)
-    monitor = _Recorder(answers, on_resource)
-    _skip_source_positions()
-    pulumi.runtime.set_mocks(answers, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(
-        {k if ":" in k else f"{PROJECT}:{k}": _as_config_value(v) for k, v in config.items()}
-    )
+    monitor = _Recorder(answers, on_resource, fast=shortcuts)
+    skip_source_positions()
 
     def run() -> None:
         program()
 
-    pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
+    with (
+        paused_gc() if shortcuts else nullcontext(),
+        sdk_fast_paths() if shortcuts else nullcontext(),
+    ):
+        pulumi.runtime.set_mocks(
+            answers, project=PROJECT, stack=stack, preview=False, monitor=monitor
+        )
+        if shortcuts:
+            release_frozen()  # the previous run's objects: garbage now that set_mocks replaced them
+            pulumi.runtime.register_stack_transformation(drop_aliases)
+        pulumi.runtime.set_all_config(
+            {k if ":" in k else f"{PROJECT}:{k}": _as_config_value(v) for k, v in config.items()}
+        )
+        pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
     return monitor.recorded
 
 
@@ -413,19 +484,27 @@ def run_preview(
     project: Path,
     on_resource: Callable[[Recorded], None] | None = None,
     placeholders: bool = False,
+    shortcuts: bool = True,
 ) -> PreviewResult:
     """Run the stack program for ``stack`` under mocks and return what it registered.
 
     ``placeholders``: self-signed certificates are deterministic stand-ins without a private
     key (for renders that must not change from run to run). Raises ConfigError (invalid config;
     PolicyViolationError for a forbidden choice) or InputError (unusable files).
+    ``shortcuts``: see :func:`run_program`.
     """
     from kexpose.program import main
 
-    stack_file, config = load_stack_config(project, stack)
+    with paused_gc() if shortcuts else nullcontext():
+        stack_file, config = load_stack_config(project, stack)
     try:
         recorded = run_program(
-            main, stack=stack, config=config, on_resource=on_resource, placeholders=placeholders
+            main,
+            stack=stack,
+            config=config,
+            on_resource=on_resource,
+            placeholders=placeholders,
+            shortcuts=shortcuts,
         )
     except pulumi.RunError as exc:
         # The program turns kexpose errors into RunError for the real CLI; undo that here.
@@ -448,7 +527,7 @@ def stack_lines(stack_file: Path) -> dict[str, int]:
     For pointing findings at lines; a file that cannot be read gives an empty map.
     """
     try:
-        document = load_one(stack_file.read_bytes(), source=str(stack_file))
+        document = _stack_document(stack_file.read_bytes(), source=str(stack_file))
     except (OSError, KexposeError):
         return {}
     if document is None or not isinstance(document.data, dict):
@@ -487,18 +566,41 @@ def line_of(lines: Mapping[str, int], field: str | None) -> int | None:
 
 def config_path_of(result: PreviewResult, record: Recorded) -> str | None:
     """The stack config entry an object comes from: ``kexpose:apps[i]`` for an app's objects,
-    ``kexpose:controller`` for the controller's, None for the stack's own (namespaces)."""
-    by_urn = {r.urn: r for r in result.resources}
-    apps = result.stack_config.get("kexpose:apps")
+    ``kexpose:controller`` for the controller's, None for the stack's own (namespaces).
+
+    The first call indexes the result (URNs, and apps by the suffix ``-namespace-name`` of
+    their component names), so that asking for every object of a stack costs linear time.
+    """
+    index = result._index
+    if not index:
+        index["urns"] = {r.urn: r for r in result.resources}
+        apps = result.stack_config.get("kexpose:apps")
+        suffixes: dict[str, int] = {}
+        for i, app in enumerate(apps if isinstance(apps, list) else ()):
+            if isinstance(app, dict):
+                suffixes.setdefault(f"-{app.get('namespace') or 'default'}-{app.get('name')}", i)
+        index["suffixes"] = suffixes
+    by_urn: dict[str, Recorded] = index["urns"]
     parent = by_urn.get(record.parent or "")
     while parent is not None:
         if parent.type == "kexpose:index:IngressController":
             return "kexpose:controller"
-        if parent.type == "kexpose:index:ExposedApp" and isinstance(apps, list):
-            for i, app in enumerate(apps):
-                if isinstance(app, dict) and parent.name.endswith(
-                    f"-{app.get('namespace') or 'default'}-{app.get('name')}"
-                ):
-                    return f"kexpose:apps[{i}]"
+        if parent.type == "kexpose:index:ExposedApp":
+            found = _first_app(parent.name, index["suffixes"])
+            if found is not None:
+                return f"kexpose:apps[{found}]"
         parent = by_urn.get(parent.parent or "")
     return None
+
+
+def _first_app(component: str, suffixes: Mapping[str, int]) -> int | None:
+    """The first app whose ``-namespace-name`` ends the component's name (names may hold
+    dashes, so every dash starts a candidate)."""
+    found: int | None = None
+    at = component.find("-")
+    while at != -1:
+        hit = suffixes.get(component[at:])
+        if hit is not None and (found is None or hit < found):
+            found = hit
+        at = component.find("-", at + 1)
+    return found

@@ -83,3 +83,22 @@ def test_a_kind_the_api_server_does_not_serve_is_a_404() -> None:
     assert wrapped.status == 404
     assert "list EdgeAuth" in str(wrapped)
     assert _wrap(RuntimeError("boom"), "list EdgeAuth").status is None
+
+
+@pytest.mark.asyncio
+async def test_an_api_server_without_the_listenerset_crd_does_not_hold_readiness(
+    running: Callable[..., Any],
+) -> None:
+    """ListenerSet joined the standard channel in v1.6: a cluster on older, platform-owned
+    Gateway API CRDs answers 404 for it, and the Gateways and routes are served all the same."""
+    lists = objects()
+    lists["ListenerSet"] = [KubeError("not found", status=404)]  # never served
+    api = FakeKubeApi(lists=lists)
+    rec = Recorder()
+    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
+    running(plane)
+    async with asyncio.timeout(5):
+        await plane.ready.wait()
+    table = await rec.next_table(lambda t: bool(t.gateway_ports))
+    assert table.gateway_ports
+    assert ("list", "ListenerSet", None) in api.calls

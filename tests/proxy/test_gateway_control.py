@@ -1,5 +1,6 @@
 """The control plane with the Gateway API on: it watches the Gateway kinds too, builds their
-routes, and writes the status of our GatewayClasses, Gateways and HTTPRoutes, once."""
+routes, and writes the status of our GatewayClasses, Gateways, ListenerSets and HTTPRoutes,
+once."""
 
 from __future__ import annotations
 
@@ -158,3 +159,48 @@ async def test_config_map_changes_rebuild_only_while_a_gateway_validates_client_
     plane._store["Gateway"][("infra", "gw")] = gw
     plane._changed("ConfigMap")
     assert plane._dirty.is_set()
+
+
+async def test_listener_sets_are_watched_served_and_their_status_written(
+    running: Callable[..., Any],
+) -> None:
+    lists = objects()
+    [(gateways, version)] = lists["Gateway"]
+    gw = {**gateways[0], "spec": {**gateways[0]["spec"]}}
+    gw["spec"]["allowedListeners"] = {"namespaces": {"from": "Same"}}
+    lists["Gateway"] = [([gw], version)]
+    listener_set = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "ListenerSet",
+        "metadata": {"name": "extra", "namespace": "infra", "generation": 9},
+        "spec": {
+            "parentRef": {"name": "gw"},
+            "listeners": [{"name": "alt", "port": 8080, "protocol": "HTTP"}],
+        },
+    }
+    lists["ListenerSet"] = [([listener_set], "25")]
+    api = FakeKubeApi(lists=lists)
+    rec = Recorder()
+    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
+    running(plane)
+    async with asyncio.timeout(5):
+        await plane.ready.wait()
+    assert "ListenerSet" in {c[1] for c in api.calls if c[0] == "watch"}
+    assert sorted(port for _, port in rec.tables[-1].gateway_ports) == [80, 8080]
+
+    api.statuses.clear()
+    assert await plane.write_status() == 4
+    written = {(kind, name): status for kind, _, name, status in api.statuses}
+    assert written[("Gateway", "gw")]["attachedListenerSets"] == 1
+    status = written[("ListenerSet", "extra")]
+    assert {c["type"]: (c["status"], c["observedGeneration"]) for c in status["conditions"]} == {
+        "Accepted": ("True", 9),
+        "Programmed": ("True", 9),
+    }
+    assert [(lst["name"], lst["attachedRoutes"]) for lst in status["listeners"]] == [("alt", 0)]
+
+    store: dict[Any, Any] = plane._store
+    store["ListenerSet"][("infra", "extra")] = {**listener_set, "status": status}
+    api.statuses.clear()
+    await plane.write_status()
+    assert all(kind != "ListenerSet" for kind, *_ in api.statuses)

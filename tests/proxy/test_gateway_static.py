@@ -94,3 +94,79 @@ async def test_a_bad_gateway_addresses_flag_is_a_usage_error(tmp_path: Path) -> 
     )
     assert await proxy.wait_exit() == 2
     assert "--gateway-addresses" in proxy.logs()
+
+
+async def test_static_mode_serves_a_listener_sets_port(
+    tmp_path: Path, echo: Callable[..., Any]
+) -> None:
+    """A ListenerSet's listener on a port the Gateway does not have: the proxy opens it and
+    serves the routes attached to the ListenerSet there, and only those."""
+    v1, v2 = await echo("v1"), await echo("v2")
+    own, added = process.free_port(), process.free_port()
+    gw = gateway("gw", {"name": "http", "port": own, "protocol": "HTTP"})
+    gw["spec"]["allowedListeners"] = {"namespaces": {"from": "Same"}}
+    listener_set = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "ListenerSet",
+        "metadata": {"name": "extra", "namespace": "default"},
+        "spec": {
+            "parentRef": {"name": "gw"},
+            "listeners": [
+                {"name": "http", "port": added, "protocol": "HTTP", "hostname": "ls.example.com"}
+            ],
+        },
+    }
+    docs = [
+        GATEWAY_CLASS,
+        gw,
+        listener_set,
+        route("on-gateway", {"backendRefs": [to("v1")]}),
+        route(
+            "on-set",
+            {"backendRefs": [to("v2")]},
+            parent="extra",
+            ref={"group": "gateway.networking.k8s.io", "kind": "ListenerSet"},
+        ),
+        *backend_objects("v1", [v1]),
+        *backend_objects("v2", [v2]),
+    ]
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    _write(folder / "gateway.yaml", docs)
+    objects, problems = ObjectSet.from_documents(docs)
+    assert problems == ()
+    claim = Claim(
+        "kexpose.dev/ingress-controller",
+        gateway_controller="kexpose.dev/gateway-controller",
+        gateway_pool=ipaddress.ip_network(POOL),
+    )
+    [status] = build_table(objects, claim=claim).gateway.gateways
+    address = status.addresses[0]
+    proxy = process.start(
+        ["kexpose-proxy", "--manifests", str(folder), "--gateway-addresses", POOL], tmp_path
+    )
+    try:
+        await proxy.wait_ready()
+
+        async def answer(port: int) -> tuple[int, str | None] | None:
+            try:
+                c = await Client.connect((address, port))
+            except OSError:
+                return None
+            try:
+                response = await c.request("GET", "/", host="ls.example.com")
+                if response.status != 200:
+                    return response.status, None
+                return 200, str(response.json()["backend"])
+            finally:
+                await c.close()
+
+        for _ in range(100):  # the Gateway's sockets open right after the first table
+            if await answer(added) == (200, "v2"):
+                break
+            await asyncio.sleep(0.05)
+        assert await answer(added) == (200, "v2"), proxy.logs()
+        assert await answer(own) == (200, "v1")  # the Gateway's own listener: its own routes
+    finally:
+        proxy.terminate()
+        assert await proxy.wait_exit() == 0, proxy.logs()

@@ -519,3 +519,29 @@ def test_namespaces_carry_the_name_label_the_selectors_read() -> None:
     assert {n["metadata"]["name"] for n in namespaces} == {"kexpose-system", "shop", "backend"}
     for n in namespaces:
         assert n["metadata"]["labels"]["kubernetes.io/metadata.name"] == n["metadata"]["name"]
+
+
+def test_the_proxy_may_read_every_kind_it_watches_and_patch_every_status_it_writes() -> None:
+    """The ClusterRole follows kexpose-proxy itself: every kind its control plane lists and
+    watches in Gateway mode, and every status subresource it patches. A kind added to the
+    proxy without RBAC would leave an in-cluster proxy unready (a 403 on its list)."""
+    from kexpose.proxy.control import kubeapi
+    from kexpose.proxy.routes import GATEWAY_KINDS, KINDS
+    from kexpose.proxy.routes._objects import EXTENSION_KINDS
+
+    objs = plan(raw_stack("staging", SHOP, NEXT, API, kind="kexpose"))
+    granted: dict[tuple[str, str], set[str]] = {}
+    for r in rules_of(objs):
+        for group in r["apiGroups"]:
+            for res in r["resources"]:
+                granted.setdefault((group, res), set()).update(r["verbs"])
+    watched: dict[str, str] = {str(k): v for k, v in KINDS.items()}
+    watched.update({str(k): v[0] for k, v in GATEWAY_KINDS.items()})
+    watched.update({str(k): v[0] for k, v in EXTENSION_KINDS.items()})
+    for kind, api_version in watched.items():
+        group = api_version.rpartition("/")[0]
+        plural = kubeapi._PLURALS[kind]
+        assert {"list", "watch"} <= granted.get((group, plural), set()), (kind, group, plural)
+    for kind in ("GatewayClass", "Gateway", "HTTPRoute", "ListenerSet"):
+        group = watched[kind].rpartition("/")[0]
+        assert "patch" in granted.get((group, f"{kubeapi._PLURALS[kind]}/status"), set()), kind

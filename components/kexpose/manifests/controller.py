@@ -92,13 +92,34 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
         gateway_controller_string=GATEWAY_CONTROLLER_NAME,
         gateway_http_port=80,
         gateway_https_port=443,
-        # What kexpose-proxy watches with --gateway-addresses (proxy/routes GATEWAY_KINDS):
-        # Namespaces for allowedRoutes selectors, and writes status of the three kinds it owns.
+        # What kexpose-proxy watches with --gateway-addresses (proxy/routes GATEWAY_KINDS and
+        # EXTENSION_KINDS): Namespaces for allowedRoutes selectors, ConfigMaps for the CA
+        # bundles of client-certificate validation (Gateway spec.tls.frontend), ListenerSets,
+        # and kexpose's EdgeAuth (an HTTPRoute's ExtensionRef auth filter); it writes the
+        # status of the kinds it owns.
         gateway_reads=(
-            ("", ("namespaces",), _WATCH),
-            (_GW, ("gatewayclasses", "gateways", "httproutes", "referencegrants"), _WATCH),
+            ("", ("namespaces", "configmaps"), _WATCH),
+            (
+                _GW,
+                (
+                    "gatewayclasses",
+                    "gateways",
+                    "httproutes",
+                    "grpcroutes",
+                    "referencegrants",
+                    "listenersets",
+                ),
+                _WATCH,
+            ),
+            ("kexpose.dev", ("edgeauths",), _WATCH),
         ),
-        gateway_status=("gatewayclasses/status", "gateways/status", "httproutes/status"),
+        gateway_status=(
+            "gatewayclasses/status",
+            "gateways/status",
+            "httproutes/status",
+            "grpcroutes/status",
+            "listenersets/status",
+        ),
     ),
     # Traefik v3.6 (pinned patch). Since v3.1 its Kubernetes providers read EndpointSlices and
     # Nodes (NodePort load-balancing): https://doc.traefik.io/traefik/migration/v3/

@@ -253,6 +253,7 @@ _PLURALS: Mapping[str, str] = {
     "Namespace": "namespaces",
     "ConfigMap": "configmaps",
     "EdgeAuth": "edgeauths",
+    "ListenerSet": "listenersets",
 }
 
 
@@ -287,7 +288,13 @@ def _status_resources() -> dict[GatewayKind, Any]:
     from lightkube.generic_resource import Generic
 
     made: dict[GatewayKind, Any] = {}
-    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute")
+    kinds: tuple[GatewayKind, ...] = (
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "GRPCRoute",
+        "ListenerSet",
+    )
     for kind in kinds:
         group, _, version = _API_VERSIONS[kind].rpartition("/")
         definition = res.ResourceDef(group, version, kind)

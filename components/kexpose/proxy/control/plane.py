@@ -9,8 +9,9 @@ proxy becomes ready.
 
 The status writer keeps ``status.loadBalancer.ingress`` of the Ingresses we own at the
 published address and, when the Gateway API is served, the status of our GatewayClasses,
-Gateways, HTTPRoutes and GRPCRoutes as the table computed it (``routes._gwstatus``: only what
-changed is written); with several replicas only the Lease holder writes (``lease``).
+Gateways, ListenerSets, HTTPRoutes and GRPCRoutes as the table computed it
+(``routes._gwstatus``: only what changed is written); with several replicas only the Lease holder
+writes (``lease``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from kexpose.proxy.routes import (
     class_status_body,
     describe,
     gateway_status_body,
+    listener_set_status_body,
     object_problems,
     parse_addresses,
     route_status_body,
@@ -56,10 +58,14 @@ log = logging.getLogger(__name__)
 
 _INGRESS_KINDS: Final[tuple[AnyKind, ...]] = tuple(KINDS)
 _GATEWAY_KINDS: Final[tuple[AnyKind, ...]] = (*GATEWAY_KINDS, *EXTENSION_KINDS)
-#: Kinds from kexpose's own CRD (``EdgeAuth``): optional. An API server that does not serve
-#: them (the CRD is not installed: 404) or lets us not read them (403) gives an empty set, so
-#: that readiness never waits on them; HTTPRoute references to them then do not resolve (500).
-_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset(EXTENSION_KINDS)
+#: Optional kinds: kexpose's own CRD (``EdgeAuth``), ListenerSet, which the standard channel
+#: gained in v1.6, and GRPCRoute, standard since v1.1 (clusters whose platform owns older Gateway
+#: API CRDs do not serve them).
+#: An API server that does not serve them (the CRD is not installed: 404) or lets us not read
+#: them (403) gives an empty set, so that readiness never waits on them; references to them then
+#: do not resolve (an HTTPRoute's ExtensionRef answers 500, a parentRef to a ListenerSet is not
+#: accepted). They are listed again later.
+_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset({*EXTENSION_KINDS, "ListenerSet", "GRPCRoute"})
 
 
 def _version_of(obj: object) -> str | None:
@@ -331,7 +337,8 @@ class ControlPlane:
         return written + len(updates)
 
     async def write_gateway_status(self) -> int:
-        """GatewayClasses, Gateways and routes of ours: write what differs from the cache."""
+        """GatewayClasses, Gateways, ListenerSets and routes of ours: write what differs from the
+        cache."""
         assert self.table is not None
         controller = self._claim.gateway_controller
         assert controller is not None
@@ -349,6 +356,14 @@ class ControlPlane:
             body = gateway_status_body(gw, store["Gateway"].get(key), now)
             if body is not None:
                 await self._api.patch_status("Gateway", gw.namespace, gw.name, body)
+                written += 1
+        for listener_set in gateway.listener_sets:
+            key = (listener_set.namespace, listener_set.name)
+            body = listener_set_status_body(listener_set, store["ListenerSet"].get(key), now)
+            if body is not None:
+                await self._api.patch_status(
+                    "ListenerSet", listener_set.namespace, listener_set.name, body
+                )
                 written += 1
         for route in gateway.routes:
             key = (route.namespace, route.name)

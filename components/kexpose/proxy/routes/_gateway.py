@@ -20,6 +20,11 @@ Listeners (``Listener``, ``ListenerStatus``; gateway-api v1.6.3 ``apis/v1/gatewa
   HTTP or HTTPS listener takes both (the protocol's route kinds: "HTTP | HTTPRoute, GRPCRoute").
 - ``attachedRoutes`` counts the routes attached to the listener (each route once).
 
+ListenerSets (``_listenerset``) add listeners to Gateways that allow them: built here like a
+Gateway's own (certificate references from the ListenerSet's namespace, granted to kind
+``ListenerSet``), merged after them into the Gateway's ports, and reached by routes only through
+a parentRef of kind ``ListenerSet``.
+
 The Gateway is ``Accepted`` (reason ``ListenersNotValid`` when some listener is not) when at least
 one listener is valid or it has none, and ``Programmed`` when it also has an address. Addresses
 come from the control plane (``addresses``), which knows how this deployment gets them.
@@ -60,6 +65,7 @@ from kexpose.proxy.routes._gwstatus import (
     ClassStatus,
     Condition,
     GatewayStatus,
+    ListenerSetStatus,
     ListenerStatus,
     ParentStatus,
     RouteStatus,
@@ -68,8 +74,17 @@ from kexpose.proxy.routes._gwstatus import (
 from kexpose.proxy.routes._gwtable import GatewayHost, GatewayListener, GatewayPort, GatewayRule
 from kexpose.proxy.routes._httproute import RouteProblem, translate_rules
 from kexpose.proxy.routes._kube import EndpointSlice, Secret, Service
+from kexpose.proxy.routes._listenerset import (
+    LISTENER_SET_KIND,
+    Attachment,
+    attachments,
+    claim_ports,
+    entry_programmed,
+    set_conditions,
+)
 from kexpose.proxy.routes._objects import Key
 from kexpose.proxy.routes._raw import entries, mapping
+from kexpose.proxy.routes._selectors import selector_matches
 
 __all__ = [
     "GATEWAY_GROUP",
@@ -95,6 +110,8 @@ RouteKind = Literal["HTTPRoute", "GRPCRoute"]
 #: verified). h2c backends (``appProtocol: kubernetes.io/h2c``) and the 421 of a coalesced
 #: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2), as do
 #: GRPCRoutes (the GATEWAY-GRPC profile) over h2c and HTTP/2 with TLS.
+#: ``ListenerSet`` (``_listenerset``) is claimed for the 12 tests it covers in GATEWAY-HTTP;
+#: ListenerSetAllowedRoutesSupportedKinds also needs TLSRoute.
 SUPPORTED_FEATURES: Final = (
     "GRPCRoute",
     "GRPCRouteNamedRouteRule",
@@ -129,6 +146,7 @@ SUPPORTED_FEATURES: Final = (
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "ReferenceGrant",
 )
 
@@ -141,6 +159,7 @@ class GatewayTable:
     routes: tuple[RouteStatus, ...] = ()
     backends: Mapping[str, Backend] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    listener_sets: tuple[ListenerSetStatus, ...] = ()
 
 
 def _generation(obj: Mapping[str, Any]) -> int:
@@ -160,29 +179,6 @@ def _created(obj: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A ``metav1.LabelSelector`` (matchLabels and matchExpressions) against ``labels``."""
-    for key, value in mapping(selector.get("matchLabels")).items():
-        if labels.get(key) != value:
-            return False
-    for expr in entries(selector.get("matchExpressions")):
-        op = expr.get("operator")
-        name = str(expr.get("key") or "")
-        values = expr.get("values") or []
-        present = name in labels
-        if op == "In" and not (present and labels[name] in values):
-            return False
-        if op == "NotIn" and present and labels[name] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
-
-
 @dataclass(slots=True)
 class _Listener:
     gateway: Key
@@ -199,6 +195,9 @@ class _Listener:
     routes: dict[str, list[tuple[tuple[Any, ...], GatewayRule]]] = field(default_factory=dict)
     """Effective hostname -> (precedence key, rule) of the rules attached under it."""
     attached: set[str] = field(default_factory=set)
+    owner_kind: str = "Gateway"
+    """``Gateway``, or ``ListenerSet`` for a ListenerSet's listener (then ``gateway`` is the
+    ListenerSet's key: its namespace is the one certificate references and ``Same`` mean)."""
 
     @property
     def attachable(self) -> bool:
@@ -279,7 +278,9 @@ class _Build:
 
     # --- listeners ---------------------------------------------------------------------------
 
-    def listener(self, gateway: Key, spec: Mapping[str, Any], index: int) -> _Listener:
+    def listener(
+        self, gateway: Key, spec: Mapping[str, Any], index: int, *, owner_kind: str = "Gateway"
+    ) -> _Listener:
         name = str(spec.get("name") or f"listener-{index}")
         port = spec.get("port")
         protocol = str(spec.get("protocol") or "")
@@ -288,6 +289,7 @@ class _Build:
         listener = _Listener(
             gateway, spec, name, port if isinstance(port, int) else 0, protocol, hostname, ()
         )
+        listener.owner_kind = owner_kind
         # Route kinds (allowedRoutes.kinds; default: what the protocol serves).
         wanted = entries(mapping(spec.get("allowedRoutes")).get("kinds"))
         kinds: list[tuple[str, str]] = []
@@ -343,7 +345,7 @@ class _Build:
                 )
             if not self.grants.allows(
                 from_group=GATEWAY_GROUP,
-                from_kind="Gateway",
+                from_kind=listener.owner_kind,
                 from_namespace=namespace,
                 to_group="",
                 to_kind="Secret",
@@ -422,7 +424,7 @@ class _Build:
         if source == "Same":
             return route_ns == gateway_ns
         if source == "Selector":
-            return _selector_matches(
+            return selector_matches(
                 mapping(spec.get("selector")), self.namespaces.get(route_ns, {})
             )
         return False
@@ -467,6 +469,7 @@ def build_gateway_table(
     supported_features: tuple[str, ...] = SUPPORTED_FEATURES,
     config_maps: Mapping[Key, Mapping[str, Any]] | None = None,
     edge_auths: Mapping[Key, Mapping[str, Any]] | None = None,
+    listener_sets: Mapping[Key, Mapping[str, Any]] | None = None,
 ) -> GatewayTable:
     """The Gateway half of the route table, and the status of every object of ours."""
     build = _Build(
@@ -500,6 +503,11 @@ def build_gateway_table(
         build.frontend(key, gw, made)
         build.conflicts(made)
         listeners[key] = made
+    sets = _listener_sets(build, our_gateways, listeners, listener_sets or {}, address_problems)
+    parents: dict[tuple[str, Key], list[_Listener]] = {
+        **{("Gateway", key): made for key, made in listeners.items()},
+        **{(LISTENER_SET_KIND, a.key): made for a, made, _ in sets},
+    }
 
     plans: list[_Plan] = []
     by_kind: tuple[tuple[RouteKind, Mapping[Key, Mapping[str, Any]]], ...] = (
@@ -508,7 +516,7 @@ def build_gateway_table(
     )
     for kind, objects in by_kind:
         for key, route in sorted(objects.items()):
-            plan = _plan_route(build, kind, key, route, our_gateways, listeners)
+            plan = _plan_route(build, kind, key, route, parents)
             if plan is not None:
                 plans.append(plan)
     _settle_cross_serving(plans)
@@ -516,6 +524,7 @@ def build_gateway_table(
 
     ports: list[GatewayPort] = []
     gateway_status: list[GatewayStatus] = []
+    set_status: list[ListenerSetStatus] = []
     for key, gw in our_gateways.items():
         label = f"{key[0]}/{key[1]}"
         made = listeners[key]
@@ -530,6 +539,20 @@ def build_gateway_table(
             )
         valid = [lst for lst in made if lst.usable]
         all_valid = len(valid) == len(made)
+        # The merged listeners (``_listenerset``): the Gateway's, then its ListenerSets' in
+        # precedence order; a ListenerSet with no valid listener is not accepted.
+        served = list(valid)
+        attached_sets = 0
+        for attachment, set_made, parent_accepted in sets:
+            if attachment.gateway != key:
+                continue
+            set_valid = [lst for lst in set_made if lst.usable]
+            set_status.append(
+                _set_status(attachment, set_made, parent_accepted, len(set_valid), bool(addrs))
+            )
+            if set_valid:
+                attached_sets += 1
+                served.extend(set_valid)
         reason, why = (address_problems or {}).get(
             key, ("AddressNotAssigned", "no address assigned yet")
         )
@@ -567,10 +590,11 @@ def build_gateway_table(
                 addrs,
                 gateway_conditions,
                 tuple(listener_status),
+                attached_sets,
             )
         )
         if addrs:
-            ports.extend(_ports(label, addrs, valid))
+            ports.extend(_ports(label, addrs, served))
     return GatewayTable(
         ports=tuple(ports),
         classes=class_status,
@@ -578,6 +602,73 @@ def build_gateway_table(
         routes=tuple(route_status),
         backends=dict(build.backends),
         problems=tuple(build.problems),
+        listener_sets=tuple(set_status),
+    )
+
+
+def _listener_sets(
+    build: _Build,
+    gateways: Mapping[Key, Mapping[str, Any]],
+    listeners: Mapping[Key, list[_Listener]],
+    listener_sets: Mapping[Key, Mapping[str, Any]],
+    address_problems: Mapping[Key, tuple[str, str]] | None,
+) -> list[tuple[Attachment, list[_Listener], bool]]:
+    """The ListenerSets of our Gateways in precedence order (``_listenerset``), each with its
+    listeners (none when it is not allowed or its Gateway is not accepted) and whether its
+    Gateway is accepted; conflicts across the merged listeners are resolved here."""
+    out: list[tuple[Attachment, list[_Listener], bool]] = []
+    by_gateway: dict[Key, list[list[_Listener]]] = {}
+    for attachment in attachments(gateways, listener_sets, build.namespaces):
+        own = listeners[attachment.gateway]
+        # The Gateway's own ``Accepted`` (computed with its status below), decided early:
+        # refused addresses, or listeners of which none is valid.
+        problem = (address_problems or {}).get(attachment.gateway)
+        refused = problem is not None and problem[0] == "UnsupportedAddress"
+        parent_accepted = not refused and (not own or any(lst.usable for lst in own))
+        made: list[_Listener] = []
+        if attachment.admission == "Allowed" and parent_accepted:
+            specs = entries(mapping(attachment.obj.get("spec")).get("listeners"))
+            made = [
+                build.listener(attachment.key, spec, i, owner_kind=LISTENER_SET_KIND)
+                for i, spec in enumerate(specs)
+            ]
+            build.frontend(attachment.gateway, gateways[attachment.gateway], made)
+            by_gateway.setdefault(attachment.gateway, []).append(made)
+        out.append((attachment, made, parent_accepted))
+    for gateway, sets in by_gateway.items():
+        claim_ports(listeners[gateway], sets)
+    return out
+
+
+def _set_status(
+    attachment: Attachment,
+    made: Sequence[_Listener],
+    parent_accepted: bool,
+    valid: int,
+    addressed: bool,
+) -> ListenerSetStatus:
+    entries_status = tuple(
+        ListenerStatus(
+            lst.name,
+            lst.kinds,
+            len(lst.attached),
+            (*lst.conditions.values(), entry_programmed(lst.conditions, lst.usable, addressed)),
+        )
+        for lst in made
+    )
+    conditions = set_conditions(
+        attachment,
+        parent_accepted=parent_accepted,
+        valid=valid,
+        total=len(made),
+        addressed=addressed,
+    )
+    return ListenerSetStatus(
+        attachment.key[0],
+        attachment.key[1],
+        _generation(attachment.obj),
+        conditions,
+        entries_status,
     )
 
 
@@ -615,8 +706,7 @@ def _plan_route(
     kind: RouteKind,
     key: Key,
     route: Mapping[str, Any],
-    gateways: Mapping[Key, Mapping[str, Any]],
-    listeners: Mapping[Key, list[_Listener]],
+    parent_listeners: Mapping[tuple[str, Key], list[_Listener]],
 ) -> _Plan | None:
     namespace, name = key
     label = f"{namespace}/{name}"
@@ -648,11 +738,16 @@ def _plan_route(
         group = ref.get("group", GATEWAY_GROUP)
         parent_kind = ref.get("kind", "Gateway")
         parent_key = (str(ref.get("namespace") or namespace), str(ref.get("name") or ""))
-        if (group, parent_kind) != (GATEWAY_GROUP, "Gateway") or parent_key not in gateways:
+        # A Gateway's own listeners, or a ListenerSet's (``_listenerset``): a Gateway parentRef
+        # never reaches the listeners its ListenerSets add.
+        parent = (
+            parent_listeners.get((str(parent_kind), parent_key)) if group == GATEWAY_GROUP else None
+        )
+        if parent is None:
             continue  # not a parent of ours: another controller reports on it
         candidates = [
             lst
-            for lst in listeners[parent_key]
+            for lst in parent
             if (ref.get("sectionName") is None or ref.get("sectionName") == lst.name)
             and (ref.get("port") is None or ref.get("port") == lst.port)
         ]

@@ -16,12 +16,14 @@ __all__ = [
     "ClassStatus",
     "Condition",
     "GatewayStatus",
+    "ListenerSetStatus",
     "ListenerStatus",
     "ParentStatus",
     "RouteStatus",
     "class_status_body",
     "condition",
     "gateway_status_body",
+    "listener_set_status_body",
     "route_status_body",
 ]
 
@@ -74,6 +76,17 @@ class GatewayStatus:
     name: str
     generation: int
     addresses: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+    listeners: tuple[ListenerStatus, ...]
+    attached_listener_sets: int = 0
+    """Accepted ListenerSets attached to this Gateway (``_listenerset``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSetStatus:
+    namespace: str
+    name: str
+    generation: int
     conditions: tuple[Condition, ...]
     listeners: tuple[ListenerStatus, ...]
 
@@ -142,32 +155,52 @@ def gateway_status_body(
     wanted: GatewayStatus, current: Mapping[str, Any] | None, now: str
 ) -> dict[str, Any] | None:
     status = _status_of(current)
+    body: dict[str, Any] = {
+        "addresses": [{"type": "IPAddress", "value": a} for a in wanted.addresses],
+        "conditions": _conditions(
+            wanted.conditions, wanted.generation, status.get("conditions"), now
+        ),
+        "listeners": _listener_bodies(wanted.listeners, wanted.generation, status, now),
+        "attachedListenerSets": wanted.attached_listener_sets,
+    }
+    return None if _same(status, body) else body
+
+
+def listener_set_status_body(
+    wanted: ListenerSetStatus, current: Mapping[str, Any] | None, now: str
+) -> dict[str, Any] | None:
+    """A ListenerSet's ``status`` (``ListenerSetStatus``: conditions, and one
+    ``ListenerEntryStatus`` per listener, shaped as a Gateway's ``ListenerStatus``)."""
+    status = _status_of(current)
+    body: dict[str, Any] = {
+        "conditions": _conditions(
+            wanted.conditions, wanted.generation, status.get("conditions"), now
+        ),
+        "listeners": _listener_bodies(wanted.listeners, wanted.generation, status, now),
+    }
+    return None if _same(status, body) else body
+
+
+def _listener_bodies(
+    wanted: tuple[ListenerStatus, ...], generation: int, status: Mapping[str, Any], now: str
+) -> list[dict[str, Any]]:
     old_listeners = {
         entry.get("name"): entry
         for entry in status.get("listeners") or []
         if isinstance(entry, Mapping)
     }
     listeners = []
-    for lst in wanted.listeners:
+    for lst in wanted:
         old = old_listeners.get(lst.name) or {}
         listeners.append(
             {
                 "name": lst.name,
                 "supportedKinds": [{"group": g, "kind": k} for g, k in lst.supported_kinds],
                 "attachedRoutes": lst.attached_routes,
-                "conditions": _conditions(
-                    lst.conditions, wanted.generation, old.get("conditions"), now
-                ),
+                "conditions": _conditions(lst.conditions, generation, old.get("conditions"), now),
             }
         )
-    body: dict[str, Any] = {
-        "addresses": [{"type": "IPAddress", "value": a} for a in wanted.addresses],
-        "conditions": _conditions(
-            wanted.conditions, wanted.generation, status.get("conditions"), now
-        ),
-        "listeners": listeners,
-    }
-    return None if _same(status, body) else body
+    return listeners
 
 
 def route_status_body(

@@ -54,6 +54,7 @@ GatewayKind = Literal[
     "ReferenceGrant",
     "Namespace",
     "ConfigMap",
+    "ListenerSet",
 ]
 #: kexpose's own kinds, read with the Gateway API: ``EdgeAuth`` (edge-auth.md, "Gateway API").
 ExtensionKind = Literal["EdgeAuth"]

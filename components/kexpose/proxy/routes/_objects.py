@@ -60,6 +60,8 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     "Namespace": ("v1",),
     # CA bundles of Gateways' client certificate validation (``_frontend``).
     "ConfigMap": ("v1",),
+    # Listeners added to Gateways that allow them (``_listenerset``; standard channel v1.6).
+    "ListenerSet": ("gateway.networking.k8s.io/v1",),
 }
 #: kexpose's own kinds, read from manifests (static mode): ``EdgeAuth``, which an HTTPRoute's
 #: ``ExtensionRef`` filter names for edge authentication (edge-auth.md, "Gateway API").
@@ -126,6 +128,7 @@ class ObjectSet:
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
     config_maps: Mapping[Key, RawObject] = field(default_factory=dict)
     edge_auths: Mapping[Key, RawObject] = field(default_factory=dict)
+    listener_sets: Mapping[Key, RawObject] = field(default_factory=dict)
 
     @classmethod
     def from_documents(
@@ -201,6 +204,7 @@ class ObjectSet:
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
             config_maps=dict(by_kind.get("ConfigMap", {})),
             edge_auths=dict(by_kind.get("EdgeAuth", {})),
+            listener_sets=dict(by_kind.get("ListenerSet", {})),
         )
 
     @classmethod
@@ -237,4 +241,5 @@ class ObjectSet:
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
             "ConfigMap": dict(self.config_maps),
             "EdgeAuth": dict(self.edge_auths),
+            "ListenerSet": dict(self.listener_sets),
         }

@@ -283,6 +283,7 @@ _SHAPES: Final[Mapping[str, _Object]] = {
     "Namespace": _METADATA_ONLY,
     "ConfigMap": _METADATA_ONLY,
     "EdgeAuth": _METADATA_ONLY,  # its spec is read by ``_auth``, which reports each field
+    "ListenerSet": _METADATA_ONLY,
 }
 
 

@@ -338,6 +338,7 @@ def _gateways(
         secrets=objects.secrets,
         namespaces=namespaces,
         config_maps=cast("Mapping[Key, Mapping[str, Any]]", objects.config_maps),
+        listener_sets=cast("Mapping[Key, Mapping[str, Any]]", objects.listener_sets),
         addresses=addresses,
         address_problems=address_problems,
         edge_auths=cast("Mapping[Key, Mapping[str, Any]]", objects.edge_auths),
