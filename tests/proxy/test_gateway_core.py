@@ -342,7 +342,7 @@ def test_an_accepted_route_on_an_http_listener() -> None:
     }
     [lst] = gw.listeners
     assert lst.attached_routes == 1
-    assert lst.supported_kinds == ((GROUP, "HTTPRoute"),)
+    assert lst.supported_kinds == ((GROUP, "HTTPRoute"), (GROUP, "GRPCRoute"))
     assert conditions(lst) == {
         "Accepted": ("True", "Accepted"),
         "ResolvedRefs": ("True", "ResolvedRefs"),

@@ -263,7 +263,7 @@ def test_listener_set_routing_status() -> None:
         "Programmed": ("True", "Programmed"),
     }
     assert [(lst.name, lst.attached_routes) for lst in ls1.listeners] == [("one", 2), ("two", 1)]
-    assert ls1.listeners[0].supported_kinds == ((GROUP, "HTTPRoute"),)
+    assert ls1.listeners[0].supported_kinds == ((GROUP, "HTTPRoute"), (GROUP, "GRPCRoute"))
     assert entry(table, "ls-1", "one") == {
         "Accepted": ("True", "Accepted"),
         "ResolvedRefs": ("True", "ResolvedRefs"),
@@ -582,7 +582,10 @@ def test_listener_set_status_body() -> None:
     assert all(c["observedGeneration"] == 4 for c in body["conditions"])
     assert body["listeners"][0]["name"] == "one"
     assert body["listeners"][0]["attachedRoutes"] == 2
-    assert body["listeners"][0]["supportedKinds"] == [{"group": GROUP, "kind": "HTTPRoute"}]
+    assert body["listeners"][0]["supportedKinds"] == [
+        {"group": GROUP, "kind": "HTTPRoute"},
+        {"group": GROUP, "kind": "GRPCRoute"},
+    ]
     # Written once, then steady: nothing to write.
     assert listener_set_status_body(wanted, {"status": body}, "later") is None
 

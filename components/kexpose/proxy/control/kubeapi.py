@@ -248,6 +248,7 @@ _PLURALS: Mapping[str, str] = {
     "GatewayClass": "gatewayclasses",
     "Gateway": "gateways",
     "HTTPRoute": "httproutes",
+    "GRPCRoute": "grpcroutes",
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
     "ConfigMap": "configmaps",
@@ -287,7 +288,13 @@ def _status_resources() -> dict[GatewayKind, Any]:
     from lightkube.generic_resource import Generic
 
     made: dict[GatewayKind, Any] = {}
-    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute", "ListenerSet")
+    kinds: tuple[GatewayKind, ...] = (
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "GRPCRoute",
+        "ListenerSet",
+    )
     for kind in kinds:
         group, _, version = _API_VERSIONS[kind].rpartition("/")
         definition = res.ResourceDef(group, version, kind)
