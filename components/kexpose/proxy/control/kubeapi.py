@@ -218,21 +218,19 @@ class LightkubeApi:
         return cast("Lease", cast("Any", obj).to_dict())
 
     async def create_lease(self, lease: Lease) -> Lease:
-        from lightkube import codecs
-
-        try:
-            obj = await self._client.create(codecs.from_dict(cast("dict[str, Any]", lease)))
-        except Exception as exc:  # wrapped: no client exception escapes
-            raise _wrap(exc, "create Lease") from exc
-        return cast("Lease", cast("Any", obj).to_dict())
+        return await self._write_lease("create", lease)
 
     async def replace_lease(self, lease: Lease) -> Lease:
+        return await self._write_lease("replace", lease)
+
+    async def _write_lease(self, verb: Literal["create", "replace"], lease: Lease) -> Lease:
         from lightkube import codecs
 
+        write = self._client.create if verb == "create" else self._client.replace
         try:
-            obj = await self._client.replace(codecs.from_dict(cast("dict[str, Any]", lease)))
+            obj = await write(codecs.from_dict(cast("dict[str, Any]", lease)))
         except Exception as exc:  # wrapped: no client exception escapes
-            raise _wrap(exc, "replace Lease") from exc
+            raise _wrap(exc, f"{verb} Lease") from exc
         return cast("Lease", cast("Any", obj).to_dict())
 
     async def close(self) -> None:
