@@ -592,6 +592,43 @@ def _auth_badge(ing: Mapping[str, Any]) -> Badge:
     return Badge("auth: none", "info")
 
 
+def _missing_controller(b: _Builder, cls: str, why: str) -> str:
+    """A controller node for a class the stack names but does not hold."""
+    return b.add(Node(f"ctrl:{cls}", "controller", cls, "cluster", details=(why,), missing=True))
+
+
+def _host_node(
+    b: _Builder,
+    obj: Mapping[str, Any],
+    i: int,
+    host: str,
+    ctrl: str,
+    tls: list[Badge],
+    tls_details: list[str],
+    findings: tuple[Finding, ...],
+) -> str:
+    """The node for the ``i``-th host of an Ingress, HTTPRoute or GRPCRoute, linked from its
+    controller (none: the route is attached to no Gateway)."""
+    ns, name = _ns(obj), _name(obj)
+    # A GRPCRoute's nodes stay apart from an HTTPRoute's of the same name.
+    tag = f"GRPCRoute:{name}" if obj.get("kind") == "GRPCRoute" else name
+    host_id = b.add(
+        Node(
+            f"host:{ns}/{tag}/{i}",
+            "host",
+            host if host != "*" else "* (any host)",
+            ns,
+            details=(f"{obj.get('kind')} {name}", *tls_details),
+            badges=(*tls, _auth_badge(obj)),
+            findings=findings,
+            objects=(_key(obj),),
+        )
+    )
+    if ctrl:
+        b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+    return host_id
+
+
 def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str]) -> None:
     spec = ing.get("spec") or {}
     ns, name, key = _ns(ing), _name(ing), _key(ing)
@@ -599,17 +636,7 @@ def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str])
     cls = spec.get("ingressClassName") or _default_class(b) or "(no class)"
     ctrl = classes.get(cls)
     if ctrl is None:
-        ctrl = b.add(
-            Node(
-                f"ctrl:{cls}",
-                "controller",
-                cls,
-                "cluster",
-                details=(f"IngressClass {cls} not in stack",),
-                missing=True,
-            )
-        )
-        classes[cls] = ctrl
+        ctrl = classes[cls] = _missing_controller(b, cls, f"IngressClass {cls} not in stack")
     per_rule: dict[tuple[int, int | None], list[Violation]] = {}
     general: list[Violation] = []
     for v in b.by_key.get(key, []):
@@ -624,20 +651,8 @@ def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str])
     for i, rule in enumerate(rules):
         host = rule.get("host") or "*"
         tls, tls_details = _tls_badges(b, ing, host)
-        host_findings = [*general, *per_rule.get((i, None), [])]
-        host_id = b.add(
-            Node(
-                f"host:{ns}/{name}/{i}",
-                "host",
-                host if host != "*" else "* (any host)",
-                ns,
-                details=(f"Ingress {name}", *tls_details),
-                badges=(*tls, _auth_badge(ing)),
-                findings=tuple(Finding.of(v) for v in host_findings),
-                objects=(key,),
-            )
-        )
-        b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+        host_findings = tuple(Finding.of(v) for v in (*general, *per_rule.get((i, None), [])))
+        host_id = _host_node(b, ing, i, host, ctrl, tls, tls_details, host_findings)
         paths = (
             [{"path": "(default backend)", "backend": rule["_default"]}]
             if "_default" in rule
@@ -729,9 +744,8 @@ def _match_text(rule: Mapping[str, Any]) -> tuple[str, str, list[str]]:
 def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, str]) -> None:
     spec = route.get("spec") or {}
     ns, name, key = _ns(route), _name(route), _key(route)
-    kind = str(route.get("kind"))
-    # Node ids apart from an HTTPRoute of the same name.
-    tag = name if kind == "HTTPRoute" else f"{kind}:{name}"
+    # A GRPCRoute's nodes stay apart from an HTTPRoute's of the same name (as in _host_node).
+    tag = f"GRPCRoute:{name}" if route.get("kind") == "GRPCRoute" else name
     if _redirect_only(route):
         return  # the controller's own redirect: its findings stay with the controller
     b.placed.add(key)
@@ -744,16 +758,8 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
         cls = str(((gateway or {}).get("spec") or {}).get("gatewayClassName") or parent["name"])
         ctrl = classes.get(cls)
         if ctrl is None:
-            ctrl = classes[cls] = b.add(
-                Node(
-                    f"ctrl:{cls}",
-                    "controller",
-                    cls,
-                    "cluster",
-                    details=(f"Gateway {parent.get('name')} not in stack",),
-                    missing=True,
-                )
-            )
+            why = f"Gateway {parent.get('name')} not in stack"
+            ctrl = classes[cls] = _missing_controller(b, cls, why)
         listeners = list(((gateway or {}).get("spec") or {}).get("listeners") or [])
         section = parent.get("sectionName")
         listener = next((x for x in listeners if x.get("name") == section), None)
@@ -769,20 +775,7 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
             attached[0] if attached else ("", None, None),
         )
         tls, tls_details = _listener_tls(b, gateway, listener)
-        host_id = b.add(
-            Node(
-                f"host:{ns}/{tag}/{i}",
-                "host",
-                host if host != "*" else "* (any host)",
-                ns,
-                details=(f"{kind} {name}", *tls_details),
-                badges=(*tls, _auth_badge(route)),
-                findings=findings,
-                objects=(key,),
-            )
-        )
-        if ctrl:
-            b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+        host_id = _host_node(b, route, i, host, ctrl, tls, tls_details, findings)
         for j, rule in enumerate(spec.get("rules") or []):
             path, path_type, extra = _match_text(rule)
             refs = list(rule.get("backendRefs") or [])
