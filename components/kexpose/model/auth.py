@@ -31,16 +31,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_ANNOTATION_PREFIX",
+    "EDGE_AUTH_API_VERSION",
+    "EDGE_AUTH_GROUP",
+    "EDGE_AUTH_KIND",
     "AuthSpec",
     "BasicUser",
     "SourceRange",
     "auth_annotations",
     "auth_secret_name",
+    "edge_auth_fields",
+    "edge_auth_name",
     "htpasswd_line",
     "traefik_auth_problem",
 ]
 
 AUTH_ANNOTATION_PREFIX: Final = "kexpose.dev/"
+#: The kexpose resource an HTTPRoute's ExtensionRef filter names for the same settings
+#: (edge-auth.md, "Gateway API"); kexpose-proxy reads it (proxy/routes/_auth.py).
+EDGE_AUTH_GROUP: Final = "kexpose.dev"
+EDGE_AUTH_API_VERSION: Final = f"{EDGE_AUTH_GROUP}/v1alpha1"
+EDGE_AUTH_KIND: Final = "EdgeAuth"
 #: bcrypt cost for deployed hashes: 2^12 rounds, OWASP's floor for bcrypt; the proxy caches
 #: verified credentials, so the cost is paid once per client and password.
 BCRYPT_COST: Final = 12
@@ -179,6 +189,23 @@ def auth_annotations(
     }
     out.update({f"{p}{k}": v for k, v in optional.items() if v is not None})
     return out
+
+
+def edge_auth_name(app: str) -> str:
+    """The ``EdgeAuth`` object holding the app's settings (in the app's namespace)."""
+    return app
+
+
+def edge_auth_fields(
+    app: str, auth: AuthSpec | None, allow_source_ranges: tuple[str, ...] | None
+) -> dict[str, str]:
+    """The ``spec`` of the app's ``EdgeAuth``: the annotations' names without ``kexpose.dev/``
+    and ``auth-`` (edge-auth.md, "Gateway API"), the same values. One source for both forms,
+    so that an HTTPRoute is authenticated exactly as the app's Ingress would be."""
+    return {
+        name.removeprefix(AUTH_ANNOTATION_PREFIX).removeprefix("auth-"): value
+        for name, value in auth_annotations(app, auth, allow_source_ranges).items()
+    }
 
 
 def htpasswd_line(user: str, password: str, *, scope: str, cost: int = BCRYPT_COST) -> str:
