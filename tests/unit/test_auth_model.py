@@ -292,3 +292,73 @@ def test_auth_on_a_platform_owned_gateway_api_still_gets_the_edge_auth_crd() -> 
         if p.manifest["kind"] == "CustomResourceDefinition"
     ]
     assert crds == ["edgeauths.kexpose.dev"]
+
+
+def _gateway_stack(app: dict[str, Any], api: str = "gateway") -> dict[str, Any]:
+    return {"environment": "dev", "controller": {"kind": "kexpose", "api": api}, "apps": [app]}
+
+
+JWT_ADMIN: dict[str, Any] = {
+    "type": "jwt",
+    "jwksUrl": "https://idp.example/keys",
+    "issuer": "https://idp.example/",
+    "audiences": ["admin"],
+}
+
+
+def test_a_path_with_its_own_auth_names_its_own_edge_auth() -> None:
+    """An admin path behind JWT while the rest of the app is public; with app-wide auth too,
+    the path's replaces it there and the app's source ranges still apply."""
+    paths = [{"path": "/", "port": "http"}, {"path": "/admin", "port": "http", "auth": JWT_ADMIN}]
+    public = {**APP, "ingress": {"rules": [{"host": "shop.example.com", "paths": paths}]}}
+    spec = parse_stack(_gateway_stack(public), stack_file="Pulumi.dev.yaml")
+    made = [p.manifest for p in plan_stack(spec, tls=lambda _: None)]
+    (obj,) = [m for m in made if m["kind"] == "EdgeAuth"]
+    assert obj["metadata"]["name"] == "web-rule0-path1"
+    assert obj["spec"] == {
+        "type": "jwt",
+        "jwks-url": "https://idp.example/keys",
+        "jwt-issuer": "https://idp.example/",
+        "jwt-audiences": "admin",
+    }
+    (route,) = [m for m in made if m["kind"] == "HTTPRoute"]
+    root, admin = route["spec"]["rules"]
+    assert "filters" not in root
+    assert admin["filters"] == [
+        {
+            "type": "ExtensionRef",
+            "extensionRef": {"group": "kexpose.dev", "kind": "EdgeAuth", "name": "web-rule0-path1"},
+        }
+    ]
+
+    guarded = {
+        **public,
+        "auth": {"type": "basic", "secret": "staff"},
+        "allowSourceRanges": ["10.0.0.0/8"],
+    }
+    spec = parse_stack(_gateway_stack(guarded), stack_file="Pulumi.dev.yaml")
+    made = [p.manifest for p in plan_stack(spec, tls=lambda _: None)]
+    objs = {m["metadata"]["name"]: m["spec"] for m in made if m["kind"] == "EdgeAuth"}
+    assert objs["web"]["type"] == "basic"
+    assert objs["web-rule0-path1"]["type"] == "jwt"
+    assert objs["web-rule0-path1"]["allow-source-ranges"] == "10.0.0.0/8"
+    (route,) = [m for m in made if m["kind"] == "HTTPRoute"]
+    names = [r["filters"][0]["extensionRef"]["name"] for r in route["spec"]["rules"]]
+    assert names == ["web", "web-rule0-path1"]
+
+
+@pytest.mark.parametrize(
+    ("api", "auth", "refused"),
+    [
+        ("ingress", JWT_ADMIN, "api 'ingress'"),
+        ("gateway", {"type": "basic", "users": [{"name": "a", "passwordConfig": "p"}]}, "secret"),
+    ],
+)
+def test_a_path_auth_that_cannot_be_emitted_is_refused_at_its_field(
+    api: str, auth: dict[str, Any], refused: str
+) -> None:
+    paths = [{"path": "/admin", "port": "http", "auth": auth}]
+    app = {**APP, "ingress": {"rules": [{"host": "shop.example.com", "paths": paths}]}}
+    with pytest.raises(ConfigError, match=refused) as caught:
+        parse_stack(_gateway_stack(app, api), stack_file="Pulumi.dev.yaml")
+    assert "apps[0].ingress.rules[0].paths[0].auth" in str(caught.value)

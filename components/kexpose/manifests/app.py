@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kexpose.manifests.auth import basic_auth_secret, edge_auth, has_edge_auth
+from kexpose.manifests.auth import basic_auth_secret, edge_auths
 from kexpose.manifests.common import (
     Manifest,
     container_security,
@@ -295,8 +295,7 @@ def app_manifests(
         grant = secret_grant(app, gateway=gateway)
         if grant is not None:
             out.append(grant)
-        if has_edge_auth(app) and app.ingress is not None:
-            out.append(edge_auth(app))  # before the routes that name it
+        out += edge_auths(app)  # before the routes that name them
         out += http_routes(app, gateway=gateway, ports=_own_ports(app, ports))
         return out
     if app.ingress is not None:

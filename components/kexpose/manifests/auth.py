@@ -19,19 +19,22 @@ from kexpose.model.auth import (
     EDGE_AUTH_API_VERSION,
     EDGE_AUTH_GROUP,
     EDGE_AUTH_KIND,
+    AuthSpec,
     auth_secret_name,
     edge_auth_fields,
     edge_auth_name,
+    path_edge_auth_name,
 )
 
 __all__ = [
     "EDGE_AUTH_FIELDS",
     "HTPASSWD_PLACEHOLDER",
     "basic_auth_secret",
-    "edge_auth",
     "edge_auth_crd",
     "edge_auth_filter",
+    "edge_auths",
     "has_edge_auth",
+    "path_edge_auth",
 ]
 
 #: The settings an ``EdgeAuth`` spec may hold, with what each means (edge-auth.md): the
@@ -70,28 +73,46 @@ def basic_auth_secret(app: AppSpec, htpasswd: str | Deferred | None) -> Manifest
 
 
 def has_edge_auth(app: AppSpec) -> bool:
+    """Whether the app as a whole asks for edge auth or a source allow-list."""
     return app.auth is not None or bool(app.allow_source_ranges)
 
 
-def edge_auth(app: AppSpec) -> Manifest:
-    """The app's ``EdgeAuth``: the same settings its Ingress annotations would carry."""
-    return {
-        "apiVersion": EDGE_AUTH_API_VERSION,
-        "kind": EDGE_AUTH_KIND,
-        "metadata": metadata(edge_auth_name(app.name), app.namespace, labels=app.labels),
-        "spec": edge_auth_fields(app.name, app.auth, app.allow_source_ranges),
-    }
+def path_edge_auth(app: AppSpec, rule: int, path: int) -> str | None:
+    """The name of the ``EdgeAuth`` a path's HTTPRoute rule names: its own when it declares
+    ``auth:`` (in place of the app's, with the app's source ranges), else the app's."""
+    assert app.ingress is not None
+    if app.ingress.rules[rule].paths[path].auth is not None:
+        return path_edge_auth_name(app.name, rule, path)
+    return edge_auth_name(app.name) if has_edge_auth(app) else None
 
 
-def edge_auth_filter(app: AppSpec) -> dict[str, Any]:
-    """The HTTPRoute rule filter naming the app's ``EdgeAuth`` (a local reference)."""
+def edge_auths(app: AppSpec) -> list[Manifest]:
+    """The app's ``EdgeAuth`` objects: the app's (when a path uses it) and one per path with its
+    own ``auth:``; the same settings Ingress annotations would carry."""
+    if app.ingress is None:
+        return []
+    found: list[tuple[str, AuthSpec | None]] = []
+    for i, rule in enumerate(app.ingress.rules):
+        for j, p in enumerate(rule.paths):
+            name = path_edge_auth(app, i, j)
+            if name is not None and all(name != n for n, _ in found):
+                found.append((name, p.auth if p.auth is not None else app.auth))
+    return [
+        {
+            "apiVersion": EDGE_AUTH_API_VERSION,
+            "kind": EDGE_AUTH_KIND,
+            "metadata": metadata(name, app.namespace, labels=app.labels),
+            "spec": edge_auth_fields(app.name, auth, app.allow_source_ranges),
+        }
+        for name, auth in found
+    ]
+
+
+def edge_auth_filter(name: str) -> dict[str, Any]:
+    """The HTTPRoute rule filter naming an ``EdgeAuth`` (a local reference)."""
     return {
         "type": "ExtensionRef",
-        "extensionRef": {
-            "group": EDGE_AUTH_GROUP,
-            "kind": EDGE_AUTH_KIND,
-            "name": edge_auth_name(app.name),
-        },
+        "extensionRef": {"group": EDGE_AUTH_GROUP, "kind": EDGE_AUTH_KIND, "name": name},
     }
 
 

@@ -42,6 +42,8 @@ __all__ = [
     "edge_auth_fields",
     "edge_auth_name",
     "htpasswd_line",
+    "path_auth_problem",
+    "path_edge_auth_name",
     "traefik_auth_problem",
 ]
 
@@ -196,6 +198,22 @@ def edge_auth_name(app: str) -> str:
     return app
 
 
+def path_edge_auth_name(app: str, rule: int, path: int) -> str:
+    """The ``EdgeAuth`` of one path that declares its own ``auth:``."""
+    return f"{app}-rule{rule}-path{path}"
+
+
+def path_auth_problem(auth: AuthSpec) -> tuple[str, str] | None:
+    """Why a path's own ``auth:`` cannot be used: ``(field, message)``, or None."""
+    if auth.users:
+        # The htpasswd Secret made from users is the app's (auth_secret_name): one per app.
+        return "users", (
+            "a path's basic auth names an existing Secret (secret); users hashed at deployment "
+            "go into the app's Secret, so declare them on the app's auth"
+        )
+    return None
+
+
 def edge_auth_fields(
     app: str, auth: AuthSpec | None, allow_source_ranges: tuple[str, ...] | None
 ) -> dict[str, str]:
@@ -232,6 +250,13 @@ def traefik_auth_problem(app: AppSpec) -> tuple[str, str] | None:
             "type jwt cannot be enforced by a Traefik controller: Traefik's open-source edition "
             "has no JWT middleware; serve this app with a kexpose controller"
         )
+    for i, rule in enumerate(app.ingress.rules if app.ingress is not None else ()):
+        for j, path in enumerate(rule.paths):
+            if path.auth is not None:
+                return f"ingress.rules[{i}].paths[{j}].auth", (
+                    "is enforced by kexpose-proxy only; the stack's Traefik controller would "
+                    "serve the path without it; use a kexpose controller"
+                )
     if app.auth is not None or app.allow_source_ranges:
         field = "auth" if app.auth is not None else "allowSourceRanges"
         return field, (

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from kexpose.hosts import host_error
+from kexpose.model.auth import AuthSpec
 from kexpose.model.base import Annotations, DNSLabel, Frozen, PortName, PortNumber, Problems
 from kexpose.model.route import HeaderMatch, HttpMethod, QueryParamMatch, RouteFilters
 
@@ -71,6 +72,8 @@ class IngressPath(Backend):
     filters: RouteFilters | None = None
     weight: int | None = Field(default=None, ge=0, le=1_000_000)
     backends: tuple[WeightedBackend, ...] | None = Field(default=None, min_length=1, max_length=15)
+    auth: AuthSpec | None = None
+    """This path's own edge auth, in place of the app's (``kexpose.model.auth``)."""
 
     def match_key(self) -> tuple[object, ...]:
         """What, besides the path, a request must match: equal keys are the same route."""
@@ -96,6 +99,7 @@ class IngressPath(Backend):
             "backends": self.backends,
             "weight": self.weight,
             "namespace": self.namespace,
+            "auth": self.auth,
         }[key]
         if value is None:
             return None
