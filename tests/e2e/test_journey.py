@@ -339,7 +339,7 @@ class TestShippedStack:
     def test_a_second_update_changes_nothing(
         self, deployed: Deployed, journey: Journey, kube: Client
     ) -> None:
-        tls = [m for m in deployed.rendered if m["kind"] == "Secret"]
+        tls = [m for m in deployed.rendered if m.get("type") == "kubernetes.io/tls"]
         before = [
             secret_pem(kube, m["metadata"]["namespace"], m["metadata"]["name"], "tls.crt")
             for m in tls
