@@ -45,6 +45,7 @@ __all__ = [
     "GATEWAY_ADDRESSES",
     "GATEWAY_ADDRESSES_ENV",
     "GATEWAY_CLASS",
+    "PROFILE_GRPC",
     "PROFILE_HTTP",
     "SUITE_NAMESPACES",
     "ConformanceSummary",
@@ -70,6 +71,8 @@ GATEWAY_CLASS = "gateway-conformance"
 #: kexpose-proxy's Gateway API controller name (its `--gateway-controller-name` default).
 CONTROLLER_NAME = "kexpose.dev/gateway-controller"
 PROFILE_HTTP = "GATEWAY-HTTP"
+#: Its gRPC tests call echo-basic in gRPC mode: echo_grpc.py stands in for it.
+PROFILE_GRPC = "GATEWAY-GRPC"
 #: The range kexpose-proxy takes Gateway addresses from (`--gateway-addresses`). Several of the
 #: suite's Gateways listen on port 80 (and 443), so each needs its own address. All of
 #: 127.0.0.0/8 is local on `lo`, also in the private network namespace, so any of these binds

@@ -3,8 +3,9 @@ its report into conformance/.
 
 It builds the same environment as the e2e fixtures (conftest.py), outside pytest: the private
 network namespace, the local cluster, the suite's CRDs and GatewayClass, the echo-basic stand-ins
-on the pod IPs (echo_pods.py) and kexpose-proxy out of cluster (proxy.py); then runs the suite
-binary (conformance.py) with its output on stdout. Whatever the suite reports is written to
+on the pod IPs (echo_pods.py; echo_grpc.py too when `--profiles` names GATEWAY-GRPC) and
+kexpose-proxy out of cluster (proxy.py); then runs the suite binary (conformance.py) with its
+output on stdout. Whatever the suite reports is written to
 `conformance/report.yaml` and summarised; the exit status is the suite's, so a failing test fails
 the command. When the suite reports no profile (it gave up before its tests, e.g. because nothing
 accepted the GatewayClass, and wrote a report with `profiles: null` or none at all), the
@@ -28,6 +29,8 @@ from .conformance import (
     GATEWAY_ADDRESSES,
     GATEWAY_ADDRESSES_ENV,
     GATEWAY_CLASS,
+    PROFILE_GRPC,
+    PROFILE_HTTP,
     SuiteOptions,
     create_gateway_class,
     install_crds,
@@ -36,6 +39,7 @@ from .conformance import (
     wait_for_gateway_class,
 )
 from .conftest import NODE_NAMES, POD_CIDRS
+from .echo_grpc import EchoGrpcPods
 from .echo_pods import EchoBasicPods
 from .netns import NetnsError, PrivateNetwork
 from .proxy import ProxyProcess
@@ -50,6 +54,12 @@ REPORT = REPO_ROOT / "conformance" / "report.yaml"
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/conformance", description=__doc__)
     parser.add_argument("--run-test", default="", help="run this one test instead of the suite")
+    parser.add_argument(
+        "--profiles",
+        default=f"{PROFILE_HTTP},{PROFILE_GRPC}",
+        help=f"comma-separated conformance profiles (default {PROFILE_HTTP},{PROFILE_GRPC}; "
+        f"{PROFILE_GRPC} also serves the gRPC echo stand-ins)",
+    )
     parser.add_argument("--skip-tests", default="", help="comma-separated test names to skip")
     parser.add_argument(
         "--supported-features",
@@ -79,8 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolchainMissingError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
+    profiles = _names(args.profiles)
     options = SuiteOptions(
         report_output=workdir / "report.yaml",
+        profiles=profiles,
         supported_features=_names(args.supported_features),
         exempt_features=_names(args.exempt_features),
         skip_tests=_names(args.skip_tests),
@@ -100,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cluster.client() as kube:
             install_crds(kube, toolchain)
             create_gateway_class(kube, name=GATEWAY_CLASS)
-        with EchoBasicPods(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
+        # With the gRPC profile, the same Pod watch also serves echo-basic's gRPC mode.
+        echo = EchoGrpcPods if PROFILE_GRPC in profiles else EchoBasicPods
+        with echo(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
             # Turns kexpose-proxy's Gateway API on (ProxyProcess passes the environment on).
             os.environ.setdefault(GATEWAY_ADDRESSES_ENV, GATEWAY_ADDRESSES)
             proxy.start()

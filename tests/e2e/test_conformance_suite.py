@@ -4,7 +4,9 @@ echo-basic stand-ins on the simulated pods' IPs, and kexpose-proxy with the Gate
 (``conformance.py``; ``scripts/conformance`` runs the same and commits the report).
 
 Core must pass whole, nothing skipped; every Extended test of a feature the GatewayClass claims
-must pass. The numbers are in ``conformance/report.yaml`` and the README.
+must pass. The numbers are in ``conformance/report.yaml`` and the README. Once ``GRPCRoute`` is
+claimed (it needs the HTTP/2 data plane), the GATEWAY-GRPC profile runs too, against the gRPC
+echo stand-ins (``echo_grpc.py``), and must pass the same way.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from kexpose.proxy.routes import SUPPORTED_FEATURES
+
 from .cluster import LocalCluster
 from .conformance import (
     GATEWAY_ADDRESSES,
     GATEWAY_CLASS,
+    PROFILE_GRPC,
     PROFILE_HTTP,
     SuiteOptions,
     create_gateway_class,
@@ -25,6 +30,7 @@ from .conformance import (
     summary_table,
     wait_for_gateway_class,
 )
+from .echo_grpc import EchoGrpcPods
 from .echo_pods import EchoBasicPods
 from .proxy import ProxyProcess
 from .toolchain import Toolchain
@@ -34,6 +40,10 @@ pytestmark = pytest.mark.e2e
 #: The Core tests of GATEWAY-HTTP in v1.6.3 (gateway-api-notes: 36; GatewayInvalidParametersRef
 #: moved under an infrastructure feature).
 CORE_TESTS = 36
+#: The Core tests of GATEWAY-GRPC in v1.6.3 (14: the five GRPCRoute tests and the Gateway ones).
+CORE_TESTS_GRPC = 14
+#: Whether the GatewayClass claims GRPCRoute, and so the gRPC profile runs.
+GRPC = "GRPCRoute" in SUPPORTED_FEATURES
 
 
 @pytest.fixture
@@ -69,23 +79,29 @@ def test_gateway_http_conformance(
 ) -> None:
     workdir = tmp_path_factory.mktemp("conformance")
     # The pods' logs (what the mirror tests read through pods/log) go beside the suite's log.
-    with EchoBasicPods(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
+    echo = EchoGrpcPods if GRPC else EchoBasicPods
+    with echo(cluster.kubeconfig, log_dir=workdir / "pod-logs").running():
         with cluster.client() as kube:
             features = wait_for_gateway_class(kube)
         assert features, f"GatewayClass not accepted:\n{gateway_proxy.tail()}"
         outcome = run_suite(
             toolchain,
             cluster.kubeconfig,
-            SuiteOptions(report_output=workdir / "report.yaml"),
+            SuiteOptions(
+                report_output=workdir / "report.yaml",
+                profiles=(PROFILE_HTTP, PROFILE_GRPC) if GRPC else (PROFILE_HTTP,),
+            ),
             log=workdir / "suite.log",
         )
     assert outcome.report is not None, outcome.tail()
     assert outcome.report.profiles, outcome.tail()
-    profile = outcome.report.profile(PROFILE_HTTP)
     table = summary_table(outcome.report)
-    assert profile.core.failed_tests == (), f"{table}\n{outcome.tail()}"
-    assert profile.core.skipped_tests == (), table
-    assert profile.core.passed == CORE_TESTS, table
-    assert profile.extended is not None
-    assert profile.extended.failed_tests == (), f"{table}\n{outcome.tail()}"
+    expected = {PROFILE_HTTP: CORE_TESTS, **({PROFILE_GRPC: CORE_TESTS_GRPC} if GRPC else {})}
+    for name, core_tests in expected.items():
+        profile = outcome.report.profile(name)
+        assert profile.core.failed_tests == (), f"{table}\n{outcome.tail()}"
+        assert profile.core.skipped_tests == (), table
+        assert profile.core.passed == core_tests, table
+        assert profile.extended is not None
+        assert profile.extended.failed_tests == (), f"{table}\n{outcome.tail()}"
     assert outcome.returncode == 0, outcome.tail()

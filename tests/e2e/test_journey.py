@@ -40,6 +40,7 @@ import pytest
 import yaml
 from lightkube import Client
 from lightkube.models.core_v1 import ContainerPort
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import (
     ConfigMap,
@@ -443,6 +444,13 @@ class TestShippedStack:
         journey.project.destroy(deployed.stack)
         deployed.destroyed = True
         assert leftovers(kube, journey.baseline_namespaces) == []
+        if deployed.stack != "dev":
+            # The Gateway API CRDs are retained on purpose (deleting one deletes every object
+            # of its kind in the cluster): still there, and still labelled as kexpose's.
+            crd = kube.get(CustomResourceDefinition, "httproutes.gateway.networking.k8s.io")
+            assert crd.metadata is not None
+            assert crd.metadata.annotations is not None
+            assert crd.metadata.annotations.get("pulumi.com/patchForce") == "true"
         state = journey.project.export(deployed.stack)
         assert [
             r["type"]

@@ -53,6 +53,24 @@ def _admin(notes: dict[str, str], **kw: Any) -> dict[str, Any]:
     return auth_ingress("admin", host="admin.shop.example.com", annotations=notes, **kw)
 
 
+def _basic_admin(*hosts: str | None, tls_hosts: list[str] | None = None) -> Objects:
+    """The auth stack with Ingress ``admin`` under basic auth: a rule per host to Service
+    ``admin``, TLS for ``tls_hosts`` (none: plain HTTP only)."""
+    tls: dict[str, Any] = (
+        {"tls": [{"hosts": tls_hosts, "secretName": "admin-tls"}]} if tls_hosts else {}
+    )
+    return _with(
+        ingress(
+            "admin",
+            NS,
+            annotations=BASIC,
+            ingressClassName="kexpose",
+            **tls,
+            rules=[rule(host, service_name="admin") for host in hosts],
+        )
+    )
+
+
 def _jwt(**notes: str) -> dict[str, Any]:
     merged = {**JWT_NOTES, **{k.replace("_", "-"): v for k, v in notes.items()}}
     return auth_ingress(
@@ -79,43 +97,18 @@ H0 = "spec.rules[0].host"
         (_with(_admin({"kexpose.dev/auth-type": "forward"}, tls=False)), []),  # not basic
         (_with(_admin({"kexpose.dev/auth-type": "jwt"}, tls=False)), []),
         (
-            _with(
-                ingress(
-                    "admin",
-                    NS,
-                    annotations=BASIC,
-                    ingressClassName="kexpose",
-                    rules=[rule(None, service_name="admin")],
-                )
-            ),
+            _basic_admin(None),
             [(ADMIN, H0)],  # a rule without host answers on any host, plain HTTP included
         ),
         (
-            _with(
-                ingress(
-                    "admin",
-                    NS,
-                    annotations=BASIC,
-                    ingressClassName="kexpose",
-                    tls=[{"hosts": ["*.shop.example.com"], "secretName": "admin-tls"}],
-                    rules=[rule("admin.shop.example.com", service_name="admin")],
-                )
-            ),
+            _basic_admin("admin.shop.example.com", tls_hosts=["*.shop.example.com"]),
             [],  # a one-label wildcard TLS host covers it
         ),
         (
-            _with(
-                ingress(
-                    "admin",
-                    NS,
-                    annotations=BASIC,
-                    ingressClassName="kexpose",
-                    tls=[{"hosts": ["admin.shop.example.com"], "secretName": "admin-tls"}],
-                    rules=[
-                        rule("admin.shop.example.com", service_name="admin"),
-                        rule("ops.shop.example.com", service_name="admin"),
-                    ],
-                )
+            _basic_admin(
+                "admin.shop.example.com",
+                "ops.shop.example.com",
+                tls_hosts=["admin.shop.example.com"],
             ),
             [(ADMIN, "spec.rules[1].host")],
         ),

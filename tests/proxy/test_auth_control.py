@@ -4,17 +4,15 @@ naming one authenticates its rule; an API server without the CRD (404) or withou
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests.proxy.auth_servers import bcrypt_line, secret
 from tests.proxy.fake_kube import FakeKubeApi
-from tests.proxy.test_control import Recorder
+from tests.proxy.test_control import start_plane
 from tests.proxy.test_gateway_control import CLAIM, objects
 
-from kexpose.proxy.control.plane import ControlPlane
 from kexpose.proxy.errors import KubeError
 from kexpose.proxy.filters import BasicAuth
 from kexpose.proxy.routes import RouteTable
@@ -52,11 +50,7 @@ async def test_edge_auth_is_watched_and_optional(running: Callable[..., Any], st
     lists["Secret"] = [([users], "14")]
     lists["EdgeAuth"] = [KubeError("not found", status=status), ([EDGE_AUTH], "30")]
     api = FakeKubeApi(lists=lists)
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
-    async with asyncio.timeout(5):
-        await plane.ready.wait()
+    _, rec = await start_plane(running, api, CLAIM)
     # Listed again after the longest backoff; then the rule is authenticated.
     table = await rec.next_table(lambda t: _rule_auth(t) is not None)
     auth = _rule_auth(table)
@@ -94,11 +88,7 @@ async def test_an_api_server_without_the_listenerset_crd_does_not_hold_readiness
     lists = objects()
     lists["ListenerSet"] = [KubeError("not found", status=404)]  # never served
     api = FakeKubeApi(lists=lists)
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
-    async with asyncio.timeout(5):
-        await plane.ready.wait()
+    _, rec = await start_plane(running, api, CLAIM)
     table = await rec.next_table(lambda t: bool(t.gateway_ports))
     assert table.gateway_ports
     assert ("list", "ListenerSet", None) in api.calls

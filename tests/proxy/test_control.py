@@ -63,17 +63,27 @@ class Recorder:
                 await self.changed.wait()
 
 
+async def start_plane(
+    running: Callable[..., Any], api: FakeKubeApi, claim: Claim, *, wait: bool = True
+) -> tuple[ControlPlane, Recorder]:
+    """A control plane over ``api``, running, its tables recorded; returned once its first
+    table is built unless not ``wait``."""
+    rec = Recorder()
+    plane = ControlPlane(api, claim=claim, on_table=rec.on_table, sleep=rec.sleep)
+    running(plane)
+    if wait:
+        async with asyncio.timeout(5):
+            await plane.ready.wait()
+    return plane, rec
+
+
 def hosts(t: RouteTable) -> set[str]:
     return set(t.hosts)
 
 
 async def test_initial_list_becomes_the_first_table(running: Callable[..., Any]) -> None:
     api = FakeKubeApi(lists=base_lists())
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
-    async with asyncio.timeout(5):
-        await plane.ready.wait()
+    _, rec = await start_plane(running, api, CLAIM)
     assert hosts(rec.tables[-1]) == {"a.example.com"}
     # every kind was listed once, then watched from its list's resourceVersion
     watches = {c[1]: c[2] for c in api.calls if c[0] == "watch"}
@@ -115,9 +125,7 @@ async def test_watch_events_change_the_table(running: Callable[..., Any]) -> Non
         lists=base_lists(),
         watches={"Ingress": [[("ADDED", API), ("MODIFIED", modified), ("DELETED", API), HOLD]]},
     )
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
+    _, rec = await start_plane(running, api, CLAIM, wait=False)
     table = await rec.next_table(lambda t: hosts(t) == {"c.example.com"})
     assert table.route("c.example.com", "/") is not None
 
@@ -129,9 +137,7 @@ async def test_410_gone_lists_again(running: Callable[..., Any]) -> None:
         lists=base_lists(Ingress=[([WEB], "11"), ([API], "20")]),
         watches={"Ingress": [[WatchGoneError("too old resource version: 11 (12)")], [HOLD]]},
     )
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
+    plane, rec = await start_plane(running, api, CLAIM, wait=False)
     await rec.next_table(lambda t: hosts(t) == {"b.example.com"})
     ingress_calls = [c for c in api.calls if c[1] == "Ingress"]
     assert ingress_calls[:4] == [
@@ -162,9 +168,7 @@ async def test_errors_back_off_exponentially_up_to_the_cap(running: Callable[...
 async def test_watch_timeout_continues_from_the_last_version(running: Callable[..., Any]) -> None:
     bumped = {**WEB, "metadata": {**WEB["metadata"], "resourceVersion": "42"}}
     api = FakeKubeApi(lists=base_lists(), watches={"Ingress": [[("MODIFIED", bumped)], [HOLD]]})
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
+    _plane, _rec = await start_plane(running, api, CLAIM, wait=False)
     async with asyncio.timeout(5):
         while ("watch", "Ingress", "42") not in api.calls:
             await asyncio.sleep(0)

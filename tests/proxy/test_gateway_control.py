@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tests.proxy.fake_kube import FakeKubeApi
 from tests.proxy.objects import app
-from tests.proxy.test_control import Recorder, base_lists
+from tests.proxy.test_control import Recorder, base_lists, start_plane
 
 from kexpose.defaults import CONTROLLER_NAME, GATEWAY_CONTROLLER_NAME
 from kexpose.proxy.control.plane import ControlPlane
@@ -79,11 +79,7 @@ async def test_gateway_kinds_are_watched_and_their_status_written_once(
 ) -> None:
     lists = objects()
     api = FakeKubeApi(lists=lists)
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
-    async with asyncio.timeout(5):
-        await plane.ready.wait()
+    plane, rec = await start_plane(running, api, CLAIM)
     watched = {c[1] for c in api.calls if c[0] == "watch"}
     assert {"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"} <= watched
     table = rec.tables[-1]
@@ -180,11 +176,7 @@ async def test_listener_sets_are_watched_served_and_their_status_written(
     }
     lists["ListenerSet"] = [([listener_set], "25")]
     api = FakeKubeApi(lists=lists)
-    rec = Recorder()
-    plane = ControlPlane(api, claim=CLAIM, on_table=rec.on_table, sleep=rec.sleep)
-    running(plane)
-    async with asyncio.timeout(5):
-        await plane.ready.wait()
+    plane, rec = await start_plane(running, api, CLAIM)
     assert "ListenerSet" in {c[1] for c in api.calls if c[0] == "watch"}
     assert sorted(port for _, port in rec.tables[-1].gateway_ports) == [80, 8080]
 

@@ -269,7 +269,14 @@ def key(obj: Obj) -> tuple[str, str]:
     return (meta.get("namespace", ""), meta["name"])
 
 
-def build(*objs: Obj, namespaces: dict[str, dict[str, str]] | None = None) -> GatewayTable:
+def build(
+    *objs: Obj,
+    namespaces: dict[str, dict[str, str]] | None = None,
+    addressed: bool = True,
+    address_problems: dict[tuple[str, str], tuple[str, str]] | None = None,
+) -> GatewayTable:
+    """The Gateway table of ``objs``; each Gateway has the address 10.250.0.1 unless not
+    ``addressed``."""
     by_kind: dict[str, dict[Any, Obj]] = {}
     grants = []
     for obj in objs:
@@ -291,7 +298,9 @@ def build(*objs: Obj, namespaces: dict[str, dict[str, str]] | None = None) -> Ga
         slices=slices,
         secrets=by_kind.get("Secret", {}),  # type: ignore[arg-type]
         namespaces=namespaces or {},
-        addresses={k: ("10.250.0.1",) for k in gateways},
+        addresses={k: ("10.250.0.1",) for k in gateways} if addressed else {},
+        listener_sets=by_kind.get("ListenerSet", {}),
+        address_problems=address_problems,
     )
 
 
@@ -342,7 +351,7 @@ def test_an_accepted_route_on_an_http_listener() -> None:
     }
     [lst] = gw.listeners
     assert lst.attached_routes == 1
-    assert lst.supported_kinds == ((GROUP, "HTTPRoute"),)
+    assert lst.supported_kinds == ((GROUP, "HTTPRoute"), (GROUP, "GRPCRoute"))
     assert conditions(lst) == {
         "Accepted": ("True", "Accepted"),
         "ResolvedRefs": ("True", "ResolvedRefs"),

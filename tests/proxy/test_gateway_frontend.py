@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.proxy.backends import EchoBackend
 from tests.proxy.conftest import Pki, ProxyFactory, backend_objects
 from tests.proxy.objects import tls_secret
 from tests.proxy.test_gateway_traffic import address, free_port, gateway, get, load, route, to
@@ -320,18 +321,34 @@ def client_context(pki: Pki, tmp_path: Path, who: ClientPki | None) -> ssl.SSLCo
     return ctx
 
 
+def app_objects(pki: Pki, alice: ClientPki, web: EchoBackend) -> tuple[Obj, ...]:
+    """What the HTTPS listeners of these tests serve: route ``r`` to the echo backend ``web``,
+    the ``app`` certificate, and alice's CA in ConfigMap ``alice``."""
+    return (
+        route("r", {"backendRefs": [to("web")]}),
+        tls_secret("app-tls", pki.pairs["app"]),
+        ca_map("alice", alice.ca_pem),
+        *backend_objects("web", [web]),
+    )
+
+
 async def answer(
-    addr: tuple[str, int], pki: Pki, tmp_path: Path, who: ClientPki | None
+    addr: tuple[str, int],
+    pki: Pki,
+    tmp_path: Path,
+    who: ClientPki | None,
+    *,
+    sni: str | None = "app.example.com",
 ) -> int | str:
     """The status of a request over a handshake presenting ``who``'s certificate; the error's
-    kind when the handshake (or the connection right after it, TLS 1.3) fails."""
+    kind when the handshake (or the connection right after it, TLS 1.3) fails. Without ``sni``
+    the proxy answers with its default certificate, which is nobody's: not verified."""
+    ctx = client_context(pki, tmp_path, who)
+    if sni is None:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     try:
-        r = await get(
-            addr,
-            host="app.example.com",
-            tls=client_context(pki, tmp_path, who),
-            sni="app.example.com",
-        )
+        r = await get(addr, host="app.example.com", tls=ctx, sni=sni)
     except (ssl.SSLError, ConnectionError) as exc:
         return type(exc).__name__
     return r.status if r.status else "closed"
@@ -348,12 +365,7 @@ async def test_only_clients_with_a_certificate_from_the_ca_get_through(
     web = await echo("web")
     proxy = await start_proxy()
     port = free_port()
-    objects = (
-        route("r", {"backendRefs": [to("web")]}),
-        tls_secret("app-tls", pki.pairs["app"]),
-        ca_map("alice", alice.ca_pem),
-        *backend_objects("web", [web]),
-    )
+    objects = app_objects(pki, alice, web)
     table = await load(
         proxy,
         validated(gateway("gw", https("tls", port, "app.example.com")), [ca_ref("alice")]),
@@ -398,25 +410,11 @@ async def test_a_handshake_without_sni_is_verified_too(
     table = await load(
         proxy,
         validated(gateway("gw", https("tls", port, "app.example.com")), [ca_ref("alice")]),
-        route("r", {"backendRefs": [to("web")]}),
-        tls_secret("app-tls", pki.pairs["app"]),
-        ca_map("alice", alice.ca_pem),
-        *backend_objects("web", [web]),
+        *app_objects(pki, alice, web),
     )
     addr = (address(table), port)
-
-    async def without_sni(who: ClientPki) -> int | str:
-        ctx = client_context(pki, tmp_path, who)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # the default certificate is nobody's
-        try:
-            r = await get(addr, host="app.example.com", tls=ctx, sni=None)
-        except (ssl.SSLError, ConnectionError) as exc:
-            return type(exc).__name__
-        return r.status if r.status else "closed"
-
-    assert await without_sni(alice) == 200
-    assert await without_sni(mallory) != 200
+    assert await answer(addr, pki, tmp_path, alice, sni=None) == 200
+    assert await answer(addr, pki, tmp_path, mallory, sni=None) != 200
 
 
 # --- the pure lookup (routes._frontend) ------------------------------------------------------
@@ -510,12 +508,7 @@ async def test_a_session_from_before_validation_does_not_resume_past_it(
     web = await echo("web")
     proxy = await start_proxy()
     port = free_port()
-    objects = (
-        route("r", {"backendRefs": [to("web")]}),
-        tls_secret("app-tls", pki.pairs["app"]),
-        ca_map("alice", alice.ca_pem),
-        *backend_objects("web", [web]),
-    )
+    objects = app_objects(pki, alice, web)
     plain = gateway("gw", https("tls", port, "app.example.com"))
     table = await load(proxy, plain, *objects)
     addr = (address(table), port)

@@ -11,14 +11,13 @@ import pytest
 from tests.proxy.objects import app, tls_secret
 from tests.proxy.test_gateway_core import (
     BACKENDS,
-    CONTROLLER,
     GROUP,
     backend,
+    build,
     conditions,
     gateway,
     gateway_class,
     http_route,
-    key,
     listener,
     rule,
 )
@@ -31,8 +30,7 @@ from kexpose.proxy.routes import (
     gateway_status_body,
     listener_set_status_body,
 )
-from kexpose.proxy.routes._backends import index_slices
-from kexpose.proxy.routes._gateway import GatewayTable, build_gateway_table
+from kexpose.proxy.routes._gateway import GatewayTable
 from kexpose.proxy.routes._gwstatus import condition
 from kexpose.proxy.routes._matches import RequestView as View
 
@@ -77,39 +75,6 @@ def ls_parent(name: str, section: str | None = None, namespace: str = "infra") -
     if section is not None:
         ref["sectionName"] = section
     return ref
-
-
-def build(
-    *objs: Obj,
-    namespaces: dict[str, dict[str, str]] | None = None,
-    addressed: bool = True,
-    address_problems: dict[tuple[str, str], tuple[str, str]] | None = None,
-) -> GatewayTable:
-    by_kind: dict[str, dict[Any, Obj]] = {}
-    grants = []
-    for obj in objs:
-        if obj["kind"] == "ReferenceGrant":
-            grants.append(obj)
-        elif obj["kind"] == "GatewayClass":
-            by_kind.setdefault("GatewayClass", {})[obj["metadata"]["name"]] = obj
-        else:
-            by_kind.setdefault(obj["kind"], {})[key(obj)] = obj
-    slices = index_slices(ObjectSet(slices=by_kind.get("EndpointSlice", {})))  # type: ignore[arg-type]
-    gateways = by_kind.get("Gateway", {})
-    return build_gateway_table(
-        controller=CONTROLLER,
-        classes=by_kind.get("GatewayClass", {}),
-        gateways=gateways,
-        routes=by_kind.get("HTTPRoute", {}),
-        grants=grants,
-        services=by_kind.get("Service", {}),  # type: ignore[arg-type]
-        slices=slices,
-        secrets=by_kind.get("Secret", {}),  # type: ignore[arg-type]
-        namespaces=namespaces or {},
-        addresses={k: ("10.250.0.1",) for k in gateways} if addressed else {},
-        listener_sets=by_kind.get("ListenerSet", {}),
-        address_problems=address_problems,
-    )
 
 
 def set_status(table: GatewayTable, name: str, namespace: str = "infra") -> ListenerSetStatus:
@@ -263,7 +228,7 @@ def test_listener_set_routing_status() -> None:
         "Programmed": ("True", "Programmed"),
     }
     assert [(lst.name, lst.attached_routes) for lst in ls1.listeners] == [("one", 2), ("two", 1)]
-    assert ls1.listeners[0].supported_kinds == ((GROUP, "HTTPRoute"),)
+    assert ls1.listeners[0].supported_kinds == ((GROUP, "HTTPRoute"), (GROUP, "GRPCRoute"))
     assert entry(table, "ls-1", "one") == {
         "Accepted": ("True", "Accepted"),
         "ResolvedRefs": ("True", "ResolvedRefs"),
@@ -582,7 +547,10 @@ def test_listener_set_status_body() -> None:
     assert all(c["observedGeneration"] == 4 for c in body["conditions"])
     assert body["listeners"][0]["name"] == "one"
     assert body["listeners"][0]["attachedRoutes"] == 2
-    assert body["listeners"][0]["supportedKinds"] == [{"group": GROUP, "kind": "HTTPRoute"}]
+    assert body["listeners"][0]["supportedKinds"] == [
+        {"group": GROUP, "kind": "HTTPRoute"},
+        {"group": GROUP, "kind": "GRPCRoute"},
+    ]
     # Written once, then steady: nothing to write.
     assert listener_set_status_body(wanted, {"status": body}, "later") is None
 

@@ -5,7 +5,8 @@ answering, not reading a huge body) reaches the primary request or grows without
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -143,6 +144,27 @@ async def serve_gateway(start_proxy: ProxyFactory, *objs: Obj) -> tuple[Any, tup
     return proxy, (found.addresses[0], port)
 
 
+@contextlib.asynccontextmanager
+async def mirrored(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], mode: str = "answer", **share: Any
+) -> AsyncIterator[tuple[Any, tuple[str, int], MirrorEndpoint]]:
+    """A Gateway whose one route sends its requests to the echo backend ``web`` and mirrors
+    them (``share``: the filter's percent or fraction) to a ``MirrorEndpoint(mode)``: the
+    proxy, the listener's address and the mirror endpoint, stopped on the way out."""
+    web = await echo("web")
+    copy_to = await MirrorEndpoint(mode).start()
+    try:
+        proxy, addr = await serve_gateway(
+            start_proxy,
+            route("r", {"filters": [mirror("shadow", **share)], "backendRefs": [to("web")]}),
+            *backend_objects("web", [web]),
+            *shadow("shadow", copy_to.port),
+        )
+        yield proxy, addr, copy_to
+    finally:
+        await copy_to.stop()
+
+
 async def until(check: Callable[[], bool]) -> None:
     async with asyncio.timeout(SAFETY_S):
         while not check():
@@ -275,15 +297,7 @@ async def test_percentage_mirrors_sample_requests(
     copies: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    web = await echo("web")
-    copy_to = await MirrorEndpoint().start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow", **share)], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", copy_to.port),
-        )
+    async with mirrored(start_proxy, echo, **share) as (proxy, addr, copy_to):
         draws(monkeypatch, *draw_values)
         c = await Client.connect(addr)
         for _ in range(3):
@@ -292,8 +306,6 @@ async def test_percentage_mirrors_sample_requests(
         await until(lambda: proxy.plane.mirrors.in_flight == 0)
         assert proxy.plane.mirrors.sent == copies
         assert copy_to.connections == copies
-    finally:
-        await copy_to.stop()
 
 
 async def test_a_mirror_backend_that_refuses_does_not_touch_the_primary(
@@ -321,15 +333,7 @@ async def test_a_mirror_backend_that_refuses_does_not_touch_the_primary(
 async def test_silent_mirror_backends_hold_at_most_in_flight_copies(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
-    web = await echo("web")
-    silent = await MirrorEndpoint("silent").start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", silent.port),
-        )
+    async with mirrored(start_proxy, echo, "silent") as (proxy, addr, silent):
         proxy.plane.mirrors = Mirrors(MirrorLimits(in_flight=2))
         c = await Client.connect(addr)
         for _ in range(5):
@@ -338,44 +342,24 @@ async def test_silent_mirror_backends_hold_at_most_in_flight_copies(
         mirrors = proxy.plane.mirrors
         await until(lambda: len(silent.requests) == 2)
         assert (mirrors.in_flight, mirrors.dropped) == (2, 3)  # the other three not mirrored
-    finally:
-        await silent.stop()
 
 
 async def test_a_silent_mirror_backend_frees_its_slot_at_the_deadline(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
-    web = await echo("web")
-    silent = await MirrorEndpoint("silent").start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", silent.port),
-        )
+    async with mirrored(start_proxy, echo, "silent") as (proxy, addr, _):
         proxy.plane.mirrors = mirrors = Mirrors(MirrorLimits(deadline=0.2))
         c = await Client.connect(addr)
         assert (await c.request("GET", "/s", host="example.com")).status == 200
         await c.close()
         await until(lambda: mirrors.in_flight == 0)
         assert (mirrors.sent, mirrors.failed) == (1, 1)  # sent whole, then timed out
-    finally:
-        await silent.stop()
 
 
 async def test_a_huge_body_to_a_mirror_that_does_not_read_is_cut_off_not_buffered(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
-    web = await echo("web")
-    stalled = await MirrorEndpoint("stall").start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", stalled.port),
-        )
+    async with mirrored(start_proxy, echo, "stall") as (proxy, addr, _):
         limit = 256 << 10
         proxy.plane.mirrors = mirrors = Mirrors(MirrorLimits(buffered=limit))
         # Far more than the limit plus what loopback sockets hold (a few MiB each way).
@@ -390,22 +374,12 @@ async def test_a_huge_body_to_a_mirror_that_does_not_read_is_cut_off_not_buffere
         await until(lambda: mirrors.in_flight == 0)
         assert mirrors.dropped == 1
         assert mirrors.sent == 0
-    finally:
-        await stalled.stop()
 
 
 async def test_a_client_gone_mid_body_abandons_its_copy(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
-    web = await echo("web")
-    copy_to = await MirrorEndpoint().start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", copy_to.port),
-        )
+    async with mirrored(start_proxy, echo) as (proxy, addr, copy_to):
         c = await Client.connect(addr)
         c.send(b"POST /cut HTTP/1.1\r\nHost: example.com\r\nContent-Length: 1000\r\n\r\nhalf")
         await until(lambda: copy_to.connections == 1)
@@ -414,22 +388,12 @@ async def test_a_client_gone_mid_body_abandons_its_copy(
         await until(lambda: mirrors.in_flight == 0)
         assert (mirrors.dropped, mirrors.sent) == (1, 0)
         assert copy_to.requests == []  # never a whole request
-    finally:
-        await copy_to.stop()
 
 
 async def test_an_upgrade_request_is_not_mirrored(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
-    web = await echo("web")
-    copy_to = await MirrorEndpoint().start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", copy_to.port),
-        )
+    async with mirrored(start_proxy, echo) as (proxy, addr, copy_to):
         c = await Client.connect(addr)
         r = await c.request(
             "GET",
@@ -441,22 +405,12 @@ async def test_an_upgrade_request_is_not_mirrored(
         await c.close()
         assert proxy.plane.mirrors.in_flight == 0
         assert copy_to.connections == 0
-    finally:
-        await copy_to.stop()
 
 
 async def test_a_request_without_host_gets_a_host_on_its_copy_too(
     start_proxy: ProxyFactory, echo: Callable[..., Any]
 ) -> None:
-    web = await echo("web")
-    copy_to = await MirrorEndpoint().start()
-    try:
-        _, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", copy_to.port),
-        )
+    async with mirrored(start_proxy, echo) as (_, addr, copy_to):
         c = await Client.connect(addr)
         c.send(b"GET /old HTTP/1.0\r\n\r\n")
         r = await c.response()
@@ -465,8 +419,6 @@ async def test_a_request_without_host_gets_a_host_on_its_copy_too(
         assert dict(r.json()["headers"])["host"] == "127.0.0.2"
         head, _ = await copy_to.next_request()
         assert header(head, b"host") == [b"127.0.0.2"]  # a valid HTTP/1.1 request
-    finally:
-        await copy_to.stop()
 
 
 async def test_a_slow_mirror_backend_still_gets_the_whole_body(
@@ -474,15 +426,7 @@ async def test_a_slow_mirror_backend_still_gets_the_whole_body(
 ) -> None:
     # The end of the body arrives while the copy waits for its endpoint to read: it must still
     # be sent (and the request completed), not wait for a wake-up that never comes.
-    web = await echo("web")
-    slow = await MirrorEndpoint("slow").start()
-    try:
-        proxy, addr = await serve_gateway(
-            start_proxy,
-            route("r", {"filters": [mirror("shadow")], "backendRefs": [to("web")]}),
-            *backend_objects("web", [web]),
-            *shadow("shadow", slow.port),
-        )
+    async with mirrored(start_proxy, echo, "slow") as (proxy, addr, slow):
         proxy.plane.mirrors = mirrors = Mirrors(MirrorLimits(buffered=64 << 20))
         body = bytes(range(256)) * (64 << 10)  # 16 MiB: more than loopback sockets hold
         c = await Client.connect(addr)
@@ -493,5 +437,3 @@ async def test_a_slow_mirror_backend_still_gets_the_whole_body(
         assert copied == body
         await until(lambda: mirrors.in_flight == 0)
         assert (mirrors.sent, mirrors.dropped, mirrors.failed) == (1, 0, 0)
-    finally:
-        await slow.stop()

@@ -27,12 +27,18 @@ pytestmark = pytest.mark.asyncio
 PROTOCOL_ERROR = 0x1
 ENHANCE_YOUR_CALM = 0xB
 
-BASE = [
-    (b":method", b"GET"),
-    (b":scheme", b"http"),
-    (b":authority", b"app.example.com"),
-    (b":path", b"/"),
-]
+
+def pseudo(method: bytes = b"GET", path: bytes = b"/") -> list[tuple[bytes, bytes]]:
+    """The pseudo-header fields of a plain-HTTP request to app.example.com (RFC 9113 §8.3.1)."""
+    return [
+        (b":method", method),
+        (b":scheme", b"http"),
+        (b":authority", b"app.example.com"),
+        (b":path", path),
+    ]
+
+
+BASE = pseudo()
 
 
 async def _proxy(start_proxy: ProxyFactory, echo: Callable[..., Any]) -> tuple[Proxy, EchoBackend]:
@@ -211,39 +217,9 @@ MALFORMED: list[tuple[str, list[tuple[bytes, bytes]], bytes | None, tuple[str, i
     ("upgrade", [*BASE, (b"upgrade", b"websocket")], None, ("goaway", PROTOCOL_ERROR)),
     ("te-gzip", [*BASE, (b"te", b"gzip")], None, ("goaway", PROTOCOL_ERROR)),
     # §8.3.1: :path is not empty; only origin form is routed here.
-    (
-        "path-empty",
-        [
-            (b":method", b"GET"),
-            (b":scheme", b"http"),
-            (b":authority", b"app.example.com"),
-            (b":path", b""),
-        ],
-        None,
-        ("goaway", PROTOCOL_ERROR),
-    ),
-    (
-        "path-absolute",
-        [
-            (b":method", b"GET"),
-            (b":scheme", b"http"),
-            (b":authority", b"app.example.com"),
-            (b":path", b"http://other.example.com/x"),
-        ],
-        None,
-        ("status", 400),
-    ),
-    (
-        "path-asterisk",
-        [
-            (b":method", b"OPTIONS"),
-            (b":scheme", b"http"),
-            (b":authority", b"app.example.com"),
-            (b":path", b"*"),
-        ],
-        None,
-        ("status", 400),
-    ),
+    ("path-empty", pseudo(path=b""), None, ("goaway", PROTOCOL_ERROR)),
+    ("path-absolute", pseudo(path=b"http://other.example.com/x"), None, ("status", 400)),
+    ("path-asterisk", pseudo(b"OPTIONS", b"*"), None, ("status", 400)),
     (
         "no-authority",
         [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")],
@@ -257,17 +233,7 @@ MALFORMED: list[tuple[str, list[tuple[bytes, bytes]], bytes | None, tuple[str, i
         ("status", 400),
     ),
     ("host-disagrees", [*BASE, (b"host", b"other.example.com")], None, ("goaway", PROTOCOL_ERROR)),
-    (
-        "fragment",
-        [
-            (b":method", b"GET"),
-            (b":scheme", b"http"),
-            (b":authority", b"app.example.com"),
-            (b":path", b"/a#/../admin"),
-        ],
-        None,
-        ("status", 400),
-    ),
+    ("fragment", pseudo(path=b"/a#/../admin"), None, ("status", 400)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""What ``check`` and ``preview`` share: exit codes, the ``--output`` formats, error output.
+"""What the commands share: exit codes, the ``--output`` formats, error output, ``--environment``.
 
 Exit codes are disjoint so that CI can tell them apart; they are listed in ``kexpose --help``
 and the README (see :data:`EXIT_CODES_HELP`).
@@ -7,11 +7,13 @@ and the README (see :data:`EXIT_CODES_HELP`).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import click
 
+from kexpose.environment import ENVIRONMENTS
 from kexpose.errors import InputError, KexposeError, OutputError, PolicyViolationError
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ __all__ = [
     "EXIT_VIOLATION",
     "MACHINE_FORMATS",
     "emit",
+    "environment_option",
     "exit_code_for",
     "tool_version",
     "where",
@@ -43,6 +46,17 @@ EXIT_CODES_HELP: Final = (
 
 #: Formats for tools: in these, errors are structured output too, never an empty stdout.
 MACHINE_FORMATS: Final = ("json", "sarif", "junit", "github")
+
+
+# What click decorates: a command function, or a command already made.
+_Command = TypeVar("_Command", bound="Callable[..., Any] | click.Command")
+
+
+def environment_option(help_text: str) -> Callable[[_Command], _Command]:
+    """``-e/--environment``, required: the environment whose policy rules apply."""
+    return click.option(
+        "-e", "--environment", type=click.Choice(ENVIRONMENTS), required=True, help=help_text
+    )
 
 
 def tool_version() -> str:

@@ -23,10 +23,11 @@ from kexpose.cli._output import (
     EXIT_VIOLATION,
     MACHINE_FORMATS,
     emit,
+    environment_option,
     tool_version,
     where,
 )
-from kexpose.environment import ENVIRONMENTS, Environment
+from kexpose.environment import Environment
 from kexpose.errors import KexposeError
 from kexpose.policy.config import PolicyConfig, load_policy_config
 from kexpose.policy.engine import Violation, evaluate, identify
@@ -78,13 +79,7 @@ def render_table(
 
 @click.command("check", epilog=EXIT_CODES_HELP)
 @click.argument("paths", metavar="FILE_OR_DIR...", nargs=-1, required=True)
-@click.option(
-    "-e",
-    "--environment",
-    type=click.Choice(ENVIRONMENTS),
-    required=True,
-    help="Environment whose rules and enforcement levels apply.",
-)
+@environment_option("Environment whose rules and enforcement levels apply.")
 @click.option(
     "--policy-config",
     type=click.Path(dir_okay=False),

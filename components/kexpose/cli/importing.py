@@ -26,9 +26,17 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from kexpose.cli._output import EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_VIOLATION, tool_version, where
+from kexpose.cli._output import (
+    EXIT_INPUT,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    environment_option,
+    tool_version,
+    where,
+)
 from kexpose.cli.check import render_table
-from kexpose.environment import ENVIRONMENTS, Environment
+from kexpose.environment import Environment
 from kexpose.errors import KexposeError
 from kexpose.importer import (
     MigrationReport,
@@ -112,13 +120,7 @@ def _write(target: str, text: str, output: str) -> None:
 
 @click.command("import", epilog=_HELP_EXIT)
 @click.argument("sources", metavar="[SOURCE...]", nargs=-1)
-@click.option(
-    "-e",
-    "--environment",
-    type=click.Choice(ENVIRONMENTS),
-    required=True,
-    help="The environment of the stack to write; its policy rules judge the result.",
-)
+@environment_option("The environment of the stack to write; its policy rules judge the result.")
 @click.option(
     "--to",
     "target",

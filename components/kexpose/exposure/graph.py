@@ -601,6 +601,41 @@ def _auth_badge(ing: Mapping[str, Any]) -> Badge:
     return Badge("auth: none", "info")
 
 
+def _missing_controller(b: _Builder, cls: str, why: str) -> str:
+    """A controller node for a class the stack names but does not hold."""
+    return b.add(Node(f"ctrl:{cls}", "controller", cls, "cluster", details=(why,), missing=True))
+
+
+def _host_node(
+    b: _Builder,
+    obj: Mapping[str, Any],
+    i: int,
+    host: str,
+    ctrl: str,
+    tls: list[Badge],
+    tls_details: list[str],
+    findings: tuple[Finding, ...],
+) -> str:
+    """The node for the ``i``-th host of an Ingress or HTTPRoute, linked from its controller
+    (none: the route is attached to no Gateway)."""
+    ns, name = _ns(obj), _name(obj)
+    host_id = b.add(
+        Node(
+            f"host:{ns}/{name}/{i}",
+            "host",
+            host if host != "*" else "* (any host)",
+            ns,
+            details=(f"{obj.get('kind')} {name}", *tls_details),
+            badges=(*tls, _auth_badge(obj)),
+            findings=findings,
+            objects=(_key(obj),),
+        )
+    )
+    if ctrl:
+        b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+    return host_id
+
+
 def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str]) -> None:
     spec = ing.get("spec") or {}
     ns, name, key = _ns(ing), _name(ing), _key(ing)
@@ -608,17 +643,7 @@ def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str])
     cls = spec.get("ingressClassName") or _default_class(b) or "(no class)"
     ctrl = classes.get(cls)
     if ctrl is None:
-        ctrl = b.add(
-            Node(
-                f"ctrl:{cls}",
-                "controller",
-                cls,
-                "cluster",
-                details=(f"IngressClass {cls} not in stack",),
-                missing=True,
-            )
-        )
-        classes[cls] = ctrl
+        ctrl = classes[cls] = _missing_controller(b, cls, f"IngressClass {cls} not in stack")
     per_rule: dict[tuple[int, int | None], list[Violation]] = {}
     general: list[Violation] = []
     for v in b.by_key.get(key, []):
@@ -633,20 +658,8 @@ def _ingress_nodes(b: _Builder, ing: Mapping[str, Any], classes: dict[str, str])
     for i, rule in enumerate(rules):
         host = rule.get("host") or "*"
         tls, tls_details = _tls_badges(b, ing, host)
-        host_findings = [*general, *per_rule.get((i, None), [])]
-        host_id = b.add(
-            Node(
-                f"host:{ns}/{name}/{i}",
-                "host",
-                host if host != "*" else "* (any host)",
-                ns,
-                details=(f"Ingress {name}", *tls_details),
-                badges=(*tls, _auth_badge(ing)),
-                findings=tuple(Finding.of(v) for v in host_findings),
-                objects=(key,),
-            )
-        )
-        b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+        host_findings = tuple(Finding.of(v) for v in (*general, *per_rule.get((i, None), [])))
+        host_id = _host_node(b, ing, i, host, ctrl, tls, tls_details, host_findings)
         paths = (
             [{"path": "(default backend)", "backend": rule["_default"]}]
             if "_default" in rule
@@ -744,16 +757,8 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
         cls = str(((gateway or {}).get("spec") or {}).get("gatewayClassName") or parent["name"])
         ctrl = classes.get(cls)
         if ctrl is None:
-            ctrl = classes[cls] = b.add(
-                Node(
-                    f"ctrl:{cls}",
-                    "controller",
-                    cls,
-                    "cluster",
-                    details=(f"Gateway {parent.get('name')} not in stack",),
-                    missing=True,
-                )
-            )
+            why = f"Gateway {parent.get('name')} not in stack"
+            ctrl = classes[cls] = _missing_controller(b, cls, why)
         listeners = list(((gateway or {}).get("spec") or {}).get("listeners") or [])
         section = parent.get("sectionName")
         listener = next((x for x in listeners if x.get("name") == section), None)
@@ -769,20 +774,7 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
             attached[0] if attached else ("", None, None),
         )
         tls, tls_details = _listener_tls(b, gateway, listener)
-        host_id = b.add(
-            Node(
-                f"host:{ns}/{name}/{i}",
-                "host",
-                host if host != "*" else "* (any host)",
-                ns,
-                details=(f"HTTPRoute {name}", *tls_details),
-                badges=(*tls, _auth_badge(route)),
-                findings=findings,
-                objects=(key,),
-            )
-        )
-        if ctrl:
-            b.link(ctrl, host_id, "https" if tls[0].label.startswith("TLS") else "http")
+        host_id = _host_node(b, route, i, host, ctrl, tls, tls_details, findings)
         for j, rule in enumerate(spec.get("rules") or []):
             path, path_type, extra = _match_text(rule)
             refs = list(rule.get("backendRefs") or [])

@@ -102,7 +102,14 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
             ("", ("namespaces", "configmaps"), _WATCH),
             (
                 _GW,
-                ("gatewayclasses", "gateways", "httproutes", "referencegrants", "listenersets"),
+                (
+                    "gatewayclasses",
+                    "gateways",
+                    "httproutes",
+                    "grpcroutes",
+                    "referencegrants",
+                    "listenersets",
+                ),
                 _WATCH,
             ),
             ("kexpose.dev", ("edgeauths",), _WATCH),
@@ -111,6 +118,7 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
             "gatewayclasses/status",
             "gateways/status",
             "httproutes/status",
+            "grpcroutes/status",
             "listenersets/status",
         ),
     ),

@@ -331,6 +331,11 @@ def gateway_manifests(
     return out
 
 
+#: pulumi-kubernetes' annotation for a server-side apply that takes over fields another manager
+#: set (its registry guide "managing resources with server-side apply", field conflicts).
+PATCH_FORCE: Final = "pulumi.com/patchForce"
+
+
 def crd_manifests() -> list[Manifest]:
     """The Gateway API CRDs (standard channel v1.6.3) the controller installs, labelled as
     kexpose's."""
@@ -338,5 +343,12 @@ def crd_manifests() -> list[Manifest]:
     for crd in crds():
         meta = crd.setdefault("metadata", {})
         meta["labels"] = {**meta.get("labels", {}), **MANAGED_BY}
+        # CRDs are cluster-wide and often there already (another stack, a conformance run, a
+        # platform that applied the same bundle): like Helm's crds/ handling, install or adopt
+        # them rather than fail on the other field manager's server-side-apply conflict
+        # (pulumi-kubernetes' patchForce); the component also never deletes them (retained on
+        # delete, resources/ingress_controller.py), since deleting a CRD deletes every route
+        # and Gateway of that kind in the cluster.
+        meta["annotations"] = {**meta.get("annotations", {}), PATCH_FORCE: "true"}
         out.append(crd)
     return out

@@ -76,7 +76,12 @@ class IngressController(pulumi.ComponentResource):
             made[kind] = register(
                 manifest,
                 name=resource_name(name, manifest),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+                # CRDs stay on destroy (manifests/gateway.py crd_manifests says why).
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=deps,
+                    retain_on_delete=kind == "CustomResourceDefinition" or None,
+                ),
             )
             if kind == "CustomResourceDefinition":
                 crds.append(made[kind])

@@ -165,16 +165,8 @@ class LightkubeApi:
             await stream.aclose()  # type: ignore[attr-defined]
 
     async def get_service(self, namespace: str, name: str) -> Service | None:
-        ServiceResource = self._resource("Service")  # noqa: N806 - a class
-
-        try:
-            obj = await self._client.get(ServiceResource, name, namespace=namespace)
-        except Exception as exc:  # wrapped: no client exception escapes
-            error = _wrap(exc, f"get Service {namespace}/{name}")
-            if error.status == 404:
-                return None
-            raise error from exc
-        return cast("Service", _raw(obj, "Service"))
+        obj = await self._get(self._resource("Service"), "Service", namespace, name)
+        return None if obj is None else cast("Service", _raw(obj, "Service"))
 
     async def patch_ingress_status(
         self, namespace: str, name: str, addresses: list[LoadBalancerIngress]
@@ -208,31 +200,34 @@ class LightkubeApi:
     async def get_lease(self, namespace: str, name: str) -> Lease | None:
         from lightkube.resources.coordination_v1 import Lease as LeaseResource
 
+        obj = await self._get(LeaseResource, "Lease", namespace, name)
+        return None if obj is None else cast("Lease", cast("Any", obj).to_dict())
+
+    async def _get(self, resource: Any, kind: str, namespace: str, name: str) -> object | None:
+        """The object, or None when the API server answers 404."""
         try:
-            obj = await self._client.get(LeaseResource, name, namespace=namespace)
+            obj: object = await self._client.get(resource, name, namespace=namespace)
         except Exception as exc:  # wrapped: no client exception escapes
-            error = _wrap(exc, f"get Lease {namespace}/{name}")
+            error = _wrap(exc, f"get {kind} {namespace}/{name}")
             if error.status == 404:
                 return None
             raise error from exc
-        return cast("Lease", cast("Any", obj).to_dict())
+        return obj
 
     async def create_lease(self, lease: Lease) -> Lease:
-        from lightkube import codecs
-
-        try:
-            obj = await self._client.create(codecs.from_dict(cast("dict[str, Any]", lease)))
-        except Exception as exc:  # wrapped: no client exception escapes
-            raise _wrap(exc, "create Lease") from exc
-        return cast("Lease", cast("Any", obj).to_dict())
+        return await self._write_lease("create", lease)
 
     async def replace_lease(self, lease: Lease) -> Lease:
+        return await self._write_lease("replace", lease)
+
+    async def _write_lease(self, verb: Literal["create", "replace"], lease: Lease) -> Lease:
         from lightkube import codecs
 
+        write = self._client.create if verb == "create" else self._client.replace
         try:
-            obj = await self._client.replace(codecs.from_dict(cast("dict[str, Any]", lease)))
+            obj = await write(codecs.from_dict(cast("dict[str, Any]", lease)))
         except Exception as exc:  # wrapped: no client exception escapes
-            raise _wrap(exc, "replace Lease") from exc
+            raise _wrap(exc, f"{verb} Lease") from exc
         return cast("Lease", cast("Any", obj).to_dict())
 
     async def close(self) -> None:
@@ -248,6 +243,7 @@ _PLURALS: Mapping[str, str] = {
     "GatewayClass": "gatewayclasses",
     "Gateway": "gateways",
     "HTTPRoute": "httproutes",
+    "GRPCRoute": "grpcroutes",
     "ReferenceGrant": "referencegrants",
     "Namespace": "namespaces",
     "ConfigMap": "configmaps",
@@ -287,7 +283,13 @@ def _status_resources() -> dict[GatewayKind, Any]:
     from lightkube.generic_resource import Generic
 
     made: dict[GatewayKind, Any] = {}
-    kinds: tuple[GatewayKind, ...] = ("GatewayClass", "Gateway", "HTTPRoute", "ListenerSet")
+    kinds: tuple[GatewayKind, ...] = (
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "GRPCRoute",
+        "ListenerSet",
+    )
     for kind in kinds:
         group, _, version = _API_VERSIONS[kind].rpartition("/")
         definition = res.ResourceDef(group, version, kind)

@@ -9,8 +9,9 @@ proxy becomes ready.
 
 The status writer keeps ``status.loadBalancer.ingress`` of the Ingresses we own at the
 published address and, when the Gateway API is served, the status of our GatewayClasses,
-Gateways, ListenerSets and HTTPRoutes as the table computed it (``routes._gwstatus``: only what
-changed is written); with several replicas only the Lease holder writes (``lease``).
+Gateways, ListenerSets, HTTPRoutes and GRPCRoutes as the table computed it
+(``routes._gwstatus``: only what changed is written); with several replicas only the Lease holder
+writes (``lease``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kexpose.proxy.routes import (
     GATEWAY_KINDS,
     KINDS,
     Claim,
+    GatewayKind,
     Key,
     LoadBalancerIngress,
     ObjectSet,
@@ -56,13 +58,14 @@ log = logging.getLogger(__name__)
 
 _INGRESS_KINDS: Final[tuple[AnyKind, ...]] = tuple(KINDS)
 _GATEWAY_KINDS: Final[tuple[AnyKind, ...]] = (*GATEWAY_KINDS, *EXTENSION_KINDS)
-#: Optional kinds: kexpose's own CRD (``EdgeAuth``), and ListenerSet, which the standard
-#: channel gained in v1.6 (clusters whose platform owns older Gateway API CRDs do not serve it).
+#: Optional kinds: kexpose's own CRD (``EdgeAuth``), ListenerSet, which the standard channel
+#: gained in v1.6, and GRPCRoute, standard since v1.1 (clusters whose platform owns older Gateway
+#: API CRDs do not serve them).
 #: An API server that does not serve them (the CRD is not installed: 404) or lets us not read
 #: them (403) gives an empty set, so that readiness never waits on them; references to them then
 #: do not resolve (an HTTPRoute's ExtensionRef answers 500, a parentRef to a ListenerSet is not
 #: accepted). They are listed again later.
-_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset({*EXTENSION_KINDS, "ListenerSet"})
+_OPTIONAL_KINDS: Final[frozenset[str]] = frozenset({*EXTENSION_KINDS, "ListenerSet", "GRPCRoute"})
 
 
 def _version_of(obj: object) -> str | None:
@@ -334,8 +337,8 @@ class ControlPlane:
         return written + len(updates)
 
     async def write_gateway_status(self) -> int:
-        """GatewayClasses, Gateways, ListenerSets and HTTPRoutes of ours: write what differs from
-        the cache."""
+        """GatewayClasses, Gateways, ListenerSets and routes of ours: write what differs from the
+        cache."""
         assert self.table is not None
         controller = self._claim.gateway_controller
         assert controller is not None
@@ -364,9 +367,10 @@ class ControlPlane:
                 written += 1
         for route in gateway.routes:
             key = (route.namespace, route.name)
-            body = route_status_body(route, store["HTTPRoute"].get(key), controller, now)
+            kind = cast("GatewayKind", route.kind)
+            body = route_status_body(route, store[kind].get(key), controller, now)
             if body is not None:
-                await self._api.patch_status("HTTPRoute", route.namespace, route.name, body)
+                await self._api.patch_status(kind, route.namespace, route.name, body)
                 written += 1
         if written:
             log.info("status: %d Gateway API object(s) written", written)

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from kexpose.hosts import normalize_host
 from kexpose.proxy.dataplane._chunked import ChunkedError, ChunkedScanner
 from kexpose.proxy.dataplane._exchange import Exchange
 from kexpose.proxy.dataplane._http2 import PREFACE, Http2Connection
-from kexpose.proxy.dataplane._messages import local_response
+from kexpose.proxy.dataplane._messages import local_response, remember_head
+from kexpose.proxy.dataplane._peer import peer_of
 from kexpose.proxy.dataplane._plans import plan_request
-from kexpose.proxy.dataplane._tls import sni_of
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._roles import Finished, Plane
@@ -42,11 +41,6 @@ _TUNNEL: Final = 4
 _PIPELINE: Final = 1
 _UPSTREAM: Final = 2
 _WRITING: Final = 4  # the client does not read its answers: start no new request until it does
-
-# Planned request heads are reused for identical head bytes (clients on keep-alive connections
-# repeat their heads); bounded in entries and in the size of a head worth keeping.
-_HEAD_CACHE_MAX: Final = 1024
-_HEAD_CACHE_BYTES: Final = 2048
 
 
 class ClientConnection(asyncio.Protocol):
@@ -132,23 +126,13 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
-        self.peer_bytes = ip = self.peer.encode()
-        proto = self.scheme
-        # The same for every request on this connection, so built once.
-        self.forwarded = (
-            b"\r\nx-forwarded-for: %b\r\nx-real-ip: %b\r\nx-forwarded-proto: %b"
-            b"\r\nx-forwarded-scheme: %b" % (ip, ip, proto, proto)
-        )
-        if proto == b"https":
+        if self.scheme == b"https":
             sslobj = transport.get_extra_info("ssl_object")
             if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
                 # HTTP/2 by ALPN (RFC 9113 §3.2): the connection is the HTTP/2 protocol's.
                 self._become_http2(transport, b"")
                 return
-            sni = sni_of(sslobj)
-            self.sni = normalize_host(sni) if sni else None
+        self.peer, self.peer_bytes, self.forwarded, self.sni = peer_of(transport, self.scheme)
         self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.header
         self.plane.opened(self)
 
@@ -205,6 +189,10 @@ class ClientConnection(asyncio.Protocol):
                 self._buf = data  # the preface so far, or the start of a PRI request line
                 return
             self._fresh = False
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Consume client bytes; a malformed request is answered 400."""
         self._consuming = True
         try:
             self._consume(data)
@@ -355,10 +343,8 @@ class ClientConnection(asyncio.Protocol):
             except HttpParserUpgrade:
                 pass  # an upgrade request; llhttp has completed the message
             req = plan_request(head, scheme=self.scheme, hosts=self.plane.hosts[self.scheme])
-            if len(head) <= _HEAD_CACHE_BYTES:
-                if len(heads) >= _HEAD_CACHE_MAX:
-                    heads.clear()
-                heads[head] = req
+            # Clients on keep-alive connections repeat their heads.
+            remember_head(heads, head, req)
         else:
             # The same bytes llhttp accepted before: validating them again would say the same.
             # llhttp sits this message out unless its framing needs it (chunked).
@@ -437,13 +423,7 @@ class ClientConnection(asyncio.Protocol):
         """Between requests: start on what the client already sent, or wait idle."""
         if self._buf and not self._consuming:
             data, self._buf = self._buf, b""
-            self._consuming = True
-            try:
-                self._consume(data)
-            except (HttpParserError, HttpParserUpgrade, ChunkedError, ValueError) as exc:
-                self._bad_request(400, f"malformed request: {exc}")
-            finally:
-                self._consuming = False
+            self._feed(data)
         elif not self._buf:
             self._idle()
 

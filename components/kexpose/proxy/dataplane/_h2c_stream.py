@@ -20,6 +20,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
 from httptools import HttpParserError, HttpRequestParser
 
+from kexpose.proxy.dataplane._h2window import next_piece
 from kexpose.proxy.dataplane._messages import modify_fields, status_line
 from kexpose.proxy.dataplane._upstream import Requester
 
@@ -195,15 +196,9 @@ class H2cStream:
         if not sid:
             return
         while out:
-            window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
-            if window <= 0:
+            piece = next_piece(h2, sid, out)
+            if piece is None:
                 break
-            piece = out[0]
-            if len(piece) > window:
-                out[0] = piece[window:]
-                piece = piece[:window]
-            else:
-                out.pop(0)
             self._out_bytes -= len(piece)
             last = not out and end == []
             h2.send_data(sid, piece, end_stream=last)

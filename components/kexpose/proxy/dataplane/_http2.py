@@ -38,9 +38,8 @@ from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
-from kexpose.hosts import normalize_host
 from kexpose.proxy.dataplane._http2_stream import Http2Stream
-from kexpose.proxy.dataplane._tls import sni_of
+from kexpose.proxy.dataplane._peer import peer_of
 
 if TYPE_CHECKING:
     from kexpose.proxy.dataplane._roles import Plane
@@ -158,17 +157,7 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
-        self.peer_bytes = ip = self.peer.encode()
-        proto = self.scheme
-        self.forwarded = (
-            b"\r\nx-forwarded-for: %b\r\nx-real-ip: %b\r\nx-forwarded-proto: %b"
-            b"\r\nx-forwarded-scheme: %b" % (ip, ip, proto, proto)
-        )
-        if proto == b"https":
-            sni = sni_of(transport.get_extra_info("ssl_object"))
-            self.sni = normalize_host(sni) if sni else None
+        self.peer, self.peer_bytes, self.forwarded, self.sni = peer_of(transport, self.scheme)
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(_CONNECTION_WINDOW - 65_535)
         self.flush()

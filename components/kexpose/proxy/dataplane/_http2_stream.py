@@ -23,6 +23,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, Htt
 
 from kexpose.proxy.dataplane._exchange import Exchange
 from kexpose.proxy.dataplane._grpc import grpc_timeout, is_grpc
+from kexpose.proxy.dataplane._h2window import next_piece
 from kexpose.proxy.dataplane._plans import plan_request
 from kexpose.proxy.dataplane._translation import (
     BadRequest,
@@ -384,15 +385,9 @@ class Http2Stream:
                 return
             h2.send_headers(sid, head)
         while out:
-            window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
-            if window <= 0:
+            piece = next_piece(h2, sid, out)
+            if piece is None:
                 break
-            piece = out[0]
-            if len(piece) > window:
-                out[0] = piece[window:]
-                piece = piece[:window]
-            else:
-                out.pop(0)
             self._out_bytes -= len(piece)
             if not out and end == []:
                 h2.send_data(sid, piece, end_stream=True)

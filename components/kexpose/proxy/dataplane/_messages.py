@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Final, TypeVar
 
 from kexpose.hosts import normalize_host
 from kexpose.proxy.filters import HeaderModifier, apply_header_modifier
@@ -37,10 +37,18 @@ __all__ = [
     "modify_fields",
     "parse_request_head",
     "parse_response_head",
+    "remember_head",
     "status_line",
 ]
 
 _OPTIONS: Final = frozenset((b"close", b"keep-alive", b"upgrade"))
+
+# What a head parsed once is worth keeping for, by its exact bytes: bounded in entries and in
+# the size of a head (a long one is rarely repeated to the byte).
+_HEAD_CACHE_MAX: Final = 1024
+_HEAD_CACHE_BYTES: Final = 2048
+
+_Parsed = TypeVar("_Parsed")
 
 # Headers a request head is searched for (one pass), and those removed before forwarding.
 _REQUEST_FIELDS: Final = re.compile(
@@ -393,3 +401,12 @@ class HeadRewrite:
         # The usual case: the client sent none of the names (llhttp refuses whitespace before
         # the colon, so the search is exact); the new lines are appended as they are.
         return prefix + self.lines
+
+
+def remember_head(heads: dict[bytes, _Parsed], head: bytes, parsed: _Parsed) -> None:
+    """Keep what ``head`` was parsed into for the next identical head bytes: at most
+    ``_HEAD_CACHE_MAX`` heads of at most ``_HEAD_CACHE_BYTES`` each (a full cache starts over)."""
+    if len(head) <= _HEAD_CACHE_BYTES:
+        if len(heads) >= _HEAD_CACHE_MAX:
+            heads.clear()
+        heads[head] = parsed

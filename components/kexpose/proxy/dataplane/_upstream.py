@@ -24,6 +24,7 @@ from kexpose.proxy.dataplane._messages import (
     chunk,
     modify_fields,
     parse_response_head,
+    remember_head,
 )
 from kexpose.proxy.filters import HeaderModifier
 from kexpose.proxy.routes import Endpoint
@@ -125,10 +126,6 @@ class Requester(Protocol):
 
 
 _LAST_CHUNK: Final = b"0\r\n\r\n"
-# Rewritten response heads are reused for identical head bytes: an endpoint answers many
-# requests with the same head (it changes with Date once a second, or with the length).
-_HEAD_CACHE_MAX: Final = 1024
-_HEAD_CACHE_BYTES: Final = 2048
 
 # Where the response is (``UpstreamConnection._state``).
 _IDLE: Final = 0
@@ -339,10 +336,9 @@ class UpstreamConnection(asyncio.Protocol):
                     if parsed[0] == 101:
                         self._upgraded(ex, out, head, data)
                         return
-                    if len(head) <= _HEAD_CACHE_BYTES:
-                        if len(heads) >= _HEAD_CACHE_MAX:
-                            heads.clear()
-                        heads[head] = parsed
+                    # An endpoint answers many requests with the same head (it changes with
+                    # Date once a second, or with the length).
+                    remember_head(heads, head, parsed)
                 else:
                     # The same bytes llhttp accepted before: validating them again would say
                     # the same. llhttp sits this message out unless its framing needs it.

@@ -1,8 +1,8 @@
 """Gateway API objects in, the Gateway half of the route table and every status value out.
 
 Which objects are ours: GatewayClasses whose ``controllerName`` is ours, the Gateways of those
-classes, and the HTTPRoutes (and their parentRefs) that point at those Gateways. A route's
-parentRef to a Gateway that is not ours gets no status from us.
+classes, and the HTTPRoutes and GRPCRoutes (and their parentRefs) that point at those Gateways.
+A route's parentRef to a Gateway that is not ours gets no status from us.
 
 Listeners (``Listener``, ``ListenerStatus``; gateway-api v1.6.3 ``apis/v1/gateway_types.go``):
 
@@ -15,8 +15,9 @@ Listeners (``Listener``, ``ListenerStatus``; gateway-api v1.6.3 ``apis/v1/gatewa
   a missing or unusable Secret is ``ResolvedRefs=False/InvalidCertificateRef``, a Secret in
   another namespace without a ReferenceGrant ``RefNotPermitted``; such a listener is not
   ``Programmed`` (``Invalid``) and serves nothing.
-- ``allowedRoutes.kinds`` may only name HTTPRoute here; any other kind is dropped from
-  ``supportedKinds`` and sets ``ResolvedRefs=False/InvalidRouteKinds``.
+- ``allowedRoutes.kinds`` may only name HTTPRoute and GRPCRoute here; any other kind is dropped
+  from ``supportedKinds`` and sets ``ResolvedRefs=False/InvalidRouteKinds``. Without kinds, an
+  HTTP or HTTPS listener takes both (the protocol's route kinds: "HTTP | HTTPRoute, GRPCRoute").
 - ``attachedRoutes`` counts the routes attached to the listener (each route once).
 
 ListenerSets (``_listenerset``) add listeners to Gateways that allow them: built here like a
@@ -28,11 +29,17 @@ The Gateway is ``Accepted`` (reason ``ListenersNotValid`` when some listener is 
 one listener is valid or it has none, and ``Programmed`` when it also has an address. Addresses
 come from the control plane (``addresses``), which knows how this deployment gets them.
 
-Routes: ``_httproute`` translates the rules; here a route is attached. For each parentRef to one
-of our Gateways: the listeners named by ``sectionName``/``port`` (none: ``NoMatchingParent``),
-those whose ``allowedRoutes`` admit the route's namespace and kind (none:
+Routes: ``_httproute`` and ``_grpcroute`` translate the rules; here a route is attached. For
+each parentRef to one of our Gateways: the listeners named by ``sectionName``/``port`` (none:
+``NoMatchingParent``), those whose ``allowedRoutes`` admit the route's namespace and kind (none:
 ``NotAllowedByListeners``), those sharing a hostname with it (none:
 ``NoMatchingListenerHostname``). ``ResolvedRefs`` reports the first unresolved reference.
+
+Cross-serving (``GRPCRouteSpec.hostnames``): when an HTTPRoute and a GRPCRoute would attach to
+one listener with intersecting hostnames, exactly one of them is accepted there: the older
+(``creationTimestamp``), then the first by ``namespace/name``. The other is not attached to that
+listener; when that leaves it no listener of the parentRef, it is ``Accepted=False/
+NotAllowedByListeners`` there, its message naming the route it lost to.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from kexpose.proxy.routes._auth import extension_resolver
 from kexpose.proxy.routes._backends import Backend, resolve_backend
@@ -52,6 +59,7 @@ from kexpose.proxy.routes._frontend import (
     insecure_fallback,
 )
 from kexpose.proxy.routes._grants import Grants
+from kexpose.proxy.routes._grpcroute import translate_grpc_rules
 from kexpose.proxy.routes._gwhosts import ANY_HOST, intersect, specificity
 from kexpose.proxy.routes._gwstatus import (
     ClassStatus,
@@ -88,8 +96,11 @@ __all__ = [
 ]
 
 GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
-_ROUTE_KINDS: Final = frozenset({(GATEWAY_GROUP, "HTTPRoute")})
+#: The route kinds an HTTP or HTTPS listener takes when ``allowedRoutes.kinds`` names none.
+_DEFAULT_KINDS: Final = ((GATEWAY_GROUP, "HTTPRoute"), (GATEWAY_GROUP, "GRPCRoute"))
+_ROUTE_KINDS: Final = frozenset(_DEFAULT_KINDS)
 _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
+RouteKind = Literal["HTTPRoute", "GRPCRoute"]
 #: The conformance features (gateway-api v1.6.3 ``pkg/features``) this implementation claims in
 #: its GatewayClass status: the Core ones, and the Extended ones the data plane implements.
 #: Retries are served, but ``retry`` is an experimental-channel field that the standard CRDs
@@ -97,10 +108,13 @@ _PROTOCOLS: Final = frozenset({"HTTP", "HTTPS"})
 #: for), but its test checks that a certificate is requested and any one accepted, which
 #: Python's ``ssl`` cannot do (no verify callback: a certificate that is asked for is
 #: verified). h2c backends (``appProtocol: kubernetes.io/h2c``) and the 421 of a coalesced
-#: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2).
+#: HTTP/2 connection are served and pass the suite's tests (whose clients speak HTTP/2), as do
+#: GRPCRoutes (the GATEWAY-GRPC profile) over h2c and HTTP/2 with TLS.
 #: ``ListenerSet`` (``_listenerset``) is claimed for the 12 tests it covers in GATEWAY-HTTP;
 #: ListenerSetAllowedRoutesSupportedKinds also needs TLSRoute.
 SUPPORTED_FEATURES: Final = (
+    "GRPCRoute",
+    "GRPCRouteNamedRouteRule",
     "Gateway",
     "GatewayAddressEmpty",
     "GatewayFrontendClientCertificateValidation",
@@ -222,7 +236,9 @@ class _Build:
 
     # --- backends ----------------------------------------------------------------------------
 
-    def resolver(self, namespace: str) -> Callable[[Mapping[str, Any]], Any]:
+    def resolver(
+        self, namespace: str, route_kind: str = "HTTPRoute"
+    ) -> Callable[[Mapping[str, Any]], Any]:
         def resolve(ref: Mapping[str, Any]) -> tuple[Backend | None, tuple[str, str] | None]:
             group = str(ref.get("group") or "")
             kind = str(ref.get("kind") or "Service")
@@ -233,7 +249,7 @@ class _Build:
                 return None, ("InvalidKind", f"backendRef {group}/{label}: only core Services")
             if not self.grants.allows(
                 from_group=GATEWAY_GROUP,
-                from_kind="HTTPRoute",
+                from_kind=route_kind,
                 from_namespace=namespace,
                 to_group="",
                 to_kind="Service",
@@ -282,7 +298,7 @@ class _Build:
             pair = (str(k.get("group", GATEWAY_GROUP) or ""), str(k.get("kind") or ""))
             (kinds if pair in _ROUTE_KINDS else bad_kinds).append(pair)
         if not wanted:
-            kinds = sorted(_ROUTE_KINDS) if protocol in _PROTOCOLS else []
+            kinds = list(_DEFAULT_KINDS) if protocol in _PROTOCOLS else []
         listener.kinds = tuple(kinds)
         accepted = condition("Accepted", True, "Accepted")
         resolved = condition("ResolvedRefs", True, "ResolvedRefs")
@@ -395,11 +411,13 @@ class _Build:
                     c = condition("Conflicted", False, "NoConflicts")
                 lst.conditions["Conflicted"] = c
 
-    def admits(self, listener: _Listener, gateway_ns: str, route_ns: str) -> bool:
+    def admits(
+        self, listener: _Listener, gateway_ns: str, route_ns: str, kind: str = "HTTPRoute"
+    ) -> bool:
         allowed = mapping(listener.spec.get("allowedRoutes"))
         spec = mapping(allowed.get("namespaces"))
         source = spec.get("from") or "Same"
-        if (GATEWAY_GROUP, "HTTPRoute") not in listener.kinds:
+        if (GATEWAY_GROUP, kind) not in listener.kinds:
             return False
         if source == "All":
             return True
@@ -410,12 +428,6 @@ class _Build:
                 mapping(spec.get("selector")), self.namespaces.get(route_ns, {})
             )
         return False
-
-
-def _route_sort_key(
-    rule: GatewayRule, created: str, label: str, match_index: int
-) -> tuple[Any, ...]:
-    return (*rule.match.rank(), created, label, rule.rule, match_index)
 
 
 def our_classes(
@@ -446,6 +458,7 @@ def build_gateway_table(
     classes: Mapping[str, Mapping[str, Any]],
     gateways: Mapping[Key, Mapping[str, Any]],
     routes: Mapping[Key, Mapping[str, Any]],
+    grpc_routes: Mapping[Key, Mapping[str, Any]] | None = None,
     grants: Sequence[Mapping[str, Any]],
     services: Mapping[Key, Service],
     slices: Mapping[Key, list[EndpointSlice]],
@@ -496,11 +509,18 @@ def build_gateway_table(
         **{(LISTENER_SET_KIND, a.key): made for a, made, _ in sets},
     }
 
-    route_status: list[RouteStatus] = []
-    for key, route in sorted(routes.items()):
-        status = _attach_route(build, key, route, parents)
-        if status is not None:
-            route_status.append(status)
+    plans: list[_Plan] = []
+    by_kind: tuple[tuple[RouteKind, Mapping[Key, Mapping[str, Any]]], ...] = (
+        ("HTTPRoute", routes),
+        ("GRPCRoute", grpc_routes or {}),
+    )
+    for kind, objects in by_kind:
+        for key, route in sorted(objects.items()):
+            plan = _plan_route(build, kind, key, route, parents)
+            if plan is not None:
+                plans.append(plan)
+    _settle_cross_serving(plans)
+    route_status = [_commit_route(plan) for plan in plans]
 
     ports: list[GatewayPort] = []
     gateway_status: list[GatewayStatus] = []
@@ -652,38 +672,77 @@ def _set_status(
     )
 
 
-def _attach_route(
+@dataclass(slots=True)
+class _Parent:
+    """One parentRef of ours of a route: its conditions and the listeners it attaches to."""
+
+    ref: Mapping[str, Any]
+    accepted: Condition
+    resolved: Condition
+    attached: list[tuple[_Listener, list[str]]]
+    """(listener, the effective hostnames under it, most specific first)."""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Where one route would attach, before cross-serving is settled."""
+
+    kind: RouteKind
+    namespace: str
+    name: str
+    generation: int
+    created: str
+    rules: list[tuple[tuple[Any, ...], GatewayRule]]
+    """(match precedence, rule) of each entry of the translated route."""
+    parents: list[_Parent]
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _plan_route(
     build: _Build,
+    kind: RouteKind,
     key: Key,
     route: Mapping[str, Any],
     parent_listeners: Mapping[tuple[str, Key], list[_Listener]],
-) -> RouteStatus | None:
+) -> _Plan | None:
     namespace, name = key
     label = f"{namespace}/{name}"
     spec = mapping(route.get("spec"))
-    parents: list[ParentStatus] = []
-    translated = None
+    parents: list[_Parent] = []
+    rules: list[tuple[tuple[Any, ...], GatewayRule]] = []
+    unresolved: list[tuple[str, str]] = []
     problem: RouteProblem | None = None
     try:
-        extensions = extension_resolver(
-            namespace, build.edge_auths, secrets=build.secrets, notes=build.problems
-        )
-        translated = translate_rules(route, label, build.resolver(namespace), extensions)
+        if kind == "GRPCRoute":
+            grpc = translate_grpc_rules(route, label, build.resolver(namespace, kind))
+            rules = list(zip(grpc.ranks, grpc.rules, strict=True))
+            unresolved = grpc.unresolved
+        else:
+            extensions = extension_resolver(
+                namespace, build.edge_auths, secrets=build.secrets, notes=build.problems
+            )
+            http = translate_rules(route, label, build.resolver(namespace, kind), extensions)
+            rules = [(rule.match.rank(), rule) for rule in http.rules]
+            unresolved = http.unresolved
     except RouteProblem as exc:
         problem = exc
-        build.problems.append(f"HTTPRoute {label}: {exc.message}")
+        build.problems.append(f"{kind} {label}: {exc.message}")
     raw_hosts = spec.get("hostnames") or []
     hostnames = (
         [h.lower() for h in raw_hosts if isinstance(h, str)] if isinstance(raw_hosts, list) else []
     )
-    created = _created(route)
     for ref in entries(spec.get("parentRefs")):
         group = ref.get("group", GATEWAY_GROUP)
-        kind = ref.get("kind", "Gateway")
+        parent_kind = ref.get("kind", "Gateway")
         parent_key = (str(ref.get("namespace") or namespace), str(ref.get("name") or ""))
         # A Gateway's own listeners, or a ListenerSet's (``_listenerset``): a Gateway parentRef
         # never reaches the listeners its ListenerSets add.
-        parent = parent_listeners.get((str(kind), parent_key)) if group == GATEWAY_GROUP else None
+        parent = (
+            parent_listeners.get((str(parent_kind), parent_key)) if group == GATEWAY_GROUP else None
+        )
         if parent is None:
             continue  # not a parent of ours: another controller reports on it
         candidates = [
@@ -704,7 +763,7 @@ def _attach_route(
             allowed = [
                 lst
                 for lst in candidates
-                if lst.attachable and build.admits(lst, parent_key[0], namespace)
+                if lst.attachable and build.admits(lst, parent_key[0], namespace, kind)
             ]
             for lst in allowed:
                 names = [n for h in hostnames if (n := intersect(lst.hostname, h)) is not None]
@@ -725,23 +784,74 @@ def _attach_route(
                 )
             else:
                 accepted = condition("Accepted", True, "Accepted")
-        if translated is not None and translated.unresolved:
-            reason, message = translated.unresolved[0]
+        if unresolved:
+            reason, message = unresolved[0]
             resolved = condition("ResolvedRefs", False, reason, message)
         else:
             resolved = condition("ResolvedRefs", True, "ResolvedRefs")
-        parents.append(ParentStatus(dict(ref), (accepted, resolved)))
-        if translated is None:
-            continue
-        for lst, names in attached:
-            lst.attached.add(label)
-            for host in names:
-                bucket = lst.routes.setdefault(host, [])
-                for index, rule in enumerate(translated.rules):
-                    bucket.append((_route_sort_key(rule, created, label, index), rule))
+        parents.append(_Parent(dict(ref), accepted, resolved, attached))
     if not parents:
         return None
-    return RouteStatus("HTTPRoute", namespace, name, _generation(route), tuple(parents))
+    return _Plan(kind, namespace, name, _generation(route), _created(route), rules, parents)
+
+
+def _overlap(ours: Sequence[str], theirs: Sequence[str]) -> bool:
+    """Whether two routes' effective hostnames on one listener share a host."""
+    return any(intersect(a, b) is not None for a in ours for b in theirs)
+
+
+def _settle_cross_serving(plans: Sequence[_Plan]) -> None:
+    """Detach, listener by listener, the routes that lose to a route of the other kind."""
+    on: dict[int, list[tuple[_Plan, _Parent, list[str]]]] = {}
+    for plan in plans:
+        for parent in plan.parents:
+            for lst, names in parent.attached:
+                on.setdefault(id(lst), []).append((plan, parent, names))
+    for entries_ in on.values():
+        kinds = {plan.kind for plan, _, _ in entries_}
+        if len(kinds) < 2:
+            continue
+        kept: list[tuple[_Plan, list[str]]] = []
+        for plan, parent, names in sorted(entries_, key=lambda e: (e[0].created, e[0].label)):
+            winner = next(
+                (
+                    other
+                    for other, other_names in kept
+                    if other.kind != plan.kind and _overlap(names, other_names)
+                ),
+                None,
+            )
+            if winner is None:
+                kept.append((plan, names))
+                continue
+            parent.attached = [(lst, n) for lst, n in parent.attached if n is not names]
+            if not parent.attached and parent.accepted.status == "True":
+                parent.accepted = condition(
+                    "Accepted",
+                    False,
+                    "NotAllowedByListeners",
+                    f"{winner.kind} {winner.label} already serves these hostnames on the "
+                    "listener (cross-serving: the older route is accepted)",
+                )
+
+
+def _commit_route(plan: _Plan) -> RouteStatus:
+    """Attach the route's rules to its listeners; its status."""
+    for parent in plan.parents:
+        for lst, names in parent.attached:
+            lst.attached.add(f"{plan.kind} {plan.label}")
+            for host in names:
+                bucket = lst.routes.setdefault(host, [])
+                for index, (rank, rule) in enumerate(plan.rules):
+                    key = (*rank, plan.created, plan.label, rule.rule, index)
+                    bucket.append((key, rule))
+    return RouteStatus(
+        plan.kind,
+        plan.namespace,
+        plan.name,
+        plan.generation,
+        tuple(ParentStatus(p.ref, (p.accepted, p.resolved)) for p in plan.parents),
+    )
 
 
 def _ports(label: str, addrs: tuple[str, ...], valid: Sequence[_Listener]) -> list[GatewayPort]:

@@ -95,7 +95,12 @@ class GatewayRule:
     backend_timeout: float | None = None
     retry: Retry | None = None
     name: str | None = None
-    """``HTTPRouteRule.name``."""
+    """``HTTPRouteRule.name`` (``GRPCRouteRule.name``)."""
+    grpc: bool = False
+    """A GRPCRoute rule: what the rule answers itself (``error``, the ``invalid_weight`` share)
+    is a gRPC ``UNAVAILABLE`` status in trailers-only form, not an HTTP 500 (``GRPCRouteRule.
+    backendRefs``: "*all* traffic which matches this rule MUST receive an ``UNAVAILABLE``
+    status")."""
     auth: EdgeAuth | None = None
     """Edge authentication from an ``ExtensionRef`` to a kexpose ``EdgeAuth`` (``_auth``)."""
 

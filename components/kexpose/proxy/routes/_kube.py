@@ -50,6 +50,7 @@ GatewayKind = Literal[
     "GatewayClass",
     "Gateway",
     "HTTPRoute",
+    "GRPCRoute",
     "ReferenceGrant",
     "Namespace",
     "ConfigMap",

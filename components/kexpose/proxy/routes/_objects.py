@@ -55,6 +55,7 @@ GATEWAY_KINDS: Final[Mapping[GatewayKind, tuple[str, ...]]] = {
     "GatewayClass": ("gateway.networking.k8s.io/v1",),
     "Gateway": ("gateway.networking.k8s.io/v1",),
     "HTTPRoute": ("gateway.networking.k8s.io/v1",),
+    "GRPCRoute": ("gateway.networking.k8s.io/v1",),
     "ReferenceGrant": ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"),
     "Namespace": ("v1",),
     # CA bundles of Gateways' client certificate validation (``_frontend``).
@@ -122,6 +123,7 @@ class ObjectSet:
     gateway_classes: Mapping[str, RawObject] = field(default_factory=dict)
     gateways: Mapping[Key, RawObject] = field(default_factory=dict)
     http_routes: Mapping[Key, RawObject] = field(default_factory=dict)
+    grpc_routes: Mapping[Key, RawObject] = field(default_factory=dict)
     reference_grants: Mapping[Key, RawObject] = field(default_factory=dict)
     namespaces: Mapping[str, RawObject] = field(default_factory=dict)
     config_maps: Mapping[Key, RawObject] = field(default_factory=dict)
@@ -197,6 +199,7 @@ class ObjectSet:
             gateway_classes={k[1]: v for k, v in by_kind.get("GatewayClass", {}).items()},
             gateways=dict(by_kind.get("Gateway", {})),
             http_routes=dict(by_kind.get("HTTPRoute", {})),
+            grpc_routes=dict(by_kind.get("GRPCRoute", {})),
             reference_grants=dict(by_kind.get("ReferenceGrant", {})),
             namespaces={k[1]: v for k, v in by_kind.get("Namespace", {}).items()},
             config_maps=dict(by_kind.get("ConfigMap", {})),
@@ -233,6 +236,7 @@ class ObjectSet:
             "GatewayClass": {("", k): v for k, v in self.gateway_classes.items()},
             "Gateway": dict(self.gateways),
             "HTTPRoute": dict(self.http_routes),
+            "GRPCRoute": dict(self.grpc_routes),
             "ReferenceGrant": dict(self.reference_grants),
             "Namespace": {("", k): v for k, v in self.namespaces.items()},
             "ConfigMap": dict(self.config_maps),

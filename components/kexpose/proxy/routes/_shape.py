@@ -278,6 +278,7 @@ _SHAPES: Final[Mapping[str, _Object]] = {
     "GatewayClass": _METADATA_ONLY,
     "Gateway": _METADATA_ONLY,
     "HTTPRoute": _METADATA_ONLY,
+    "GRPCRoute": _METADATA_ONLY,
     "ReferenceGrant": _METADATA_ONLY,
     "Namespace": _METADATA_ONLY,
     "ConfigMap": _METADATA_ONLY,

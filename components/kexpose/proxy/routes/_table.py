@@ -331,6 +331,7 @@ def _gateways(
         classes=classes,
         gateways=gateways,
         routes=cast("Mapping[Key, Mapping[str, Any]]", objects.http_routes),
+        grpc_routes=cast("Mapping[Key, Mapping[str, Any]]", objects.grpc_routes),
         grants=[cast("Mapping[str, Any]", g) for g in objects.reference_grants.values()],
         services=objects.services,
         slices=slices,
