@@ -249,6 +249,7 @@ def test_auth_with_the_gateway_api_is_an_edge_auth_every_route_rule_names(
     assert kinds.index("CustomResourceDefinition") < kinds.index("EdgeAuth")
     assert kinds.index("EdgeAuth") < kinds.index("HTTPRoute")
     crd = next(m for m in made if m["metadata"]["name"] == "edgeauths.kexpose.dev")
+    assert crd["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert set(obj["spec"]) <= set(schema["properties"]["spec"]["properties"])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from kexpose.manifests.common import MANAGED_BY, Manifest, metadata, plain
+from kexpose.manifests.gateway import PATCH_FORCE
 from kexpose.model import AppSpec, Deferred
 from kexpose.model.auth import (
     EDGE_AUTH_API_VERSION,
@@ -133,7 +134,13 @@ def edge_auth_crd() -> Manifest:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{EDGE_AUTH_GROUP}", "labels": dict(MANAGED_BY)},
+        "metadata": {
+            "name": f"{plural}.{EDGE_AUTH_GROUP}",
+            "labels": dict(MANAGED_BY),
+            # Adopted when there already (another stack's kexpose controller) and retained on
+            # destroy, as the Gateway API CRDs are (manifests/gateway.py crd_manifests).
+            "annotations": {PATCH_FORCE: "true"},
+        },
         "spec": {
             "group": EDGE_AUTH_GROUP,
             "names": {
