@@ -14,6 +14,7 @@ __all__ = [
     "CONTROLLER_SERVICE",
     "GATEWAY_CONTROLLER_NAME",
     "INGRESS_CLASS",
+    "SECRET_PLACEHOLDER",
     "TRAEFIK_CONTROLLER_NAME",
     "TRAEFIK_GATEWAY_CONTROLLER_NAME",
 ]
@@ -21,6 +22,8 @@ __all__ = [
 #: IngressClass ``spec.controller`` claimed by kexpose-proxy (a domain-prefixed path, as the
 #: IngressClass API asks: https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class).
 CONTROLLER_NAME: Final = "kexpose.dev/ingress-controller"
+#: What offline runs (preview, render) see for a secret config value they cannot decrypt.
+SECRET_PLACEHOLDER: Final = "<secret from stack config>"  # noqa: S105 - a marker, not a secret
 #: GatewayClass ``spec.controllerName`` claimed by kexpose-proxy (Gateway API).
 GATEWAY_CONTROLLER_NAME: Final = "kexpose.dev/gateway-controller"
 #: Traefik's own controller string for its Kubernetes Ingress provider.

@@ -28,6 +28,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
 
+from kexpose.defaults import SECRET_PLACEHOLDER  # stands in for secret values offline
 from kexpose.errors import ConfigError, InputError, KexposeError
 from kexpose.manifests import Manifest
 from kexpose.mock_runtime import (
@@ -57,8 +58,6 @@ __all__ = [
 ]
 
 PROJECT: Final = "kexpose"
-#: Secret values from the stack file cannot be decrypted offline; this stands in for them.
-SECRET_PLACEHOLDER: Final = "<secret from stack config>"  # noqa: S105 - a marker, not a secret
 _DYNAMIC: Final = "pulumi-python:dynamic:Resource"
 # Marker the Pulumi wire format wraps secret values in (pulumi.runtime.rpc._special_secret_sig).
 _SECRET_SIG: Final = rpc._special_secret_sig

@@ -9,7 +9,9 @@ from typing import Any
 import bcrypt
 from tests.components.test_components import APP, by_type, run
 
-from kexpose.resources import ExposedApp
+from kexpose.resources import ExposedApp, Exposure
+
+CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 
 AUTH_APP: dict[str, Any] = {
     **APP,
@@ -62,3 +64,37 @@ def test_redeploying_the_same_passwords_writes_the_same_secret() -> None:
         raise AssertionError("no basic-auth Secret")
 
     assert htpasswd() == htpasswd()
+
+
+def test_gateway_auth_is_an_edge_auth_resource_without_credentials() -> None:
+    """With api: gateway the components register the EdgeAuth CRD (controller) and the app's
+    EdgeAuth as custom resources; no password appears in any input, the hashes only in the
+    secret Secret."""
+    stack = {
+        "environment": "staging",
+        "controller": {"kind": "kexpose", "api": "gateway"},
+        # no className: every route attaches to the stack's Gateway
+        "apps": [{**AUTH_APP, "ingress": {"rules": AUTH_APP["ingress"]["rules"]}}],
+    }
+    records, _ = run(lambda c: Exposure("shop", stack), config=PASSWORDS)
+    types = by_type(records)
+    (edge,) = types["kubernetes:kexpose.dev/v1alpha1:EdgeAuth"]
+    assert edge.inputs["spec"] == {
+        "allow-source-ranges": "10.0.0.0/8,2001:db8::/32",
+        "type": "basic",
+        "realm": "shop staff",
+        "exempt-paths": "/healthz",
+        "secret": "web-basic-auth",
+    }
+    crds = [r.inputs["metadata"]["name"] for r in types[CRD]]
+    assert "edgeauths.kexpose.dev" in crds
+    routes = types["kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"]
+    (route,) = [r for r in routes if r.inputs["metadata"]["namespace"] == "shop"]
+    for rule in route.inputs["spec"]["rules"]:
+        assert rule["filters"][0]["extensionRef"]["name"] == edge.inputs["metadata"]["name"]
+    everything = json.dumps([r.inputs for r in records])
+    for password in PASSWORDS.values():
+        assert password not in everything
+    hashed = [r for r in records if "$2b$" in json.dumps(r.inputs)]
+    assert [r.inputs["metadata"]["name"] for r in hashed] == ["web-basic-auth"]
+    assert "stringData" in hashed[0].secret_paths

@@ -37,6 +37,7 @@ def _handler(app: str, address: str) -> type[BaseHTTPRequestHandler]:
                     "host": self.headers.get("Host"),
                     "x-forwarded-proto": self.headers.get("X-Forwarded-Proto"),
                     "x-forwarded-host": self.headers.get("X-Forwarded-Host"),
+                    "x-forwarded-user": self.headers.get("X-Forwarded-User"),
                 }
             ).encode()
             self.send_response(200)

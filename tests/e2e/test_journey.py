@@ -323,7 +323,8 @@ class TestShippedStack:
         # TLS Secrets: the rendered key is redacted and the certificate made at render time, so
         # compare what they mean. Computed first, so that no assertion can print key material.
         state_text = json.dumps(state)
-        for manifest in (m for m in deployed.rendered if m["kind"] == "Secret"):
+        tls_secrets = (m for m in deployed.rendered if m.get("type") == "kubernetes.io/tls")
+        for manifest in tls_secrets:
             namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
             cert = secret_pem(kube, namespace, name, "tls.crt")
             key = secret_pem(kube, namespace, name, "tls.key")
@@ -339,7 +340,7 @@ class TestShippedStack:
     def test_a_second_update_changes_nothing(
         self, deployed: Deployed, journey: Journey, kube: Client
     ) -> None:
-        tls = [m for m in deployed.rendered if m["kind"] == "Secret"]
+        tls = [m for m in deployed.rendered if m.get("type") == "kubernetes.io/tls"]
         before = [
             secret_pem(kube, m["metadata"]["namespace"], m["metadata"]["name"], "tls.crt")
             for m in tls
@@ -380,9 +381,62 @@ class TestShippedStack:
                 canary = serve_service(kube, echo, namespace="shop", service="shop-web-canary")
                 assert canary
                 address = _gateway_address(journey.cluster)
-                _gateway_https_traffic(address, kube, host, web, canary, api)
+                auth = _basic(*_staging_tester(journey.project))  # staging: testers only
+                _gateway_https_traffic(address, kube, host, web, canary, api, auth)
             else:
                 _prod_gateway_without_cert_manager(_gateway_address(journey.cluster), host)
+
+    def test_staging_is_behind_basic_auth(
+        self,
+        deployed: Deployed,
+        journey: Journey,
+        kube: Client,
+        gateway_proxy: ProxyProcess | None,
+    ) -> None:
+        """Staging's HTTPRoutes name an EdgeAuth (basic, the tester's password from Pulumi
+        secret config, bcrypt-hashed at deployment): real requests with and without
+        credentials through the Gateway (edge-auth.md, "Basic")."""
+        if deployed.stack != "staging":
+            pytest.skip("only staging is behind basic auth")
+        user, password = _staging_tester(journey.project)
+        # What is deployed holds a bcrypt hash, never the password.
+        htpasswd = secret_pem(kube, "shop", "shop-web-basic-auth", "auth").decode()
+        assert htpasswd.startswith(f"{user}:$2b$12$")
+        leaked = password in htpasswd or password in json.dumps(journey.project.export("staging"))
+        assert not leaked, "the tester's password is in the Secret or Pulumi's state"
+        host = "shop.staging.example.com"
+        context = trusting(secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode())
+        address = _gateway_address(journey.cluster)
+        with EchoServers().running() as echo:
+            assert serve_service(kube, echo, namespace="shop", service="shop-web")
+            assert serve_service(kube, echo, namespace="shop", service="shop-web-canary")
+            assert serve_service(kube, echo, namespace="shop", service="shop-api")
+
+            def ask(path: str, headers: dict[str, str]) -> Any:
+                return get(443, host=host, path=path, tls=context, address=address, headers=headers)
+
+            def served() -> Any:
+                reply = ask("/", _basic(user, password))
+                return reply if reply.status == 200 else None
+
+            wait_until(served, timeout=ROUTE_TIMEOUT_S, what=f"a 200 for https://{host}/")
+            refused = [
+                {},
+                _basic(user, password + "x"),
+                _basic("someone", password),
+                {"Authorization": "Bearer " + password},
+                {"X-Forwarded-User": user},  # a spoofed identity is no credential
+            ]
+            for path in ("/", "/api/v1"):
+                for headers in refused:
+                    reply = ask(path, headers)
+                    assert reply.status == 401, (path, reply.status)
+                    assert reply.headers["www-authenticate"] == 'Basic realm="shop staging"'
+                    assert b"shop-" not in reply.body  # never reached a backend
+                ok = ask(path, {**_basic(user, password), "X-Forwarded-User": "admin"}).json()
+                apps = {"shop-api"} if path == "/api/v1" else {"shop-web", "shop-web-canary"}
+                assert ok["app"] in apps
+                assert ok["x-forwarded-user"] == user
 
     def test_destroy_leaves_nothing(
         self, deployed: Deployed, journey: Journey, kube: Client
@@ -502,13 +556,19 @@ def _route_accepted(cluster: LocalCluster, namespace: str, name: str) -> None:
 
 
 def _gateway_https_traffic(
-    address: str, kube: Client, host: str, web: set[str], canary: set[str], api: set[str]
+    address: str,
+    kube: Client,
+    host: str,
+    web: set[str],
+    canary: set[str],
+    api: set[str],
+    auth: dict[str, str],
 ) -> None:
     cert = secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode()
     context = trusting(cert)
 
     def answered() -> Any:
-        reply = get(443, host=host, path="/", tls=context, address=address)
+        reply = get(443, host=host, path="/", tls=context, address=address, headers=auth)
         return reply if reply.status == 200 else None
 
     wait_until(answered, timeout=ROUTE_TIMEOUT_S, what=f"a 200 for https://{host}/")
@@ -519,7 +579,7 @@ def _gateway_https_traffic(
     # requests miss the canary with probability 0.9**200 (< 1e-9) if the split were random.
     seen: dict[str, set[str]] = {"shop-web": set(), "shop-web-canary": set()}
     for _ in range(200):
-        body = get(443, host=host, path="/", tls=context, address=address).json()
+        body = get(443, host=host, path="/", tls=context, address=address, headers=auth).json()
         assert body["x-forwarded-proto"] == "https"
         seen[body["app"]].add(body["address"])
     assert seen["shop-web"] <= web
@@ -529,11 +589,16 @@ def _gateway_https_traffic(
     # The canary by header: all of it, with the response header its filter sets.
     for _ in range(5):
         reply = get(
-            443, host=host, path="/", tls=context, address=address, headers={"X-Canary": "always"}
+            443,
+            host=host,
+            path="/",
+            tls=context,
+            address=address,
+            headers={**auth, "X-Canary": "always"},
         )
         assert reply.json()["app"] == "shop-web-canary"
         assert reply.headers["x-served-by"] == "canary"
-    body = get(443, host=host, path="/api/v1", tls=context, address=address).json()
+    body = get(443, host=host, path="/api/v1", tls=context, address=address, headers=auth).json()
     assert body["app"] == "shop-api"
     assert body["address"] in api
     # Plain HTTP only redirects (the Gateway's HTTP listener carries the redirect route alone).
@@ -558,6 +623,17 @@ def _prod_gateway_without_cert_manager(address: str, host: str) -> None:
         return  # no handshake at all: nothing served
     names = certificate_names(ssl.DER_cert_to_PEM_cert(der).encode())
     assert host not in names
+
+
+def _staging_tester(project: PulumiProject) -> tuple[str, str]:
+    """Staging's basic-auth user and its password, read from the stack's secret config."""
+    done = project.run("config", "get", "--stack", "staging", "shop:testerPassword")
+    return "tester", done.stdout.strip()
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def _der(pem: str) -> bytes:

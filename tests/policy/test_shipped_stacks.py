@@ -38,6 +38,10 @@ def _rendered_prod_on_ingress() -> tuple[dict[str, Any], ...]:
         shutil.copy(PROJECT / "Pulumi.yaml", project)
         doc = yaml.safe_load((PROJECT / "stacks" / "Pulumi.prod.yaml").read_text())
         doc["config"]["kexpose:controller"]["api"] = "ingress"
+        for app in doc["config"]["kexpose:apps"]:  # a path's own auth needs the Gateway API
+            for rule in (app.get("ingress") or {}).get("rules", []):
+                for path in rule.get("paths", []):
+                    path.pop("auth", None)
         (project / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
         result = run_preview("prod", project=project)
         return tuple(dict(manifest) for _, manifest in result.manifests())

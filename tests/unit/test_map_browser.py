@@ -230,8 +230,9 @@ def test_the_prod_map_in_a_browser(browser: Browser, tmp_path: Path) -> None:
         })()"""
     )
     assert state["searching"] is True
-    assert state["hit"] == ["/api", "shop-api", "shop-api"]  # the path, the Service, the workload
-    assert state["count"] == "3 matches"
+    # the paths (/admin, behind JWT, goes to shop-api too), the Service, the workload
+    assert state["hit"] == ["/admin", "/api", "shop-api", "shop-api"]
+    assert state["count"] == "4 matches"
     assert set(state["related"]) >= {"Internet", "LoadBalancer", "kexpose", "shop.example.com"}
     assert "inventory" not in state["related"]
 

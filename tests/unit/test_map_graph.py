@@ -412,7 +412,10 @@ def test_gateway_routes_show_matches_and_weights() -> None:
         "Gateway kexpose, listener https-shop.staging.example.com",
     )
     split, by_header, _api = sorted((n for n in g.nodes if n.kind == "path"), key=lambda n: n.id)
-    assert split.details == ("PathPrefix → shop-web:80 (90), shop-web-canary:80 (10)",)
+    assert split.details == (
+        "PathPrefix → shop-web:80 (90), shop-web-canary:80 (10)",
+        "EdgeAuth shop-web",  # staging is behind basic auth
+    )
     assert "X-Canary: always" in by_header.details
     assert "ResponseHeaderModifier" in by_header.details
     labels = {(e.target, e.label) for e in g.edges if e.source == split.id}

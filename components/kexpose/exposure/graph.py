@@ -303,6 +303,15 @@ def build_graph(
     )
 
 
+def _filter_label(f: Mapping[str, Any]) -> str:
+    """An HTTPRoute filter as the map shows it: its type, or the object an ExtensionRef names
+    (``EdgeAuth shop-web``: the edge auth of that rule)."""
+    ref = f.get("extensionRef")
+    if f.get("type") == "ExtensionRef" and isinstance(ref, Mapping):
+        return f"{ref.get('kind')} {ref.get('name')}"
+    return str(f.get("type"))
+
+
 def _replace(n: Node, **changes: Any) -> Node:
     import dataclasses
 
@@ -784,7 +793,7 @@ def _httproute_nodes(b: _Builder, route: Mapping[str, Any], classes: dict[str, s
                 + (f" ({r['weight']})" if r.get("weight") is not None else "")
                 for r in refs
             )
-            filters = [str(f.get("type")) for f in rule.get("filters") or []]
+            filters = [_filter_label(f) for f in rule.get("filters") or []]
             path_id = b.add(
                 Node(
                     f"path:{ns}/{tag}/{i}/{j}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kexpose.manifests.auth import basic_auth_secret
+from kexpose.manifests.auth import basic_auth_secret, edge_auths
 from kexpose.manifests.common import (
     Manifest,
     container_security,
@@ -311,6 +311,7 @@ def app_manifests(
         grant = secret_grant(app, gateway=gateway)
         if grant is not None:
             out.append(grant)
+        out += edge_auths(app)  # before the routes that name them
         out += http_routes(app, gateway=gateway, ports=_own_ports(app, ports))
         out += grpc_routes(app, gateway=gateway, ports=_own_ports(app, ports))
         return out

@@ -19,6 +19,7 @@ from kexpose.defaults import (
     TRAEFIK_CONTROLLER_NAME,
     TRAEFIK_GATEWAY_CONTROLLER_NAME,
 )
+from kexpose.manifests.auth import edge_auth_crd
 from kexpose.manifests.common import (
     Manifest,
     container_security,
@@ -461,6 +462,11 @@ def controller_manifests(
     if c.api != "gateway":
         return [ns, sa, *_rbac(c, info), _deployment(c, info), _service(c), ingress_class, pdb]
     crds = crd_manifests() if c.gateway.install_crds else []
+    if c.kind == "kexpose":
+        # kexpose's own CRD, whoever owns the Gateway API's (installCrds: false means the
+        # platform does, and it has no reason to carry ours): the apps' HTTPRoutes name
+        # EdgeAuth objects for their auth, which the proxy reads (RBAC above).
+        crds.append(edge_auth_crd())
     gateway = gateway_manifests(
         c,
         controller_name=info.gateway_controller_string,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from kexpose.gatewayapi import types as gw
+from kexpose.manifests.auth import edge_auth_filter, path_edge_auth
 from kexpose.manifests.common import Manifest, metadata
 from kexpose.manifests.gateway import (
     GROUP,
@@ -148,13 +149,20 @@ def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
     if app.ingress is None:
         return []
     out: list[Manifest] = []
-    for name, rule in zip(route_names(app), app.ingress.rules, strict=True):
+    for i, (name, rule) in enumerate(zip(route_names(app), app.ingress.rules, strict=True)):
         if not rule.paths:
             continue  # a gRPC-only rule: a GRPCRoute (kexpose.manifests.grpcroute)
         rules: list[gw.HTTPRouteSpecRules] = []
-        for p in rule.paths:
+        for j, p in enumerate(rule.paths):
             r: gw.HTTPRouteSpecRules = {"matches": [_match(p)]}
-            filters = _filters(p)
+            # The auth first, on every rule: the app's covers every path, as its annotations
+            # would cover every path of its Ingress (edge-auth.md, "Where it applies", "Gateway
+            # API"); a path's own replaces it.
+            auth = path_edge_auth(app, i, j)
+            filters = [
+                *([cast(gw.HTTPRouteSpecRulesFilters, edge_auth_filter(auth))] if auth else []),
+                *_filters(p),
+            ]
             if filters:
                 r["filters"] = filters
             if p.filters is None or p.filters.redirect is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from kexpose.hosts import covers
-from kexpose.model.auth import AuthSpec, SourceRange
+from kexpose.model.auth import AuthSpec, SourceRange, path_auth_problem
 from kexpose.model.base import DNSLabel, Frozen, Labels, Problems
 from kexpose.model.grpc import grpc_port_problems
 from kexpose.model.ingress import IngressSpec
@@ -61,6 +61,13 @@ class AppSpec(Frozen):
                     )
         grpc_port_problems(self, problems)
         self._check_tls(problems)
+        for i, rule in enumerate(self.ingress.rules if self.ingress is not None else ()):
+            for j, path in enumerate(rule.paths):
+                refused = path_auth_problem(path.auth) if path.auth is not None else None
+                if refused is not None:
+                    problems.add(
+                        ("ingress", "rules", i, "paths", j, "auth", refused[0]), refused[1]
+                    )
         if (self.auth is not None or self.allow_source_ranges) and self.ingress is None:
             problems.add(("auth",), "edge auth and allowSourceRanges need an ingress")
         problems.check()

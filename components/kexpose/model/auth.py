@@ -31,16 +31,28 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_ANNOTATION_PREFIX",
+    "EDGE_AUTH_API_VERSION",
+    "EDGE_AUTH_GROUP",
+    "EDGE_AUTH_KIND",
     "AuthSpec",
     "BasicUser",
     "SourceRange",
     "auth_annotations",
     "auth_secret_name",
+    "edge_auth_fields",
+    "edge_auth_name",
     "htpasswd_line",
+    "path_auth_problem",
+    "path_edge_auth_name",
     "traefik_auth_problem",
 ]
 
 AUTH_ANNOTATION_PREFIX: Final = "kexpose.dev/"
+#: The kexpose resource an HTTPRoute's ExtensionRef filter names for the same settings
+#: (edge-auth.md, "Gateway API"); kexpose-proxy reads it (proxy/routes/_auth.py).
+EDGE_AUTH_GROUP: Final = "kexpose.dev"
+EDGE_AUTH_API_VERSION: Final = f"{EDGE_AUTH_GROUP}/v1alpha1"
+EDGE_AUTH_KIND: Final = "EdgeAuth"
 #: bcrypt cost for deployed hashes: 2^12 rounds, OWASP's floor for bcrypt; the proxy caches
 #: verified credentials, so the cost is paid once per client and password.
 BCRYPT_COST: Final = 12
@@ -181,6 +193,39 @@ def auth_annotations(
     return out
 
 
+def edge_auth_name(app: str) -> str:
+    """The ``EdgeAuth`` object holding the app's settings (in the app's namespace)."""
+    return app
+
+
+def path_edge_auth_name(app: str, rule: int, path: int) -> str:
+    """The ``EdgeAuth`` of one path that declares its own ``auth:``."""
+    return f"{app}-rule{rule}-path{path}"
+
+
+def path_auth_problem(auth: AuthSpec) -> tuple[str, str] | None:
+    """Why a path's own ``auth:`` cannot be used: ``(field, message)``, or None."""
+    if auth.users:
+        # The htpasswd Secret made from users is the app's (auth_secret_name): one per app.
+        return "users", (
+            "a path's basic auth names an existing Secret (secret); users hashed at deployment "
+            "go into the app's Secret, so declare them on the app's auth"
+        )
+    return None
+
+
+def edge_auth_fields(
+    app: str, auth: AuthSpec | None, allow_source_ranges: tuple[str, ...] | None
+) -> dict[str, str]:
+    """The ``spec`` of the app's ``EdgeAuth``: the annotations' names without ``kexpose.dev/``
+    and ``auth-`` (edge-auth.md, "Gateway API"), the same values. One source for both forms,
+    so that an HTTPRoute is authenticated exactly as the app's Ingress would be."""
+    return {
+        name.removeprefix(AUTH_ANNOTATION_PREFIX).removeprefix("auth-"): value
+        for name, value in auth_annotations(app, auth, allow_source_ranges).items()
+    }
+
+
 def htpasswd_line(user: str, password: str, *, scope: str, cost: int = BCRYPT_COST) -> str:
     """``user:$2b$...`` for an htpasswd file. ``scope`` (e.g. ``namespace/app``) goes into the
     derived salt, so the same password elsewhere hashes differently."""
@@ -205,6 +250,13 @@ def traefik_auth_problem(app: AppSpec) -> tuple[str, str] | None:
             "type jwt cannot be enforced by a Traefik controller: Traefik's open-source edition "
             "has no JWT middleware; serve this app with a kexpose controller"
         )
+    for i, rule in enumerate(app.ingress.rules if app.ingress is not None else ()):
+        for j, path in enumerate(rule.paths):
+            if path.auth is not None:
+                return f"ingress.rules[{i}].paths[{j}].auth", (
+                    "is enforced by kexpose-proxy only; the stack's Traefik controller would "
+                    "serve the path without it; use a kexpose controller"
+                )
     if app.auth is not None or app.allow_source_ranges:
         field = "auth" if app.auth is not None else "allowSourceRanges"
         return field, (

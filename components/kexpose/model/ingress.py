@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from kexpose.hosts import host_error
+from kexpose.model.auth import AuthSpec
 from kexpose.model.backend import Backend, WeightedBackend
 from kexpose.model.base import Annotations, DNSLabel, Frozen, Problems
 from kexpose.model.grpc import GrpcPath
@@ -55,6 +56,8 @@ class IngressPath(Backend):
     filters: RouteFilters | None = None
     weight: int | None = Field(default=None, ge=0, le=1_000_000)
     backends: tuple[WeightedBackend, ...] | None = Field(default=None, min_length=1, max_length=15)
+    auth: AuthSpec | None = None
+    """This path's own edge auth, in place of the app's (``kexpose.model.auth``)."""
 
     def match_key(self) -> tuple[object, ...]:
         """What, besides the path, a request must match: equal keys are the same route."""
@@ -80,6 +83,7 @@ class IngressPath(Backend):
             "backends": self.backends,
             "weight": self.weight,
             "namespace": self.namespace,
+            "auth": self.auth,
         }[key]
         if value is None:
             return None

@@ -166,6 +166,8 @@ _GATEWAY_ONLY = {
     "backends": "traffic split by weight between Services",
     "weight": "traffic split by weight between Services",
     "namespace": "a backend in another namespace",
+    # An Ingress's auth annotations cover all its paths (edge-auth.md, "Where it applies").
+    "auth": "auth of a single path",
 }
 
 

@@ -53,17 +53,6 @@ class StackSpec(Frozen):
                 refused = traefik_auth_problem(app)  # auth the controller would not enforce
                 if refused is not None:
                     problems.add(("apps", i, refused[0]), refused[1])
-            if self.api == "gateway" and (app.auth is not None or app.allow_source_ranges):
-                # Refused, not dropped: the HTTPRoutes would be served without it. The proxy
-                # reads an ExtensionRef filter to an EdgeAuth (edge-auth.md, "Gateway API"), but
-                # the components do not emit it (nor its CRD) yet.
-                field = "auth" if app.auth is not None else "allowSourceRanges"
-                problems.add(
-                    ("apps", i, field),
-                    "is emitted for Ingress only so far (kexpose.dev annotations); with "
-                    "controller api: gateway the app's HTTPRoutes would be served without it; "
-                    "use api: ingress for this stack",
-                )
             if app.ingress.class_name is None and self.controller is None and self.api == "ingress":
                 problems.add(
                     ("apps", i, "ingress", "className"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pulumi
 
+from kexpose.defaults import SECRET_PLACEHOLDER
+from kexpose.manifests.auth import HTPASSWD_PLACEHOLDER
 from kexpose.model import AppSpec, Deferred
 from kexpose.model.auth import htpasswd_line
 
@@ -31,6 +33,10 @@ def basic_auth_users(app: AppSpec) -> Deferred | None:
     passwords = [_secret_config(u.password_config) for u in auth.users]
 
     def hashed(values: list[str]) -> str:
+        if SECRET_PLACEHOLDER in values:
+            # Offline (preview, render): a hash of the placeholder would be a working login
+            # with a published password in `render --show-secrets` output.
+            return HTPASSWD_PLACEHOLDER
         return "".join(
             htpasswd_line(user, password, scope=scope) + "\n"
             for user, password in zip(users, values, strict=True)

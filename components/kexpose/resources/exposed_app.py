@@ -161,10 +161,10 @@ class ExposedApp(pulumi.ComponentResource):
             kind = manifest["kind"]
             if kind == "Secret" and manifest["metadata"]["name"] == auth_secret_name(app.name):
                 kind = "BasicAuth"  # the app's second Secret: its own resource name
-            routes = kind in ("Ingress", "HTTPRoute", "GRPCRoute")
+            routes = kind in ("Ingress", "HTTPRoute", "GRPCRoute", "EdgeAuth")
             deps = [
                 made[k]
-                for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant")
+                for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant", "EdgeAuth")
                 if routes and k in made
             ]
             made[kind] = register(
