@@ -12,14 +12,22 @@ Stand-ins, and why each is needed (nothing else is replaced):
   a second one serving the Gateway API (`--gateway-addresses`) for the stacks with `api:
   gateway` (staging, prod): it binds their Gateway's listeners on an address of its pool and
   writes the Gateway API status.
+- `prod_certificate` runs the real cert-manager controllers out of cluster (certmanager.py) with
+  their Gateway API support: a SelfSigned ClusterIssuer signs a CA that backs a CA ClusterIssuer
+  named as prod's Gateway annotation asks (`letsencrypt-prod`, whose ACME server this cluster
+  cannot reach), and the gateway-shim issues the HTTPS listener's Secret from it; prod's HTTPS
+  traffic is verified against that CA alone.
+- `traefik` is the real Traefik (traefik.py) with its Gateway API provider, out of cluster like
+  the proxy, for the Traefik test stack (tests/e2e/stacks/Pulumi.traefik.yaml, `kind: traefik`).
 - Echo servers stand where the pods are: on the pod IPs and container ports the endpointslice
   controller published, inside the session's private network namespace (echo.py, netns.py).
 - `pulumi preview --policy-pack` is pointed at an executable launcher of the real pack, the CLI's
   route for executable packs; its route for a pack directory needs a newer language host than
   the one the module proxy serves (project.py, tests/e2e/README.md).
 
-The three shipped stacks share namespaces and cluster-scoped names, so they run one after another
-(pytest groups the class's tests by stack), each destroyed before the next.
+The three shipped stacks and the Traefik test stack share namespaces and cluster-scoped names, so
+they run one after another (pytest groups the class's tests by stack), each destroyed before the
+next.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from lightkube.resources.rbac_authorization_v1 import (
     RoleBinding,
 )
 
+from . import certmanager
 from .cluster import LocalCluster, wait_until
 from .compare import (
     api_path,
@@ -80,6 +89,8 @@ from .project import (
 )
 from .proxy import PUBLISH_ADDRESS, ProxyProcess
 from .toolchain import REPO_ROOT, Toolchain
+from .traefik import GATEWAY_CONTROLLER as TRAEFIK_GATEWAY_CONTROLLER
+from .traefik import TraefikProcess
 from .traffic import get, peer_certificate, serve_service, trusting
 
 pytestmark = pytest.mark.e2e
@@ -161,6 +172,87 @@ def gateway_proxy(
         yield proxy
     finally:
         proxy.stop()
+
+
+#: Where cert-manager keeps the Secrets of ClusterIssuers (the CA's key pair): a namespace that
+#: exists before any stack and outlives them all, so no stack's destroy or leftovers see it.
+CERT_MANAGER_RESOURCES = "kube-system"
+#: The CA bootstrap's objects (certmanager.ca_chain): `<prefix>-selfsigned` and `<prefix>-ca`.
+CERT_MANAGER_PREFIX = "e2e-journey"
+ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+
+
+@pytest.fixture(scope="class")
+def prod_certificate(
+    deployed: Deployed,
+    toolchain: Toolchain,
+    cluster: LocalCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[certmanager.IssuedCertificate | None]:
+    """prod's certificate, from the real cert-manager (None for the other stacks).
+
+    cert-manager's controllers run out of cluster with its Gateway API support (the
+    gateway-shim), after `pulumi up` installed the Gateway API CRDs it watches. A SelfSigned
+    ClusterIssuer signs a CA whose key backs a CA ClusterIssuer under the name prod's Gateway
+    asks for in its `cert-manager.io/cluster-issuer` annotation (the stack's `letsencrypt-prod`,
+    which this cluster cannot reach). The shim then makes one Certificate per HTTPS listener,
+    named after the listener's certificateRef, and cert-manager writes that Secret.
+    """
+    if deployed.stack != "prod":
+        yield None
+        return
+    [gateway] = [m for m in deployed.rendered if m["kind"] == "Gateway"]
+    namespace = gateway["metadata"]["namespace"]
+    issuer = gateway["metadata"]["annotations"][ISSUER_ANNOTATION]
+    refs = [
+        ref["name"]
+        for listener in gateway["spec"]["listeners"]
+        for ref in (listener.get("tls") or {}).get("certificateRefs") or []
+    ]
+    assert len(refs) == 1, refs  # prod has one HTTPS host
+    with cluster.client() as kube:
+        certmanager.install_crds(kube, toolchain)
+        controller = certmanager.CertManagerProcess(
+            toolchain.tool("cert-manager-controller"),
+            tmp_path_factory.mktemp("cert-manager"),
+            cluster.kubeconfig,
+            cluster_resource_namespace=CERT_MANAGER_RESOURCES,
+            gateway_shim=True,
+        )
+        controller.start()
+        try:
+            ca = certmanager.ca_chain(
+                kube, prefix=CERT_MANAGER_PREFIX, cluster_resource_namespace=CERT_MANAGER_RESOURCES
+            )
+            kube.apply(
+                certmanager.ClusterIssuer.from_dict(
+                    {
+                        "apiVersion": "cert-manager.io/v1",
+                        "kind": "ClusterIssuer",
+                        "metadata": {"name": issuer},
+                        "spec": {"ca": {"secretName": ca}},
+                    }
+                ),
+                field_manager=certmanager.FIELD_MANAGER,
+                force=True,
+            )
+            issued = certmanager.wait_for_certificate(kube, refs[0], namespace)
+            made = kube.get(certmanager.Certificate, refs[0], namespace=namespace)
+            assert made["spec"]["issuerRef"]["name"] == issuer
+            assert made["spec"]["dnsNames"] == [
+                listener["hostname"]
+                for listener in gateway["spec"]["listeners"]
+                if listener.get("tls")
+            ]
+            owner = made["metadata"]["ownerReferences"][0]
+            assert (owner["kind"], owner["name"]) == ("Gateway", gateway["metadata"]["name"])
+            yield issued
+        finally:
+            controller.stop()
+            for name in (issuer, ca, f"{CERT_MANAGER_PREFIX}-selfsigned"):
+                kube.delete(certmanager.ClusterIssuer, name)
+            kube.delete(certmanager.Certificate, ca, namespace=CERT_MANAGER_RESOURCES)
+            kube.delete(Secret, ca, namespace=CERT_MANAGER_RESOURCES)
 
 
 @pytest.fixture(scope="module")
@@ -368,6 +460,7 @@ class TestShippedStack:
         kube: Client,
         ingress_proxy: ProxyProcess,
         gateway_proxy: ProxyProcess | None,
+        prod_certificate: certmanager.IssuedCertificate | None,
     ) -> None:
         host = f"shop.{'' if deployed.stack == 'prod' else deployed.stack + '.'}example.com"
         with EchoServers().running() as echo:
@@ -384,7 +477,9 @@ class TestShippedStack:
                 auth = _basic(*_staging_tester(journey.project))  # staging: testers only
                 _gateway_https_traffic(address, kube, host, web, canary, api, auth)
             else:
-                _prod_gateway_without_cert_manager(_gateway_address(journey.cluster), host)
+                assert prod_certificate is not None
+                address = _gateway_address(journey.cluster)
+                _prod_gateway_https_traffic(address, prod_certificate, host, web, api)
 
     def test_staging_is_behind_basic_auth(
         self,
@@ -537,7 +632,9 @@ def _gateway_address(cluster: LocalCluster) -> str:
     return wait_until(bound, timeout=ROUTE_TIMEOUT_S, what="the Gateway's address")
 
 
-def _route_accepted(cluster: LocalCluster, namespace: str, name: str) -> None:
+def _route_accepted(
+    cluster: LocalCluster, namespace: str, name: str, *, controller: str = GATEWAY_CONTROLLER
+) -> None:
     def accepted() -> bool | None:
         route = cluster.get_json(
             f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{name}"
@@ -545,7 +642,7 @@ def _route_accepted(cluster: LocalCluster, namespace: str, name: str) -> None:
         for parent in (route.get("status") or {}).get("parents") or []:
             conditions = {c["type"]: c["status"] for c in parent.get("conditions") or []}
             if (
-                parent.get("controllerName") == GATEWAY_CONTROLLER
+                parent.get("controllerName") == controller
                 and conditions.get("Accepted") == "True"
                 and conditions.get("ResolvedRefs") == "True"
             ):
@@ -607,22 +704,50 @@ def _gateway_https_traffic(
     assert redirect.headers["location"] == f"https://{host}/api?q=1"
 
 
-def _prod_gateway_without_cert_manager(address: str, host: str) -> None:
-    # prod's certificate comes from cert-manager (the Gateway's issuer annotation), which this
-    # cluster does not run: the Secret never appears. Plain HTTP is still redirected, and the
-    # HTTPS listener has no certificate for the host, so no request reaches a backend.
+def _prod_gateway_https_traffic(
+    address: str, issued: certmanager.IssuedCertificate, host: str, web: set[str], api: set[str]
+) -> None:
+    # The only trust anchor is the CA that cert-manager's issuer signed with (`ca.crt`): the
+    # handshake verifies the served chain and the hostname as any browser would.
+    context = ssl.create_default_context(cadata=issued.ca_pem)
+
+    def answered() -> Any:
+        try:
+            reply = get(443, host=host, path="/", tls=context, address=address)
+        except OSError:  # the proxy has not seen the issued Secret yet: no certificate for host
+            return None
+        return reply if reply.status == 200 else None
+
+    first = wait_until(answered, timeout=ROUTE_TIMEOUT_S, what=f"a 200 for https://{host}/")
+    assert first.json()["app"] == "shop-web"
+    # The leaf served is the one cert-manager wrote into the Secret the listener references.
+    served = peer_certificate(443, server_name=host, context=context, address=address)
+    assert served == _der(_first_pem(issued.cert_pem))
+    seen_web: set[str] = set()
+    for _ in range(2 * len(web)):
+        body = get(443, host=host, path="/", tls=context, address=address).json()
+        assert body["app"] == "shop-web"
+        assert body["x-forwarded-proto"] == "https"
+        seen_web.add(body["address"])
+    assert seen_web == web  # every replica gets requests (round robin)
+    body = get(443, host=host, path="/api/v1", tls=context, address=address).json()
+    assert body["app"] == "shop-api"
+    assert body["address"] in api
+    # Only the issued CA vouches for it: the system trust store does not verify the chain.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        peer_certificate(
+            443, server_name=host, context=ssl.create_default_context(), address=address
+        )
+    # Plain HTTP only redirects (the Gateway's HTTP listener carries the redirect route alone).
     redirect = get(80, host=host, path="/", address=address)
     assert redirect.status == 301
     assert redirect.headers["location"] == f"https://{host}/"
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        der = peer_certificate(443, server_name=host, context=context, address=address)
-    except OSError:
-        return  # no handshake at all: nothing served
-    names = certificate_names(ssl.DER_cert_to_PEM_cert(der).encode())
-    assert host not in names
+
+
+def _first_pem(chain: str) -> str:
+    """The first certificate of a PEM chain (cert-manager's `tls.crt`: the leaf, then issuers)."""
+    end = "-----END CERTIFICATE-----"
+    return chain[: chain.index(end) + len(end)] + "\n"
 
 
 def _staging_tester(project: PulumiProject) -> tuple[str, str]:
@@ -638,6 +763,194 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 def _der(pem: str) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem)
+
+
+# ---- issue 9: a stack with `kind: traefik`, Traefik out of cluster ----------------------------
+
+#: The test stack (tests/e2e/stacks/), copied into the project's stacks/ beside the shipped ones.
+TRAEFIK_STACK = "traefik"
+TRAEFIK_HOST = "shop.traefik.example.com"
+#: Where Traefik's entry points listen: local on `lo` in the private network namespace, apart
+#: from the proxies' addresses. Traefik serves a Gateway listener on the entry point whose port
+#: is the listener's, so the entry points take the ports the stack's Gateway listens on
+#: (Traefik's 8000 and 8443: kexpose.manifests.controller).
+TRAEFIK_ADDRESS = "127.0.12.1"
+TRAEFIK_HTTP_PORT = 8000
+TRAEFIK_HTTPS_PORT = 8443
+
+
+@dataclass
+class GatewayTraefik(TraefikProcess):
+    """TraefikProcess with its `web` and `websecure` entry points on the Gateway's ports."""
+
+    def static_configuration(self) -> dict[str, Any]:
+        config = super().static_configuration()
+        for name, port in (("web", TRAEFIK_HTTP_PORT), ("websecure", TRAEFIK_HTTPS_PORT)):
+            config["entryPoints"][name]["address"] = f"{self.status_address}:{port}"
+        return config
+
+
+@pytest.fixture(scope="class")
+def traefik_stack(journey: Journey) -> Iterator[Deployed]:
+    """`pulumi up` of the Traefik test stack, destroyed after its tests whatever happened."""
+    config = REPO_ROOT / "tests" / "e2e" / "stacks" / f"Pulumi.{TRAEFIK_STACK}.yaml"
+    project = journey.project
+    (project.directory / "stacks" / config.name).write_text(config.read_text())
+    project.init(TRAEFIK_STACK)
+    deployment: Deployed | None = None
+    try:
+        up = project.up(TRAEFIK_STACK)
+        rendered = render(project, TRAEFIK_STACK, journey.workdir / f"render-{TRAEFIK_STACK}")
+        deployment = Deployed(TRAEFIK_STACK, up, rendered)
+        yield deployment
+    finally:
+        if deployment is None or not deployment.destroyed:
+            project.run("destroy", "--stack", TRAEFIK_STACK, "--yes", "--skip-preview", check=False)
+        project.run("stack", "rm", TRAEFIK_STACK, "--yes", "--force", check=False)
+
+
+@pytest.fixture(scope="class")
+def traefik(
+    traefik_stack: Deployed,
+    toolchain: Toolchain,
+    cluster: LocalCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayTraefik]:
+    """Traefik (the toolchain's build) with its Gateway API provider, out of cluster like
+    kexpose-proxy: the stack's Deployment pods are kwok fakes. Started after `pulumi up`
+    installed the Gateway API CRDs its provider watches."""
+    process = GatewayTraefik(
+        toolchain.tool("traefik"),
+        tmp_path_factory.mktemp("traefik"),
+        cluster.kubeconfig,
+        providers=("kubernetesGateway",),
+        status_address=TRAEFIK_ADDRESS,
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+class TestTraefikStack:
+    """The journey of a stack whose controller is Traefik (`kind: traefik`, `api: gateway`)."""
+
+    def test_up_waits_and_traefik_accepts_the_routes(
+        self, traefik_stack: Deployed, journey: Journey, kube: Client, traefik: GatewayTraefik
+    ) -> None:
+        outputs = journey.project.outputs(TRAEFIK_STACK)
+        assert outputs["ingressClass"] == "traefik"
+        assert outputs["controllerAddress"] == LB_ADDRESS
+        for deployment in kube.list(Deployment, namespace="*", labels=MANAGED_BY):
+            assert deployment.spec is not None
+            assert deployment.status is not None
+            assert deployment.status.availableReplicas == deployment.spec.replicas
+        # Traefik's Gateway provider programs the Gateway and accepts both routes.
+        assert _gateway_address(journey.cluster) == TRAEFIK_ADDRESS
+        for namespace, name in (("shop", "shop-web"), ("kexpose-system", "kexpose-https-redirect")):
+            _route_accepted(journey.cluster, namespace, name, controller=TRAEFIK_GATEWAY_CONTROLLER)
+
+    def test_objects_in_the_api_match_kexpose_render(
+        self, traefik_stack: Deployed, journey: Journey
+    ) -> None:
+        state = journey.project.export(TRAEFIK_STACK)
+        managed = {
+            identity(r["outputs"])
+            for r in state["deployment"]["resources"]
+            if r["type"].startswith("kubernetes:")
+        }
+        assert managed == {identity(m) for m in traefik_stack.rendered}
+        problems: dict[str, list[str]] = {}
+        for manifest in traefik_stack.rendered:
+            live = journey.cluster.get_json(api_path(manifest))
+            found = mismatches(without_secret_data(manifest), live)
+            if found:
+                problems["/".join(identity(manifest)[1:])] = found
+        assert problems == {}
+
+    def test_a_second_update_under_the_policy_pack_changes_nothing(
+        self, traefik_stack: Deployed, journey: Journey
+    ) -> None:
+        # One update does both (the shipped stacks run them apart): the pack checks every
+        # resource the update registers, and nothing changes.
+        again = journey.project.up(
+            TRAEFIK_STACK, "--expect-no-changes", "--policy-pack", str(journey.pack.launcher)
+        )
+        assert "unchanged" in again.stdout
+        assert f"kexpose-exposure@v0.1.0 (local: {journey.pack.launcher})" in again.stdout
+        assert "[mandatory]" not in again.stdout
+
+    def test_real_traffic_through_traefik(
+        self, traefik_stack: Deployed, kube: Client, traefik: GatewayTraefik
+    ) -> None:
+        with EchoServers().running() as echo:
+            web = serve_service(kube, echo, namespace="shop", service="shop-web")
+            canary = serve_service(kube, echo, namespace="shop", service="shop-web-canary")
+            api = serve_service(kube, echo, namespace="shop", service="shop-api")
+            assert web
+            assert canary
+            assert api
+            _traefik_https_traffic(traefik, kube, web, canary, api)
+
+    def test_destroy_leaves_nothing(
+        self, traefik_stack: Deployed, journey: Journey, kube: Client
+    ) -> None:
+        journey.project.destroy(TRAEFIK_STACK)
+        traefik_stack.destroyed = True
+        assert leftovers(kube, journey.baseline_namespaces) == []
+
+
+def _traefik_https_traffic(
+    traefik: GatewayTraefik, kube: Client, web: set[str], canary: set[str], api: set[str]
+) -> None:
+    host, address, port = TRAEFIK_HOST, TRAEFIK_ADDRESS, TRAEFIK_HTTPS_PORT
+    cert = secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode()
+    context = trusting(cert)
+
+    def answered() -> Any:
+        try:
+            reply = get(port, host=host, path="/", tls=context, address=address)
+        except OSError:  # Traefik has not loaded the listener's certificate yet
+            return None
+        return reply if reply.status == 200 else None
+
+    wait_until(
+        answered, timeout=ROUTE_TIMEOUT_S, what=f"traefik: a 200 for {host}\n{traefik.tail()}"
+    )
+    # The HTTPS listener presents the stack's certificate for the host (SNI).
+    served = peer_certificate(port, server_name=host, context=context, address=address)
+    assert served == _der(cert)
+    # The canary by weight (90:10); 200 requests all miss it with probability 0.9**200 < 1e-9.
+    seen: dict[str, set[str]] = {"shop-web": set(), "shop-web-canary": set()}
+    for _ in range(200):
+        body = get(port, host=host, path="/", tls=context, address=address).json()
+        assert body["host"] == host
+        seen[body["app"]].add(body["address"])
+    assert seen["shop-web"] <= web
+    assert seen["shop-web"]
+    assert seen["shop-web-canary"] <= canary
+    assert seen["shop-web-canary"]
+    # The canary by header: all of it, with the response header its filter sets.
+    for _ in range(5):
+        reply = get(
+            port, host=host, path="/", tls=context, address=address, headers={"X-Canary": "always"}
+        )
+        assert reply.json()["app"] == "shop-web-canary"
+        assert reply.headers["x-served-by"] == "canary"
+    body = get(port, host=host, path="/api/v1", tls=context, address=address).json()
+    assert body["app"] == "shop-api"
+    assert body["address"] in api
+    assert (
+        get(port, host=host, path="/", tls=context, address=address).headers.get("x-served-by")
+        is None
+    )
+    # No route for another hostname on the HTTP listener.
+    assert get(TRAEFIK_HTTP_PORT, host="other.example.com", path="/", address=address).status == 404
+    # Plain HTTP only redirects to HTTPS (the redirect route is the HTTP listener's only one).
+    redirect = get(TRAEFIK_HTTP_PORT, host=host, path="/api?q=1", address=address)
+    assert redirect.status == 301
+    assert redirect.headers["location"] == f"https://{host}/api?q=1"
 
 
 # ---- 4 (fail): a stack the pack refuses, and one the components refuse --------------------------
