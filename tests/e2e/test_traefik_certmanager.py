@@ -8,6 +8,7 @@ real traffic).
 - cert-manager's controllers issue a CA from a SelfSigned ClusterIssuer, then a leaf from a CA
   ClusterIssuer into a Secret; a TLS server with that Secret's key pair completes a handshake that
   verifies against the issued chain (`ca.crt`) and the hostname, and fails for another hostname.
+  Its Gateway API support issues the certificate of an annotated Gateway's HTTPS listener.
 """
 
 from __future__ import annotations
@@ -295,14 +296,14 @@ def test_traefik_serves_an_ingress(
         kube.delete(IngressClass, ingress_class)
 
 
-def _serve_tls_once(context: ssl.SSLContext) -> tuple[int, threading.Thread]:
-    """A TLS server on a free loopback port that completes handshakes until closed."""
+def _serve_tls_once(context: ssl.SSLContext, handshakes: int = 3) -> tuple[int, threading.Thread]:
+    """A TLS server on a free loopback port that takes `handshakes` connections, then closes."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = int(listener.getsockname()[1])
 
     def serve() -> None:
         with listener:
-            for _ in range(3):  # the verified handshake, then the two refused ones
+            for _ in range(handshakes):
                 conn, _ = listener.accept()
                 with conn:
                     try:
@@ -351,7 +352,7 @@ def test_cert_manager_issues_a_certificate_that_verifies(
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
     client = ssl.create_default_context(cadata=issued.ca_pem)
-    port, thread = _serve_tls_once(server)
+    port, thread = _serve_tls_once(server)  # the verified handshake, then two refused ones
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
         client.wrap_socket(raw, server_hostname="shop.example.test") as tls,
@@ -373,3 +374,75 @@ def test_cert_manager_issues_a_certificate_that_verifies(
         ssl.create_default_context().wrap_socket(raw, server_hostname="shop.example.test")
     thread.join(timeout=10)
     assert issued.ca_pem.strip() != issued.cert_pem.strip()  # a CA of its own, not the leaf
+
+
+def test_cert_manager_issues_the_certificate_of_an_annotated_gateway_listener(
+    toolchain: Toolchain, cluster: LocalCluster, kube: Client, namespace: str, tmp_path: Path
+) -> None:
+    """cert-manager's Gateway API support (the gateway-shim): a Gateway annotated with a
+    ClusterIssuer gets a Certificate per HTTPS listener, named after the listener's
+    certificateRef and covering its hostname; no Gateway controller needs to run."""
+    conformance.install_crds(kube, toolchain)
+    certmanager.install_crds(kube, toolchain)
+    resources = f"cm-{uuid.uuid4().hex[:6]}"
+    kube.create(Namespace(metadata=ObjectMeta(name=resources)))
+    controller = certmanager.CertManagerProcess(
+        toolchain.tool("cert-manager-controller"),
+        tmp_path / "cert-manager",
+        cluster.kubeconfig,
+        cluster_resource_namespace=resources,
+        gateway_shim=True,
+    )
+    controller.start()
+    try:
+        ca = certmanager.ca_chain(kube, prefix=resources, cluster_resource_namespace=resources)
+        _apply(
+            kube,
+            Gateway.from_dict(
+                {
+                    "apiVersion": f"{GW}/v1",
+                    "kind": "Gateway",
+                    "metadata": {
+                        "name": "edge",
+                        "namespace": namespace,
+                        "annotations": {"cert-manager.io/cluster-issuer": ca},
+                    },
+                    "spec": {
+                        "gatewayClassName": "unclaimed",
+                        "listeners": [
+                            {
+                                "name": "shop",
+                                "port": 443,
+                                "protocol": "HTTPS",
+                                "hostname": "shop.example.test",
+                                "tls": {
+                                    "mode": "Terminate",
+                                    "certificateRefs": [{"name": "shop-gw-tls"}],
+                                },
+                            }
+                        ],
+                    },
+                }
+            ),
+        )
+        issued = certmanager.wait_for_certificate(kube, "shop-gw-tls", namespace)
+        cert = kube.get(certmanager.Certificate, "shop-gw-tls", namespace=namespace)
+    finally:
+        controller.stop()
+        kube.delete(Namespace, resources)
+    assert cert["spec"]["dnsNames"] == ["shop.example.test"]
+    assert cert["spec"]["issuerRef"]["name"] == ca
+    owner = cert["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("Gateway", "edge")
+    (tmp_path / "tls.crt").write_text(issued.cert_pem)
+    (tmp_path / "tls.key").write_text(issued.key_pem)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    port, thread = _serve_tls_once(server, handshakes=1)
+    client = ssl.create_default_context(cadata=issued.ca_pem)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        client.wrap_socket(raw, server_hostname="shop.example.test") as tls,
+    ):
+        assert tls.recv(2) == b"ok"
+    thread.join(timeout=10)
