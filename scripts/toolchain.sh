@@ -59,8 +59,8 @@ KWOK_VERSION=v0.8.0
 # refuses, so the wrapper requires both at this version (as Envoy Gateway's test/go.mod does).
 GATEWAY_API_VERSION=v1.6.3
 # Traefik, the peer of kexpose-proxy in the benchmark and the `traefik` controller kind of the e2e
-# journey (issues 8 and 9). Its go.mod replaces github.com/traefik/traefik/dynamic/ext with a local
-# nested module that is neither in the v3 zip nor served; see prep_traefik.
+# journey (issues 8 and 9). Three of its dependencies are not served as its go.mod asks (a local
+# nested module, a fork, six DNS SDKs of lego): prep_traefik says how the wrapper bridges each.
 TRAEFIK_VERSION=v3.7.13
 # cert-manager's controllers (CA and self-signed issuers, the Ingress and Gateway shims) and CRDs.
 # Its cmd/controller is an untagged nested module the proxy does not serve, so the binary is a
