@@ -258,16 +258,18 @@ def _ready(obj: Any) -> bool:
 
 
 def wait_for_certificate(kube: Client, name: str, namespace: str) -> IssuedCertificate:
-    """Wait until the Certificate is Ready, then read its Secret's PEM parts."""
+    """Wait until the Certificate exists and is Ready, then read its Secret's PEM parts."""
 
     def issued() -> IssuedCertificate | None:
-        if not _ready(kube.get(Certificate, name, namespace=namespace)):
-            return None
-        cert = kube.get(Certificate, name, namespace=namespace)
-        try:
+        try:  # a shim's Certificate appears some time after its Ingress or Gateway
+            cert = kube.get(Certificate, name, namespace=namespace)
+            if not _ready(cert):
+                return None
             secret = kube.get(Secret, cert["spec"]["secretName"], namespace=namespace)
-        except ApiError:
-            return None
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
         data = secret.data or {}
         if not {"tls.crt", "tls.key", "ca.crt"} <= set(data):
             return None
