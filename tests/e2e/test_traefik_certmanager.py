@@ -218,14 +218,23 @@ def test_traefik_routes_an_httproute_by_host_path_and_header(
         canary = _get(port, "shop.example.test", "/", {"X-Canary": "yes"})
         assert (canary[0], canary[1]["app"]) == (200, "canary")
         assert _get(port, "other.example.test")[0] == 404  # no route for this hostname
+
         # Traefik reports what it did in the objects' status, as a Gateway API controller must.
-        route = kube.get(HTTPRoute, "shop", namespace=namespace)
-        [parent] = route["status"]["parents"]
+        # (Status writes may trail the routing table by a moment.)
+        def route_status() -> list[Any] | None:
+            route = kube.get(HTTPRoute, "shop", namespace=namespace)
+            parents = (route.get("status") or {}).get("parents") or []
+            return list(parents) if parents and _condition(parents[0], "Accepted") else None
+
+        def gateway_status() -> Any:
+            gateway = kube.get(Gateway, "edge", namespace=namespace)
+            return gateway if _condition(gateway, "Programmed") == "True" else None
+
+        [parent] = wait_until(route_status, timeout=ROUTE_TIMEOUT_S, what="HTTPRoute status")
         assert parent["controllerName"] == GATEWAY_CONTROLLER
         assert _condition(parent, "Accepted") == "True"
         assert _condition(parent, "ResolvedRefs") == "True"
-        gateway = kube.get(Gateway, "edge", namespace=namespace)
-        assert _condition(gateway, "Programmed") == "True"
+        gateway = wait_until(gateway_status, timeout=ROUTE_TIMEOUT_S, what="Gateway Programmed")
         assert gateway["status"]["addresses"][0]["value"] == traefik.status_address
     finally:
         traefik.stop()
