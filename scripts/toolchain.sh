@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the end-to-end toolchain from Go modules: the Pulumi CLI and its Python language host, the
-# pulumi-kubernetes provider plugin, kube-apiserver/controller-manager/scheduler/kubectl, etcd and
-# kwok. Everything lands in a cache keyed by the pinned versions, outside the repository:
+# pulumi-kubernetes provider plugin, kube-apiserver/controller-manager/scheduler/kubectl, etcd,
+# kwok, the Gateway API conformance suite, Traefik and a cert-manager controller. Everything lands
+# in a cache keyed by the pinned versions, outside the repository:
 #
 #   ${KEXPOSE_TOOLCHAIN_DIR:-~/.cache/kexpose/toolchain}/<key>/bin        the binaries
 #   .../<key>/pulumi-home                                                 PULUMI_HOME (plugin cache)
@@ -12,7 +13,8 @@
 # Usage:
 #   scripts/toolchain.sh                 build what is missing (a no-op when everything is there)
 #   scripts/toolchain.sh STEP...         build only these steps (etcd kwok k8s pulumi pyhost provider
-#                                        pyplugins yaml gwapi; also `kubectl`, not built by default)
+#                                        pyplugins yaml gwapi traefik certmanager; also `kubectl`, not
+#                                        built by default)
 #   scripts/toolchain.sh --force STEP... rebuild these steps even if their stamp is there
 #   scripts/toolchain.sh --print-env     print `export` lines for the built toolchain (fails if absent)
 #   scripts/toolchain.sh --print-env-json  the same as JSON (what tests/e2e reads)
@@ -56,13 +58,24 @@ KWOK_VERSION=v0.8.0
 # conformance module's go.mod requires the main module at a placeholder version the module proxy
 # refuses, so the wrapper requires both at this version (as Envoy Gateway's test/go.mod does).
 GATEWAY_API_VERSION=v1.6.3
+# Traefik, the peer of kexpose-proxy in the benchmark and the `traefik` controller kind of the e2e
+# journey (issues 8 and 9). Three of its dependencies are not served as its go.mod asks (a local
+# nested module, a fork, six DNS SDKs of lego): prep_traefik says how the wrapper bridges each.
+TRAEFIK_VERSION=v3.7.13
+# cert-manager's controllers (CA and self-signed issuers, the Ingress and Gateway shims) and CRDs.
+# Its cmd/controller is an untagged nested module the proxy does not serve, so the binary is a
+# small main of ours (scripts/toolchain/cert-manager-controller.go) over the served root module.
+CERT_MANAGER_VERSION=v1.21.2
 # Bump when the build recipe changes in a way that changes the binaries.
 RECIPE=1
 
-ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins yaml gwapi)
+# New steps go at the end, under the same key: a toolchain built before they existed keeps its
+# binaries and builds only the new steps.
+ALL_STEPS=(etcd kwok k8s pulumi pyhost provider pyplugins yaml gwapi traefik certmanager)
 
 # ---- locations ---------------------------------------------------------------------------------
 GO=${GO:-go}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 command -v "$GO" >/dev/null || { echo "toolchain: no 'go' on PATH (need Go >= 1.26)" >&2; exit 2; }
 GO_VERSION=$("$GO" env GOVERSION)
 TOOLCHAIN_DIR=${KEXPOSE_TOOLCHAIN_DIR:-$HOME/.cache/kexpose/toolchain}
@@ -117,22 +130,28 @@ export KEXPOSE_PULUMI_VERSION='${PULUMI_VERSION#v}'
 export KEXPOSE_KUBE_VERSION='$KUBE_VERSION'
 export KEXPOSE_GATEWAY_API_VERSION='$GATEWAY_API_VERSION'
 export KEXPOSE_GATEWAY_API_CRDS='$SHARE/gateway-api-crds'
+export KEXPOSE_TRAEFIK_VERSION='$TRAEFIK_VERSION'
+export KEXPOSE_CERT_MANAGER_VERSION='$CERT_MANAGER_VERSION'
+export KEXPOSE_CERT_MANAGER_CRDS='$SHARE/cert-manager-crds'
 # The language host (from sdk/v3 ${PYHOST_SDK_VERSION}) ignores runtime options in Pulumi.yaml
 # (virtualenv, toolchain): point PULUMI_PYTHON_CMD at the venv's python before running pulumi.
 EOF
     mv "$ROOT/env.sh.tmp" "$ROOT/env.sh"
     python3 - "$ROOT" "$BIN" "$SHARE" "$PULUMI_HOME_DIR" "$K8S_PROVIDER_VERSION" "$K8S_PROVIDER_ALIASES" \
         "${PULUMI_VERSION#v}" "$KUBE_VERSION" "${ETCD_VERSION#v}" "${KWOK_VERSION#v}" "${PYHOST_SDK_VERSION#v}" "${PULUMI_YAML_VERSION#v}" \
-        "$GATEWAY_API_VERSION" <<'EOF'
+        "$GATEWAY_API_VERSION" "${TRAEFIK_VERSION#v}" "${CERT_MANAGER_VERSION#v}" <<'EOF'
 import json, sys
-root, bindir, share, home, prov, aliases, pulumi, kube, etcd, kwok, pyhost, yaml, gwapi = sys.argv[1:]
+(root, bindir, share, home, prov, aliases, pulumi, kube, etcd, kwok, pyhost, yaml, gwapi, traefik,
+ certmanager) = sys.argv[1:]
 doc = {
     "root": root, "bin": bindir, "kwok_stages": f"{share}/kwok-stages.yaml", "pulumi_home": home,
     "gateway_api_crds": f"{share}/gateway-api-crds",
     "gateway_conformance": f"{bindir}/gateway-conformance.test",
+    "cert_manager_crds": f"{share}/cert-manager-crds",
     "versions": {"pulumi": pulumi, "pulumi_language_python_from_sdk": pyhost, "pulumi_language_yaml": yaml,
                  "kubernetes_provider": prov, "kubernetes_provider_aliases": aliases.split(),
-                 "kubernetes": kube, "etcd": etcd, "kwok": kwok, "gateway_api": gwapi},
+                 "kubernetes": kube, "etcd": etcd, "kwok": kwok, "gateway_api": gwapi,
+                 "traefik": traefik, "cert_manager": certmanager},
 }
 with open(f"{root}/env.json.tmp", "w") as f:
     json.dump(doc, f, indent=2)
@@ -475,6 +494,162 @@ build_gwapi() {
         || die "the Gateway CRD does not carry bundle-version $GATEWAY_API_VERSION"
 }
 
+# Traefik from its module, through three gaps in what the module proxy serves (checked at v3.7.11-13):
+# - its go.mod replaces github.com/traefik/traefik/dynamic/ext (required at v0.0.0-000...) with
+#   ./pkg/config/dynamic/ext, a nested module that is neither in the v3 zip nor served. It holds the
+#   extension points of the dynamic configuration, embedded inline in dynamic.HTTPConfiguration and
+#   dynamic.Router (http_config.go) and empty in the open-source build: the wrapper points the
+#   requirement at a local module declaring those two empty types (the build fails loudly if a
+#   release starts using more of it);
+# - it replaces github.com/abbot/go-http-auth with a containous fork at a pseudo-version the proxy
+#   refuses (403; no version of the fork, nor any upstream pseudo-version, is served): the wrapper
+#   uses a copy of the upstream release the fork comes from, v0.4.0, plus the two functions the
+#   basic and digest auth middlewares take from the fork (CheckSecret: BasicAuth.CheckAuth's own
+#   secret comparison, exported; DigestAuth.RequireAuthStale: the 401 with `stale=true`, RFC 7616
+#   section 3.3, which v0.4.0's CheckAuth never asks for since it reports no stale nonces);
+# - its ACME provider links lego's DNS-01 provider table, and six providers' SDKs are refused
+#   (akamai edgegrid v13 and nrdcg/oci-go-sdk at every version; huaweicloud, sacloud, ucloud and
+#   yandex-cloud dns at the pinned ones): the wrapper builds against a copy of the same lego
+#   release whose generated table (providers/dns/zz_gen_dns_providers.go) leaves those six out, so
+#   `--certificatesresolvers.*.acme.dnschallenge.provider=<one of them>` is "unrecognized" in this
+#   build. Everything else is the release's code at the release's versions.
+TRAEFIK_LEGO_DROPPED="edgedns oraclecloud huaweicloud sakuracloud ucloud yandexcloud"
+TRAEFIK_REFUSED_MODULES="github.com/akamai/AkamaiOPEN-edgegrid-golang/v13 github.com/nrdcg/oci-go-sdk/common/v1065
+    github.com/nrdcg/oci-go-sdk/dns/v1065 github.com/huaweicloud/huaweicloud-sdk-go-v3 github.com/sacloud/sacloud-sdk-go
+    github.com/ucloud/ucloud-sdk-go github.com/yandex-cloud/go-sdk/services/dns"
+prep_traefik() {
+    local w gomod lego_version lego_dir auth_dir m
+    gomod=$(mod_field "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" GoMod) \
+        || die "traefik $TRAEFIK_VERSION not served: $gomod"
+    w=$(new_wrapper traefik)
+    copy_replaces "$w" "$gomod"
+    grep -q 'github.com/traefik/traefik/dynamic/ext => ./pkg/config/dynamic/ext' "$gomod" \
+        || log "  note: traefik $TRAEFIK_VERSION no longer replaces dynamic/ext locally; the stand-in may be unneeded"
+    mkdir -p "$w/dynamic-ext"
+    printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.24\n' >"$w/dynamic-ext/go.mod"
+    cat >"$w/dynamic-ext/ext.go" <<'GO'
+// Package ext stands in for Traefik's unpublished dynamic/ext module (see scripts/toolchain.sh).
+package ext
+
+// HTTP is embedded inline in dynamic.HTTPConfiguration: no fields in the open-source build.
+type HTTP struct{}
+
+// Router is embedded inline in dynamic.Router: no fields in the open-source build.
+type Router struct{}
+GO
+    (cd "$w" && "$GO" mod edit -replace=github.com/traefik/traefik/dynamic/ext=./dynamic-ext)
+    auth_dir=$(mod_field "github.com/abbot/go-http-auth@v0.4.0" Dir) || die "go-http-auth v0.4.0 not served: $auth_dir"
+    rm -rf "$w/go-http-auth" && cp -r "$auth_dir" "$w/go-http-auth" && chmod -R u+w "$w/go-http-auth"
+    # v0.4.0 predates modules; a local replacement needs a go.mod.
+    printf 'module github.com/abbot/go-http-auth\n\ngo 1.12\n' >"$w/go-http-auth/go.mod"
+    cat >"$w/go-http-auth/kexpose_fork_additions.go" <<'GO'
+package auth
+
+// What Traefik's auth middlewares take from the containous fork, which the module proxy does not
+// serve (see scripts/toolchain.sh in the kexpose repository).
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// CheckSecret reports whether password matches an htpasswd secret, choosing the comparison by
+// the secret's prefix exactly as BasicAuth.CheckAuth does.
+func CheckSecret(password, secret string) bool {
+	compare := compareFuncs[0].compare
+	for _, cmp := range compareFuncs[1:] {
+		if strings.HasPrefix(secret, cmp.prefix) {
+			compare = cmp.compare
+			break
+		}
+	}
+	return compare([]byte(secret), []byte(password)) == nil
+}
+
+// RequireAuthStale is RequireAuth with stale=true (RFC 7616 section 3.3): the nonce was stale,
+// the client may retry with the new one without asking the user again.
+func (a *DigestAuth) RequireAuthStale(w http.ResponseWriter, r *http.Request) {
+	if len(a.clients) > a.ClientCacheSize+a.ClientCacheTolerance {
+		a.Purge(a.ClientCacheTolerance * 2)
+	}
+	nonce := RandomKey()
+	a.clients[nonce] = &digest_client{nc: 0, last_seen: time.Now().UnixNano()}
+	w.Header().Set(contentType, a.Headers.V().UnauthContentType)
+	w.Header().Set(a.Headers.V().Authenticate,
+		fmt.Sprintf(`Digest realm="%s", nonce="%s", opaque="%s", algorithm="MD5", qop="auth", stale=true`,
+			a.Realm, nonce, a.Opaque))
+	w.WriteHeader(a.Headers.V().UnauthCode)
+	w.Write([]byte(a.Headers.V().UnauthResponse))
+}
+GO
+    (cd "$w" && "$GO" mod edit -replace=github.com/abbot/go-http-auth=./go-http-auth)
+    lego_version=$(awk '$1 == "github.com/go-acme/lego/v5" {print $2; exit}' "$gomod")
+    [[ -n $lego_version ]] || die "traefik $TRAEFIK_VERSION does not require github.com/go-acme/lego/v5"
+    lego_dir=$(mod_field "github.com/go-acme/lego/v5@$lego_version" Dir) || die "lego $lego_version not served: $lego_dir"
+    rm -rf "$w/lego-v5" && cp -r "$lego_dir" "$w/lego-v5" && chmod -R u+w "$w/lego-v5"
+    python3 - "$w/lego-v5/providers/dns/zz_gen_dns_providers.go" $TRAEFIK_LEGO_DROPPED <<'PY' || die "patching lego's DNS provider table failed"
+import re, sys
+path, dropped = sys.argv[1], sys.argv[2:]
+src = open(path).read()
+for name in dropped:
+    imp = f'\t"github.com/go-acme/lego/v5/providers/dns/{name}"\n'
+    case = re.compile(r'\tcase [^\n]*:\n\t\treturn ' + name + r'\.NewDNSProvider\(\)\n')
+    if src.count(imp) != 1 or len(case.findall(src)) != 1:
+        sys.exit(f"lego's provider table has no single import and case for {name}")
+    src = case.sub("", src.replace(imp, ""))
+open(path, "w").write(src)
+PY
+    for m in $TRAEFIK_REFUSED_MODULES; do (cd "$w/lego-v5" && "$GO" mod edit -droprequire="$m"); done
+    (cd "$w" && "$GO" mod edit -replace="github.com/go-acme/lego/v5=./lego-v5")
+    log "  lego $lego_version without DNS providers: $TRAEFIK_LEGO_DROPPED"
+    (cd "$w" && logged "$GO" get -tool "github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK_VERSION") \
+        || die "go get traefik $TRAEFIK_VERSION failed"
+    [[ "$(cd "$w" && "$GO" list -m -f '{{.Version}}' github.com/traefik/traefik/v3)" == "$TRAEFIK_VERSION" ]] \
+        || die "traefik drifted away from $TRAEFIK_VERSION in its wrapper"
+}
+
+build_traefik() {
+    # The release build's ldflags (Makefile `binary`); the web UI is not built (webui/static holds
+    # only a placeholder in the module), which the tests do not use.
+    local p=github.com/traefik/traefik/v3/pkg/version version
+    (cd "$WORK/traefik" && logged "$GO" build -trimpath \
+        -ldflags "-s -w -X $p.Version=$TRAEFIK_VERSION -X $p.Codename=kexpose-e2e -X $p.BuildDate=$(date -u +%FT%TZ)" \
+        -o "$BIN/traefik" github.com/traefik/traefik/v3/cmd/traefik) || die "building traefik failed"
+    version=$("$BIN/traefik" version) || die "traefik version failed"
+    [[ $version == *"${TRAEFIK_VERSION}"* ]] || die "traefik does not report $TRAEFIK_VERSION: $version"
+    printf '%s\n' "${version%%$'\n'*}" >&2
+}
+
+prep_certmanager() {
+    local w gomod
+    gomod=$(mod_field "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" GoMod) \
+        || die "cert-manager $CERT_MANAGER_VERSION not served: $gomod"
+    w=$(new_wrapper certmanager)
+    copy_replaces "$w" "$gomod"
+    install -m 0644 "$SCRIPT_DIR/toolchain/cert-manager-controller.go" "$w/main.go"
+    (cd "$w" && logged "$GO" get "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" \
+        && logged "$GO" mod tidy) || die "resolving cert-manager $CERT_MANAGER_VERSION failed"
+    [[ "$(cd "$w" && "$GO" list -m -f '{{.Version}}' github.com/cert-manager/cert-manager)" == "$CERT_MANAGER_VERSION" ]] \
+        || die "cert-manager drifted away from $CERT_MANAGER_VERSION in its wrapper"
+}
+
+build_certmanager() {
+    local dir
+    (cd "$WORK/certmanager" && logged "$GO" build -trimpath \
+        -ldflags "-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION" \
+        -o "$BIN/cert-manager-controller" .) || die "building the cert-manager controller failed"
+    "$BIN/cert-manager-controller" -h >/dev/null 2>&1 || die "cert-manager-controller -h failed"
+    # The CRDs of the same release (deploy/crds: plain CustomResourceDefinitions, no templating).
+    dir=$(cd "$WORK/certmanager" && "$GO" list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)
+    rm -rf "$SHARE/cert-manager-crds" && mkdir -p "$SHARE/cert-manager-crds"
+    cp "$dir"/deploy/crds/*cert-manager.io_*.yaml "$SHARE/cert-manager-crds/"
+    chmod -R u+w "$SHARE/cert-manager-crds"
+    [[ -s "$SHARE/cert-manager-crds/cert-manager.io_certificates.yaml" ]] || die "cert-manager's Certificate CRD is missing"
+    sha256sum "$SCRIPT_DIR/toolchain/cert-manager-controller.go" | cut -d' ' -f1 >"$SHARE/cert-manager-controller.sha256"
+}
+
 # What each step leaves in $BIN; a step whose stamp is there but whose output is gone reruns.
 declare -A STEP_OUTPUTS=(
     [etcd]="etcd" [kwok]="kwok" [k8s]="kube-apiserver kube-controller-manager kube-scheduler"
@@ -482,6 +657,7 @@ declare -A STEP_OUTPUTS=(
     [pyhost]="pulumi-language-python" [provider]="pulumi-resource-kubernetes"
     [pyplugins]="pulumi-resource-pulumi-python pulumi-analyzer-policy-python"
     [yaml]="pulumi-language-yaml" [gwapi]="gateway-conformance.test"
+    [traefik]="traefik" [certmanager]="cert-manager-controller"
 )
 outputs_present() {
     local f v
@@ -491,6 +667,12 @@ outputs_present() {
         for v in $K8S_PROVIDER_VERSION $K8S_PROVIDER_ALIASES; do
             [[ -d "$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$v" ]] || return 1
         done
+    fi
+    # The controller's source is in this repository, outside the key: rebuild when it changes.
+    if [[ $1 == certmanager ]]; then
+        [[ -s "$SHARE/cert-manager-crds/cert-manager.io_certificates.yaml" ]] || return 1
+        [[ "$(cat "$SHARE/cert-manager-controller.sha256" 2>/dev/null)" == \
+           "$(sha256sum "$SCRIPT_DIR/toolchain/cert-manager-controller.go" | cut -d' ' -f1)" ]] || return 1
     fi
 }
 
@@ -504,7 +686,7 @@ main() {
             --print-env-json) require_built; cat "$ROOT/env.json"; return 0 ;;
             --root) echo "$ROOT"; return 0 ;;
             --force) force=1 ;;
-            -h|--help) sed -n '2,22p' "$0"; return 0 ;;
+            -h|--help) sed -n '2,24p' "$0"; return 0 ;;
             -*) die "unknown option $1" ;;
             *) steps+=("$1") ;;
         esac

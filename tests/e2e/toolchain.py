@@ -42,6 +42,9 @@ class Toolchain:
     gateway_api_crds: Path
     """The Gateway API standard-channel CRDs (one YAML file per kind) of the conformance suite's
     own release."""
+    cert_manager_crds: Path
+    """cert-manager's CRDs (one YAML file per kind) of the release the controller is built from
+    (step `certmanager`)."""
 
     def tool(self, name: str) -> Path:
         """The path of one built binary; raises when it is missing."""
@@ -106,6 +109,11 @@ def find_toolchain(repo_root: Path = REPO_ROOT) -> Toolchain:
         pulumi_home=Path(doc["pulumi_home"]),
         versions=doc["versions"],
         gateway_api_crds=Path(doc["gateway_api_crds"]),
+        # Derived when absent: an env.json written by a script from before the certmanager step
+        # (another checkout sharing the cache) still names the same share directory.
+        cert_manager_crds=Path(
+            doc.get("cert_manager_crds") or Path(doc["root"]) / "share" / "cert-manager-crds"
+        ),
     )
     for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
         toolchain.tool(name)
