@@ -31,6 +31,8 @@ from benchmarks.proxy.bench import TICKS, cpu_ticks, parse_wrk, process, wait_po
 
 # Ports of their own, so that this mode can run while the nginx comparison runs.
 BACKEND_PORT, AUTH_PORT, KX_HTTP, KX_HTTPS, KX_HEALTH = 18180, 18190, 18182, 18545, 18354
+#: The fixed ports above, which bench.py shifts by its --port-offset.
+PORT_NAMES = ("BACKEND_PORT", "AUTH_PORT", "KX_HTTP", "KX_HTTPS", "KX_HEALTH")
 #: More distinct tokens than the proxy's verified-token cache holds (10 000): cycled in order,
 #: every request misses it.
 FRESH_TOKENS = 12_000
