@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from kexpose.cli import cli
@@ -39,8 +40,13 @@ def test_the_mixed_folder_imports_for_dev(tmp_path: Path) -> None:
     code, stdout, _ = invoke(
         str(MIXED), "-e", "dev", "--ingress-class", "nginx", "--stack-file", str(out), "-o", "json"
     )
-    assert code == 0
     report = json.loads(stdout)["report"]
+    # The one mandatory verdict: shop/admin's basic auth names the cluster's existing Secret
+    # (auth.secret), which the auth-secret-provisioned rule wants provisioned by the stack.
+    assert code == 1
+    assert {(v["rule"], v["resource"]) for v in report["violations"]} == {
+        ("auth-secret-provisioned", "Ingress/shop/admin")
+    }
     assert report["ingresses"] == 24
     assert report["counts"]["refused"] == 1
     assert report["counts"]["converted"] > 0
@@ -71,11 +77,25 @@ def test_to_ingress_pipes_into_check(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_to_gateway_is_not_available_yet_exit_2() -> None:
-    code, stdout, _ = invoke(str(MIXED), "-e", "dev", "--to", "gateway", "-o", "json")
-    assert code == 2
-    (problem,) = json.loads(stdout)["problems"]
-    assert "issue 9" in problem["message"]
+def test_to_gateway_renders_httproutes_and_withholds_what_it_cannot_protect(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "gateway.yaml"
+    code, stdout, _ = invoke(
+        str(MIXED), "-e", "dev", "--ingress-class", "nginx", "--to", "gateway", "--out", str(out),
+        "-o", "json",
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(stdout)["report"]
+    kinds = {o["kind"] for o in yaml.safe_load_all(out.read_text())}
+    assert {"GatewayClass", "Gateway", "HTTPRoute"} <= kinds
+    assert "Ingress" not in kinds
+    withheld = {
+        i["subject"]
+        for i in report["items"]
+        if i["topic"] == "Ingress" and i["detail"].startswith("withheld whole: its edge")
+    }
+    assert withheld == {"Ingress/shop/admin", "Ingress/payments/console"}
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from kexpose.environment import Environment
 from kexpose.importer import (
     CONVERTED,
+    CONVERTED_NOW,
     NEEDS_MODEL,
     UNSUPPORTED,
     Conversion,
@@ -19,7 +21,8 @@ from kexpose.importer import (
     read_objects,
     stack_file_text,
 )
-from kexpose.importer.annotations import rewrite_shape
+from kexpose.importer.access import source_ranges
+from kexpose.importer.conversion import Api
 from kexpose.validation import parse_stack
 from kexpose.yamlio import load_one
 
@@ -75,9 +78,11 @@ def svc(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
     }
 
 
-def run(*objs: dict[str, Any], env: Environment = "dev", cls: str | None = None) -> Conversion:
+def run(
+    *objs: dict[str, Any], env: Environment = "dev", cls: str | None = None, api: Api | None = None
+) -> Conversion:
     source = read_objects([(o, Origin("in.yaml", i + 1)) for i, o in enumerate(objs)])
-    return convert(source, environment=env, ingress_class=cls)
+    return convert(source, environment=env, ingress_class=cls, api=api)
 
 
 def verdict(conv: Conversion, topic: str, subject: str = "Ingress/shop/web") -> str:
@@ -128,7 +133,7 @@ TLS = [{"hosts": ["a.example.com"], "secretName": "a-tls"}]
         ({"configuration-snippet": "deny all;"}, None, {}, "configuration-snippet", "refused"),
         ({"server-snippet": "x"}, None, {}, "server-snippet", "refused"),
         ({"stream-snippet": "x"}, None, {}, "stream-snippet", "refused"),
-        ({"rewrite-target": "/"}, None, {}, "rewrite-target", "not-convertible"),
+        ({"rewrite-target": "/"}, None, {}, "rewrite-target", "approximated"),
         ({"proxy-body-size": "8m"}, None, {}, "proxy-body-size", "not-convertible"),
         ({"affinity": "cookie"}, None, {}, "affinity", "not-convertible"),
         ({"enable-cors": "true"}, None, {}, "enable-cors", "not-convertible"),
@@ -148,18 +153,18 @@ def test_annotation_table(
 
 
 def test_not_convertible_in_this_version_names_the_missing_model_feature() -> None:
-    conv = run(ingress(annotations={NGINX + "rewrite-target": "/"}), svc())
-    text = detail(conv, NGINX + "rewrite-target")
+    conv = run(ingress(annotations={NGINX + "enable-cors": "true"}), svc())
+    text = detail(conv, NGINX + "enable-cors")
     assert text.startswith("not convertible in this version")
-    assert "URLRewrite filter" in text
-    assert "issue 9" in text
+    assert "CORS filter" in text
 
 
 def test_catalogue_tables_are_disjoint_and_needs_model_rows_name_a_feature() -> None:
-    assert not set(CONVERTED) & set(NEEDS_MODEL)
-    assert not set(NEEDS_MODEL) & set(UNSUPPORTED)
-    assert not set(CONVERTED) & set(UNSUPPORTED)
-    assert all(e.feature and "issue" in e.feature for e in NEEDS_MODEL.values())
+    tables = [set(CONVERTED), set(CONVERTED_NOW), set(NEEDS_MODEL), set(UNSUPPORTED)]
+    for i, a in enumerate(tables):
+        for b in tables[i + 1 :]:
+            assert not a & b
+    assert all(e.feature for e in NEEDS_MODEL.values())
     assert all(
         e.verdict == "not-convertible" for e in (*NEEDS_MODEL.values(), *UNSUPPORTED.values())
     )
@@ -168,10 +173,15 @@ def test_catalogue_tables_are_disjoint_and_needs_model_rows_name_a_feature() -> 
 @pytest.mark.parametrize(
     "annotation",
     [
-        {"auth-type": "basic", "auth-secret": "users"},
-        {"auth-url": "https://auth.example.com/check"},
-        {"whitelist-source-range": "10.0.0.0/8"},
-        {"denylist-source-range": "10.0.0.0/8"},
+        {"auth-type": "basic", "auth-secret": "users", "auth-secret-type": "auth-map"},
+        {"auth-type": "basic", "auth-secret": "ops/users"},
+        {"auth-type": "digest", "auth-secret": "users"},
+        {"auth-url": "https://auth.example.com/check?u=$request_uri"},
+        {"auth-url": "https://auth.example.com/check", "auth-type": "basic"},
+        {"whitelist-source-range": "10.0.0.0/8,nonsense"},
+        {"denylist-source-range": "0.0.0.0/0,::/0"},
+        {"permanent-redirect": "/relative"},
+        {"permanent-redirect": "https://a.example.com/x?y=1"},
         {"backend-protocol": "GRPC"},
         {"backend-protocol": "HTTPS"},
         {"ssl-passthrough": "true"},
@@ -213,16 +223,260 @@ def test_regex_on_one_ingress_is_reported_on_the_others_of_the_host() -> None:
     assert app_ingress(conv)["rules"][0]["paths"][0]["pathType"] == "Prefix"
 
 
-def test_canary_ingress_is_left_out_and_the_main_one_imported() -> None:
+def test_canary_with_api_ingress_is_left_out_and_the_main_one_imported() -> None:
     canary = ingress(
         "web-canary",
         service="web-v2",
         annotations={NGINX + "canary": "true", NGINX + "canary-weight": "10"},
     )
-    conv = run(ingress(), canary, svc(), svc("web-v2"))
+    conv = run(ingress(), canary, svc(), svc("web-v2"), api="ingress")
     assert verdict(conv, "Ingress", "Ingress/shop/web-canary") == "not-convertible"
     assert verdict(conv, NGINX + "canary-weight", "Ingress/shop/web-canary") == "not-convertible"
     assert [a.name for a in conv.apps] == ["web"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "paths"),
+    [
+        (
+            {"canary-weight": "10"},
+            [{"weight": 90, "backends": [{"port": 80, "service": "web-v2", "weight": 10}]}],
+        ),
+        (
+            {"canary-weight": "1", "canary-weight-total": "4"},
+            [{"weight": 3, "backends": [{"port": 80, "service": "web-v2", "weight": 1}]}],
+        ),
+        (
+            {"canary-by-header": "X-Canary", "canary-by-header-value": "yes"},
+            [{"headers": [{"name": "X-Canary", "value": "yes"}], "service": "web-v2"}, {}],
+        ),
+        (
+            {"canary-by-header": "X-Canary"},
+            [
+                {"headers": [{"name": "X-Canary", "value": "always"}], "service": "web-v2"},
+                {"headers": [{"name": "X-Canary", "value": "never"}]},
+                {},
+            ],
+        ),
+        (
+            {"canary-by-header": "X-Canary", "canary-by-header-pattern": "^(a|b)$"},
+            [
+                {
+                    "headers": [
+                        {"name": "X-Canary", "value": "^(a|b)$", "type": "RegularExpression"}
+                    ],
+                    "service": "web-v2",
+                },
+                {},
+            ],
+        ),
+    ],
+)
+def test_canary_becomes_weights_and_header_matches_with_api_gateway(
+    annotations: dict[str, str], paths: list[dict[str, Any]]
+) -> None:
+    canary = ingress(
+        "web-canary",
+        service="web-v2",
+        annotations={NGINX + "canary": "true"} | {NGINX + k: v for k, v in annotations.items()},
+    )
+    conv = run(ingress(), canary, svc(), svc("web-v2"))
+    assert conv.controller["api"] == "gateway"
+    got = app_ingress(conv)["rules"][0]["paths"]
+    assert got == [{"path": "/", "pathType": "Prefix", "port": 80, **p} for p in paths]
+    for key in annotations:
+        assert verdict(conv, NGINX + key, "Ingress/shop/web-canary") in (
+            "converted",
+            "approximated",
+        )
+
+
+def test_a_canary_without_its_main_ingress_is_reported() -> None:
+    canary = ingress(
+        "web-canary",
+        path="/other",
+        service="web-v2",
+        annotations={NGINX + "canary": "true", NGINX + "canary-weight": "10"},
+    )
+    conv = run(ingress(), canary, svc(), svc("web-v2"))
+    topic = "spec.rules (host a.example.com, path /other)"
+    assert verdict(conv, topic, "Ingress/shop/web-canary") == "not-convertible"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "path", "expected"),
+    [
+        ({"rewrite-target": "/"}, "/testpath", {"rewrite": {"path": {"fullPath": "/"}}}),
+        (
+            {"rewrite-target": "/$2", "use-regex": "true"},
+            "/api(/|$)(.*)",
+            {"rewrite": {"path": {"prefix": "/"}}},
+        ),
+        (
+            {"upstream-vhost": "web.internal", "x-forwarded-prefix": "/shop"},
+            "/",
+            {
+                "requestHeaders": {"set": {"X-Forwarded-Prefix": "/shop"}},
+                "rewrite": {"hostname": "web.internal"},
+            },
+        ),
+        (
+            {"permanent-redirect": "https://b.example.com/new"},
+            "/",
+            {
+                "redirect": {
+                    "scheme": "https",
+                    "hostname": "b.example.com",
+                    "statusCode": 301,
+                    "path": {"fullPath": "/new"},
+                }
+            },
+        ),
+        (
+            {"temporal-redirect": "http://b.example.com:8080", "temporal-redirect-code": "307"},
+            "/",
+            {
+                "redirect": {
+                    "scheme": "http",
+                    "hostname": "b.example.com",
+                    "statusCode": 302,
+                    "path": {"fullPath": "/"},
+                    "port": 8080,
+                }
+            },
+        ),
+    ],
+)
+def test_path_annotations_become_filters_with_api_gateway(
+    annotations: dict[str, str], path: str, expected: dict[str, Any]
+) -> None:
+    conv = run(
+        ingress(
+            path=path,
+            path_type="ImplementationSpecific",
+            annotations={NGINX + k: v for k, v in annotations.items()},
+        ),
+        svc(),
+    )
+    assert conv.controller["api"] == "gateway"
+    [got] = app_ingress(conv)["rules"][0]["paths"]
+    assert got["filters"] == expected
+    assert got["pathType"] == "Prefix"
+
+
+def test_capture_groups_no_rewrite_expresses_leave_the_path_out() -> None:
+    conv = run(
+        ingress(path="/u/([0-9]+)", annotations={NGINX + "rewrite-target": "/users/$1"}), svc()
+    )
+    assert verdict(conv, NGINX + "rewrite-target") == "not-convertible"
+    assert "capture groups" in detail(conv, NGINX + "rewrite-target")
+    assert conv.apps == ()
+
+
+def test_app_root_adds_an_exact_root_redirect_per_host() -> None:
+    conv = run(ingress(annotations={NGINX + "app-root": "/dashboards"}), svc())
+    paths = app_ingress(conv)["rules"][0]["paths"]
+    assert paths[0] == {
+        "path": "/",
+        "pathType": "Exact",
+        "filters": {"redirect": {"statusCode": 302, "path": {"fullPath": "/dashboards"}}},
+        "port": 80,
+    }
+    assert paths[1] == {"path": "/", "pathType": "Prefix", "port": 80}
+
+
+def test_path_annotations_with_api_ingress_say_they_need_the_gateway_api() -> None:
+    conv = run(ingress(annotations={NGINX + "upstream-vhost": "x.internal"}), svc(), api="ingress")
+    assert verdict(conv, NGINX + "upstream-vhost") == "not-convertible"
+    assert "api: gateway" in detail(conv, NGINX + "upstream-vhost")
+    assert conv.controller.get("api") is None
+
+
+@pytest.mark.parametrize(
+    ("annotations", "auth", "ranges"),
+    [
+        (
+            {"auth-type": "basic", "auth-secret": "users", "auth-realm": "Admins"},
+            {"type": "basic", "secret": "users", "realm": "Admins"},
+            None,
+        ),
+        (
+            {"auth-type": "basic", "auth-secret": "shop/users", "auth-secret-type": "auth-file"},
+            {"type": "basic", "secret": "users"},
+            None,
+        ),
+        (
+            {
+                "auth-url": "https://auth.example.com/check",
+                "auth-response-headers": "X-User, X-Email",
+                "auth-signin": "https://auth.example.com/start?rd=$escaped_request_uri",
+            },
+            {
+                "type": "forward",
+                "url": "https://auth.example.com/check",
+                "responseHeaders": ["X-User", "X-Email"],
+                "signin": "https://auth.example.com/start",
+            },
+            None,
+        ),
+        ({"whitelist-source-range": "10.0.0.0/8, 192.0.2.1"}, None, ["10.0.0.0/8", "192.0.2.1/32"]),
+        (
+            {"whitelist-source-range": "10.0.0.0/8", "denylist-source-range": "10.128.0.0/9"},
+            None,
+            ["10.0.0.0/9"],
+        ),
+    ],
+)
+def test_protection_becomes_the_apps_auth_with_api_ingress(
+    annotations: dict[str, str], auth: dict[str, Any] | None, ranges: list[str] | None
+) -> None:
+    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}), svc())
+    [app] = conv.apps
+    assert app.raw().get("auth") == auth
+    assert app.raw().get("allowSourceRanges") == ranges
+    for key in annotations:
+        assert verdict(conv, NGINX + key) == "converted"
+    spec_app = conv.spec.apps[0]
+    assert (spec_app.auth is not None) == (auth is not None)
+
+
+def test_a_denylist_alone_is_every_address_but_the_denied() -> None:
+    allowed = source_ranges(None, [ipaddress.ip_network("192.0.2.0/24")])
+    assert "::/0" in allowed
+    nets = [ipaddress.ip_network(n) for n in allowed if ":" not in n]
+    assert sum(n.num_addresses for n in nets) == 2**32 - 256
+    assert not any(n.overlaps(ipaddress.ip_network("192.0.2.0/24")) for n in nets)
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        {"auth-type": "basic", "auth-secret": "users"},
+        {"auth-url": "https://auth.example.com/check"},
+        {"whitelist-source-range": "10.0.0.0/8"},
+        {"denylist-source-range": "10.0.0.0/8"},
+    ],
+    ids=lambda a: next(iter(a)),
+)
+def test_protection_with_api_gateway_withholds_the_ingress(annotation: dict[str, str]) -> None:
+    conv = run(
+        ingress(annotations={NGINX + k: v for k, v in annotation.items()}), svc(), api="gateway"
+    )
+    assert detail(conv, "Ingress").startswith("withheld whole")
+    assert conv.apps == ()
+    assert all(verdict(conv, NGINX + k) == "not-convertible" for k in annotation)
+
+
+def test_auto_api_keeps_ingress_when_gateway_would_withhold_protection() -> None:
+    conv = run(
+        ingress(annotations={NGINX + "whitelist-source-range": "10.0.0.0/8"}),
+        ingress("b", host="b.example.com", service="b", annotations={NGINX + "app-root": "/x"}),
+        svc(),
+        svc("b"),
+    )
+    assert conv.controller.get("api") is None
+    assert "CHOICE: api ingress" in conv.api_reason
+    assert verdict(conv, NGINX + "app-root", "Ingress/shop/b") == "not-convertible"
 
 
 def test_two_ingresses_of_one_service_merge_when_nothing_conflicts() -> None:
@@ -352,21 +606,6 @@ def test_to_ingress_renders_through_the_builders_without_nginx_or_secrets() -> N
     assert ing["spec"]["ingressClassName"] == "kexpose"
     assert ing["metadata"]["annotations"] == {"kexpose.dev/ssl-redirect": "false"}
     assert ing["spec"]["tls"] == [{"hosts": ["a.example.com"], "secretName": "a-tls"}]
-
-
-@pytest.mark.parametrize(
-    ("path", "target", "shape"),
-    [
-        ("/testpath", "/", "ReplaceFullPath '/'"),
-        ("/api(/|$)(.*)", "/$2", "ReplacePrefixMatch '/' on prefix '/api'"),
-        ("/something(/|$)(.*)", "/$2", "ReplacePrefixMatch '/' on prefix '/something'"),
-        ("/u/([0-9]+)", "/users/$1", "capture groups no URLRewrite can express"),
-    ],
-)
-def test_rewrite_target_says_what_it_becomes_once_the_model_has_rewrites(
-    path: str, target: str, shape: str
-) -> None:
-    assert shape in rewrite_shape(path, target)
 
 
 def test_tls_of_another_ingress_on_the_host_decides_the_redirect() -> None:

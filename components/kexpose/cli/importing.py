@@ -7,8 +7,7 @@ report (a table, or ``--output json``) and chooses the exit code:
 - 0: imported; the stack passes the environment's mandatory rules (approximations and
   annotations that could not be converted are in the report);
 - 1: the imported stack breaks a rule that is mandatory in the environment;
-- 2: bad input or usage (the message names the file, object, field and value), including
-  ``--to gateway``, which needs Gateway API in the exposure model (issue 9);
+- 2: bad input or usage (the message names the file, object, field and value);
 - 3: the output cannot be written.
 
 When the stack file or the manifests go to standard output, the report goes to standard error,
@@ -43,6 +42,7 @@ from kexpose.importer import (
     Origin,
     assess,
     convert,
+    gateway_manifests,
     ingress_manifests,
     manifests_text,
     planned_manifests,
@@ -127,7 +127,8 @@ def _write(target: str, text: str, output: str) -> None:
     type=click.Choice(["stack", "gateway", "ingress"]),
     default="stack",
     show_default=True,
-    help="stack: a kexpose stack file; ingress: the objects the components would create.",
+    help="stack: a kexpose stack file (api gateway when an annotation needs it); ingress / "
+    "gateway: the objects the components would create with controller api ingress / gateway.",
 )
 @click.option(
     "--stack-file",
@@ -139,7 +140,7 @@ def _write(target: str, text: str, output: str) -> None:
     "--out",
     default="-",
     show_default=True,
-    help="Where --to ingress writes the manifests (- for standard output).",
+    help="Where --to ingress or --to gateway writes the manifests (- for standard output).",
 )
 @click.option(
     "--ingress-class",
@@ -184,13 +185,6 @@ def command(
     not convertible with the reason and what to do. Snippet annotations are never converted.
     """
     env = cast(Environment, environment)
-    if target == "gateway":
-        _fail(
-            "--to gateway is not available yet: the exposure model renders Gateway API objects "
-            "once it has Gateway API routes (issue 9); use --to stack or --to ingress",
-            output,
-            EXIT_INPUT,
-        )
     if bool(sources) == (kubeconfig is not None):
         _fail("give either SOURCE (files, directories, -) or --kubeconfig", output, EXIT_INPUT)
     if namespace is not None and kubeconfig is None:
@@ -217,6 +211,7 @@ def command(
             environment=env,
             ingress_class=ingress_class,
             stack_file=stack_file if stack_file != "-" else "<stdout>",
+            api="gateway" if target == "gateway" else "ingress" if target == "ingress" else None,
         )
         report = assess(conversion)
     except KexposeError as exc:
@@ -227,6 +222,8 @@ def command(
         _fail(str(exc), output, code, file=file, line=line)
     if target == "stack":
         artifact, destination = stack_file_text(conversion, sources=sources), stack_file
+    elif target == "gateway":
+        artifact, destination = manifests_text(gateway_manifests(conversion)), out
     else:
         artifact, destination = manifests_text(ingress_manifests(conversion)), out
     code = EXIT_VIOLATION if report.failed else EXIT_OK

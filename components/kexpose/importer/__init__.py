@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kexpose.importer.catalogue import (
     CONVERTED,
+    CONVERTED_NOW,
     NEEDS_MODEL,
     UNSUPPORTED,
     Entry,
@@ -19,7 +20,7 @@ from kexpose.importer.catalogue import (
 from kexpose.importer.conversion import AppDraft, Conversion, convert
 from kexpose.importer.findings import Item, ItemVerdict
 from kexpose.importer.migration import MigrationReport, assess, planned_manifests
-from kexpose.importer.rendering import ingress_manifests, manifests_text
+from kexpose.importer.rendering import gateway_manifests, ingress_manifests, manifests_text
 from kexpose.importer.source import (
     INGRESS_VERSIONS,
     Origin,
@@ -32,6 +33,7 @@ from kexpose.importer.stackfile import stack_file_text
 
 __all__ = [
     "CONVERTED",
+    "CONVERTED_NOW",
     "INGRESS_VERSIONS",
     "NEEDS_MODEL",
     "UNSUPPORTED",
@@ -48,6 +50,7 @@ __all__ = [
     "Verdict",
     "assess",
     "convert",
+    "gateway_manifests",
     "ingress_manifests",
     "is_snippet",
     "lookup",

@@ -37,7 +37,6 @@ __all__ = [
     "is_regex",
     "read_annotations",
     "redirects",
-    "rewrite_shape",
 ]
 
 INGRESS_DOC: Final = "https://kubernetes.io/docs/concepts/services-networking/ingress/"
@@ -47,12 +46,7 @@ REGEX_CHARS: Final = re.compile(r"[.^$*+?()\[\]{}|\\]")
 #: cannot express is withheld whole, since importing the rest would open a protected route to
 #: everyone or send traffic a backend cannot read.
 _WITHHOLD: Final = {
-    "auth-type": "its basic auth would be dropped, opening the routes to everyone",
-    "auth-url": "its forward auth would be dropped, opening the routes to everyone",
     "auth-tls-secret": "its client-certificate check would be dropped",
-    "whitelist-source-range": "its source-range allow list would be dropped, opening the "
-    "routes to everyone",
-    "denylist-source-range": "its source-range deny list would be dropped",
     "ssl-passthrough": "kexpose-proxy would terminate TLS the backend expects to terminate",
 }
 #: Where the user guide documents each snippet annotation.
@@ -67,8 +61,6 @@ _BOOLEANS: Final = ("ssl-redirect", "force-ssl-redirect", "preserve-trailing-sla
 _TRUE: Final = ("true", "1", "yes", "on")
 _FALSE: Final = ("false", "0", "no", "off")
 _HTTP: Final = ("HTTP", "AUTO_HTTP")
-# The usual "strip a prefix" rewrite: path /prefix(/|$)(.*) with rewrite-target /$2.
-_STRIP_PREFIX: Final = re.compile(r"^\^?(/[^.^$*+?()\[\]{}|\\]*?)\(/\|\$\)\(\.\*\)\$?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,28 +94,22 @@ def redirects(ing: SourceIngress, *, host_tls: bool) -> bool:
     return force or (ssl_redirect and host_tls)
 
 
-def rewrite_shape(path: str, target: str) -> str:
-    """What a rewrite-target on ``path`` would be as a Gateway API URLRewrite, said in words.
-
-    nginx's ``rewrite`` replaces the whole URI when the (unanchored) regex matches, so a
-    literal path with a target is a full-path replacement; the ``/p(/|$)(.*)`` -> ``/$2`` idiom
-    is a prefix replacement; other capture groups have no URLRewrite equivalent.
-    """
-    stripped = _STRIP_PREFIX.match(path)
-    if stripped and target in ("/$2", "/$2/"):
-        return f"{path!r} -> {target!r} is ReplacePrefixMatch '/' on prefix {stripped[1]!r}"
-    if not REGEX_CHARS.search(path) and "$" not in target:
-        return f"{path!r} -> {target!r} is ReplaceFullPath {target!r}"
-    return f"{path!r} -> {target!r} uses capture groups no URLRewrite can express"
-
-
-def read_annotations(ing: SourceIngress, findings: Findings, *, host_tls: bool) -> Reading:
+def read_annotations(
+    ing: SourceIngress,
+    findings: Findings,
+    *,
+    host_tls: bool,
+    handled: frozenset[str] = frozenset(),
+) -> Reading:
     """Read every annotation of ``ing``; ``host_tls``: a certificate is configured for one of
-    its hosts (by it or another Ingress)."""
+    its hosts (by it or another Ingress); ``handled``: nginx annotations (without the prefix)
+    another reader reports (auth, source ranges, path filters)."""
     out: dict[str, str] = {}
     redirect = redirects(ing, host_tls=host_tls)
     for key in sorted(ing.annotations):
         value = ing.annotations[key]
+        if key.removeprefix(NGINX_PREFIX) in handled and key.startswith(NGINX_PREFIX):
+            continue
         if key.startswith(NGINX_PREFIX):
             _nginx(ing, findings, key, value, redirect=redirect, host_tls=host_tls)
         elif key == LEGACY_CLASS_ANNOTATION:
@@ -156,7 +142,7 @@ def read_annotations(ing: SourceIngress, findings: Findings, *, host_tls: bool) 
         else:
             out[key] = value
             findings.add(ing, key, "converted", "kept unchanged on the Ingress")
-    withheld = _withheld(ing)
+    withheld = _withheld(ing, handled)
     trailing = flag(ing.annotations.get(f"{NGINX_PREFIX}preserve-trailing-slash", ""))
     if redirect and ing.tls and not trailing and withheld is None:
         findings.add(
@@ -173,9 +159,9 @@ def read_annotations(ing: SourceIngress, findings: Findings, *, host_tls: bool) 
     return Reading(out, redirect, withheld)
 
 
-def _withheld(ing: SourceIngress) -> str | None:
+def _withheld(ing: SourceIngress, handled: frozenset[str]) -> str | None:
     for key, why in _WITHHOLD.items():
-        if f"{NGINX_PREFIX}{key}" in ing.annotations:
+        if key not in handled and f"{NGINX_PREFIX}{key}" in ing.annotations:
             return f"{key}: {why}"
     proto = ing.annotations.get(f"{NGINX_PREFIX}backend-protocol", "HTTP").strip().upper()
     if proto not in _HTTP:
@@ -242,20 +228,6 @@ def _nginx(
             findings.add(ing, key, "converted", "ingress-nginx's default", doc=doc)
     elif short == "backend-protocol":
         _backend_protocol(ing, findings, key, value)
-    elif short == "rewrite-target":
-        shapes = "; ".join(
-            dict.fromkeys(rewrite_shape(p.path, value) for r in ing.rules for p in r.paths)
-        )
-        findings.entry(ing, key, NEEDS_MODEL[short], more=f" ({shapes})" if shapes else "")
-    elif short == "auth-type" and value.strip().lower() == "digest":
-        findings.add(
-            ing,
-            key,
-            "not-convertible",
-            "digest auth is in no kexpose plan (basic over TLS, forward auth or JWT replace it)",
-            todo="move the users to basic auth or forward auth",
-            doc=doc_url("authentication"),
-        )
     else:
         entry = lookup(short)
         if entry is None:

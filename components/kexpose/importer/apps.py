@@ -34,6 +34,8 @@ class AppDraft:
     tls: dict[str, Any] = field(default_factory=lambda: {"mode": "none"})
     comments: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    auth: dict[str, Any] | None = None
+    allow_source_ranges: list[str] | None = None
 
     def raw(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,6 +47,10 @@ class AppDraft:
         if self.ingress is not None:
             out["ingress"] = self.ingress
             out["tls"] = self.tls
+        if self.auth is not None:
+            out["auth"] = self.auth
+        if self.allow_source_ranges is not None:
+            out["allowSourceRanges"] = self.allow_source_ranges
         return out
 
 
@@ -60,6 +66,9 @@ class IngressDraft:
     tls_comment: str | None
     targets: list[tuple[str, str]]
     """Every Service it routes to, ``(namespace, name)``, in order."""
+    auth: dict[str, Any] | None = None
+    """The app's ``auth:`` the Ingress's protection becomes (it covers all its routes)."""
+    ranges: list[str] | None = None
 
 
 class Apps:
@@ -179,6 +188,7 @@ class Apps:
             app = self.apps[owner_key]
             app.ingress = self.ingress_raw(app, c.rules, c.default_backend, c.annotations)
             app.tls = c.tls
+            app.auth, app.allow_source_ranges = c.auth, c.ranges
             if c.tls_comment:
                 app.comments.append(c.tls_comment)
             app.sources.append(f"{ing.namespace}/{ing.name}")
@@ -229,6 +239,8 @@ class Apps:
             return f"TLS differs ({app.tls.get('mode')} vs {c.tls.get('mode')})"
         if dict(app.ingress.get("annotations", {})) != c.annotations:
             return "their converted annotations differ"
+        if (app.auth, app.allow_source_ranges) != (c.auth, c.ranges):
+            return "their auth or source ranges differ (the model protects a whole app)"
         if c.default_backend is not None and "defaultBackend" in app.ingress:
             return "both have a default backend"
         have = {

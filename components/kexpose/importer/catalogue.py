@@ -2,9 +2,11 @@
 
 Every ``nginx.ingress.kubernetes.io/*`` annotation lands in exactly one of four places:
 
-- ``CONVERTED``: the converter maps it into today's exposure model, and the traffic tests
-  (``tests/proxy/test_import_traffic.py``) prove kexpose-proxy answers as ingress-nginx did.
-  Some conversions are *approximated*: the converter says how, per Ingress.
+- ``CONVERTED`` and ``CONVERTED_NOW``: the converter maps it into today's exposure model, and
+  the traffic tests (``tests/proxy/test_import_traffic.py``) prove kexpose-proxy answers as
+  ingress-nginx did. Some conversions are *approximated*: the converter says how, per Ingress.
+  ``CONVERTED_NOW`` holds the rows that needed Gateway API path features (issue 9) or edge
+  auth (issue 10); their conversion depends on the stack's controller API.
 - ``NEEDS_MODEL``: the behaviour is well defined but the exposure model cannot say it yet. Each
   row names the missing model feature (and the issue that brings it), so that a row moves to
   ``CONVERTED`` when the model gains the feature. This is the one table to edit then.
@@ -29,6 +31,7 @@ from typing import Final, Literal
 __all__ = [
     "CERT_MANAGER_ANNOTATIONS",
     "CONVERTED",
+    "CONVERTED_NOW",
     "DOC",
     "NEEDS_MODEL",
     "NGINX_PREFIX",
@@ -98,7 +101,7 @@ CONVERTED: Final = _rows(
         _HTTPS,
         "converted",
         "with TLS on the Ingress it is the default redirect (308); without TLS it needs a "
-        "redirect that does not depend on TLS, see NEEDS_MODEL 'force-ssl-redirect-without-tls'",
+        "redirect of plain HTTP only, see NEEDS_MODEL 'force-ssl-redirect-without-tls'",
     ),
     Entry(
         "preserve-trailing-slash",
@@ -122,106 +125,153 @@ CONVERTED: Final = _rows(
     ),
 )
 
-_ISSUE_9 = "Gateway API routes, filters and weighted backends in the model (issue 9)"
-_ISSUE_10 = "edge authentication and source ranges in the model (issue 10)"
+_GW = "with controller api: gateway (--to gateway, or --to stack when needed)"
+_CANARY_KEYS = (
+    "canary",
+    "canary-weight",
+    "canary-weight-total",
+    "canary-by-header",
+    "canary-by-header-value",
+    "canary-by-header-pattern",
+)
 
-#: Convertible once the model gains the named feature. Keep this the one table to edit then.
-NEEDS_MODEL: Final = _rows(
+#: Converted since the model gained Gateway API path features (issue 9) and edge auth (issue
+#: 10); read by :mod:`kexpose.importer.routing`, :mod:`kexpose.importer.canary` and
+#: :mod:`kexpose.importer.access`, which decide per value. The Gateway API rows are not
+#: convertible with ``api: ingress`` (the model refuses path filters there); the auth rows are
+#: not convertible with ``api: gateway`` (the model emits auth for Ingress only so far), and an
+#: Ingress whose protection is lost is withheld whole.
+CONVERTED_NOW: Final = _rows(
     Entry(
         "rewrite-target",
         "rewrite",
-        "not-convertible",
-        "the model has no URL rewrite",
-        "keep the rewrite in the app (serve under the public path) until the model has it",
-        f"URLRewrite filter ({_ISSUE_9})",
+        "approximated",
+        f"{_GW}: a literal path becomes URLRewrite ReplaceFullPath; '/p(/|$)(.*)' -> '/$2' "
+        "becomes the Prefix path '/p' with ReplacePrefixMatch '/'; other capture groups are "
+        "not convertible (the path is left out). Prefix paths match whole segments and case, "
+        "nginx's regex a case-insensitive character prefix",
     ),
     Entry(
         "app-root",
         "rewrite",
-        "not-convertible",
-        "the model has no redirect for '/'",
-        "redirect '/' in the app",
-        f"RequestRedirect filter ({_ISSUE_9})",
+        "converted",
+        f"{_GW}: an Exact '/' path per host answering 302 to the root (RequestRedirect)",
     ),
-    Entry(
-        "force-ssl-redirect-without-tls",
-        _HTTPS,
-        "not-convertible",
-        "kexpose redirects to HTTPS only for hosts with TLS on the Ingress",
-        "give the Ingress TLS (tls.mode) or redirect at the load balancer",
-        f"RequestRedirect filter with scheme https ({_ISSUE_9})",
-    ),
-    Entry(
-        "permanent-redirect",
-        "permanent-redirect",
-        "not-convertible",
-        "the model has no redirect route",
-        "redirect in the app or at the load balancer",
-        f"RequestRedirect filter ({_ISSUE_9})",
-    ),
-    Entry(
-        "permanent-redirect-code",
-        "permanent-redirect-code",
-        "not-convertible",
-        "belongs to permanent-redirect",
-        "",
-        f"RequestRedirect filter ({_ISSUE_9})",
-    ),
-    Entry(
-        "temporal-redirect",
-        "temporal-redirect",
-        "not-convertible",
-        "the model has no redirect route",
-        "redirect in the app or at the load balancer",
-        f"RequestRedirect filter ({_ISSUE_9})",
-    ),
-    Entry(
-        "temporal-redirect-code",
-        "temporal-redirect-code",
-        "not-convertible",
-        "belongs to temporal-redirect",
-        "",
-        f"RequestRedirect filter ({_ISSUE_9})",
+    *(
+        Entry(
+            key,
+            key,
+            "approximated",
+            f"{_GW}: every path answers with a RequestRedirect to the URL (scheme, host, port, "
+            "path); the model has codes 301 and 302 only (307/308 become 302/301), and "
+            "kexpose-proxy keeps the request's query where nginx's 'return' drops it",
+        )
+        for key in (
+            "permanent-redirect",
+            "permanent-redirect-code",
+            "temporal-redirect",
+            "temporal-redirect-code",
+        )
     ),
     Entry(
         "upstream-vhost",
         "custom-nginx-upstream-vhost",
-        "not-convertible",
-        "the model cannot set the Host header the backend sees",
-        "make the app accept the public host",
-        f"RequestHeaderModifier filter ({_ISSUE_9})",
+        "converted",
+        f"{_GW}: URLRewrite hostname (a fixed name; nginx variables are not convertible)",
     ),
     Entry(
         "x-forwarded-prefix",
         "x-forwarded-prefix-header",
-        "not-convertible",
-        "the model cannot add request headers",
-        "configure the prefix in the app",
-        f"RequestHeaderModifier filter ({_ISSUE_9})",
+        "converted",
+        f"{_GW}: RequestHeaderModifier sets X-Forwarded-Prefix",
+    ),
+    *(
+        Entry(
+            key,
+            "canary",
+            "converted",
+            f"{_GW}: the main path gets weight and backends (HTTPBackendRef weights); a header "
+            "match path of the same host and path goes to the canary ('never': to the main "
+            "Service); a pattern is a RegularExpression match (Python re, not PCRE)",
+        )
+        for key in _CANARY_KEYS
+    ),
+    *(
+        Entry(
+            key,
+            "authentication",
+            "converted",
+            "auth: basic with secret (the auth-file Secret, htpasswd 'auth' key) and realm; an "
+            "auth-map Secret or one in another namespace is not convertible (Ingress withheld)",
+        )
+        for key in ("auth-type", "auth-secret", "auth-secret-type", "auth-realm")
+    ),
+    *(
+        Entry(key, "external-authentication", "converted", f"auth: forward ({what})")
+        for key, what in (
+            ("auth-url", "url; nginx variables are not convertible (Ingress withheld)"),
+            ("auth-response-headers", "responseHeaders"),
+            ("auth-signin", "signin; kexpose-proxy adds rd=<original URL> as ingress-nginx"),
+            ("auth-method", "kexpose-proxy asks with GET; another method is approximated"),
+        )
+    ),
+    *(
+        Entry(
+            key,
+            "external-authentication",
+            "approximated",
+            "left out (the model has no field for it); the protection itself is converted",
+        )
+        for key in (
+            "auth-signin-redirect-param",
+            "auth-request-redirect",
+            "auth-cache-key",
+            "auth-cache-duration",
+            "auth-always-set-cookie",
+            "auth-proxy-set-headers",
+            "auth-keepalive",
+        )
     ),
     Entry(
-        "proxy-connect-timeout",
-        "custom-timeouts",
-        "not-convertible",
-        "the model has no per-route timeouts (kexpose-proxy's global ones apply)",
-        "check that the controller's timeouts suit the app",
-        f"route timeouts ({_ISSUE_9})",
+        "whitelist-source-range",
+        "whitelist-source-range",
+        "converted",
+        "allowSourceRanges of the app (api: ingress)",
     ),
     Entry(
-        "proxy-send-timeout",
-        "custom-timeouts",
-        "not-convertible",
-        "the model has no per-route timeouts (kexpose-proxy's global ones apply)",
-        "check that the controller's timeouts suit the app",
-        f"route timeouts ({_ISSUE_9})",
+        "denylist-source-range",
+        "denylist-source-range",
+        "converted",
+        "allowSourceRanges of the app equal to every address (or the allow list) minus the "
+        "denied CIDRs: the model has allow lists only, and the difference of CIDR sets is a "
+        "finite CIDR set (api: ingress)",
     ),
+)
+
+_NOT_IN_MODEL = "not in the exposure model yet (no issue plans it)"
+
+#: Convertible once the model gains the named feature. Keep this the one table to edit then.
+NEEDS_MODEL: Final = _rows(
     Entry(
-        "proxy-read-timeout",
-        "custom-timeouts",
+        "force-ssl-redirect-without-tls",
+        _HTTPS,
         "not-convertible",
-        "the model has no per-route timeouts (kexpose-proxy's global ones apply)",
-        "check that the controller's timeouts suit the app",
-        f"route timeouts ({_ISSUE_9})",
+        "kexpose redirects to HTTPS only for hosts with TLS on the Ingress; a RequestRedirect "
+        "filter applies to every request of the path, so it cannot redirect plain HTTP only, "
+        "and the model's codes are 301/302 where ingress-nginx sends 308",
+        "give the Ingress TLS (tls.mode) or redirect at the load balancer",
+        f"a redirect conditioned on the request scheme ({_NOT_IN_MODEL})",
+    ),
+    *(
+        Entry(
+            key,
+            "custom-timeouts",
+            "not-convertible",
+            "the model has no per-route timeouts (kexpose-proxy's global ones apply)",
+            "check that the controller's timeouts suit the app",
+            f"HTTPRoute timeouts ({_NOT_IN_MODEL})",
+        )
+        for key in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout")
     ),
     Entry(
         "enable-cors",
@@ -229,7 +279,7 @@ NEEDS_MODEL: Final = _rows(
         "not-convertible",
         "the model has no CORS policy",
         "answer CORS in the app until the model has it",
-        f"CORS filter ({_ISSUE_9})",
+        f"a CORS filter ({_NOT_IN_MODEL})",
     ),
     *(
         Entry(
@@ -238,7 +288,7 @@ NEEDS_MODEL: Final = _rows(
             "not-convertible",
             "belongs to enable-cors",
             "",
-            f"CORS filter ({_ISSUE_9})",
+            f"a CORS filter ({_NOT_IN_MODEL})",
         )
         for part in (
             "allow-origin",
@@ -249,66 +299,13 @@ NEEDS_MODEL: Final = _rows(
             "max-age",
         )
     ),
-    *(
-        Entry(
-            key,
-            "canary",
-            "not-convertible",
-            "the model has no weighted or header-matched backends; the canary Ingress is left "
-            "out and its main Ingress keeps all traffic",
-            "shift the traffic fully before importing, or wait for weighted backends",
-            f"weighted backends and header matches ({_ISSUE_9})",
-        )
-        for key in (
-            "canary",
-            "canary-weight",
-            "canary-weight-total",
-            "canary-by-header",
-            "canary-by-header-value",
-            "canary-by-header-pattern",
-            "canary-by-cookie",
-        )
-    ),
     Entry(
-        "whitelist-source-range",
-        "whitelist-source-range",
+        "canary-by-cookie",
+        "canary",
         "not-convertible",
-        "the model has no per-route source ranges; every client would be let in",
-        "restrict at the load balancer (controller.service.loadBalancerSourceRanges) meanwhile",
-        f"allowSourceRanges ({_ISSUE_10})",
-    ),
-    *(
-        Entry(
-            key,
-            "authentication",
-            "not-convertible",
-            "the model has no basic auth; the routes would be open",
-            "keep the app off the public controller until auth lands",
-            f"auth: basic ({_ISSUE_10})",
-        )
-        for key in ("auth-type", "auth-secret", "auth-secret-type", "auth-realm")
-    ),
-    *(
-        Entry(
-            key,
-            "external-authentication",
-            "not-convertible",
-            "the model has no forward auth; the routes would be open",
-            "keep the app off the public controller until auth lands",
-            f"auth: forward ({_ISSUE_10})",
-        )
-        for key in (
-            "auth-url",
-            "auth-method",
-            "auth-signin",
-            "auth-signin-redirect-param",
-            "auth-response-headers",
-            "auth-request-redirect",
-            "auth-cache-key",
-            "auth-cache-duration",
-            "auth-always-set-cookie",
-            "auth-proxy-set-headers",
-        )
+        "the Gateway API has no cookie match; clients with the cookie get the weighted split",
+        "use canary-by-header instead",
+        f"a cookie match ({_NOT_IN_MODEL})",
     ),
 )
 
@@ -343,13 +340,6 @@ UNSUPPORTED: Final = _rows(
             "session-cookie-change-on-failure",
             "session-cookie-conditional-samesite-none",
         )
-    ),
-    Entry(
-        "denylist-source-range",
-        "denylist-source-range",
-        "not-convertible",
-        "kexpose's edge access model has allow lists only (edge-auth spec)",
-        "turn the deny list into an allow list, or deny at the load balancer",
     ),
     Entry(
         "proxy-body-size",
@@ -432,4 +422,6 @@ def is_snippet(key: str) -> bool:
 
 def lookup(key: str) -> Entry | None:
     """The row of an annotation named without the nginx prefix, in the first table holding it."""
-    return CONVERTED.get(key) or NEEDS_MODEL.get(key) or UNSUPPORTED.get(key)
+    return (
+        CONVERTED.get(key) or CONVERTED_NOW.get(key) or NEEDS_MODEL.get(key) or UNSUPPORTED.get(key)
+    )

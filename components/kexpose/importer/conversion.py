@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from kexpose.defaults import INGRESS_CLASS
 from kexpose.environment import Environment
 from kexpose.errors import ConfigError, InputError
+from kexpose.importer.access import ACCESS_KEYS, read_access
 from kexpose.importer.annotations import (
     INGRESS_DOC,
     REGEX_CHARS,
@@ -31,14 +32,19 @@ from kexpose.importer.annotations import (
     redirects,
 )
 from kexpose.importer.apps import AppDraft, Apps, IngressDraft
-from kexpose.importer.catalogue import NEEDS_MODEL, NGINX_PREFIX, doc_url
+from kexpose.importer.canary import Canary, read_canary
+from kexpose.importer.catalogue import NGINX_PREFIX, doc_url
 from kexpose.importer.findings import Findings, Item
+from kexpose.importer.routing import GATEWAY_KEYS, Routing
 from kexpose.importer.source import Source, SourceIngress
 from kexpose.importer.tls import tls_of
 from kexpose.model import StackSpec
 from kexpose.validation import parse_stack
 
-__all__ = ["AppDraft", "Conversion", "convert"]
+__all__ = ["Api", "AppDraft", "Conversion", "convert"]
+
+Api = Literal["ingress", "gateway"]
+_STACK = "Stack"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,8 @@ class Conversion:
     items: tuple[Item, ...]
     spec: StackSpec
     """The stack as ``kexpose preview`` would read it (validated, profile applied)."""
+    api_reason: str = ""
+    """Why the stack's controller has the API it has (a comment in the stack file)."""
 
     def raw(self) -> dict[str, Any]:
         """The stack config's ``kexpose:`` keys (without the prefix)."""
@@ -61,9 +69,18 @@ class Conversion:
 
 class _Converter:
     def __init__(
-        self, source: Source, *, environment: Environment, ingress_class: str | None
+        self,
+        source: Source,
+        *,
+        environment: Environment,
+        ingress_class: str | None,
+        api: Api | None,
     ) -> None:
         self.source = source
+        self.wanted_api = api
+        self.api: Api = api or "ingress"
+        self.api_reason = ""
+        self.canaries: dict[tuple[str, str | None, str], Canary] = {}
         self.environment = environment
         self.ingress_class = ingress_class
         self.findings = Findings()
@@ -75,6 +92,7 @@ class _Converter:
 
     def run(self) -> None:
         chosen: list[SourceIngress] = []
+        canaries: list[SourceIngress] = []
         for ing in self.source.ingresses:
             cls = ing.class_name
             if self.ingress_class is not None and cls is not None and cls != self.ingress_class:
@@ -86,9 +104,12 @@ class _Converter:
                 )
                 continue
             if flag(ing.annotations.get(f"{NGINX_PREFIX}canary", "")):
-                self.canary(ing)
+                canaries.append(ing)
                 continue
             chosen.append(ing)
+        self.choose_api(chosen, canaries)
+        for ing in canaries:
+            self.canary(ing)
         # use-regex (or rewrite-target) on one Ingress makes ingress-nginx match *every* path of
         # that host as a case-insensitive regex ("Use Regex" in the annotations guide).
         for ing in chosen:
@@ -105,6 +126,68 @@ class _Converter:
             converted = self.ingress(ing)
             if converted is not None:
                 self.apps.assign(converted)
+        for c in self.canaries.values():
+            if not c.used:
+                self.findings.add(
+                    c.ing,
+                    f"spec.rules (host {c.host or '*'}, path {c.path})",
+                    "not-convertible",
+                    "no imported main Ingress has this host and path; ingress-nginx ignores a "
+                    "canary without one",
+                    todo="import the main Ingress too, or drop the canary",
+                    doc=doc_url("canary"),
+                )
+
+    def choose_api(self, chosen: list[SourceIngress], canaries: list[SourceIngress]) -> None:
+        """``--to stack`` picks ``api: gateway`` when an annotation needs it, unless that would
+        withhold an Ingress's edge protection (the model emits auth for Ingress only so far)."""
+        needs = sorted(
+            {
+                f"{k.removeprefix(NGINX_PREFIX)} ({ing.namespace}/{ing.name})"
+                for ing in chosen
+                for k in ing.annotations
+                if k.removeprefix(NGINX_PREFIX) in GATEWAY_KEYS
+            }
+            | {f"canary ({ing.namespace}/{ing.name})" for ing in canaries}
+        )
+        guarded = sorted(
+            f"{ing.namespace}/{ing.name}"
+            for ing in chosen
+            if any(
+                k.removeprefix(NGINX_PREFIX)
+                in ("auth-type", "auth-url", "whitelist-source-range", "denylist-source-range")
+                for k in ing.annotations
+            )
+        )
+        if self.wanted_api is not None:
+            self.api_reason = f"api {self.wanted_api}: asked for (--to)"
+        elif needs and not guarded:
+            self.api = "gateway"
+            self.api_reason = (
+                "CHOICE: api gateway (HTTPRoutes): needed by "
+                + ", ".join(needs[:6])
+                + (" and more" if len(needs) > 6 else "")
+            )
+        elif needs:
+            self.api_reason = (
+                "CHOICE: api ingress although "
+                + ", ".join(needs[:6])
+                + (" and more" if len(needs) > 6 else "")
+                + " need api gateway: Ingresses "
+                + ", ".join(guarded)
+                + " have auth or source ranges, which the model emits for Ingress only so "
+                "far; with api gateway they would be withheld (import with --to gateway for that)"
+            )
+        else:
+            self.api_reason = "api ingress: no annotation needs the Gateway API"
+        self.findings.items.append(
+            Item(
+                _STACK,
+                "kexpose:controller.api",
+                "converted" if not (needs and self.api == "ingress") else "approximated",
+                self.api_reason,
+            )
+        )
 
     def redirect_disagreements(self, chosen: list[SourceIngress]) -> None:
         """ingress-nginx decides the HTTPS redirect per Ingress (location); kexpose-proxy per
@@ -135,25 +218,32 @@ class _Converter:
                     )
 
     def canary(self, ing: SourceIngress) -> None:
-        for key in sorted(ing.annotations):
-            if key.startswith(f"{NGINX_PREFIX}canary"):
-                entry = NEEDS_MODEL[key.removeprefix(NGINX_PREFIX)]
-                self.findings.entry(ing, key, entry)
-        self.findings.add(
-            ing,
-            "Ingress",
-            "not-convertible",
-            "not convertible in this version: a canary Ingress only adds a weighted or "
-            "header-matched share to its main Ingress, which keeps all traffic; needs "
-            + str(NEEDS_MODEL["canary"].feature),
-            todo=NEEDS_MODEL["canary"].todo,
-            doc=doc_url("canary"),
-        )
+        found = read_canary(ing, self.findings, api=self.api)
+        if not found:
+            self.findings.add(
+                ing,
+                "Ingress",
+                "not-convertible",
+                "a canary Ingress only adds a weighted or header-matched share to its main "
+                "Ingress, which keeps all traffic"
+                + ("; that needs controller api: gateway" if self.api != "gateway" else ""),
+                todo="import with --to gateway, or shift the traffic fully before importing",
+                doc=doc_url("canary"),
+            )
+        for c in found:
+            self.canaries.setdefault((ing.namespace, c.host, c.path), c)
 
     def ingress(self, ing: SourceIngress) -> IngressDraft | None:
         host_tls = bool(ing.tls) or any(h in self.tls_hosts for h in ing.hosts())
-        reading = read_annotations(ing, self.findings, host_tls=host_tls)
-        annotations, why = reading.annotations, reading.withheld
+        reading = read_annotations(
+            ing, self.findings, host_tls=host_tls, handled=ACCESS_KEYS | GATEWAY_KEYS
+        )
+        access = read_access(ing, self.findings, api=self.api)
+        routing = Routing(ing, self.findings, self.api)
+        routing.read()
+        annotations = reading.annotations
+        why = reading.withheld or access.withheld or routing.withheld
+        gateway = self.api == "gateway"
         if why is not None:
             self.findings.add(
                 ing,
@@ -178,7 +268,7 @@ class _Converter:
         for rule in ing.rules:
             host_regex = rule.host is not None and rule.host in self.regex_hosts
             for p in rule.paths:
-                path_type = p.path_type
+                path_type: str = p.path_type
                 if p.backend is None:
                     self.findings.add(
                         ing,
@@ -189,14 +279,14 @@ class _Converter:
                         doc=f"{INGRESS_DOC}#resource-backend",
                     )
                     continue
-                if own_regex and path_type != "Exact":
+                if own_regex and path_type != "Exact" and routing.rewrite_target is None:
                     if REGEX_CHARS.search(p.path):
                         self.findings.add(
                             ing,
                             f"{p.field}.path",
                             "not-convertible",
                             f"not convertible in this version: {p.path!r} is a regular "
-                            "expression; needs RegularExpression path matches (issue 9)",
+                            "expression; the model has no RegularExpression path matches",
                             todo="list the literal prefixes it stands for as Prefix paths",
                             doc=doc_url("use-regex"),
                         )
@@ -211,7 +301,7 @@ class _Converter:
                         "case-sensitively",
                         doc=doc_url("use-regex"),
                     )
-                elif host_regex and path_type != "Exact":
+                elif host_regex and path_type != "Exact" and not own_regex:
                     owner = self.regex_hosts[rule.host or ""]
                     self.findings.add(
                         ing,
@@ -222,14 +312,22 @@ class _Converter:
                         f"keeps pathType {p.path_type}",
                         doc=doc_url("use-regex"),
                     )
+                path = p.path
+                extra: dict[str, Any] = {}
+                if gateway:
+                    plan = routing.plan(p.field, p.path, path_type, own_regex)
+                    if plan is None:
+                        continue
+                    path, path_type, extra = plan.path, plan.path_type, plan.extra
                 ref = self.apps.backend(ing, p.backend)
                 if ref is None:
                     continue
                 targets.append((ing.namespace, p.backend.service))
-                entry = {"path": p.path, "pathType": path_type, **ref}
+                entry = {"path": path, "pathType": path_type, **ref, **extra}
                 host_rule = rules.setdefault(rule.host, {"paths": []})
                 if any(
-                    q["path"] == p.path and q["pathType"] == path_type for q in host_rule["paths"]
+                    q["path"] == path and q["pathType"] == path_type and "headers" not in q
+                    for q in host_rule["paths"]
                 ):
                     self.findings.add(
                         ing,
@@ -239,20 +337,49 @@ class _Converter:
                         "left out",
                     )
                     continue
-                host_rule["paths"].append(entry)
+                canary = self.canaries.get((ing.namespace, rule.host, p.path))
+                canary_ref = (
+                    self.apps.backend(canary.ing, canary.backend)
+                    if canary is not None and gateway
+                    else None
+                )
+                if canary is not None and canary_ref is not None:
+                    canary.used = True
+                    targets.append((ing.namespace, canary.backend.service))
+                    host_rule["paths"].extend(canary.paths(entry, canary_ref))
+                    self.findings.add(
+                        ing,
+                        p.field,
+                        "converted",
+                        f"shares its traffic with canary Ingress {canary.ing.namespace}/"
+                        f"{canary.ing.name} (see its rows)",
+                        doc=doc_url("canary"),
+                    )
+                else:
+                    host_rule["paths"].append(entry)
+        for r in rules.values():
+            first = next((q for q in r["paths"] if "headers" not in q), None)
+            has_root = any(q["path"] == "/" and q["pathType"] == "Exact" for q in r["paths"])
+            if first is None or has_root:
+                continue
+            backend = {k: first[k] for k in ("port", "service") if k in first}
+            r["paths"][:0] = [{**q, **backend} for q in routing.root_paths()]
         default: dict[str, Any] | None = None
         if ing.default_backend is not None:
             ref = self.apps.backend(ing, ing.default_backend)
             if ref is not None:
-                default = ref
                 targets.insert(0, (ing.namespace, ing.default_backend.service))
-                self.findings.add(
-                    ing,
-                    ing.default_backend.field,
-                    "converted",
-                    "the Ingress's default backend: requests no rule matches",
-                    doc=f"{INGRESS_DOC}#default-backend",
-                )
+                if gateway:
+                    self.gateway_default(ing, rules, ref)
+                else:
+                    default = ref
+                    self.findings.add(
+                        ing,
+                        ing.default_backend.field,
+                        "converted",
+                        "the Ingress's default backend: requests no rule matches",
+                        doc=f"{INGRESS_DOC}#default-backend",
+                    )
         out_rules = [
             ({"host": h} if h is not None else {}) | {"paths": r["paths"]}
             for h, r in rules.items()
@@ -267,7 +394,37 @@ class _Converter:
             )
             return None
         tls, comment = tls_of(ing, [r.get("host") for r in out_rules], self.findings)
-        return IngressDraft(ing, out_rules, default, annotations, tls, comment, targets)
+        draft = IngressDraft(ing, out_rules, default, annotations, tls, comment, targets)
+        draft.auth, draft.ranges = access.auth, access.ranges
+        return draft
+
+    def gateway_default(
+        self, ing: SourceIngress, rules: dict[str | None, dict[str, Any]], ref: dict[str, Any]
+    ) -> None:
+        """An HTTPRoute has no default backend: a host-less '/' Prefix path takes its place
+        (the least specific match of the Gateway, Gateway API HTTPRoute precedence)."""
+        assert ing.default_backend is not None
+        catch_all = rules.setdefault(None, {"paths": []})
+        if any(q["path"] == "/" and q["pathType"] == "Prefix" for q in catch_all["paths"]):
+            self.findings.add(
+                ing,
+                ing.default_backend.field,
+                "approximated",
+                "a host-less '/' path exists already and takes every unmatched request; the "
+                "default backend would never be reached; left out",
+                doc=f"{INGRESS_DOC}#default-backend",
+            )
+            return
+        catch_all["paths"].append({"path": "/", "pathType": "Prefix", **ref})
+        self.findings.add(
+            ing,
+            ing.default_backend.field,
+            "approximated",
+            "an HTTPRoute has no default backend: it becomes a host-less '/' Prefix path, the "
+            "least specific route of the Gateway, so requests for hosts of other Gateway "
+            "routes that match none of their paths get 404 instead of reaching it",
+            doc=f"{INGRESS_DOC}#default-backend",
+        )
 
 
 def convert(
@@ -277,17 +434,22 @@ def convert(
     ingress_class: str | None = None,
     target_class: str = INGRESS_CLASS,
     stack_file: str = "<imported stack>",
+    api: Api | None = None,
 ) -> Conversion:
     """The stack that exposes what ``source`` exposed, and the report of what changed.
 
     ``ingress_class``: import only Ingresses of this class (and those with none).
+    ``api``: the controller's API (``--to gateway``/``--to ingress``); None chooses it
+    (``api: gateway`` when an annotation needs it and no Ingress's protection is lost by it).
     Raises :class:`InputError` when the result is not a valid stack (the message names the
     Ingresses it came from).
     """
-    conv = _Converter(source, environment=environment, ingress_class=ingress_class)
+    conv = _Converter(source, environment=environment, ingress_class=ingress_class, api=api)
     conv.run()
     apps = tuple(sorted(conv.apps.apps.values(), key=lambda a: (a.namespace, a.name)))
-    controller = {"kind": "kexpose", "className": target_class}
+    controller: dict[str, Any] = {"kind": "kexpose", "className": target_class}
+    if conv.api == "gateway":
+        controller["api"] = "gateway"
     raw = {
         "environment": environment,
         "controller": controller,
@@ -302,4 +464,6 @@ def convert(
             + "; ".join(f"{k} <- {v}" for k, v in sorted(sources.items()))
             + ")"
         ) from None
-    return Conversion(environment, controller, apps, tuple(conv.findings.items), spec)
+    return Conversion(
+        environment, controller, apps, tuple(conv.findings.items), spec, conv.api_reason
+    )

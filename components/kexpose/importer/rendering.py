@@ -1,5 +1,5 @@
-"""``--to ingress``: the objects the kexpose components would create for an imported stack,
-for teams not on Pulumi yet.
+"""``--to ingress`` and ``--to gateway``: the objects the kexpose components would create for
+an imported stack, for teams not on Pulumi yet.
 
 Everything but TLS Secrets of mode ``secret``: those exist in the cluster already (the import
 keeps their names) and their keys are never read. A ``self-signed`` app's Secret is left out
@@ -10,12 +10,13 @@ and RBAC) and the app namespaces come first, as ``kexpose render`` orders them.
 from __future__ import annotations
 
 from kexpose.importer.conversion import Conversion
+from kexpose.importer.migration import planned_manifests
 from kexpose.manifests import Manifest, controller_manifests
 from kexpose.manifests.app import certificate, ingress, service
 from kexpose.plan import app_namespaces, namespace_manifest
 from kexpose.yamlio import dump_document
 
-__all__ = ["ingress_manifests", "manifests_text"]
+__all__ = ["gateway_manifests", "ingress_manifests", "manifests_text"]
 
 
 def ingress_manifests(conversion: Conversion) -> list[Manifest]:
@@ -31,6 +32,13 @@ def ingress_manifests(conversion: Conversion) -> list[Manifest]:
         if app.ingress is not None and class_name is not None:
             out.append(ingress(app, class_name=class_name))
     return out
+
+
+def gateway_manifests(conversion: Conversion) -> list[Manifest]:
+    """The stack's objects with ``api: gateway``: the controller with its GatewayClass and
+    Gateway, each app's Service and HTTPRoutes, and the ReferenceGrants, as ``kexpose render``
+    orders them. Secrets are left out for the same reasons as with ``--to ingress``."""
+    return [m for m in planned_manifests(conversion) if m["kind"] != "Secret"]
 
 
 def manifests_text(manifests: list[Manifest]) -> str:

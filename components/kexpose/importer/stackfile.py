@@ -54,6 +54,7 @@ def stack_file_text(conversion: Conversion, *, sources: Sequence[str]) -> str:
         ),
         "config:",
         f"  kexpose:environment: {conversion.environment}",
+        *_comment(conversion.api_reason, "  "),
         "  kexpose:controller:",
         *_indented(_dump(dict(conversion.controller)), "    "),
         "  kexpose:apps:" + ("" if conversion.apps else " []"),

@@ -1,0 +1,445 @@
+"""Proof by traffic for the annotations ``kexpose import`` converts with the model's Gateway API
+path features (issue 9) and edge auth (issue 10).
+
+The input is ``tests/fixtures/import/annotations``. It is imported twice with the real CLI:
+``--to ingress`` (auth and source ranges, which the model emits for Ingress) served by
+kexpose-proxy in static mode, and ``--to gateway`` (rewrites, redirects, app-root,
+upstream-vhost, x-forwarded-prefix, canaries) served by kexpose-proxy in static mode with
+``--gateway-addresses``. Each row states what ingress-nginx answers for the *original* Ingress,
+citing the user-guide section, and checks that kexpose-proxy answers the same; the rows of
+approximations check where they agree, and :data:`DIFFERENCES` where they differ as the report
+says.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from tests.proxy import process
+from tests.proxy.backends import Client, EchoBackend
+
+from kexpose.model.auth import htpasswd_line
+from kexpose.proxy.routes import Claim, ObjectSet, build_table
+
+pytestmark = [pytest.mark.slow]
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "import" / "annotations"
+ANNOTATIONS = (
+    "https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/"
+)
+AUTH_DOC = f"{ANNOTATIONS}#authentication"
+DENY_DOC = f"{ANNOTATIONS}#denylist-source-range"
+REWRITE_DOC = f"{ANNOTATIONS}#rewrite"
+PERMANENT_DOC = f"{ANNOTATIONS}#permanent-redirect"
+TEMPORAL_DOC = f"{ANNOTATIONS}#temporal-redirect"
+VHOST_DOC = f"{ANNOTATIONS}#custom-nginx-upstream-vhost"
+PREFIX_DOC = f"{ANNOTATIONS}#x-forwarded-prefix-header"
+CANARY_DOC = f"{ANNOTATIONS}#canary"
+#: A pool of loopback addresses no other test uses, for the Gateway's address.
+POOL = "127.79.12.0/24"
+USER = ("keeper", "open sesame, please")
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+@dataclass(frozen=True)
+class Row:
+    """A request, and what ingress-nginx answers for the original Ingress (per ``doc``)."""
+
+    id: str
+    host: str
+    target: str
+    status: int
+    doc: str
+    backend: str | None = None
+    location: str | None = None
+    sent: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)
+    seen_target: str | None = None
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+INGRESS_ROWS = [
+    # auth-type basic + auth-secret (auth-file) + auth-realm -> auth: basic, secret: 401 with
+    # the realm's challenge without credentials, the backend with them.
+    Row("basic-no-credentials", "vault.edge.example.com", "/", 401, AUTH_DOC),
+    Row(
+        "basic-wrong-password",
+        "vault.edge.example.com",
+        "/",
+        401,
+        AUTH_DOC,
+        sent={"authorization": _basic(USER[0], "guess")},
+    ),
+    Row(
+        "basic-right-password",
+        "vault.edge.example.com",
+        "/kv/a",
+        200,
+        AUTH_DOC,
+        backend="edge/vault",
+        sent={"authorization": _basic(*USER)},
+        seen_target="/kv/a",
+    ),
+    # denylist-source-range 127.0.0.0/8: the loopback client is denied (403); a deny list that
+    # does not hold it lets it through.
+    Row("denylist-denies", "lab.edge.example.com", "/", 403, DENY_DOC),
+    Row("denylist-lets-others-in", "open.edge.example.com", "/x", 200, DENY_DOC, "edge/open"),
+]
+
+GATEWAY_ROWS = [
+    # rewrite-target /$2 on '/old(/|$)(.*)': "/old/a/b" reaches the backend as "/a/b".
+    Row(
+        "rewrite-capture-prefix",
+        "rw.edge.example.com",
+        "/old/a/b?x=1",
+        200,
+        REWRITE_DOC,
+        "edge/app",
+        seen_target="/a/b?x=1",
+    ),
+    Row(
+        "rewrite-capture-bare",
+        "rw.edge.example.com",
+        "/old",
+        200,
+        REWRITE_DOC,
+        "edge/app",
+        seen_target="/",
+    ),
+    # rewrite-target '/' on the literal '/testpath': the whole path becomes '/', query kept.
+    Row(
+        "rewrite-full-path",
+        "rw2.edge.example.com",
+        "/testpath/deeper?q=2",
+        200,
+        REWRITE_DOC,
+        "edge/app",
+        seen_target="/?q=2",
+    ),
+    # app-root: "/" answers 302 to the root, other paths reach the backend.
+    Row(
+        "app-root-redirects",
+        "grafana.edge.example.com",
+        "/",
+        302,
+        REWRITE_DOC,
+        location="http://grafana.edge.example.com/dashboards",
+    ),
+    Row(
+        "app-root-other-paths",
+        "grafana.edge.example.com",
+        "/dashboards",
+        200,
+        REWRITE_DOC,
+        "edge/grafana",
+        seen_target="/dashboards",
+    ),
+    # permanent-redirect: 301 to the URL, whatever the path.
+    Row(
+        "permanent-redirect",
+        "moved.edge.example.com",
+        "/anything",
+        301,
+        PERMANENT_DOC,
+        location="https://new.edge.example.com/landing",
+    ),
+    # upstream-vhost + x-forwarded-prefix: the backend sees Host hooks.internal and the prefix.
+    Row(
+        "upstream-vhost-and-prefix",
+        "hooks.edge.example.com",
+        "/events",
+        200,
+        VHOST_DOC,
+        "edge/hooks",
+        seen={"host": "hooks.internal", "x-forwarded-prefix": "/hooks"},
+    ),
+    # canary-by-header without a value: 'always' -> canary, 'never' -> main, absent -> weight
+    # (0 here, so main).
+    Row(
+        "canary-header-always",
+        "api.edge.example.com",
+        "/",
+        200,
+        CANARY_DOC,
+        "edge/api-v2",
+        sent={"x-canary": "always"},
+    ),
+    Row(
+        "canary-header-never",
+        "api.edge.example.com",
+        "/",
+        200,
+        CANARY_DOC,
+        "edge/api",
+        sent={"x-canary": "never"},
+    ),
+    Row("canary-header-absent", "api.edge.example.com", "/", 200, CANARY_DOC, "edge/api"),
+    # canary-by-header-value 'on' plus canary-weight 100: the header or the weight sends every
+    # request to the canary.
+    Row(
+        "canary-value",
+        "beta.edge.example.com",
+        "/",
+        200,
+        CANARY_DOC,
+        "edge/beta-v2",
+        sent={"x-beta": "on"},
+    ),
+    Row("canary-weight-100", "beta.edge.example.com", "/", 200, CANARY_DOC, "edge/beta-v2"),
+]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """An approximation the report states: ingress-nginx's answer (per ``doc``) and
+    kexpose-proxy's."""
+
+    id: str
+    row: Row
+    nginx: str
+    said_by: tuple[str, str]
+    kexpose_status: int
+    kexpose_location: str | None = None
+
+
+DIFFERENCES = [
+    # nginx 'return 307 URL' sends the code and URL as written; the model's RequestRedirect has
+    # 301/302 only.
+    Difference(
+        "temporal-redirect-307-becomes-302",
+        Row("x", "detour.edge.example.com", "/", 307, TEMPORAL_DOC),
+        nginx="307 to https://maint.edge.example.com/",
+        said_by=("Ingress/edge/detour", f"{NGINX}temporal-redirect-code"),
+        kexpose_status=302,
+        kexpose_location="https://maint.edge.example.com/",
+    ),
+    # '~* ^/testpath' took '/testpathology' too; the Prefix path matches whole segments.
+    Difference(
+        "rewrite-segment-prefix",
+        Row("x", "rw2.edge.example.com", "/testpathology", 200, REWRITE_DOC),
+        nginx="200 from edge/app, rewritten to /",
+        said_by=("Ingress/edge/full-rewrite", f"{NGINX}rewrite-target"),
+        kexpose_status=404,
+    ),
+]
+
+
+@dataclass
+class Served:
+    proxy: process.ProxyProcess
+    address: tuple[str, int]
+    report: dict[str, Any]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def _serve(
+    tmp: Path, target: str, backends: dict[str, EchoBackend]
+) -> tuple[Path, list[Any], dict[str, Any]]:
+    folder = tmp / "manifests"
+    folder.mkdir()
+    rendered = folder / "imported.yaml"
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("kexpose")), "import", str(FIXTURE), "-e", "dev",
+            "--to", target, "--out", str(rendered), "--output", "json",
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    report = json.loads(run.stdout)["report"]
+    mandatory = {v["rule"] for v in report["violations"] if v["enforcement"] == "mandatory"}
+    # --to ingress: vault's auth-secret names the cluster's Secret, which the stack does not
+    # provision (auth-secret-provisioned); the cluster here holds it, as the original did.
+    assert mandatory <= {"auth-secret-provisioned"}, run.stderr + run.stdout
+    objects = [o for o in yaml.safe_load_all(rendered.read_text()) if o is not None]
+    extra: list[dict[str, Any]] = []
+    for obj in objects:
+        meta = obj["metadata"]
+        if obj["kind"] != "Service" or meta["namespace"] == "kexpose-system":
+            continue
+        key = f"{meta['namespace']}/{meta['name']}"
+        if key not in backends:
+            backends[key] = await EchoBackend(key).start()
+        backend = backends[key]
+        extra.append(
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{meta['name']}-x",
+                    "namespace": meta["namespace"],
+                    "labels": {"kubernetes.io/service-name": meta["name"]},
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [backend.host], "conditions": {"ready": True}}],
+                "ports": [
+                    {"name": p["name"], "port": backend.port, "protocol": "TCP"}
+                    for p in obj["spec"]["ports"]
+                ],
+            }
+        )
+    extra.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "vault-users", "namespace": "edge"},
+            "data": {"auth": _b64(htpasswd_line(*USER, scope="test", cost=4) + "\n")},
+        }
+    )
+    (folder / "cluster.yaml").write_text(yaml.safe_dump_all(extra))
+    return folder, [*objects, *extra], report
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def backends() -> AsyncIterator[dict[str, EchoBackend]]:
+    made: dict[str, EchoBackend] = {}
+    yield made
+    for b in made.values():
+        await b.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def as_ingress(
+    tmp_path_factory: pytest.TempPathFactory, backends: dict[str, EchoBackend]
+) -> AsyncIterator[Served]:
+    tmp = tmp_path_factory.mktemp("import-ingress")
+    folder, _, report = await _serve(tmp, "ingress", backends)
+    proxy = process.start(
+        [sys.executable, "-m", "kexpose.proxy", "--manifests", str(folder), "--no-access-log"],
+        tmp,
+    )
+    try:
+        await proxy.wait_ready()
+        yield Served(proxy, ("127.0.0.1", proxy.http), report)
+    finally:
+        proxy.terminate()
+        await proxy.wait_exit()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def as_gateway(
+    tmp_path_factory: pytest.TempPathFactory, backends: dict[str, EchoBackend]
+) -> AsyncIterator[Served]:
+    tmp = tmp_path_factory.mktemp("import-gateway")
+    folder, docs, report = await _serve(tmp, "gateway", backends)
+    # The address the proxy will give the Gateway: the same pure function, same objects.
+    objects, _ = ObjectSet.from_documents(docs)
+    claim = Claim(
+        "kexpose.dev/ingress-controller",
+        gateway_controller="kexpose.dev/gateway-controller",
+        gateway_pool=ipaddress.ip_network(POOL),
+    )
+    [status] = build_table(objects, claim=claim).gateway.gateways
+    proxy = process.start(
+        [
+            sys.executable, "-m", "kexpose.proxy", "--manifests", str(folder),
+            "--gateway-addresses", POOL, "--no-access-log",
+        ],
+        tmp,
+    )  # fmt: skip
+    try:
+        await proxy.wait_ready()
+        address = (status.addresses[0], 80)
+        for _ in range(100):  # the Gateway socket opens right after the first table
+            try:
+                await (await Client.connect(address)).close()
+                break
+            except OSError:
+                await _pause()
+        yield Served(proxy, address, report)
+    finally:
+        proxy.terminate()
+        await proxy.wait_exit()
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.05)
+
+
+async def _send(served: Served, row: Row) -> tuple[int, str | None, dict[str, Any] | None]:
+    client = await Client.connect(served.address)
+    try:
+        response = await client.request("GET", row.target, host=row.host, headers=row.sent)
+    finally:
+        await client.close()
+    echo = response.json() if response.header("content-type") == "application/json" else None
+    return response.status, response.header("location"), echo
+
+
+def _check(row: Row, answer: tuple[int, str | None, dict[str, Any] | None], logs: str) -> None:
+    status, location, echo = answer
+    assert status == row.status, (row.doc, logs[-2000:])
+    assert location == row.location, row.doc
+    if row.backend is None:
+        assert echo is None or "backend" not in echo, row.doc
+        return
+    assert echo is not None, row.doc
+    assert echo["backend"] == row.backend, row.doc
+    headers = dict(echo["headers"])
+    for name, value in row.seen.items():
+        assert headers.get(name) == value, (name, row.doc)
+    if row.seen_target is not None:
+        assert echo["target"] == row.seen_target, row.doc
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("row", INGRESS_ROWS, ids=[r.id for r in INGRESS_ROWS])
+async def test_imported_auth_answers_as_ingress_nginx(as_ingress: Served, row: Row) -> None:
+    _check(row, await _send(as_ingress, row), as_ingress.proxy.logs())
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_basic_challenge_names_the_realm(as_ingress: Served) -> None:
+    client = await Client.connect(as_ingress.address)
+    try:
+        response = await client.request("GET", "/", host="vault.edge.example.com")
+    finally:
+        await client.close()
+    assert response.header("www-authenticate") == 'Basic realm="Vault"'
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("row", GATEWAY_ROWS, ids=[r.id for r in GATEWAY_ROWS])
+async def test_imported_routes_answer_as_ingress_nginx(as_gateway: Served, row: Row) -> None:
+    _check(row, await _send(as_gateway, row), as_gateway.proxy.logs())
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("diff", DIFFERENCES, ids=[d.id for d in DIFFERENCES])
+async def test_approximations_differ_only_as_the_report_says(
+    as_gateway: Served, diff: Difference
+) -> None:
+    status, location, _ = await _send(as_gateway, diff.row)
+    assert status == diff.kexpose_status, diff.nginx
+    assert location == diff.kexpose_location, diff.nginx
+    verdicts = {(i["subject"], i["topic"]): i["verdict"] for i in as_gateway.report["items"]}
+    assert verdicts[diff.said_by] == "approximated"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_protection_is_withheld_with_api_gateway_never_opened(as_gateway: Served) -> None:
+    """--to gateway cannot carry auth in this version: the protected Ingresses are left out,
+    so their backends are never reached through the Gateway."""
+    for host in ("vault.edge.example.com", "lab.edge.example.com"):
+        status, _, echo = await _send(as_gateway, Row("x", host, "/", 0, ""))
+        assert status == 404
+        assert echo is None or "backend" not in echo
