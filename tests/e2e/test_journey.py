@@ -204,12 +204,13 @@ def prod_certificate(
     [gateway] = [m for m in deployed.rendered if m["kind"] == "Gateway"]
     namespace = gateway["metadata"]["namespace"]
     issuer = gateway["metadata"]["annotations"][ISSUER_ANNOTATION]
-    refs = [
-        ref["name"]
-        for listener in gateway["spec"]["listeners"]
-        for ref in (listener.get("tls") or {}).get("certificateRefs") or []
-    ]
-    assert len(refs) == 1, refs  # prod has one HTTPS host
+    # One HTTPS listener per host (shop.example.com and the gRPC host), each with its Secret.
+    hosts_of: dict[str, list[str]] = {}
+    for listener in gateway["spec"]["listeners"]:
+        for ref in (listener.get("tls") or {}).get("certificateRefs") or []:
+            hosts_of.setdefault(ref["name"], []).append(listener["hostname"])
+    assert len(hosts_of) >= 1, gateway["spec"]["listeners"]
+    [shop_ref] = [name for name, hosts in hosts_of.items() if "shop.example.com" in hosts]
     with cluster.client() as kube:
         certmanager.install_crds(kube, toolchain)
         controller = certmanager.CertManagerProcess(
@@ -236,17 +237,15 @@ def prod_certificate(
                 field_manager=certmanager.FIELD_MANAGER,
                 force=True,
             )
-            issued = certmanager.wait_for_certificate(kube, refs[0], namespace)
-            made = kube.get(certmanager.Certificate, refs[0], namespace=namespace)
-            assert made["spec"]["issuerRef"]["name"] == issuer
-            assert made["spec"]["dnsNames"] == [
-                listener["hostname"]
-                for listener in gateway["spec"]["listeners"]
-                if listener.get("tls")
-            ]
-            owner = made["metadata"]["ownerReferences"][0]
-            assert (owner["kind"], owner["name"]) == ("Gateway", gateway["metadata"]["name"])
-            yield issued
+            issued = {}
+            for ref, hosts in hosts_of.items():
+                issued[ref] = certmanager.wait_for_certificate(kube, ref, namespace)
+                made = kube.get(certmanager.Certificate, ref, namespace=namespace)
+                assert made["spec"]["issuerRef"]["name"] == issuer
+                assert sorted(made["spec"]["dnsNames"]) == sorted(hosts)
+                owner = made["metadata"]["ownerReferences"][0]
+                assert (owner["kind"], owner["name"]) == ("Gateway", gateway["metadata"]["name"])
+            yield issued[shop_ref]
         finally:
             controller.stop()
             for name in (issuer, ca, f"{CERT_MANAGER_PREFIX}-selfsigned"):
@@ -1005,6 +1004,7 @@ def test_the_components_refuse_a_bad_stack_before_registering_anything(
 ) -> None:
     # The shipped prod stack plus a NodePort debug app (allowed in dev only).
     config = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    debug = len(config["config"]["kexpose:apps"])
     config["config"]["kexpose:apps"].append(
         {
             "name": "debug",
@@ -1025,7 +1025,7 @@ def test_the_components_refuse_a_bad_stack_before_registering_anything(
             project.up("prod-debug")
         message = failed.value.stdout + failed.value.stderr
         assert "stacks/Pulumi.prod-debug.yaml" in message
-        assert "kexpose:apps[3].service.type: [svc-no-nodeport]" in message
+        assert f"kexpose:apps[{debug}].service.type: [svc-no-nodeport]" in message
         state = project.export("prod-debug")
         assert [
             r["type"]
