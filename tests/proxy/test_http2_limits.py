@@ -4,10 +4,16 @@ reaches an endpoint, and leaves the proxy serving the next client."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import StreamEnded
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -18,8 +24,8 @@ from hyperframe.frame import (
     SettingsFrame,
 )
 from tests.proxy.backends import EchoBackend
-from tests.proxy.conftest import Proxy, ProxyFactory, backend_objects
-from tests.proxy.h2client import H2Client
+from tests.proxy.conftest import Pki, Proxy, ProxyFactory, backend_objects
+from tests.proxy.h2client import H2Client, h2_context
 from tests.proxy.objects import ingress, path, rule
 
 pytestmark = pytest.mark.asyncio
@@ -271,4 +277,98 @@ async def test_a_body_that_stops_coming_is_408(
     assert await c.outcome(1) == ("reset", 0)  # NO_ERROR: the client may stop sending
     assert web.requests == 0  # the endpoint never saw a whole request
     await c.close()
+    await _still_serving(proxy)
+
+
+class _QuietTls:
+    """HTTP/2 over TLS that, like h2load, ends with GOAWAY and then waits for the server to
+    close the TCP connection: it never answers the server's close_notify."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+
+    async def start(self, ctx: ssl.SSLContext) -> None:
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname="app.example.com")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.writer.write(self.out.read())
+                data = await self.reader.read(65536)
+                assert data, "closed during the handshake"
+                self.inc.write(data)
+        self.writer.write(self.out.read())
+        self.h2.initiate_connection()
+        self.send()
+
+    def send(self) -> None:
+        self.tls.write(self.h2.data_to_send())
+        self.writer.write(self.out.read())
+
+    async def answers(self, count: int) -> None:
+        ended = 0
+        while ended < count:
+            data = await self.reader.read(65536)
+            assert data, "closed before the answers"
+            self.inc.write(data)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                while True:
+                    plain = self.tls.read(65536)
+                    for ev in self.h2.receive_data(plain):
+                        ended += isinstance(ev, StreamEnded)
+            self.send()
+
+    async def closed_by_server(self) -> bool:
+        """Read the socket to its end (close_notify included, never answered)."""
+        while True:
+            try:
+                data = await self.reader.read(65536)
+            except ConnectionError:
+                return True
+            if not data:
+                return True
+
+
+async def test_a_client_goaway_over_tls_is_closed_without_waiting_for_close_notify(
+    start_proxy: ProxyFactory, echo: Callable[..., Any], pki: Pki
+) -> None:
+    """Many connections end at once with GOAWAY (as h2load does at the end of a timed run) and
+    wait for the TCP close without answering close_notify: the proxy closes every one of them
+    (RFC 8446 §6.1: the closer need not wait for the peer's close_notify)."""
+    proxy, _ = await _proxy(start_proxy, echo)
+    ctx = h2_context(pki.client_context(verify=False))
+    clients: list[_QuietTls] = []
+    for _ in range(32):
+        reader, writer = await asyncio.open_connection(*proxy.https)
+        c = _QuietTls(reader, writer)
+        await c.start(ctx)
+        for _ in range(4):
+            sid = c.h2.get_next_available_stream_id()
+            c.h2.send_headers(sid, [*BASE[:1], (b":scheme", b"https"), *BASE[2:]], end_stream=True)
+        c.send()
+        clients.append(c)
+    for c in clients:
+        await c.answers(4)
+        # Then streams still under way when the GOAWAY comes, as at the end of a timed run.
+        for _ in range(4):
+            sid = c.h2.get_next_available_stream_id()
+            head = [*BASE[:1], (b":scheme", b"https"), *BASE[2:], (b"x-echo", b"sleep:0.3")]
+            c.h2.send_headers(sid, head, end_stream=True)
+        c.send()
+    for c in clients:
+        c.h2.close_connection()
+        c.send()
+    try:
+        # Generous, yet short of uvloop's own 30 s wait for a close_notify that never comes.
+        closed = await asyncio.wait_for(
+            asyncio.gather(*(c.closed_by_server() for c in clients)), 20.0
+        )
+    finally:
+        for c in clients:
+            c.writer.transport.abort()
+    assert all(closed)
+    assert not proxy.plane.connections
     await _still_serving(proxy)

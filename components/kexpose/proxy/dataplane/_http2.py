@@ -234,9 +234,15 @@ class Http2Connection(asyncio.Protocol):
             self.transport.pause_reading()
         for stream in self.streams.values():
             stream.pause_upstream()
+        # Paused, the connection reads nothing, so neither a GOAWAY nor the end of the stream
+        # can reach it: a client that never reads again must still be let go of, after the
+        # keep-alive timeout (``expire``).
+        self._stall_deadline()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.streams and not self.transport_closing:
+            self.deadline = 0.0
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
@@ -254,7 +260,8 @@ class Http2Connection(asyncio.Protocol):
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
         stream = self.streams[sid] = Http2Stream(self, sid)
-        self.deadline = 0.0
+        if not self._write_paused:
+            self.deadline = 0.0  # paused, the stall deadline stands (``pause_writing``)
         stream.begin(list(event.headers or ()), ended=event.stream_ended is not None)
 
     def _window_opened(self, stream_id: int | None) -> None:
@@ -302,6 +309,18 @@ class Http2Connection(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()
+        # A close waits for the write buffer to drain and, on TLS, for the client's
+        # close_notify: one that never comes must not keep the connection (``expire``).
+        self._stall_deadline()
+
+    @property
+    def transport_closing(self) -> bool:
+        transport = self.transport
+        return transport is not None and transport.is_closing()
+
+    def _stall_deadline(self) -> None:
+        if not self.deadline:
+            self.deadline = self.plane.loop.time() + self.plane.settings.timeouts.keepalive
 
     def _goodbye(self) -> None:
         with contextlib.suppress(H2Error):
@@ -311,9 +330,13 @@ class Http2Connection(asyncio.Protocol):
         self._close()
 
     def expire(self) -> None:
-        """Idle past the keep-alive timeout, or never started: GOAWAY NO_ERROR and close."""
+        """Idle past the keep-alive timeout, or never started: GOAWAY NO_ERROR and close. A
+        connection stuck as long (its close not finished, or its client reading nothing while
+        we wait to write) is cut: nothing more will come of it."""
         self.deadline = 0.0
-        if not self.streams:
+        if self.transport_closing or self._write_paused:
+            self.abort()
+        elif not self.streams:
             self._goodbye()
 
     def expire_upstream(self) -> None:

@@ -298,6 +298,9 @@ class Http2Stream:
         if ex is not self.exchange:
             return
         self.upstream_deadline = 0.0
+        # The endpoint connection goes back to the pool (or away) now, whatever is still
+        # queued here: one left paused would stall the next exchange that borrows it.
+        self._release_upstream()
         if self._end is None and not self.closed:
             self.abort()  # the exchange ended without a complete response
             return
@@ -432,16 +435,22 @@ class Http2Stream:
 
     def _release(self) -> None:
         """Let go of what the stream holds outside itself: a paused endpoint, a timer."""
-        transport, self._paused_upstream = self._paused_upstream, None
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
+        self._release_upstream()
         if self._grpc_timer is not None:
             self._grpc_timer.cancel()
             self._grpc_timer = None
 
+    def _release_upstream(self) -> None:
+        transport, self._paused_upstream = self._paused_upstream, None
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
     def pause_upstream(self) -> None:
-        """The client connection's write buffer is full: stop reading this stream's endpoint."""
+        """The client connection's write buffer is full: stop reading this stream's endpoint
+        (only while the exchange runs: a finished one's connection is another's by now)."""
         ex = self.exchange
+        if ex is None or ex.finished:
+            return
         up = ex.upstream if ex is not None else None
         if up is not None and up.transport is not None and self._paused_upstream is None:
             up.transport.pause_reading()
