@@ -881,9 +881,9 @@ def h2load(core: str, url: str, duration: int, connections: int, streams: int, l
             argv, capture_output=True, text=True, check=True, timeout=duration + grace
         )
     except subprocess.TimeoutExpired:
-        # h2load ends a timed run by sending GOAWAY and waiting for the server to close; with
-        # -c64, kexpose-proxy leaves a few of those connections unread (README, HTTP/2), so fail
-        # with a reason instead of waiting forever.
+        # h2load ends a timed run by sending GOAWAY and waiting for the server to close; a
+        # server that leaves connections open (kexpose-proxy did at -c64 before a fix, README,
+        # HTTP/2) makes it wait forever, so fail with a reason instead.
         raise SystemExit(
             f"h2load -c{connections} against {url} had not exited {grace}s after its {duration}s "
             "run: the server left connections open; try fewer --connections (16)"
