@@ -17,9 +17,7 @@ Secret and return its PEM parts.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from lightkube.generic_resource import create_global_resource, create_namespaced
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Secret
 
-from .cluster import _die_with_parent, wait_until
+from .cluster import _die_with_parent, stop_process_group, wait_until
 from .toolchain import Toolchain
 
 __all__ = [
@@ -154,15 +152,7 @@ class CertManagerProcess:
 
     def stop(self) -> None:
         process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, STOP_GRACE_S)
         self._process = None
         if self._log is not None:
             self._log.close()

@@ -137,6 +137,21 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
+def stop_process_group(process: subprocess.Popen[bytes] | None, grace: float) -> None:
+    """Stop a process started in its own group (``start_new_session``) and its children:
+    SIGTERM, then SIGKILL after ``grace`` seconds; a process already gone is left alone."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     # If pytest itself is killed (SIGKILL, OOM), the kernel kills the component too: no orphans.
     libc = ctypes.CDLL(None, use_errno=True)
@@ -295,16 +310,7 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop every started component, newest first: SIGTERM, then SIGKILL after a grace."""
         for component in reversed(self._components):
-            proc = component.process
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_process_group(component.process, STOP_GRACE_S)
             component.log_file.close()
         self._components.clear()
 

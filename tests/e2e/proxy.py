@@ -9,9 +9,7 @@ and proxies real requests on loopback ports chosen free at start.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -22,7 +20,7 @@ from typing import IO
 
 from kexpose.defaults import CONTROLLER_NAME
 
-from .cluster import _die_with_parent, free_ports, wait_until
+from .cluster import _die_with_parent, free_ports, stop_process_group, wait_until
 
 __all__ = ["PUBLISH_ADDRESS", "ProxyProcess"]
 
@@ -115,15 +113,7 @@ class ProxyProcess:
 
     def stop(self) -> None:
         process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, STOP_GRACE_S)
         self._process = None
         if self._log is not None:
             self._log.close()

@@ -12,9 +12,7 @@ process group by PID (also on failure).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -25,7 +23,7 @@ from typing import IO, Any, Literal
 
 import yaml
 
-from .cluster import _die_with_parent, free_ports, wait_until
+from .cluster import _die_with_parent, free_ports, stop_process_group, wait_until
 
 __all__ = ["GATEWAY_CONTROLLER", "INGRESS_CLASS_CONTROLLER", "Provider", "TraefikProcess"]
 
@@ -150,15 +148,7 @@ class TraefikProcess:
 
     def stop(self) -> None:
         process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, STOP_GRACE_S)
         self._process = None
         if self._log is not None:
             self._log.close()
