@@ -17,8 +17,8 @@ from typing import cast
 from kexpose.gatewayapi import types as gw
 from kexpose.manifests.common import Manifest, metadata
 from kexpose.manifests.gateway import GROUP, GatewayRef, sections
-from kexpose.manifests.httproute import PortLookup, route_names
-from kexpose.model import AppSpec, GrpcPath, WeightedBackend
+from kexpose.manifests.httproute import PortLookup, backend_refs, route_names
+from kexpose.model import AppSpec, GrpcPath
 
 __all__ = ["grpc_route_grants", "grpc_routes"]
 
@@ -33,36 +33,6 @@ def _match(g: GrpcPath) -> gw.GRPCRouteSpecRulesMatches:
     return match
 
 
-def _backend_refs(
-    app: AppSpec, g: GrpcPath, ports: PortLookup
-) -> list[gw.GRPCRouteSpecRulesBackendRefs]:
-    out: list[gw.GRPCRouteSpecRulesBackendRefs] = []
-    for _, b in g.all_backends():
-        namespace = b.namespace or app.namespace
-        service = b.service or app.name
-        number = ports(namespace, service, b.port)
-        if number is None:
-            raise ValueError(
-                f"app {app.name}: port {b.port!r} of Service {namespace}/{service} is unknown; "
-                "a GRPCRoute needs the port number"
-            )
-        ref: gw.GRPCRouteSpecRulesBackendRefs = {
-            "group": "",
-            "kind": "Service",
-            "name": service,
-            "port": number,
-        }
-        if namespace != app.namespace:
-            ref["namespace"] = namespace
-        weight = b.weight if isinstance(b, WeightedBackend) else g.weight
-        if weight is not None:
-            ref["weight"] = weight
-        out.append(ref)
-    if g.backends and g.weight is None:
-        out[0]["weight"] = 1  # the default, written out so a split reads as one
-    return out
-
-
 def grpc_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list[Manifest]:
     """One GRPCRoute per ingress rule of the app that has gRPC entries, attached to
     ``gateway``. ``ports`` resolves port names to numbers (the app's own included)."""
@@ -73,7 +43,15 @@ def grpc_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
         if not rule.grpc:
             continue
         rules: list[gw.GRPCRouteSpecRules] = [
-            {"matches": [_match(g)], "backendRefs": _backend_refs(app, g, ports)} for g in rule.grpc
+            {
+                "matches": [_match(g)],
+                # Only the keys the two kinds' backendRefs share are written.
+                "backendRefs": cast(
+                    "list[gw.GRPCRouteSpecRulesBackendRefs]",
+                    backend_refs(app, g, ports, kind="GRPCRoute"),
+                ),
+            }
+            for g in rule.grpc
         ]
         parents: list[gw.GRPCRouteSpecParentRefs] = []
         for section in sections(app, rule):

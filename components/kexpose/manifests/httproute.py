@@ -11,7 +11,7 @@ the Gateway, and the Services its routes reach in other namespaces.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kexpose.gatewayapi import types as gw
 from kexpose.manifests.auth import edge_auth_filter, path_edge_auth
@@ -24,7 +24,7 @@ from kexpose.manifests.gateway import (
     sections,
     tls_hosts_of,
 )
-from kexpose.model import AppSpec, IngressPath, WeightedBackend
+from kexpose.model import AppSpec, Backend, IngressPath, WeightedBackend
 from kexpose.model.route import HeaderChanges, PathChange
 
 __all__ = ["PortLookup", "http_routes", "route_grants", "route_names", "secret_grant"]
@@ -114,9 +114,23 @@ def _match(p: IngressPath) -> gw.HTTPRouteSpecRulesMatches:
     return match
 
 
-def _backend_refs(
-    app: AppSpec, p: IngressPath, ports: PortLookup
+class Routed(Protocol):
+    """A route entry with its backends: an HTTP path (``IngressPath``) or a gRPC entry
+    (``GrpcPath``); both render their backendRefs the same way."""
+
+    @property
+    def weight(self) -> int | None: ...
+    @property
+    def backends(self) -> tuple[WeightedBackend, ...] | None: ...
+
+    def all_backends(self) -> list[tuple[tuple[int | str, ...], Backend]]: ...
+
+
+def backend_refs(
+    app: AppSpec, p: Routed, ports: PortLookup, *, kind: str = "HTTPRoute"
 ) -> list[gw.HTTPRouteSpecRulesBackendRefs]:
+    """The backendRefs of one route entry of ``app`` (HTTPRoute and GRPCRoute share their
+    shape): port names resolved to numbers, weights written out for a split."""
     out: list[gw.HTTPRouteSpecRulesBackendRefs] = []
     for _, b in p.all_backends():
         namespace = b.namespace or app.namespace
@@ -125,7 +139,7 @@ def _backend_refs(
         if number is None:
             raise ValueError(
                 f"app {app.name}: port {b.port!r} of Service {namespace}/{service} is unknown; "
-                "an HTTPRoute needs the port number"
+                f"a {kind} needs the port number"
             )
         ref: gw.HTTPRouteSpecRulesBackendRefs = {
             "group": "",
@@ -166,7 +180,7 @@ def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
             if filters:
                 r["filters"] = filters
             if p.filters is None or p.filters.redirect is None:
-                r["backendRefs"] = _backend_refs(app, p, ports)
+                r["backendRefs"] = backend_refs(app, p, ports)
             rules.append(r)
         parents: list[gw.HTTPRouteSpecParentRefs] = []
         for section in sections(app, rule):
