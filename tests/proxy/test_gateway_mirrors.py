@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from tests.proxy.backends import Client, ScriptedBackend
 from tests.proxy.conftest import ProxyFactory, backend_objects
 from tests.proxy.objects import endpoint, endpoint_slice, service, sport
@@ -17,6 +18,7 @@ from tests.proxy.test_gateway_traffic import free_port, gateway, load, route, to
 
 from kexpose.proxy.dataplane import _mirror
 from kexpose.proxy.dataplane._mirror import MirrorLimits, Mirrors
+from kexpose.proxy.ops.metrics import Metrics, MetricsCollector
 
 pytestmark = pytest.mark.asyncio
 
@@ -328,6 +330,16 @@ async def test_a_mirror_backend_that_refuses_does_not_touch_the_primary(
     await c.close()
     await until(lambda: proxy.plane.mirrors.failed == 3)
     assert proxy.plane.mirrors.in_flight == 0
+    text = exposition(proxy.plane.metrics)
+    assert 'kexpose_proxy_mirror_requests_total{outcome="failed"} 3.0' in text
+    assert 'kexpose_proxy_mirror_requests_total{outcome="sent"} 0.0' in text
+
+
+def exposition(metrics: Metrics) -> str:
+    """The Prometheus text ``/metrics`` would serve for ``metrics``."""
+    registry = CollectorRegistry()
+    registry.register(MetricsCollector(metrics.snapshot))
+    return generate_latest(registry).decode()
 
 
 async def test_silent_mirror_backends_hold_at_most_in_flight_copies(
@@ -342,6 +354,10 @@ async def test_silent_mirror_backends_hold_at_most_in_flight_copies(
         mirrors = proxy.plane.mirrors
         await until(lambda: len(silent.requests) == 2)
         assert (mirrors.in_flight, mirrors.dropped) == (2, 3)  # the other three not mirrored
+        # What /metrics says of them: the same counters, from the data plane's own Mirrors.
+        text = exposition(proxy.plane.metrics)
+        assert 'kexpose_proxy_mirror_requests_total{outcome="dropped"} 3.0' in text
+        assert "kexpose_proxy_mirror_requests_in_flight 2.0" in text
 
 
 async def test_a_silent_mirror_backend_frees_its_slot_at_the_deadline(

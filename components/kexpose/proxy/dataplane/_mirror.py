@@ -35,6 +35,7 @@ from random import random
 from typing import Any, Protocol, TypeVar
 
 from kexpose.proxy.dataplane._balancer import Balancer
+from kexpose.proxy.ops.metrics import MirrorCounters
 from kexpose.proxy.routes import Endpoint, Mirror
 
 T = TypeVar("T")
@@ -75,20 +76,15 @@ class MirrorLimits:
     that never answers frees its slot after this."""
 
 
-class Mirrors:
-    """The data plane's copies in flight, and what became of the others (for tests and logs)."""
+class Mirrors(MirrorCounters):
+    """The data plane's copies in flight, what became of the others (exported as metrics by
+    ``ops.metrics``), and the limits they run under."""
 
-    __slots__ = ("dropped", "failed", "in_flight", "limits", "sent")
+    __slots__ = ("limits",)
 
     def __init__(self, limits: MirrorLimits | None = None) -> None:
+        super().__init__()
         self.limits = limits or MirrorLimits()
-        self.in_flight = 0
-        self.sent = 0
-        """Copies whose request went out whole."""
-        self.dropped = 0
-        """Copies never started or cut off by a limit (in flight, buffered, no endpoint)."""
-        self.failed = 0
-        """Copies whose endpoint refused, reset or timed out."""
 
 
 class MirrorCopy:

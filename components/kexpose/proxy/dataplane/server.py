@@ -108,7 +108,6 @@ class DataPlane:
         self.pool = Pool(self.loop, settings)
         self.h2c_pool = H2cPool(self.loop, settings)
         self.mirrors = Mirrors()
-        """Request mirrors' copies in flight and their counters (``_mirror``)."""
         self.guard = EdgeGuard(settings)
         """Edge authentication (``_guard``): its caches outlive table swaps."""
         self.heads: dict[bytes, dict[bytes, RequestHead]] = {b"http": {}, b"https": {}}
@@ -294,6 +293,17 @@ class DataPlane:
         if conn in self.connections:
             self.connections.discard(conn)
             self.metrics.connection_closed()
+
+    @property
+    def mirrors(self) -> Mirrors:
+        """Request mirrors' copies in flight and their counters (``_mirror``); the same object
+        is the metrics' mirror counters, so ``/metrics`` reports what the copies did."""
+        return self._mirrors
+
+    @mirrors.setter
+    def mirrors(self, mirrors: Mirrors) -> None:
+        self._mirrors = mirrors
+        self.metrics.mirrors = mirrors
 
     def spawn(
         self, coro: Coroutine[Any, Any, T], done: Callable[[asyncio.Task[T]], None]

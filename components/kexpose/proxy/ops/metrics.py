@@ -9,7 +9,8 @@ gather them from each worker and add them up.
 Exported (all prefixed ``kexpose_proxy_``):
 ``requests_total{ingress,service,status}``, ``request_duration_seconds{ingress}`` (histogram),
 ``upstream_errors_total{ingress,service,kind}``, ``active_connections``,
-``route_table_reloads_total``.
+``route_table_reloads_total``, ``mirror_requests_total{outcome}`` (request mirrors' copies:
+``sent``, ``failed``, ``dropped``) and ``mirror_requests_in_flight``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsCollector", "MetricsSnapshot", "Series"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "Metrics",
+    "MetricsCollector",
+    "MetricsSnapshot",
+    "MirrorCounters",
+    "Series",
+]
 
 #: Upper bounds in seconds: prometheus_client's default buckets.
 LATENCY_BUCKETS: Final = (
@@ -50,6 +58,27 @@ _N: Final = len(LATENCY_BUCKETS)
 
 
 @dataclass(slots=True)
+class MirrorCounters:
+    """What became of request mirrors' copies (``HTTPRequestMirrorFilter``). The data plane's
+    ``Mirrors`` is one of these; its responses are discarded, so these counters are the only
+    sign an operator has that copies reach the mirror backend at all."""
+
+    in_flight: int = 0
+    sent: int = 0
+    """Copies whose request went out whole."""
+    dropped: int = 0
+    """Copies never started or cut off by a limit (in flight, buffered, no endpoint)."""
+    failed: int = 0
+    """Copies whose endpoint refused, reset or timed out."""
+
+    def add(self, other: MirrorCounters) -> None:
+        self.in_flight += other.in_flight
+        self.sent += other.sent
+        self.dropped += other.dropped
+        self.failed += other.failed
+
+
+@dataclass(slots=True)
 class MetricsSnapshot:
     requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
     latency: dict[str, list[float]] = field(default_factory=dict)
@@ -57,6 +86,7 @@ class MetricsSnapshot:
     upstream_errors: dict[tuple[str, str, str], int] = field(default_factory=dict)
     active_connections: int = 0
     reloads: int = 0
+    mirrors: MirrorCounters = field(default_factory=MirrorCounters)
 
     def add(self, other: MetricsSnapshot) -> None:
         for key, n in other.requests.items():
@@ -69,6 +99,7 @@ class MetricsSnapshot:
                 mine[i] += v
         self.active_connections += other.active_connections
         self.reloads = max(self.reloads, other.reloads)
+        self.mirrors.add(other.mirrors)
 
 
 class Series:
@@ -91,11 +122,13 @@ class Series:
 class Metrics:
     """The live counters of one process."""
 
-    __slots__ = ("_data", "_series")
+    __slots__ = ("_data", "_series", "mirrors")
 
     def __init__(self) -> None:
         self._data = MetricsSnapshot()
         self._series: dict[tuple[str, str], Series] = {}
+        self.mirrors = MirrorCounters()
+        """The counters of the data plane's request mirrors (it hands its own ``Mirrors`` in)."""
 
     def series(self, ingress: str, service: str) -> Series:
         """The counters for a pair, made on first use and kept for the process's life."""
@@ -132,8 +165,14 @@ class Metrics:
             mine = latency.setdefault(ingress, [0.0] * (_N + 2))
             for i, v in enumerate(series.histogram):
                 mine[i] += v
+        m = self.mirrors
         return MetricsSnapshot(
-            requests, latency, dict(d.upstream_errors), d.active_connections, d.reloads
+            requests,
+            latency,
+            dict(d.upstream_errors),
+            d.active_connections,
+            d.reloads,
+            MirrorCounters(m.in_flight, m.sent, m.dropped, m.failed),
         )
 
 
@@ -177,6 +216,21 @@ class MetricsCollector(Collector):
         )
         yield CounterMetricFamily(
             "kexpose_proxy_route_table_reloads", "Route tables swapped in.", value=snap.reloads
+        )
+        mirrors = CounterMetricFamily(
+            "kexpose_proxy_mirror_requests",
+            "Request mirrors' copies by outcome: sent (went out whole), failed (the endpoint "
+            "refused, reset or timed out), dropped (not started or cut off by a limit).",
+            labels=["outcome"],
+        )
+        m = snap.mirrors
+        for outcome, n in (("sent", m.sent), ("failed", m.failed), ("dropped", m.dropped)):
+            mirrors.add_metric([outcome], n)
+        yield mirrors
+        yield GaugeMetricFamily(
+            "kexpose_proxy_mirror_requests_in_flight",
+            "Request mirrors' copies on their way.",
+            value=m.in_flight,
         )
 
 
