@@ -666,6 +666,12 @@ ROUTE_PROBLEMS = [
         )
     ],
     ("not a rule", "UnsupportedValue"),
+    # HTTPBackendRef.weight is an int32 in 0..1000000 (the CRD's validation, which static
+    # manifests skip): a JSON true is no weight, although Python's bool is an int.
+    *[
+        (rule(backend("web", weight=w)), "UnsupportedValue")
+        for w in (True, False, -1, 1_000_001, 1.5, "1")
+    ],
 ]
 
 

@@ -367,8 +367,9 @@ REFUSED = [
     ),
     (rule(backend("web"), filters=[{"type": "URLRewrite", "urlRewrite": {}}]), "'URLRewrite'"),
     (rule(backend("web"), filters=[{"type": "CORS", "cors": {}}]), "'CORS'"),
-    (rule(backend("web", weight=-1)), "weight"),
-    (rule(backend("web", weight=True)), "weight"),
+    # GRPCBackendRef.weight is an int32 in 0..1000000 (the CRD's validation); a JSON true is no
+    # weight, although Python's bool is an int.
+    *[(rule(backend("web", weight=w)), "weight") for w in (-1, True, False, 1_000_001, 1.5)],
 ]
 
 
