@@ -487,6 +487,7 @@ def test_invalid_backends_answer_500_for_their_share_and_say_why() -> None:
     assert select(table, "missing.test", "/").error
     split = select(table, "split.test", "/")
     assert (split.error, split.invalid_weight, split.total_weight) == (None, 1, 4)
+    assert split.failure_status == 500  # "MUST receive an HTTP 500 status code"
     assert select(table, "zero.test", "/").error == "every backendRef of the rule has weight 0"
 
 

@@ -118,3 +118,33 @@ async def test_calls_take_the_rule_of_their_method_and_metadata(
         ],
     )
     assert answers == ["v1:One", "v2:Two", "v2:One", "UNIMPLEMENTED"]
+
+
+async def test_a_rule_without_a_usable_backend_answers_unavailable(
+    start_proxy: ProxyFactory, echoes: dict[str, _Echo]
+) -> None:
+    """GRPCRouteRule.backendRefs: "If *all* entries in BackendRefs are invalid, and there are
+    also no filters specified in this route rule, *all* traffic which matches this rule MUST
+    receive an ``UNAVAILABLE`` status", where an HTTPRoute's would get a 500 (UNKNOWN to a gRPC
+    client). The rule of a usable backend beside it keeps working."""
+
+    def to(*backends: dict[str, Any], method: str) -> dict[str, Any]:
+        return {
+            "matches": [{"method": {"service": SERVICE, "method": method}}],
+            "backendRefs": list(backends),
+        }
+
+    route = _grpc_route(
+        to({"name": "v1", "port": 8080}, method="One"),
+        to({"name": "gone", "port": 8080}, method="Two"),  # no such Service
+        to(
+            {"name": "v1", "port": 8080, "kind": "Pod"},
+            {"name": "gone", "port": 8080},
+            method="Three",
+        ),
+    )
+    addr, port = await one_gateway(start_proxy, route, *_backend_objects(echoes))
+    answers = await asyncio.to_thread(
+        _calls, f"{addr}:{port}", [("One", ()), ("Two", ()), ("Three", ())]
+    )
+    assert answers == ["v1:One", "UNAVAILABLE", "UNAVAILABLE"]
