@@ -28,6 +28,7 @@ from kexpose.proxy.routes._raw import entries
 
 __all__ = [
     "MAX_WEIGHT",
+    "BackendFilterReader",
     "BackendFilters",
     "BackendResolution",
     "BackendResolver",
