@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from tests.proxy.conftest import ProxyFactory
+from tests.proxy.h2client import H2Client
 from tests.proxy.objects import endpoint, endpoint_slice, service, sport
 from tests.proxy.test_gateway_traffic import GROUP, one_gateway
 
@@ -148,3 +149,26 @@ async def test_a_rule_without_a_usable_backend_answers_unavailable(
         _calls, f"{addr}:{port}", [("One", ()), ("Two", ()), ("Three", ())]
     )
     assert answers == ["v1:One", "UNAVAILABLE", "UNAVAILABLE"]
+
+
+async def test_the_unavailable_answer_is_trailers_only(start_proxy: ProxyFactory) -> None:
+    """gRPC over HTTP/2: "Trailers-Only" is one HEADERS frame that ends the stream, holding
+    ``:status 200``, the content type and ``grpc-status``; no DATA, no second HEADERS."""
+    route = _grpc_route({"backendRefs": [{"name": "gone", "port": 8080}]})
+    addr, port = await one_gateway(start_proxy, route)
+    c = await H2Client.connect((addr, port))
+    try:
+        sid = c.send_request(
+            f"/{SERVICE}/One",
+            method="POST",
+            authority="grpc.example.com",
+            headers=[("content-type", "application/grpc"), ("te", "trailers")],
+            body=b"\x00\x00\x00\x00\x00",
+        )
+        (r,) = await c.wait(sid)
+    finally:
+        await c.close()
+    assert (r.status, r.ended, bytes(r.body), r.trailers) == (200, True, b"", [])
+    assert r.header(b"content-type") == b"application/grpc"
+    assert r.header(b"grpc-status") == b"14"  # UNAVAILABLE
+    assert r.header(b"grpc-message") == b"no backendRef of the rule can be used"
