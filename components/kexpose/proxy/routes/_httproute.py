@@ -43,7 +43,7 @@ from kexpose.proxy.routes._matches import (
 from kexpose.proxy.routes._problem import RouteProblem
 from kexpose.proxy.routes._raw import entries, mapping, text
 
-__all__ = ["TranslatedRoute", "parse_duration", "translate_rules"]
+__all__ = ["TranslatedRoute", "backend_filters", "parse_duration", "translate_rules"]
 
 _DURATION: Final = re.compile(r"(?:([0-9]{1,5})(h|ms|m|s))")
 # What a filter may put in a forwarded head: a header name is a token (RFC 9110 §5.6.2), a value
