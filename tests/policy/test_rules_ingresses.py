@@ -239,6 +239,7 @@ def test_ing_no_deprecated_api(api: str, expected: list[str]) -> None:
 SSL = "nginx.ingress.kubernetes.io/ssl-redirect"
 FORCE = "nginx.ingress.kubernetes.io/force-ssl-redirect"
 ALLOW = "kubernetes.io/ingress.allow-http"
+OURS = "kexpose.dev/ssl-redirect"
 
 
 @pytest.mark.parametrize(
@@ -254,6 +255,12 @@ ALLOW = "kubernetes.io/ingress.allow-http"
         ({}, []),  # a missing allow-http is not a violation (unlike Kyverno/Gatekeeper)
         ({SSL: "false", ALLOW: "true"}, [SSL, ALLOW]),
         ({SSL: "no"}, []),  # not a boolean nginx understands: the default (redirect) stays
+        # kexpose-proxy's own opt-out, read as it reads it: "false" in any case, nothing else.
+        ({OURS: "false"}, [OURS]),
+        ({OURS: "False"}, [OURS]),
+        ({OURS: "true"}, []),
+        ({OURS: "0"}, []),
+        ({SSL: "false", OURS: "false"}, [SSL, OURS]),
     ],
     ids=[
         "ssl-false",
@@ -266,6 +273,11 @@ ALLOW = "kubernetes.io/ingress.allow-http"
         "none",
         "two",
         "not-bool",
+        "kexpose-false",
+        "kexpose-False",
+        "kexpose-true",
+        "kexpose-zero",
+        "nginx-and-kexpose",
     ],
 )
 def test_ing_no_plain_http(annotations: dict[str, str], expected: list[str]) -> None:

@@ -487,6 +487,7 @@ def test_invalid_backends_answer_500_for_their_share_and_say_why() -> None:
     assert select(table, "missing.test", "/").error
     split = select(table, "split.test", "/")
     assert (split.error, split.invalid_weight, split.total_weight) == (None, 1, 4)
+    assert split.failure_status == 500  # "MUST receive an HTTP 500 status code"
     assert select(table, "zero.test", "/").error == "every backendRef of the rule has weight 0"
 
 
@@ -666,6 +667,12 @@ ROUTE_PROBLEMS = [
         )
     ],
     ("not a rule", "UnsupportedValue"),
+    # HTTPBackendRef.weight is an int32 in 0..1000000 (the CRD's validation, which static
+    # manifests skip): a JSON true is no weight, although Python's bool is an int.
+    *[
+        (rule(backend("web", weight=w)), "UnsupportedValue")
+        for w in (True, False, -1, 1_000_001, 1.5, "1")
+    ],
 ]
 
 

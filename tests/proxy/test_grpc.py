@@ -31,7 +31,13 @@ from tests.proxy.objects import (
 )
 from tests.proxy.test_gateway_traffic import one_gateway, route
 
-from kexpose.proxy.dataplane._grpc import grpc_local_response, grpc_status, grpc_timeout, is_grpc
+from kexpose.proxy.dataplane._grpc import (
+    grpc_local_response,
+    grpc_status,
+    grpc_timeout,
+    is_grpc,
+    trailers_only,
+)
 
 #: FAST's timeouts, with an upstream read timeout longer than the calls that wait on purpose.
 SLOW = replace(FAST, timeouts=replace(FAST.timeouts, upstream_read=10.0))
@@ -114,6 +120,29 @@ def test_local_answers_map_to_grpc_statuses(http: int, code: int) -> None:
     assert answer.endswith(
         b"\r\n0\r\ngrpc-status: %d\r\ngrpc-message: no 100%%25 %%C3%%BCnicode\r\n\r\n" % code
     )
+
+
+_OK = (b":status", b"200")
+_GRPC = (b"content-type", b"application/grpc")
+_STATUS = [(b"grpc-status", b"14"), (b"grpc-message", b"down")]
+
+
+@pytest.mark.parametrize(
+    ("head", "trailers", "expected"),
+    [
+        ([_OK, _GRPC], _STATUS, True),  # every answer the proxy makes to a gRPC call
+        ([_OK, (b"content-type", b"Application/GRPC+proto")], _STATUS, True),
+        ([_OK, _GRPC], [(b"x-note", b"1")], False),  # no gRPC status: not a gRPC ending
+        ([_OK, _GRPC, (b"x-meta", b"1")], _STATUS, False),  # metadata would become trailers
+        ([(b":status", b"503"), _GRPC], _STATUS, False),
+        ([_OK, (b"content-type", b"text/plain")], _STATUS, False),
+        ([_OK], _STATUS, False),
+    ],
+)
+def test_trailers_only_is_for_grpc_answers_without_metadata(
+    head: list[tuple[bytes, bytes]], trailers: list[tuple[bytes, bytes]], expected: bool
+) -> None:
+    assert trailers_only(head, trailers) is expected
 
 
 def test_grpc_is_told_by_content_type() -> None:

@@ -324,6 +324,8 @@ def test_invalid_backends_are_answered_by_the_rule_as_grpc_and_said_why() -> Non
     empty = call(table, "/a.B/C", host="empty.test")
     assert empty is not None
     assert empty.error == "the rule has no backendRefs"
+    # What each rule answers itself reads UNAVAILABLE to a gRPC client (503 -> 14, ``_grpc``).
+    assert [r.failure_status for r in (none, half, empty)] == [503, 503, 503]
 
 
 def test_a_reference_grant_must_name_grpcroute() -> None:
@@ -367,8 +369,9 @@ REFUSED = [
     ),
     (rule(backend("web"), filters=[{"type": "URLRewrite", "urlRewrite": {}}]), "'URLRewrite'"),
     (rule(backend("web"), filters=[{"type": "CORS", "cors": {}}]), "'CORS'"),
-    (rule(backend("web", weight=-1)), "weight"),
-    (rule(backend("web", weight=True)), "weight"),
+    # GRPCBackendRef.weight is an int32 in 0..1000000 (the CRD's validation); a JSON true is no
+    # weight, although Python's bool is an int.
+    *[(rule(backend("web", weight=w)), "weight") for w in (-1, True, False, 1_000_001, 1.5)],
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from tests.proxy.conftest import ProxyFactory
+from tests.proxy.h2client import H2Client
 from tests.proxy.objects import endpoint, endpoint_slice, service, sport
 from tests.proxy.test_gateway_traffic import GROUP, one_gateway
 
@@ -118,3 +119,56 @@ async def test_calls_take_the_rule_of_their_method_and_metadata(
         ],
     )
     assert answers == ["v1:One", "v2:Two", "v2:One", "UNIMPLEMENTED"]
+
+
+async def test_a_rule_without_a_usable_backend_answers_unavailable(
+    start_proxy: ProxyFactory, echoes: dict[str, _Echo]
+) -> None:
+    """GRPCRouteRule.backendRefs: "If *all* entries in BackendRefs are invalid, and there are
+    also no filters specified in this route rule, *all* traffic which matches this rule MUST
+    receive an ``UNAVAILABLE`` status", where an HTTPRoute's would get a 500 (UNKNOWN to a gRPC
+    client). The rule of a usable backend beside it keeps working."""
+
+    def to(*backends: dict[str, Any], method: str) -> dict[str, Any]:
+        return {
+            "matches": [{"method": {"service": SERVICE, "method": method}}],
+            "backendRefs": list(backends),
+        }
+
+    route = _grpc_route(
+        to({"name": "v1", "port": 8080}, method="One"),
+        to({"name": "gone", "port": 8080}, method="Two"),  # no such Service
+        to(
+            {"name": "v1", "port": 8080, "kind": "Pod"},
+            {"name": "gone", "port": 8080},
+            method="Three",
+        ),
+    )
+    addr, port = await one_gateway(start_proxy, route, *_backend_objects(echoes))
+    answers = await asyncio.to_thread(
+        _calls, f"{addr}:{port}", [("One", ()), ("Two", ()), ("Three", ())]
+    )
+    assert answers == ["v1:One", "UNAVAILABLE", "UNAVAILABLE"]
+
+
+async def test_the_unavailable_answer_is_trailers_only(start_proxy: ProxyFactory) -> None:
+    """gRPC over HTTP/2: "Trailers-Only" is one HEADERS frame that ends the stream, holding
+    ``:status 200``, the content type and ``grpc-status``; no DATA, no second HEADERS."""
+    route = _grpc_route({"backendRefs": [{"name": "gone", "port": 8080}]})
+    addr, port = await one_gateway(start_proxy, route)
+    c = await H2Client.connect((addr, port))
+    try:
+        sid = c.send_request(
+            f"/{SERVICE}/One",
+            method="POST",
+            authority="grpc.example.com",
+            headers=[("content-type", "application/grpc"), ("te", "trailers")],
+            body=b"\x00\x00\x00\x00\x00",
+        )
+        (r,) = await c.wait(sid)
+    finally:
+        await c.close()
+    assert (r.status, r.ended, bytes(r.body), r.trailers) == (200, True, b"", [])
+    assert r.header(b"content-type") == b"application/grpc"
+    assert r.header(b"grpc-status") == b"14"  # UNAVAILABLE
+    assert r.header(b"grpc-message") == b"no backendRef of the rule can be used"

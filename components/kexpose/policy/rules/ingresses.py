@@ -183,10 +183,21 @@ def no_deprecated_api(obj: Obj, ctx: Context) -> Iterator[Finding]:
         )
 
 
+def _kexpose_false(value: object) -> bool:
+    """``kexpose.dev/ssl-redirect`` as kexpose-proxy reads it (``proxy.routes._table``): the
+    redirect is off for ``"false"`` in any case, and for nothing else."""
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
+# The specification names the three annotations of ingress-nginx and ingress-gce. The fourth is
+# kexpose-proxy's own opt-out, the only one it reads, and what ``kexpose import`` turns an
+# nginx ``ssl-redirect: "false"`` into: without it, importing an Ingress would hide the very
+# downgrade the rule exists to flag ("Flag explicit opt-outs of HTTPS", policy-anchors.md).
 _HTTPS_OPT_OUTS: Final = (
     ("nginx.ingress.kubernetes.io/ssl-redirect", is_false, "false"),
     ("nginx.ingress.kubernetes.io/force-ssl-redirect", is_false, "false"),
     ("kubernetes.io/ingress.allow-http", is_true, "true"),
+    ("kexpose.dev/ssl-redirect", _kexpose_false, "false"),
 )
 
 

@@ -155,7 +155,7 @@ class Exchange:
         self.rule = rule
         if rule.error is not None:
             self.error = rule.error
-            self.respond(500)
+            self.respond(rule.failure_status)  # a GRPCRoute's: UNAVAILABLE
             return
         if rule.auth is not None:  # edge authentication before the backend (``_guard``)
             plane = self.client.plane
@@ -177,7 +177,7 @@ class Exchange:
         chosen = choose_backend(rule, random())  # noqa: S311 - traffic splitting, not secrets
         if chosen is None:
             self.error = "the share of the rule's invalid backends"
-            self.respond(500)
+            self.respond(rule.failure_status)
             return
         self.route = chosen
         self.prefix = forwarded_prefix(req, rule, chosen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["grpc_local_response", "grpc_status", "grpc_timeout", "is_grpc"]
+__all__ = ["grpc_local_response", "grpc_status", "grpc_timeout", "is_grpc", "trailers_only"]
 
 _GRPC_CONTENT_TYPE: Final = re.compile(rb"\r\ncontent-type[ \t]*:[ \t]*application/grpc", re.I)
 
@@ -52,9 +52,25 @@ def grpc_timeout(value: bytes) -> float | None:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
+def trailers_only(head: list[tuple[bytes, bytes]], trailers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response without a message, ``head`` then ``trailers`` (HTTP/2 fields), can go
+    as gRPC's "Trailers-Only": one HEADERS frame that ends the stream (gRPC over HTTP/2,
+    "Responses": ``Trailers-Only → HTTP-Status Content-Type Trailers``, "permitted for calls
+    that produce an immediate error"). It can when the head is a 200 with an
+    ``application/grpc`` content type and nothing else (custom metadata in the head would turn
+    into trailers) and the trailers carry ``grpc-status``: every answer the proxy makes itself
+    to a gRPC call (``grpc_local_response``), and an endpoint's own Trailers-Only answer."""
+    return (
+        (b":status", b"200") in head
+        and all(name in (b":status", b"content-type") for name, _ in head)
+        and any(n == b"content-type" and v.lower().startswith(b"application/grpc") for n, v in head)
+        and any(name == b"grpc-status" for name, _ in trailers)
+    )
+
+
 def grpc_local_response(http_status: int, message: str, *, close: bool) -> bytes:
     """HTTP 200 whose trailers carry the gRPC status for ``http_status`` (as HTTP/1.1 bytes, like
-    every local answer; on an HTTP/2 stream the trailers become trailing HEADERS)."""
+    every local answer; an HTTP/2 stream sends it Trailers-Only, ``trailers_only``)."""
     # grpc-message is percent-encoded (gRPC over HTTP/2, "Status-Message").
     text = "".join(
         c if " " <= c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode())

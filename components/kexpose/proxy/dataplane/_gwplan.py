@@ -84,7 +84,7 @@ def select(port: GatewayPort, req: RequestHead) -> Selection:
 
 def choose_backend(rule: GatewayRule, draw: float) -> WeightedBackend | None:
     """The backend for a uniform ``draw`` in [0, 1); None for the share of invalid backends
-    (answered 500)."""
+    (answered by the rule, ``GatewayRule.failure_status``)."""
     total = rule.total_weight
     point = draw * total
     if point < rule.invalid_weight:

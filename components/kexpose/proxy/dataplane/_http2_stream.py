@@ -22,7 +22,7 @@ from h2.exceptions import H2Error
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 from kexpose.proxy.dataplane._exchange import Exchange
-from kexpose.proxy.dataplane._grpc import grpc_timeout, is_grpc
+from kexpose.proxy.dataplane._grpc import grpc_timeout, is_grpc, trailers_only
 from kexpose.proxy.dataplane._h2window import next_piece
 from kexpose.proxy.dataplane._plans import plan_request
 from kexpose.proxy.dataplane._translation import (
@@ -381,8 +381,9 @@ class Http2Stream:
         head = self._head
         if head is not None:
             self._head = None
-            if end == [] and not out:
-                h2.send_headers(sid, head, end_stream=True)
+            if end is not None and not out and (not end or trailers_only(head, end)):
+                # A whole response without a body: one HEADERS frame, gRPC's trailers too.
+                h2.send_headers(sid, head + end, end_stream=True)
                 self._ended = True
                 self._settle()
                 return

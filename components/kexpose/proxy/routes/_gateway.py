@@ -72,7 +72,7 @@ from kexpose.proxy.routes._gwstatus import (
     condition,
 )
 from kexpose.proxy.routes._gwtable import GatewayHost, GatewayListener, GatewayPort, GatewayRule
-from kexpose.proxy.routes._httproute import RouteProblem, translate_rules
+from kexpose.proxy.routes._httproute import translate_rules
 from kexpose.proxy.routes._kube import EndpointSlice, Secret, Service
 from kexpose.proxy.routes._listenerset import (
     LISTENER_SET_KIND,
@@ -83,6 +83,7 @@ from kexpose.proxy.routes._listenerset import (
     set_conditions,
 )
 from kexpose.proxy.routes._objects import Key
+from kexpose.proxy.routes._problem import RouteProblem
 from kexpose.proxy.routes._raw import entries, mapping
 from kexpose.proxy.routes._selectors import selector_matches
 

@@ -39,14 +39,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from kexpose.proxy.routes._backendrefs import BackendResolver, rule_backends
 from kexpose.proxy.routes._backends import Backend
-from kexpose.proxy.routes._gwtable import GatewayRule, WeightedBackend
-from kexpose.proxy.routes._httproute import (
-    BackendResolver,
-    RouteProblem,
-    _filters,
-    _value_matches,
-)
+from kexpose.proxy.routes._gwtable import GatewayRule
+from kexpose.proxy.routes._httproute import _filters, _value_matches, backend_filters
 from kexpose.proxy.routes._matches import (
     HEADER_MATCH_TYPES,
     MatchError,
@@ -55,6 +51,7 @@ from kexpose.proxy.routes._matches import (
     ValueMatch,
     compile_regex,
 )
+from kexpose.proxy.routes._problem import RouteProblem
 from kexpose.proxy.routes._raw import entries, text
 
 __all__ = ["GRPC_CONTENT_TYPE", "GrpcRank", "TranslatedGrpcRoute", "translate_grpc_rules"]
@@ -166,45 +163,22 @@ def translate_grpc_rules(
                     f"{', '.join(sorted(_FILTERS))}",
                 )
         filters = _filters(filter_specs, where, resolve, out.unresolved)
-        backends: list[WeightedBackend] = []
-        invalid_weight = 0
-        refs = entries(rule.get("backendRefs"))
-        for j, ref in enumerate(refs):
-            at = f"{where}.backendRefs[{j}]"
-            weight = ref.get("weight", 1)
-            if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
-                raise RouteProblem("UnsupportedValue", f"{at}.weight: {weight!r}")
-            per = _filters(
-                entries(ref.get("filters")), at, resolve, out.unresolved, per_backend=True
-            )
-            backend, problem = resolve(ref)
-            if backend is None:
-                assert problem is not None
-                out.unresolved.append(problem)
-                invalid_weight += weight
-            elif per.error is not None:
-                invalid_weight += weight
-            elif weight > 0:
-                backends.append(
-                    WeightedBackend(
-                        _h2c(backend), weight, per.request_headers, per.response_headers, label
-                    )
-                )
-        error = filters.error
-        if error is None:
-            if not refs:
-                error = "the rule has no backendRefs"
-            elif not backends and not invalid_weight:
-                error = "every backendRef of the rule has weight 0"
-            elif not backends:
-                error = "no backendRef of the rule can be used"
+        shares = rule_backends(
+            entries(rule.get("backendRefs")),
+            where,
+            route=label,
+            resolve=resolve,
+            filters=backend_filters(resolve, out.unresolved),
+            unresolved=out.unresolved,
+            protocol="h2c",  # _h2c: whatever the Service port's appProtocol says
+        )
         template = GatewayRule(
             route=label,
             rule=i,
             match=RequestMatch(),
-            backends=tuple(backends),
-            invalid_weight=invalid_weight,
-            error=error,
+            backends=shares.backends,
+            invalid_weight=shares.invalid_weight,
+            error=filters.error or shares.error,
             request_headers=filters.request_headers,
             response_headers=filters.response_headers,
             mirrors=tuple(replace(m, backend=_h2c(m.backend)) for m in filters.mirrors),

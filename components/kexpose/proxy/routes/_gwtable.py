@@ -82,9 +82,11 @@ class GatewayRule:
     backends: tuple[WeightedBackend, ...] = ()
     """Backends with a positive weight."""
     invalid_weight: int = 0
-    """Weight of the rule's invalid backends: that share of requests is answered 500."""
+    """Weight of the rule's invalid backends: that share of requests is answered by the rule
+    (``failure_status``)."""
     error: str | None = None
-    """Set: every request is answered 500 (an unresolvable filter, no valid backend ...)."""
+    """Set: every request is answered by the rule (``failure_status``): an unresolvable filter,
+    no valid backend ..."""
     request_headers: HeaderModifier | None = None
     response_headers: HeaderModifier | None = None
     redirect: Redirect | None = None
@@ -98,11 +100,26 @@ class GatewayRule:
     """``HTTPRouteRule.name`` (``GRPCRouteRule.name``)."""
     grpc: bool = False
     """A GRPCRoute rule: what the rule answers itself (``error``, the ``invalid_weight`` share)
-    is a gRPC ``UNAVAILABLE`` status in trailers-only form, not an HTTP 500 (``GRPCRouteRule.
-    backendRefs``: "*all* traffic which matches this rule MUST receive an ``UNAVAILABLE``
-    status")."""
+    is a gRPC ``UNAVAILABLE`` status in trailers-only form, not an HTTP 500
+    (``failure_status``)."""
     auth: EdgeAuth | None = None
     """Edge authentication from an ``ExtensionRef`` to a kexpose ``EdgeAuth`` (``_auth``)."""
+
+    @property
+    def failure_status(self) -> int:
+        """The status of what the rule answers itself (``error``, the ``invalid_weight`` share).
+
+        An HTTPRoute rule's is 500: "the proportion of requests that would otherwise have been
+        routed to an invalid backend MUST receive an HTTP 500 status code"
+        (``HTTPRouteRule.backendRefs``). A GRPCRoute rule's is 503, which the data plane
+        answers a gRPC call with as ``UNAVAILABLE`` (14) in a trailers-only response
+        (grpc/doc/http-grpc-status-mapping.md), where 500 would read as ``UNKNOWN``: "*all*
+        traffic which matches this rule MUST receive an ``UNAVAILABLE`` status", and so must
+        an invalid backend's share (``GRPCRouteRule.backendRefs``). An unresolvable filter
+        gets "a HTTP error response" (``GRPCRouteFilter``), which names no gRPC status: the
+        same ``UNAVAILABLE``, so that one rule fails one way.
+        """
+        return 503 if self.grpc else 500
 
     @property
     def total_weight(self) -> int:

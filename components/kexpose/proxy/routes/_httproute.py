@@ -25,11 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Final
 
 from kexpose.proxy.filters import EdgeAuth, HeaderModifier, PathModifier, Redirect, Rewrite
-from kexpose.proxy.routes._backends import Backend
-from kexpose.proxy.routes._gwtable import Cors, GatewayRule, Mirror, Retry, WeightedBackend
+from kexpose.proxy.routes._backendrefs import BackendResolver, rule_backends
+from kexpose.proxy.routes._gwtable import Cors, GatewayRule, Mirror, Retry
 from kexpose.proxy.routes._matches import (
     HEADER_MATCH_TYPES,
     PATH_MATCH_TYPES,
@@ -39,20 +40,10 @@ from kexpose.proxy.routes._matches import (
     ValueMatch,
     compile_regex,
 )
+from kexpose.proxy.routes._problem import RouteProblem
 from kexpose.proxy.routes._raw import entries, mapping, text
 
-__all__ = [
-    "BackendResolver",
-    "RouteProblem",
-    "TranslatedRoute",
-    "parse_duration",
-    "translate_rules",
-]
-
-#: (backend, None) when usable, else (None, (reason, message)).
-BackendResolution = tuple[Backend | None, tuple[str, str] | None]
-#: Resolves one backendRef of the route (the caller knows the route's namespace and grants).
-BackendResolver = Callable[[Mapping[str, Any]], BackendResolution]
+__all__ = ["TranslatedRoute", "backend_filters", "parse_duration", "translate_rules"]
 
 _DURATION: Final = re.compile(r"(?:([0-9]{1,5})(h|ms|m|s))")
 # What a filter may put in a forwarded head: a header name is a token (RFC 9110 §5.6.2), a value
@@ -64,15 +55,6 @@ _FIELD_VALUE: Final = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?|")
 _HOSTNAME: Final = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _UNITS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _REDIRECT_CODES: Final = frozenset((301, 302, 303, 307, 308))
-
-
-class RouteProblem(ValueError):  # noqa: N818 - a value carried to status, not raised to users
-    """Why a route cannot be accepted: ``reason`` is the spec's condition reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -325,6 +307,13 @@ def _filters(
     return out
 
 
+def backend_filters(
+    resolve: BackendResolver, unresolved: list[tuple[str, str]]
+) -> Callable[[Sequence[Mapping[str, Any]], str], _Filters]:
+    """Reads the ``filters`` of one backendRef (``rule_backends``): header modifiers only."""
+    return partial(_filters, resolve=resolve, unresolved=unresolved, per_backend=True)
+
+
 def _retry(spec: object, where: str) -> Retry | None:
     if spec is None:
         return None
@@ -397,45 +386,24 @@ def translate_rules(
                 or None
             )
         retry = _retry(rule.get("retry"), f"{where}.retry")
-        backends: list[WeightedBackend] = []
-        invalid_weight = 0
-        refs = entries(rule.get("backendRefs"))
-        for j, ref in enumerate(refs):
-            at = f"{where}.backendRefs[{j}]"
-            weight = ref.get("weight", 1)
-            if not isinstance(weight, int) or weight < 0:
-                raise RouteProblem("UnsupportedValue", f"{at}.weight: {weight!r}")
-            per = _filters(
-                entries(ref.get("filters")), at, resolve, out.unresolved, per_backend=True
-            )
-            backend, problem = resolve(ref)
-            if backend is None:
-                assert problem is not None
-                out.unresolved.append(problem)
-                invalid_weight += weight
-            elif per.error is not None:
-                invalid_weight += weight
-            elif weight > 0:
-                backends.append(
-                    WeightedBackend(
-                        backend, weight, per.request_headers, per.response_headers, label
-                    )
-                )
+        shares = rule_backends(
+            entries(rule.get("backendRefs")),
+            where,
+            route=label,
+            resolve=resolve,
+            filters=backend_filters(resolve, out.unresolved),
+            unresolved=out.unresolved,
+        )
         error = filters.error
-        if error is None and filters.redirect is None:
-            if not refs:
-                error = "the rule has no backendRefs"
-            elif not backends and not invalid_weight:
-                error = "every backendRef of the rule has weight 0"
-            elif not backends:
-                error = "no backendRef of the rule can be used"
+        if error is None and filters.redirect is None:  # a redirect answers without a backend
+            error = shares.error
         name = text(rule.get("name"))
         template = GatewayRule(
             route=label,
             rule=i,
             match=RequestMatch(),
-            backends=tuple(backends),
-            invalid_weight=invalid_weight,
+            backends=shares.backends,
+            invalid_weight=shares.invalid_weight,
             error=error,
             request_headers=filters.request_headers,
             response_headers=filters.response_headers,
