@@ -2,10 +2,11 @@
 path features (issue 9) and edge auth (issue 10).
 
 The input is ``tests/fixtures/import/annotations``. It is imported twice with the real CLI:
-``--to ingress`` (auth and source ranges, which the model emits for Ingress) served by
-kexpose-proxy in static mode, and ``--to gateway`` (rewrites, redirects, app-root,
-upstream-vhost, x-forwarded-prefix, canaries) served by kexpose-proxy in static mode with
-``--gateway-addresses``. Each row states what ingress-nginx answers for the *original* Ingress,
+``--to ingress`` (auth and source ranges as kexpose.dev annotations) served by kexpose-proxy in
+static mode, and ``--to gateway`` (rewrites, redirects, app-root, upstream-vhost,
+x-forwarded-prefix, canaries; auth and source ranges as EdgeAuth objects the HTTPRoutes name)
+served by kexpose-proxy in static mode with ``--gateway-addresses``. The auth rows run against
+both. Each row states what ingress-nginx answers for the *original* Ingress,
 citing the user-guide section, and checks that kexpose-proxy answers the same; the rows of
 approximations check where they agree, and :data:`DIFFERENCES` where they differ as the report
 says.
@@ -401,6 +402,15 @@ def _check(row: Row, answer: tuple[int, str | None, dict[str, Any] | None], logs
         assert echo["target"] == row.seen_target, row.doc
 
 
+async def _challenge(served: Served) -> str | None:
+    client = await Client.connect(served.address)
+    try:
+        response = await client.request("GET", "/", host="vault.edge.example.com")
+    finally:
+        await client.close()
+    return response.header("www-authenticate")
+
+
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("row", INGRESS_ROWS, ids=[r.id for r in INGRESS_ROWS])
 async def test_imported_auth_answers_as_ingress_nginx(as_ingress: Served, row: Row) -> None:
@@ -408,13 +418,17 @@ async def test_imported_auth_answers_as_ingress_nginx(as_ingress: Served, row: R
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_the_basic_challenge_names_the_realm(as_ingress: Served) -> None:
-    client = await Client.connect(as_ingress.address)
-    try:
-        response = await client.request("GET", "/", host="vault.edge.example.com")
-    finally:
-        await client.close()
-    assert response.header("www-authenticate") == 'Basic realm="Vault"'
+@pytest.mark.parametrize("row", INGRESS_ROWS, ids=[r.id for r in INGRESS_ROWS])
+async def test_imported_auth_answers_as_ingress_nginx_with_api_gateway(
+    as_gateway: Served, row: Row
+) -> None:
+    _check(row, await _send(as_gateway, row), as_gateway.proxy.logs())
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_basic_challenge_names_the_realm(as_ingress: Served, as_gateway: Served) -> None:
+    assert await _challenge(as_ingress) == 'Basic realm="Vault"'
+    assert await _challenge(as_gateway) == 'Basic realm="Vault"'
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -436,10 +450,12 @@ async def test_approximations_differ_only_as_the_report_says(
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_protection_is_withheld_with_api_gateway_never_opened(as_gateway: Served) -> None:
-    """--to gateway cannot carry auth in this version: the protected Ingresses are left out,
-    so their backends are never reached through the Gateway."""
-    for host in ("vault.edge.example.com", "lab.edge.example.com"):
-        status, _, echo = await _send(as_gateway, Row("x", host, "/", 0, ""))
-        assert status == 404
-        assert echo is None or "backend" not in echo
+async def test_protection_becomes_edge_auth_objects_with_api_gateway(as_gateway: Served) -> None:
+    """--to gateway carries each protection as an EdgeAuth object that the app's HTTPRoute
+    rules name; no protected Ingress is withheld."""
+    withheld = {
+        i["subject"]
+        for i in as_gateway.report["items"]
+        if i["topic"] == "Ingress" and i["verdict"] == "not-convertible"
+    }
+    assert not withheld & {"Ingress/edge/vault", "Ingress/edge/lab", "Ingress/edge/open-lab"}

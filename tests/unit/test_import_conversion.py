@@ -427,10 +427,12 @@ def test_path_annotations_with_api_ingress_say_they_need_the_gateway_api() -> No
         ),
     ],
 )
-def test_protection_becomes_the_apps_auth_with_api_ingress(
-    annotations: dict[str, str], auth: dict[str, Any] | None, ranges: list[str] | None
+@pytest.mark.parametrize("api", ["ingress", "gateway"])
+def test_protection_becomes_the_apps_auth_with_either_api(
+    annotations: dict[str, str], auth: dict[str, Any] | None, ranges: list[str] | None, api: Api
 ) -> None:
-    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}), svc())
+    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}), svc(), api=api)
+    assert conv.spec.api == api
     [app] = conv.apps
     assert app.raw().get("auth") == auth
     assert app.raw().get("allowSourceRanges") == ranges
@@ -448,35 +450,21 @@ def test_a_denylist_alone_is_every_address_but_the_denied() -> None:
     assert not any(n.overlaps(ipaddress.ip_network("192.0.2.0/24")) for n in nets)
 
 
-@pytest.mark.parametrize(
-    "annotation",
-    [
-        {"auth-type": "basic", "auth-secret": "users"},
-        {"auth-url": "https://auth.example.com/check"},
-        {"whitelist-source-range": "10.0.0.0/8"},
-        {"denylist-source-range": "10.0.0.0/8"},
-    ],
-    ids=lambda a: next(iter(a)),
-)
-def test_protection_with_api_gateway_withholds_the_ingress(annotation: dict[str, str]) -> None:
-    conv = run(
-        ingress(annotations={NGINX + k: v for k, v in annotation.items()}), svc(), api="gateway"
-    )
-    assert detail(conv, "Ingress").startswith("withheld whole")
-    assert conv.apps == ()
-    assert all(verdict(conv, NGINX + k) == "not-convertible" for k in annotation)
-
-
-def test_auto_api_keeps_ingress_when_gateway_would_withhold_protection() -> None:
+def test_auto_api_chooses_gateway_with_protection_kept() -> None:
+    """Auth and source ranges convert with api gateway too (an EdgeAuth object), so an
+    annotation that needs the Gateway API no longer holds the stack on api ingress."""
     conv = run(
         ingress(annotations={NGINX + "whitelist-source-range": "10.0.0.0/8"}),
         ingress("b", host="b.example.com", service="b", annotations={NGINX + "app-root": "/x"}),
         svc(),
         svc("b"),
     )
-    assert conv.controller.get("api") is None
-    assert "CHOICE: api ingress" in conv.api_reason
-    assert verdict(conv, NGINX + "app-root", "Ingress/shop/b") == "not-convertible"
+    assert conv.controller.get("api") == "gateway"
+    assert "CHOICE: api gateway" in conv.api_reason
+    assert verdict(conv, NGINX + "app-root", "Ingress/shop/b") == "converted"
+    assert verdict(conv, NGINX + "whitelist-source-range") == "converted"
+    web = next(a for a in conv.spec.apps if a.name == "web")
+    assert web.allow_source_ranges == ("10.0.0.0/8",)
 
 
 def test_two_ingresses_of_one_service_merge_when_nothing_conflicts() -> None:
@@ -675,3 +663,14 @@ def test_a_backend_that_cannot_be_an_app_is_reported_and_left_out(
     assert why in detail(conv, field)
     assert verdict(conv, "Ingress") == "not-convertible"
     assert conv.apps == ()
+
+
+def test_auto_api_falls_back_to_ingress_when_the_gateway_stack_is_invalid() -> None:
+    """prod's Gateway serves plain HTTP only as a redirect, so a host without TLS makes the
+    api gateway stack invalid; chosen (not asked for), the import keeps api ingress, where the
+    missing TLS is a policy verdict, and says why."""
+    conv = run(ingress(annotations={NGINX + "app-root": "/x"}), svc(), env="prod")
+    assert conv.controller.get("api") is None
+    assert "CHOICE: api ingress although app-root (shop/web)" in conv.api_reason
+    assert "not valid for prod" in conv.api_reason
+    assert verdict(conv, NGINX + "app-root") == "not-convertible"

@@ -138,9 +138,10 @@ _CANARY_KEYS = (
 #: Converted since the model gained Gateway API path features (issue 9) and edge auth (issue
 #: 10); read by :mod:`kexpose.importer.routing`, :mod:`kexpose.importer.canary` and
 #: :mod:`kexpose.importer.access`, which decide per value. The Gateway API rows are not
-#: convertible with ``api: ingress`` (the model refuses path filters there); the auth rows are
-#: not convertible with ``api: gateway`` (the model emits auth for Ingress only so far), and an
-#: Ingress whose protection is lost is withheld whole.
+#: convertible with ``api: ingress`` (the model refuses path filters there); the auth rows
+#: convert with either API (kexpose.dev annotations on an Ingress; an EdgeAuth object named by
+#: the HTTPRoute rules' ExtensionRef filter with the Gateway API), and an Ingress whose
+#: protection cannot be expressed is withheld whole.
 CONVERTED_NOW: Final = _rows(
     Entry(
         "rewrite-target",
@@ -201,13 +202,14 @@ CONVERTED_NOW: Final = _rows(
             key,
             "authentication",
             "converted",
-            "auth: basic with secret (the auth-file Secret, htpasswd 'auth' key) and realm; an "
-            "auth-map Secret or one in another namespace is not convertible (Ingress withheld)",
+            "auth: basic with secret (the auth-file Secret, htpasswd 'auth' key) and realm, with "
+            "either API; an auth-map Secret or one in another namespace is not convertible "
+            "(Ingress withheld)",
         )
         for key in ("auth-type", "auth-secret", "auth-secret-type", "auth-realm")
     ),
     *(
-        Entry(key, "external-authentication", "converted", f"auth: forward ({what})")
+        Entry(key, "external-authentication", "converted", f"auth: forward ({what}), either API")
         for key, what in (
             ("auth-url", "url; nginx variables are not convertible (Ingress withheld)"),
             ("auth-response-headers", "responseHeaders"),
@@ -236,7 +238,7 @@ CONVERTED_NOW: Final = _rows(
         "whitelist-source-range",
         "whitelist-source-range",
         "converted",
-        "allowSourceRanges of the app (api: ingress)",
+        "allowSourceRanges of the app (with either API)",
     ),
     Entry(
         "denylist-source-range",
@@ -244,7 +246,7 @@ CONVERTED_NOW: Final = _rows(
         "converted",
         "allowSourceRanges of the app equal to every address (or the allow list) minus the "
         "denied CIDRs: the model has allow lists only, and the difference of CIDR sets is a "
-        "finite CIDR set (api: ingress)",
+        "finite CIDR set (with either API)",
     ),
 )
 

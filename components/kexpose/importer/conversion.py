@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from kexpose.defaults import INGRESS_CLASS
 from kexpose.environment import Environment
@@ -45,6 +45,8 @@ __all__ = ["Api", "AppDraft", "Conversion", "convert"]
 
 Api = Literal["ingress", "gateway"]
 _STACK = "Stack"
+#: Annotations whose conversion needs ``api: gateway`` (without the nginx prefix).
+ROUTE_KEYS: Final = GATEWAY_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +77,12 @@ class _Converter:
         environment: Environment,
         ingress_class: str | None,
         api: Api | None,
+        gateway_refused: str | None = None,
     ) -> None:
         self.source = source
         self.wanted_api = api
+        self.gateway_refused = gateway_refused
+        """Why the stack is not valid with ``api: gateway`` (a first attempt found), if so."""
         self.api: Api = api or "ingress"
         self.api_reason = ""
         self.canaries: dict[tuple[str, str | None, str], Canary] = {}
@@ -139,44 +144,34 @@ class _Converter:
                 )
 
     def choose_api(self, chosen: list[SourceIngress], canaries: list[SourceIngress]) -> None:
-        """``--to stack`` picks ``api: gateway`` when an annotation needs it, unless that would
-        withhold an Ingress's edge protection (the model emits auth for Ingress only so far)."""
+        """``--to stack`` picks ``api: gateway`` when an annotation needs it: edge auth and
+        source ranges convert with either API, so nothing is lost by it."""
         needs = sorted(
             {
                 f"{k.removeprefix(NGINX_PREFIX)} ({ing.namespace}/{ing.name})"
                 for ing in chosen
                 for k in ing.annotations
-                if k.removeprefix(NGINX_PREFIX) in GATEWAY_KEYS
+                if k.removeprefix(NGINX_PREFIX) in ROUTE_KEYS
             }
             | {f"canary ({ing.namespace}/{ing.name})" for ing in canaries}
         )
-        guarded = sorted(
-            f"{ing.namespace}/{ing.name}"
-            for ing in chosen
-            if any(
-                k.removeprefix(NGINX_PREFIX)
-                in ("auth-type", "auth-url", "whitelist-source-range", "denylist-source-range")
-                for k in ing.annotations
-            )
-        )
         if self.wanted_api is not None:
             self.api_reason = f"api {self.wanted_api}: asked for (--to)"
-        elif needs and not guarded:
+        elif needs and self.gateway_refused is not None:
+            self.api_reason = (
+                "CHOICE: api ingress although "
+                + ", ".join(needs[:6])
+                + (" and more" if len(needs) > 6 else "")
+                + " need api gateway: with api gateway the stack is not valid for "
+                + f"{self.environment} ({self.gateway_refused}); import with --to gateway to "
+                "see all of it"
+            )
+        elif needs:
             self.api = "gateway"
             self.api_reason = (
                 "CHOICE: api gateway (HTTPRoutes): needed by "
                 + ", ".join(needs[:6])
                 + (" and more" if len(needs) > 6 else "")
-            )
-        elif needs:
-            self.api_reason = (
-                "CHOICE: api ingress although "
-                + ", ".join(needs[:6])
-                + (" and more" if len(needs) > 6 else "")
-                + " need api gateway: Ingresses "
-                + ", ".join(guarded)
-                + " have auth or source ranges, which the model emits for Ingress only so "
-                "far; with api gateway they would be withheld (import with --to gateway for that)"
             )
         else:
             self.api_reason = "api ingress: no annotation needs the Gateway API"
@@ -236,9 +231,9 @@ class _Converter:
     def ingress(self, ing: SourceIngress) -> IngressDraft | None:
         host_tls = bool(ing.tls) or any(h in self.tls_hosts for h in ing.hosts())
         reading = read_annotations(
-            ing, self.findings, host_tls=host_tls, handled=ACCESS_KEYS | GATEWAY_KEYS
+            ing, self.findings, host_tls=host_tls, handled=ACCESS_KEYS | ROUTE_KEYS
         )
-        access = read_access(ing, self.findings, api=self.api)
+        access = read_access(ing, self.findings)
         routing = Routing(ing, self.findings, self.api)
         routing.read()
         annotations = reading.annotations
@@ -440,18 +435,39 @@ def convert(
 
     ``ingress_class``: import only Ingresses of this class (and those with none).
     ``api``: the controller's API (``--to gateway``/``--to ingress``); None chooses it
-    (``api: gateway`` when an annotation needs it and no Ingress's protection is lost by it).
+    (``api: gateway`` when an annotation needs it).
     Raises :class:`InputError` when the result is not a valid stack (the message names the
     Ingresses it came from).
     """
     conv = _Converter(source, environment=environment, ingress_class=ingress_class, api=api)
     conv.run()
+    try:
+        return _conversion(conv, target_class=target_class, stack_file=stack_file)
+    except InputError as exc:
+        if api is not None or conv.api != "gateway":
+            raise
+        # Chosen, not asked for: a stack that the Gateway API makes invalid (prod's Gateway
+        # serves plain HTTP only as a redirect, so every host needs TLS) is imported with api
+        # ingress, where the same gaps are policy verdicts the report lists.
+        first = str(exc).split("\n  - ", 1)[-1].split("\n", 1)[0]
+    conv = _Converter(
+        source,
+        environment=environment,
+        ingress_class=ingress_class,
+        api=None,
+        gateway_refused=first,
+    )
+    conv.run()
+    return _conversion(conv, target_class=target_class, stack_file=stack_file)
+
+
+def _conversion(conv: _Converter, *, target_class: str, stack_file: str) -> Conversion:
     apps = tuple(sorted(conv.apps.apps.values(), key=lambda a: (a.namespace, a.name)))
     controller: dict[str, Any] = {"kind": "kexpose", "className": target_class}
     if conv.api == "gateway":
         controller["api"] = "gateway"
     raw = {
-        "environment": environment,
+        "environment": conv.environment,
         "controller": controller,
         "apps": [a.raw() for a in apps],
     }
@@ -465,5 +481,5 @@ def convert(
             + ")"
         ) from None
     return Conversion(
-        environment, controller, apps, tuple(conv.findings.items), spec, conv.api_reason
+        conv.environment, controller, apps, tuple(conv.findings.items), spec, conv.api_reason
     )
