@@ -16,6 +16,7 @@ Pure: source objects in, a validated :class:`StackSpec` and the raw stack config
 from __future__ import annotations
 
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -34,9 +35,11 @@ from kexpose.importer.annotations import (
 from kexpose.importer.apps import AppDraft, Apps, IngressDraft
 from kexpose.importer.canary import Canary, read_canary
 from kexpose.importer.catalogue import NGINX_PREFIX, doc_url
+from kexpose.importer.cors import CORS_KEYS, read_cors
 from kexpose.importer.findings import Findings, Item
 from kexpose.importer.routing import GATEWAY_KEYS, Routing
 from kexpose.importer.source import Source, SourceIngress
+from kexpose.importer.timeouts import TIMEOUT_KEYS, read_timeouts
 from kexpose.importer.tls import tls_of
 from kexpose.model import StackSpec
 from kexpose.validation import parse_stack
@@ -46,7 +49,7 @@ __all__ = ["Api", "AppDraft", "Conversion", "convert"]
 Api = Literal["ingress", "gateway"]
 _STACK = "Stack"
 #: Annotations whose conversion needs ``api: gateway`` (without the nginx prefix).
-ROUTE_KEYS: Final = GATEWAY_KEYS
+ROUTE_KEYS: Final = GATEWAY_KEYS | TIMEOUT_KEYS | CORS_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,17 @@ class Conversion:
             "controller": dict(self.controller),
             "apps": [a.raw() for a in self.apps],
         }
+
+
+def _needs_gateway(ing: SourceIngress, key: str) -> bool:
+    """Whether the annotation ``key`` of ``ing`` does something only api gateway can say
+    (cors-* only with CORS on; a timeout ingress-nginx ignores needs nothing)."""
+    value = ing.annotations.get(f"{NGINX_PREFIX}{key}", "").strip()
+    if key in CORS_KEYS:
+        return flag(ing.annotations.get(f"{NGINX_PREFIX}enable-cors", "")) is True
+    if key in TIMEOUT_KEYS:
+        return value.isdigit() and int(value) > 0
+    return key in GATEWAY_KEYS
 
 
 class _Converter:
@@ -151,7 +165,7 @@ class _Converter:
                 f"{k.removeprefix(NGINX_PREFIX)} ({ing.namespace}/{ing.name})"
                 for ing in chosen
                 for k in ing.annotations
-                if k.removeprefix(NGINX_PREFIX) in ROUTE_KEYS
+                if _needs_gateway(ing, k.removeprefix(NGINX_PREFIX))
             }
             | {f"canary ({ing.namespace}/{ing.name})" for ing in canaries}
         )
@@ -236,6 +250,8 @@ class _Converter:
         access = read_access(ing, self.findings)
         routing = Routing(ing, self.findings, self.api)
         routing.read()
+        timeouts = read_timeouts(ing, self.findings, api=self.api)
+        cors = read_cors(ing, self.findings, api=self.api, authenticated=access.auth is not None)
         annotations = reading.annotations
         why = reading.withheld or access.withheld or routing.withheld
         gateway = self.api == "gateway"
@@ -314,6 +330,11 @@ class _Converter:
                     if plan is None:
                         continue
                     path, path_type, extra = plan.path, plan.path_type, plan.extra
+                    # Copies: the stack file is YAML, where a shared object would be an alias.
+                    if cors is not None:
+                        extra["filters"] = {**extra.get("filters", {}), "cors": deepcopy(cors)}
+                    if timeouts is not None:
+                        extra["timeouts"] = dict(timeouts)
                 ref = self.apps.backend(ing, p.backend)
                 if ref is None:
                     continue
