@@ -603,6 +603,37 @@ async def test_imported_cors_answers_as_ingress_nginx(as_gateway: Served, row: C
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_cors_with_auth_differs_on_preflights_as_the_report_says(as_gateway: Served) -> None:
+    """enable-cors with basic auth: ingress-nginx answers the preflight (204) before auth;
+    kexpose-proxy checks auth first, and a browser's preflight carries no credentials, so it
+    gets 401, as the report's enable-cors row says. A credentialed request from the allowed
+    origin gets the same answer from both: the backend, with Access-Control-Allow-Origin."""
+    preflight = {"origin": APP, "access-control-request-method": "PUT"}
+    simple = {"origin": APP, "authorization": _basic(*USER)}
+    answers = []
+    for method, headers in (("OPTIONS", preflight), ("GET", simple)):
+        client = await Client.connect(as_gateway.address)
+        try:
+            answers.append(
+                await client.request(method, "/", host="cors3.edge.example.com", headers=headers)
+            )
+        finally:
+            await client.close()
+    refused, served = answers
+    assert refused.status == 401, (CORS_DOC, AUTH_DOC)  # ingress-nginx: 204
+    assert served.status == 200, (CORS_DOC, AUTH_DOC)
+    assert served.header("access-control-allow-origin") == APP
+    assert served.header("access-control-allow-credentials") == "true"
+    said = next(
+        i
+        for i in as_gateway.report["items"]
+        if (i["subject"], i["topic"]) == ("Ingress/edge/cors-vault", f"{NGINX}enable-cors")
+    )
+    assert said["verdict"] == "approximated"
+    assert "they get 401 instead of 204" in said["detail"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_a_backend_slower_than_the_imported_timeout_gets_504(as_gateway: Served) -> None:
     """proxy-read-timeout '1' (Custom timeouts): ingress-nginx answers 504 when the backend
     sends nothing for 1 s (nginx proxy_read_timeout, upstream timed out); the imported route's
