@@ -354,7 +354,9 @@ UNSUPPORTED: Final = _rows(
         "proxy-body-size",
         "custom-max-body-size",
         "not-convertible",
-        "the model has no request body limit (kexpose-proxy streams bodies of any size)",
+        "the model has no request body limit, nor does the Gateway API, and kexpose-proxy "
+        "streams bodies of any size: where ingress-nginx answered 413 (over this limit, or over "
+        "its 1m default without the annotation), the backend gets the body",
         "enforce the limit in the app",
     ),
     Entry(
