@@ -1,14 +1,15 @@
 """Proof by traffic for the annotations ``kexpose import`` converts with the model's Gateway API
-path features (issue 9) and edge auth (issue 10).
+path features (issue 9), edge auth (issue 10), route timeouts and CORS (issue 12).
 
 The input is ``tests/fixtures/import/annotations``. It is imported twice with the real CLI:
-``--to ingress`` (auth and source ranges, which the model emits for Ingress) served by
-kexpose-proxy in static mode, and ``--to gateway`` (rewrites, redirects, app-root,
-upstream-vhost, x-forwarded-prefix, canaries) served by kexpose-proxy in static mode with
-``--gateway-addresses``. Each row states what ingress-nginx answers for the *original* Ingress,
-citing the user-guide section, and checks that kexpose-proxy answers the same; the rows of
-approximations check where they agree, and :data:`DIFFERENCES` where they differ as the report
-says.
+``--to ingress`` (auth and source ranges as kexpose.dev annotations) served by kexpose-proxy in
+static mode, and ``--to gateway`` (rewrites, redirects, app-root, upstream-vhost,
+x-forwarded-prefix, canaries, custom timeouts, CORS; auth and source ranges as EdgeAuth objects
+the HTTPRoutes name) served by kexpose-proxy in static mode with ``--gateway-addresses``. The
+auth rows run against both. Each row states what ingress-nginx answers for the *original*
+Ingress, citing the user-guide section, and checks that kexpose-proxy answers the same; the
+rows of approximations check where they agree, and :data:`DIFFERENCES` (and the ``kexpose``
+part of a CORS row) where they differ as the report says.
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ TEMPORAL_DOC = f"{ANNOTATIONS}#temporal-redirect"
 VHOST_DOC = f"{ANNOTATIONS}#custom-nginx-upstream-vhost"
 PREFIX_DOC = f"{ANNOTATIONS}#x-forwarded-prefix-header"
 CANARY_DOC = f"{ANNOTATIONS}#canary"
+TIMEOUTS_DOC = f"{ANNOTATIONS}#custom-timeouts"
+CORS_DOC = f"{ANNOTATIONS}#enable-cors"
+#: What ingress-nginx answers for "Enable CORS" is its nginx.tmpl ``CORS`` block (the user
+#: guide links enable-cors.org's nginx recipe it follows): preflights 204, the headers below.
+CORS_TEMPLATE = (
+    "https://github.com/kubernetes/ingress-nginx/blob/controller-v1.15.1/"
+    "rootfs/etc/nginx/template/nginx.tmpl"
+)
+NGINX_METHODS = "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+NGINX_HEADERS = (
+    "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,"
+    "Range,Authorization"
+)
+APP = "https://app.example.com"
 #: A pool of loopback addresses no other test uses, for the Gateway's address.
 POOL = "127.79.12.0/24"
 USER = ("keeper", "open sesame, please")
@@ -188,6 +203,8 @@ GATEWAY_ROWS = [
         sent={"x-canary": "never"},
     ),
     Row("canary-header-absent", "api.edge.example.com", "/", 200, CANARY_DOC, "edge/api"),
+    # proxy-read-timeout '1': a backend that answers at once is served.
+    Row("timeout-prompt-backend", "slow.edge.example.com", "/", 200, TIMEOUTS_DOC, "edge/slow"),
     # canary-by-header-value 'on' plus canary-weight 100: the header or the weight sends every
     # request to the canary.
     Row(
@@ -234,6 +251,108 @@ DIFFERENCES = [
         nginx="200 from edge/app, rewritten to /",
         said_by=("Ingress/edge/full-rewrite", f"{NGINX}rewrite-target"),
         kexpose_status=404,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CorsRow:
+    """A CORS request (a preflight when ``preflight`` names the method asked for) and what
+    ingress-nginx answers for the original Ingress: status, whether the backend answered, and
+    the CORS headers (None: absent). Only the headers a browser reads on that answer are
+    compared (Fetch standard: Allow-Origin, -Credentials, -Expose-Headers on responses;
+    -Methods, -Headers, Max-Age on preflights too); lists compare as sets. ``kexpose`` holds
+    what kexpose-proxy answers differently, as the enable-cors row of the report says."""
+
+    id: str
+    host: str
+    origin: str
+    status: int
+    backend: bool
+    headers: dict[str, str | None]
+    preflight: str | None = None
+    kexpose: dict[str, Any] = field(default_factory=dict)
+
+
+_ALL_NGINX: dict[str, str | None] = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-credentials": "true",
+}
+CORS_ROWS = [
+    # enable-cors alone: the defaults of the user guide; origin '*' answers every origin.
+    CorsRow(
+        "defaults-preflight",
+        "cors.edge.example.com",
+        APP,
+        204,
+        False,
+        {
+            **_ALL_NGINX,
+            "access-control-allow-methods": NGINX_METHODS,
+            "access-control-allow-headers": NGINX_HEADERS,
+            "access-control-max-age": "1728000",
+        },
+        preflight="PUT",
+        kexpose={"status": 200, "access-control-allow-origin": APP},
+    ),
+    CorsRow(
+        "defaults-simple-request",
+        "cors.edge.example.com",
+        "https://other.example.org",
+        200,
+        True,
+        _ALL_NGINX,
+        kexpose={"access-control-allow-origin": "https://other.example.org"},
+    ),
+    # An allowed origin, credentials off, max-age 600, an exposed header.
+    CorsRow(
+        "origin-preflight",
+        "cors2.edge.example.com",
+        APP,
+        204,
+        False,
+        {
+            "access-control-allow-origin": APP,
+            "access-control-allow-credentials": None,
+            "access-control-allow-methods": "GET, POST",
+            "access-control-allow-headers": NGINX_HEADERS,
+            "access-control-expose-headers": "X-Total",
+            "access-control-max-age": "600",
+        },
+        preflight="POST",
+        kexpose={"status": 200},
+    ),
+    CorsRow(
+        "origin-simple-request",
+        "cors2.edge.example.com",
+        APP,
+        200,
+        True,
+        {
+            "access-control-allow-origin": APP,
+            "access-control-allow-credentials": None,
+            "access-control-expose-headers": "X-Total",
+        },
+    ),
+    # Another origin: no CORS headers (the browser refuses the answer). ingress-nginx passes
+    # its OPTIONS to the backend; kexpose-proxy answers it itself, still without them.
+    CorsRow(
+        "other-origin-preflight",
+        "cors2.edge.example.com",
+        "https://evil.example.org",
+        200,
+        True,
+        {"access-control-allow-origin": None, "access-control-allow-methods": None},
+        preflight="POST",
+        kexpose={"backend": False},
+    ),
+    CorsRow(
+        "other-origin-simple-request",
+        "cors2.edge.example.com",
+        "https://evil.example.org",
+        200,
+        True,
+        {"access-control-allow-origin": None},
     ),
 ]
 
@@ -401,6 +520,15 @@ def _check(row: Row, answer: tuple[int, str | None, dict[str, Any] | None], logs
         assert echo["target"] == row.seen_target, row.doc
 
 
+async def _challenge(served: Served) -> str | None:
+    client = await Client.connect(served.address)
+    try:
+        response = await client.request("GET", "/", host="vault.edge.example.com")
+    finally:
+        await client.close()
+    return response.header("www-authenticate")
+
+
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("row", INGRESS_ROWS, ids=[r.id for r in INGRESS_ROWS])
 async def test_imported_auth_answers_as_ingress_nginx(as_ingress: Served, row: Row) -> None:
@@ -408,13 +536,17 @@ async def test_imported_auth_answers_as_ingress_nginx(as_ingress: Served, row: R
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_the_basic_challenge_names_the_realm(as_ingress: Served) -> None:
-    client = await Client.connect(as_ingress.address)
-    try:
-        response = await client.request("GET", "/", host="vault.edge.example.com")
-    finally:
-        await client.close()
-    assert response.header("www-authenticate") == 'Basic realm="Vault"'
+@pytest.mark.parametrize("row", INGRESS_ROWS, ids=[r.id for r in INGRESS_ROWS])
+async def test_imported_auth_answers_as_ingress_nginx_with_api_gateway(
+    as_gateway: Served, row: Row
+) -> None:
+    _check(row, await _send(as_gateway, row), as_gateway.proxy.logs())
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_basic_challenge_names_the_realm(as_ingress: Served, as_gateway: Served) -> None:
+    assert await _challenge(as_ingress) == 'Basic realm="Vault"'
+    assert await _challenge(as_gateway) == 'Basic realm="Vault"'
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -435,11 +567,122 @@ async def test_approximations_differ_only_as_the_report_says(
     assert verdicts[diff.said_by] == "approximated"
 
 
+def _items(values: str | None) -> set[str] | None:
+    return None if values is None else {v.strip().lower() for v in values.split(",")}
+
+
 @pytest.mark.asyncio(loop_scope="module")
-async def test_protection_is_withheld_with_api_gateway_never_opened(as_gateway: Served) -> None:
-    """--to gateway cannot carry auth in this version: the protected Ingresses are left out,
-    so their backends are never reached through the Gateway."""
-    for host in ("vault.edge.example.com", "lab.edge.example.com"):
-        status, _, echo = await _send(as_gateway, Row("x", host, "/", 0, ""))
-        assert status == 404
-        assert echo is None or "backend" not in echo
+@pytest.mark.parametrize("row", CORS_ROWS, ids=[r.id for r in CORS_ROWS])
+async def test_imported_cors_answers_as_ingress_nginx(as_gateway: Served, row: CorsRow) -> None:
+    headers = {"origin": row.origin}
+    if row.preflight is not None:
+        headers["access-control-request-method"] = row.preflight
+    client = await Client.connect(as_gateway.address)
+    try:
+        response = await client.request(
+            "OPTIONS" if row.preflight else "GET", "/items", host=row.host, headers=headers
+        )
+    finally:
+        await client.close()
+    want_status = row.kexpose.get("status", row.status)
+    assert response.status == want_status, (CORS_DOC, CORS_TEMPLATE)
+    echoed = response.header("content-type") == "application/json"
+    assert echoed == row.kexpose.get("backend", row.backend), CORS_DOC
+    for name, nginx_value in row.headers.items():
+        want = row.kexpose.get(name, nginx_value)
+        assert _items(response.header(name)) == _items(want), (name, CORS_DOC)
+    if row.kexpose:
+        verdicts = {(i["subject"], i["topic"]): i for i in as_gateway.report["items"]}
+        ingress = "cors-defaults" if row.host.startswith("cors.") else "cors-origin"
+        said = verdicts[(f"Ingress/edge/{ingress}", f"{NGINX}enable-cors")]
+        assert said["verdict"] == "approximated"
+        if "status" in row.kexpose:
+            assert "200 where ingress-nginx answers 204" in said["detail"]
+        if "access-control-allow-origin" in row.kexpose:
+            assert "echoes the request's Origin where ingress-nginx sends '*'" in said["detail"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_cors_with_auth_differs_on_preflights_as_the_report_says(as_gateway: Served) -> None:
+    """enable-cors with basic auth: ingress-nginx answers the preflight (204) before auth;
+    kexpose-proxy checks auth first, and a browser's preflight carries no credentials, so it
+    gets 401, as the report's enable-cors row says. A credentialed request from the allowed
+    origin gets the same answer from both: the backend, with Access-Control-Allow-Origin."""
+    preflight = {"origin": APP, "access-control-request-method": "PUT"}
+    simple = {"origin": APP, "authorization": _basic(*USER)}
+    answers = []
+    for method, headers in (("OPTIONS", preflight), ("GET", simple)):
+        client = await Client.connect(as_gateway.address)
+        try:
+            answers.append(
+                await client.request(method, "/", host="cors3.edge.example.com", headers=headers)
+            )
+        finally:
+            await client.close()
+    refused, served = answers
+    assert refused.status == 401, (CORS_DOC, AUTH_DOC)  # ingress-nginx: 204
+    assert served.status == 200, (CORS_DOC, AUTH_DOC)
+    assert served.header("access-control-allow-origin") == APP
+    assert served.header("access-control-allow-credentials") == "true"
+    said = next(
+        i
+        for i in as_gateway.report["items"]
+        if (i["subject"], i["topic"]) == ("Ingress/edge/cors-vault", f"{NGINX}enable-cors")
+    )
+    assert said["verdict"] == "approximated"
+    assert "they get 401 instead of 204" in said["detail"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_backend_slower_than_the_imported_timeout_gets_504(as_gateway: Served) -> None:
+    """proxy-read-timeout '1' (Custom timeouts): ingress-nginx answers 504 when the backend
+    sends nothing for 1 s (nginx proxy_read_timeout, upstream timed out); the imported route's
+    timeouts.request (10 s) gives the same 504 for a backend that never answers."""
+    client = await Client.connect(as_gateway.address)
+    try:
+        client.send(b"GET / HTTP/1.1\r\nHost: slow.edge.example.com\r\nx-echo: hang\r\n\r\n")
+        response = await client.response(timeout=60)
+    finally:
+        await client.close()
+    assert response.status == 504, (TIMEOUTS_DOC, as_gateway.proxy.logs()[-2000:])
+    [timeouts] = {
+        i["verdict"]
+        for i in as_gateway.report["items"]
+        if i["topic"] == f"{NGINX}proxy-read-timeout"
+    }
+    assert timeouts == "approximated"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_timeout_approximation_lets_a_two_second_answer_through(
+    as_gateway: Served,
+) -> None:
+    """Where they differ, as the report says: ingress-nginx gives up on a backend silent for
+    more than the 1 s read timeout (504); the route's 10 s timeout lets its answer through."""
+    client = await Client.connect(as_gateway.address)
+    try:
+        response = await client.request(
+            "GET", "/", host="slow.edge.example.com", headers={"x-echo": "sleep:2"}
+        )
+    finally:
+        await client.close()
+    assert response.status == 200, TIMEOUTS_DOC
+    [said] = [
+        i["detail"]
+        for i in as_gateway.report["items"]
+        if i["topic"] == f"{NGINX}proxy-read-timeout"
+    ]
+    assert "504 after 10 s (the route's timeout" in said
+    assert "after 1 s from ingress-nginx" in said
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_protection_becomes_edge_auth_objects_with_api_gateway(as_gateway: Served) -> None:
+    """--to gateway carries each protection as an EdgeAuth object that the app's HTTPRoute
+    rules name; no protected Ingress is withheld."""
+    withheld = {
+        i["subject"]
+        for i in as_gateway.report["items"]
+        if i["topic"] == "Ingress" and i["verdict"] == "not-convertible"
+    }
+    assert not withheld & {"Ingress/edge/vault", "Ingress/edge/lab", "Ingress/edge/open-lab"}

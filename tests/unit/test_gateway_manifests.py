@@ -251,6 +251,52 @@ def test_wildcard_tls_hosts_get_one_listener_and_routes_keep_exact_hosts() -> No
         assert [p["sectionName"] for p in s["parentRefs"]] == ["https-wildcard.example.com"]
 
 
+def test_timeouts_and_cors_render_as_the_gateway_api_says() -> None:
+    api = app(
+        "web",
+        **routed(
+            "shop.example.com",
+            {
+                "path": "/api",
+                "port": "http",
+                "timeouts": {"request": "3m5s", "backendRequest": "60s"},
+                "filters": {
+                    "requestHeaders": {"set": {"X-Env": "prod"}},
+                    "cors": {
+                        "allowOrigins": ["https://shop.example.com", "https://*.shop.example.com"],
+                        "allowMethods": ["GET", "POST"],
+                        "allowHeaders": ["Content-Type"],
+                        "exposeHeaders": ["X-Total"],
+                        "allowCredentials": True,
+                        "maxAge": 1728000,
+                    },
+                },
+            },
+            {"path": "/", "port": "http", "filters": {"cors": {"allowOrigins": ["*"]}}},
+            tls={"mode": "self-signed"},
+        ),
+    )
+    objs = plan(raw_stack("staging", api))
+    route = one(objs, "HTTPRoute", "web")
+    assert gateway_errors(route) == []
+    first, second = route["spec"]["rules"]
+    assert first["timeouts"] == {"request": "3m5s", "backendRequest": "60s"}
+    assert first["filters"][-1] == {
+        "type": "CORS",
+        "cors": {
+            "allowOrigins": ["https://shop.example.com", "https://*.shop.example.com"],
+            "allowMethods": ["GET", "POST"],
+            "allowHeaders": ["Content-Type"],
+            "exposeHeaders": ["X-Total"],
+            "allowCredentials": True,
+            "maxAge": 1728000,
+        },
+    }
+    # Defaults written out (maxAge 5, the CRD's), nothing else; no timeouts when none given.
+    assert second["filters"] == [{"type": "CORS", "cors": {"allowOrigins": ["*"], "maxAge": 5}}]
+    assert "timeouts" not in second
+
+
 def test_matches_and_filters_render_as_the_gateway_api_says() -> None:
     rich = app(
         "web",

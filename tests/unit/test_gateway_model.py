@@ -66,6 +66,18 @@ NOT_WITH_INGRESS: list[tuple[str, Mutation, str, tuple[str, ...]]] = [
         f"{P0}.namespace",
         ("another namespace", "'tools'"),
     ),
+    (
+        "route timeouts",
+        upd(timeouts={"request": "10s"}),
+        f"{P0}.timeouts",
+        ("route timeouts (request '10s')",),
+    ),
+    (
+        "CORS",
+        upd(filters={"cors": {"allowOrigins": ["https://app.example.com"]}}),
+        f"{P0}.filters",
+        ("CORS",),
+    ),
 ]
 
 
@@ -227,6 +239,43 @@ FILTER_SHAPES: list[tuple[str, dict[str, Any], str]] = [
     ("a bad header name", {"requestHeaders": {"remove": ["X Bad"]}}, "RFC 7230 token"),
     ("a wildcard redirect host", {"redirect": {"hostname": "*.example.com"}}, "wildcard"),
     ("a status code", {"redirect": {"statusCode": 307}}, "301"),
+    ("CORS without origins", {"cors": {"allowOrigins": []}}, "at least 1 item"),
+    (
+        "a CORS origin with a path",
+        {"cors": {"allowOrigins": ["https://app.example.com/x"]}},
+        "'https://app.example.com/x' is not a CORS origin",
+    ),
+    (
+        "a CORS origin of another scheme",
+        {"cors": {"allowOrigins": ["ftp://app.example.com"]}},
+        "http:// or https://",
+    ),
+    (
+        "a CORS origin port out of range",
+        {"cors": {"allowOrigins": ["https://app.example.com:70000"]}},
+        "port 1-65535",
+    ),
+    (
+        "a wildcard origin beside another",
+        {"cors": {"allowOrigins": ["*", "https://app.example.com"]}},
+        "allowOrigins: '*' allows every value and must be the only one",
+    ),
+    (
+        "a wildcard method beside another",
+        {"cors": {"allowOrigins": ["*"], "allowMethods": ["*", "GET"]}},
+        "allowMethods: '*'",
+    ),
+    (
+        "an unknown CORS method",
+        {"cors": {"allowOrigins": ["*"], "allowMethods": ["PROPFIND"]}},
+        "'GET'",
+    ),
+    (
+        "a CORS header twice",
+        {"cors": {"allowOrigins": ["*"], "allowHeaders": ["X-A", "x-a"]}},
+        "allowHeaders: 'X-A' appears twice",
+    ),
+    ("a CORS max age of 0", {"cors": {"allowOrigins": ["*"], "maxAge": 0}}, "greater than or"),
 ]
 
 
@@ -250,7 +299,11 @@ def test_the_model_round_trips_the_new_fields() -> None:
         method="GET",
         weight=90,
         backends=[{"service": "api", "port": "api", "weight": 10}],
-        filters={"requestHeaders": {"add": {"X-A": "1"}}},
+        filters={
+            "requestHeaders": {"add": {"X-A": "1"}},
+            "cors": {"allowOrigins": ["https://*.example.com"], "allowCredentials": True},
+        },
+        timeouts={"request": "30s", "backendRequest": "10s"},
     )
     spec = parse_stack(raw, stack_file=STACK_FILE)
     again = StackSpec.model_validate(spec.model_dump(by_alias=True, exclude_unset=True))
@@ -264,3 +317,78 @@ def test_gateway_settings_need_the_gateway_api() -> None:
         parse_stack(raw, stack_file=STACK_FILE)
     assert "kexpose:controller" in str(caught.value)
     assert "gateway settings apply only with api 'gateway'" in str(caught.value)
+
+
+TIMEOUT_SHAPES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("nothing", {}, "give request or backendRequest", ""),
+    ("no unit", {"request": "10"}, "'10' is not a Gateway API duration", "'10'"),
+    ("six digits", {"request": "100000s"}, "at most 5 digits", "'100000s'"),
+    ("a fraction", {"backendRequest": "1.5s"}, "e.g. 10s, 500ms, 1m30s", "'1.5s'"),
+    (
+        "a try longer than the request",
+        {"request": "10s", "backendRequest": "1m"},
+        "backendRequest '1m' is longer than request '10s'",
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "fragment", "given"),
+    [pytest.param(t, m, g, id=i) for i, t, m, g in TIMEOUT_SHAPES],
+)
+def test_timeout_shapes(timeouts: dict[str, Any], fragment: str, given: str) -> None:
+    raw = stack("gateway")
+    path0(raw)["timeouts"] = timeouts
+    with pytest.raises(ConfigError) as caught:
+        parse_stack(raw, stack_file=STACK_FILE)
+    text = str(caught.value)
+    assert f"app 'web', {P0}.timeouts" in text, text
+    assert fragment in text, text
+    assert given in text, text
+
+
+@pytest.mark.parametrize(
+    "timeouts",
+    [
+        {"request": "1m30s", "backendRequest": "90s"},
+        {"request": "0s", "backendRequest": "1h"},  # request 0s: no limit (GEP-1742)
+        {"backendRequest": "500ms"},
+        {"request": "1h2m3s4ms"},
+    ],
+)
+def test_timeouts_the_gateway_api_takes(timeouts: dict[str, str]) -> None:
+    raw = stack("gateway")
+    path0(raw)["timeouts"] = timeouts
+    spec = parse_stack(raw, stack_file=STACK_FILE)
+    got = spec.apps[0].ingress.rules[0].paths[0].timeouts  # type: ignore[union-attr]
+    assert got is not None
+    assert got.model_dump(by_alias=True, exclude_none=True) == timeouts
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "fragment"),
+    [
+        (upd(timeouts={"request": "5s"}), f"{P0}.timeouts", "ignores HTTPRoute timeouts"),
+        (
+            upd(filters={"cors": {"allowOrigins": ["*"]}}),
+            f"{P0}.filters.cors",
+            "no CORS filter and answers the whole rule with 500",
+        ),
+    ],
+    ids=["timeouts", "cors"],
+)
+def test_a_traefik_gateway_refuses_what_it_would_not_do(
+    mutate: Mutation, field: str, fragment: str
+) -> None:
+    raw = stack("gateway")
+    raw["controller"]["kind"] = "traefik"
+    mutate(raw)
+    with pytest.raises(ConfigError) as caught:
+        parse_stack(raw, stack_file=STACK_FILE)
+    text = str(caught.value)
+    assert f"app 'web', {field}:" in text, text
+    assert fragment in text, text
+    assert "kind: kexpose" in text, text
+    raw["controller"]["kind"] = "kexpose"
+    assert parse_stack(raw, stack_file=STACK_FILE).api == "gateway"

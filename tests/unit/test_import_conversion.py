@@ -136,7 +136,8 @@ TLS = [{"hosts": ["a.example.com"], "secretName": "a-tls"}]
         ({"rewrite-target": "/"}, None, {}, "rewrite-target", "approximated"),
         ({"proxy-body-size": "8m"}, None, {}, "proxy-body-size", "not-convertible"),
         ({"affinity": "cookie"}, None, {}, "affinity", "not-convertible"),
-        ({"enable-cors": "true"}, None, {}, "enable-cors", "not-convertible"),
+        ({"enable-cors": "true"}, None, {}, "enable-cors", "approximated"),
+        ({"proxy-read-timeout": "30"}, None, {}, "proxy-read-timeout", "approximated"),
         ({"made-up-thing": "1"}, None, {}, "made-up-thing", "not-convertible"),
     ],
 )
@@ -153,10 +154,10 @@ def test_annotation_table(
 
 
 def test_not_convertible_in_this_version_names_the_missing_model_feature() -> None:
-    conv = run(ingress(annotations={NGINX + "enable-cors": "true"}), svc())
-    text = detail(conv, NGINX + "enable-cors")
+    conv = run(ingress(annotations={NGINX + "force-ssl-redirect": "true"}), svc())
+    text = detail(conv, NGINX + "force-ssl-redirect")
     assert text.startswith("not convertible in this version")
-    assert "CORS filter" in text
+    assert "a redirect conditioned on the request scheme" in text
 
 
 def test_catalogue_tables_are_disjoint_and_needs_model_rows_name_a_feature() -> None:
@@ -427,10 +428,12 @@ def test_path_annotations_with_api_ingress_say_they_need_the_gateway_api() -> No
         ),
     ],
 )
-def test_protection_becomes_the_apps_auth_with_api_ingress(
-    annotations: dict[str, str], auth: dict[str, Any] | None, ranges: list[str] | None
+@pytest.mark.parametrize("api", ["ingress", "gateway"])
+def test_protection_becomes_the_apps_auth_with_either_api(
+    annotations: dict[str, str], auth: dict[str, Any] | None, ranges: list[str] | None, api: Api
 ) -> None:
-    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}), svc())
+    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}), svc(), api=api)
+    assert conv.spec.api == api
     [app] = conv.apps
     assert app.raw().get("auth") == auth
     assert app.raw().get("allowSourceRanges") == ranges
@@ -448,35 +451,21 @@ def test_a_denylist_alone_is_every_address_but_the_denied() -> None:
     assert not any(n.overlaps(ipaddress.ip_network("192.0.2.0/24")) for n in nets)
 
 
-@pytest.mark.parametrize(
-    "annotation",
-    [
-        {"auth-type": "basic", "auth-secret": "users"},
-        {"auth-url": "https://auth.example.com/check"},
-        {"whitelist-source-range": "10.0.0.0/8"},
-        {"denylist-source-range": "10.0.0.0/8"},
-    ],
-    ids=lambda a: next(iter(a)),
-)
-def test_protection_with_api_gateway_withholds_the_ingress(annotation: dict[str, str]) -> None:
-    conv = run(
-        ingress(annotations={NGINX + k: v for k, v in annotation.items()}), svc(), api="gateway"
-    )
-    assert detail(conv, "Ingress").startswith("withheld whole")
-    assert conv.apps == ()
-    assert all(verdict(conv, NGINX + k) == "not-convertible" for k in annotation)
-
-
-def test_auto_api_keeps_ingress_when_gateway_would_withhold_protection() -> None:
+def test_auto_api_chooses_gateway_with_protection_kept() -> None:
+    """Auth and source ranges convert with api gateway too (an EdgeAuth object), so an
+    annotation that needs the Gateway API no longer holds the stack on api ingress."""
     conv = run(
         ingress(annotations={NGINX + "whitelist-source-range": "10.0.0.0/8"}),
         ingress("b", host="b.example.com", service="b", annotations={NGINX + "app-root": "/x"}),
         svc(),
         svc("b"),
     )
-    assert conv.controller.get("api") is None
-    assert "CHOICE: api ingress" in conv.api_reason
-    assert verdict(conv, NGINX + "app-root", "Ingress/shop/b") == "not-convertible"
+    assert conv.controller.get("api") == "gateway"
+    assert "CHOICE: api gateway" in conv.api_reason
+    assert verdict(conv, NGINX + "app-root", "Ingress/shop/b") == "converted"
+    assert verdict(conv, NGINX + "whitelist-source-range") == "converted"
+    web = next(a for a in conv.spec.apps if a.name == "web")
+    assert web.allow_source_ranges == ("10.0.0.0/8",)
 
 
 def test_two_ingresses_of_one_service_merge_when_nothing_conflicts() -> None:
@@ -675,3 +664,201 @@ def test_a_backend_that_cannot_be_an_app_is_reported_and_left_out(
     assert why in detail(conv, field)
     assert verdict(conv, "Ingress") == "not-convertible"
     assert conv.apps == ()
+
+
+def test_auto_api_falls_back_to_ingress_when_the_gateway_stack_is_invalid() -> None:
+    """prod's Gateway serves plain HTTP only as a redirect, so a host without TLS makes the
+    api gateway stack invalid; chosen (not asked for), the import keeps api ingress, where the
+    missing TLS is a policy verdict, and says why."""
+    conv = run(ingress(annotations={NGINX + "app-root": "/x"}), svc(), env="prod")
+    assert conv.controller.get("api") is None
+    assert "CHOICE: api ingress although app-root (shop/web)" in conv.api_reason
+    assert "not valid for prod" in conv.api_reason
+    assert verdict(conv, NGINX + "app-root") == "not-convertible"
+
+
+def path0(conv: Conversion, name: str = "web") -> dict[str, Any]:
+    p: dict[str, Any] = app_ingress(conv, name)["rules"][0]["paths"][0]
+    return p
+
+
+@pytest.mark.parametrize(
+    ("annotations", "request_timeout", "silent"),
+    [
+        # 10 x the largest (ingress2gateway); a silent backend: min(that, kexpose-proxy's 60 s).
+        ({"proxy-read-timeout": "3"}, "30s", "504 after 30 s (the route's timeout"),
+        (
+            {"proxy-connect-timeout": "2", "proxy-send-timeout": "4", "proxy-read-timeout": "1"},
+            "40s",
+            "after 1 s from ingress-nginx",
+        ),
+        ({"proxy-read-timeout": "120"}, "1200s", "504 after 60 s"),
+        ({"proxy-read-timeout": "86400"}, "240h", "after 86400 s from ingress-nginx"),
+    ],
+)
+def test_custom_timeouts_become_the_route_request_timeout(
+    annotations: dict[str, str], request_timeout: str, silent: str
+) -> None:
+    conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}), svc())
+    assert conv.spec.api == "gateway"
+    assert path0(conv)["timeouts"] == {"request": request_timeout}
+    for key in annotations:
+        assert verdict(conv, NGINX + key) == "approximated"
+        assert silent in detail(conv, NGINX + key)
+    [spec_app] = conv.spec.apps
+    rendered = spec_app.ingress.rules[0].paths[0].timeouts  # type: ignore[union-attr]
+    assert rendered is not None
+    assert rendered.request == request_timeout
+
+
+def test_a_timeout_that_is_not_whole_seconds_keeps_the_default_as_nginx_does() -> None:
+    conv = run(
+        ingress(
+            annotations={NGINX + "proxy-read-timeout": "30s", NGINX + "proxy-send-timeout": "5"}
+        ),
+        svc(),
+    )
+    assert "keeps its default (60 s)" in detail(conv, NGINX + "proxy-read-timeout")
+    assert path0(conv)["timeouts"] == {"request": "50s"}
+
+
+def test_timeouts_and_cors_with_api_ingress_say_they_need_the_gateway_api() -> None:
+    conv = run(
+        ingress(annotations={NGINX + "proxy-read-timeout": "5", NGINX + "enable-cors": "true"}),
+        svc(),
+        api="ingress",
+    )
+    for key in ("proxy-read-timeout", "enable-cors"):
+        assert verdict(conv, NGINX + key) == "not-convertible"
+        assert "api: gateway" in detail(conv, NGINX + key)
+    assert "timeouts" not in path0(conv)
+    assert "filters" not in path0(conv)
+
+
+NGINX_CORS_DEFAULTS = {
+    "allowOrigins": ["*"],
+    "allowMethods": ["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"],
+    "allowHeaders": [
+        "DNT",
+        "Keep-Alive",
+        "User-Agent",
+        "X-Requested-With",
+        "If-Modified-Since",
+        "Cache-Control",
+        "Content-Type",
+        "Range",
+        "Authorization",
+    ],
+    "allowCredentials": True,
+    "maxAge": 1728000,
+}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected", "verdicts"),
+    [
+        # The user guide's defaults ("Enable CORS").
+        ({}, NGINX_CORS_DEFAULTS, {}),
+        (
+            {
+                "cors-allow-origin": "https://shop.example.com, http://*.shop.example.com:8080",
+                "cors-allow-methods": "get, POST,OPTIONS",
+                "cors-allow-headers": "X-Forwarded-For, X-app123-XPTO",
+                "cors-expose-headers": "*, X-CustomResponseHeader",
+                "cors-allow-credentials": "false",
+                "cors-max-age": "600",
+            },
+            {
+                "allowOrigins": ["https://shop.example.com", "http://*.shop.example.com:8080"],
+                "allowMethods": ["GET", "POST", "OPTIONS"],
+                "allowHeaders": ["X-Forwarded-For", "X-app123-XPTO"],
+                "exposeHeaders": ["*", "X-CustomResponseHeader"],
+                "allowCredentials": False,
+                "maxAge": 600,
+            },
+            {"cors-allow-origin": "approximated", "cors-allow-methods": "converted"},
+        ),
+        # What ingress-nginx cannot parse falls back to its defaults; what the Gateway API
+        # cannot say is left out and said.
+        (
+            {
+                "cors-allow-origin": "myprotocol://example.org:1199, https://ok.example.com",
+                "cors-allow-methods": "GET, PROPFIND",
+                "cors-allow-headers": "X-$bad",
+                "cors-max-age": "soon",
+            },
+            {
+                **NGINX_CORS_DEFAULTS,
+                "allowOrigins": ["https://ok.example.com"],
+                "allowMethods": ["GET"],
+            },
+            {
+                "cors-allow-origin": "approximated",
+                "cors-allow-methods": "approximated",
+                "cors-allow-headers": "converted",
+                "cors-max-age": "converted",
+            },
+        ),
+        (
+            {"cors-max-age": "0"},
+            {**NGINX_CORS_DEFAULTS, "maxAge": 1},
+            {"cors-max-age": "approximated"},
+        ),
+    ],
+    ids=["defaults", "all-given", "fallbacks", "max-age-0"],
+)
+def test_cors_annotations_become_the_cors_filter_with_nginx_defaults(
+    annotations: dict[str, str], expected: dict[str, Any], verdicts: dict[str, str]
+) -> None:
+    given = {NGINX + "enable-cors": "true", **{NGINX + k: v for k, v in annotations.items()}}
+    conv = run(ingress(annotations=given), svc())
+    assert conv.spec.api == "gateway"
+    assert path0(conv)["filters"]["cors"] == expected
+    assert verdict(conv, NGINX + "enable-cors") == "approximated"
+    assert "200 where ingress-nginx answers 204" in detail(conv, NGINX + "enable-cors")
+    for key, want in verdicts.items():
+        assert verdict(conv, NGINX + key) == want, detail(conv, NGINX + key)
+    [spec_app] = conv.spec.apps
+    filters = spec_app.ingress.rules[0].paths[0].filters  # type: ignore[union-attr]
+    assert filters is not None
+    assert filters.cors is not None
+
+
+def test_cors_off_ignores_the_cors_annotations_as_nginx_does() -> None:
+    conv = run(
+        ingress(annotations={NGINX + "enable-cors": "false", NGINX + "cors-max-age": "60"}), svc()
+    )
+    assert verdict(conv, NGINX + "cors-max-age") == "converted"
+    assert "CORS is off" in detail(conv, NGINX + "cors-max-age")
+    assert conv.spec.api == "ingress"
+
+
+def test_cors_with_auth_says_preflights_fail() -> None:
+    conv = run(
+        ingress(
+            annotations={
+                NGINX + "enable-cors": "true",
+                NGINX + "auth-url": "https://auth.example.com/check",
+            }
+        ),
+        svc(),
+    )
+    assert "they get 401 instead of 204" in detail(conv, NGINX + "enable-cors")
+    assert path0(conv)["filters"]["cors"]["allowOrigins"] == ["*"]
+    assert app_ingress(conv) is not None
+    assert conv.apps[0].raw()["auth"]["type"] == "forward"
+
+
+def test_a_canary_keeps_the_main_paths_cors_and_timeouts() -> None:
+    main = ingress(annotations={NGINX + "enable-cors": "true", NGINX + "proxy-read-timeout": "2"})
+    canary = ingress(
+        "web-canary",
+        service="web-v2",
+        annotations={NGINX + "canary": "true", NGINX + "canary-by-header": "X-Canary"},
+    )
+    conv = run(main, canary, svc(), svc("web-v2"))
+    paths = app_ingress(conv)["rules"][0]["paths"]
+    assert len(paths) == 3  # always -> canary, never -> main, the weighted main path
+    for p in paths:
+        assert p["timeouts"] == {"request": "20s"}
+        assert p["filters"]["cors"]["allowOrigins"] == ["*"]

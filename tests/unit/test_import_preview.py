@@ -1,5 +1,6 @@
 """The imported stack as the rest of kexpose reads it: ``kexpose preview`` passes it, and
-``kexpose render`` of it gives the very objects ``kexpose import --to ingress`` printed.
+``kexpose render`` of it gives the very objects ``kexpose import --to gateway`` printed (the
+mixed folder's rewrites and canaries make ``--to stack`` choose the Gateway API).
 
 Real processes (the ``kexpose`` entry point), since preview and render run the stack program
 under Pulumi's mock runtime, which keeps process-wide state.
@@ -52,8 +53,10 @@ def test_the_imported_stack_previews_clean_and_renders_what_import_printed(
         str(stack),
         cwd=tmp_path,
     )
-    # 1: shop/admin's basic auth names the cluster's existing Secret; see below.
-    assert made.returncode == 1, made.stderr
+    # 0: shop/admin's basic auth becomes an EdgeAuth object (api gateway); the
+    # auth-secret-provisioned rule reads Ingress annotations only (policy-rules.md).
+    assert made.returncode == 0, made.stderr
+    assert "api: gateway" in stack.read_text()
     # What the CHOICE comments ask of the user: the kept Secrets' PEM in secret config (here
     # encrypted placeholders, which preview and render never decrypt).
     config = yaml.safe_load(stack.read_text())["config"]
@@ -71,26 +74,8 @@ def test_the_imported_stack_previews_clean_and_renders_what_import_printed(
             f.write(f"  {k}:\n    secure: v1:placeholder\n")
     preview = kexpose("preview", "--stack", "imported", "-o", "json", cwd=tmp_path)
     verdicts = json.loads(preview.stdout)
-    # The only mandatory verdict, as import reported it: the model lets auth.secret name an
-    # existing Secret, and the auth-secret-provisioned rule wants the stack to provision it.
-    assert preview.returncode == 1, preview.stdout + preview.stderr
-    assert {
-        (v["rule"], v["resource"])
-        for v in verdicts["violations"]
-        if v["enforcement"] == "mandatory"
-    } == {("auth-secret-provisioned", "Ingress/shop/admin")}
-    # Render refuses such a stack. The user's fix (users with passwordConfig, or the Secret
-    # kept on the old controller) is theirs to choose; here the app is taken out of the stack.
-    refused = kexpose(
-        "render", "--stack", "imported", "--out", str(tmp_path / "refused"), cwd=tmp_path
-    )
-    assert refused.returncode == 1, refused.stderr
-    assert "auth-secret-provisioned" in refused.stderr
-    whole = yaml.safe_load(stack.read_text())
-    apps = whole["config"]["kexpose:apps"]
-    whole["config"]["kexpose:apps"] = [a for a in apps if a["name"] != "admin"]
-    stack.write_text(yaml.safe_dump(whole, sort_keys=False))
-    assert kexpose("preview", "--stack", "imported", cwd=tmp_path).returncode == 0
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert not [v for v in verdicts["violations"] if v["enforcement"] == "mandatory"]
 
     rendered = kexpose(
         "render", "--stack", "imported", "--out", str(tmp_path / "out"), cwd=tmp_path
@@ -110,17 +95,13 @@ def test_the_imported_stack_previews_clean_and_renders_what_import_printed(
         "--ingress-class",
         "nginx",
         "--to",
-        "ingress",
+        "gateway",
         "--out",
-        str(tmp_path / "ingress.yaml"),
+        str(tmp_path / "gateway.yaml"),
         cwd=tmp_path,
     )
-    assert printed.returncode == 1, printed.stderr
-    by_import = {
-        key(o): o
-        for o in yaml.safe_load_all((tmp_path / "ingress.yaml").read_text())
-        if key(o)[1:] != ("shop", "admin")
-    }
+    assert printed.returncode == 0, printed.stderr
+    by_import = {key(o): o for o in yaml.safe_load_all((tmp_path / "gateway.yaml").read_text())}
     # Render adds the TLS Secrets of mode 'secret' (from the config); import leaves them to the
     # cluster, where they exist already. Everything else is the same object.
     only_render = {k for k in by_render if k not in by_import}

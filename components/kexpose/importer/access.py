@@ -92,30 +92,12 @@ def source_ranges(allow: list[_Net] | None, deny: list[_Net]) -> list[str]:
     return [str(n) for n in sorted(current, key=lambda n: (n.version, n))]
 
 
-def read_access(ing: SourceIngress, findings: Findings, *, api: str) -> Access:
-    """The protection of ``ing`` for a stack of controller ``api``, with its report lines."""
+def read_access(ing: SourceIngress, findings: Findings) -> Access:
+    """The protection of ``ing``, with its report lines. The model renders it with either
+    controller API: kexpose.dev annotations on an Ingress, an EdgeAuth object that the
+    HTTPRoute's rules name (ExtensionRef) with the Gateway API (edge-auth.md)."""
     a = {k.removeprefix(NGINX_PREFIX): v for k, v in ing.annotations.items()}
     out = Access()
-    if api == "gateway":
-        present = sorted(k for k in a if k in ACCESS_KEYS)
-        if present:
-            # StackSpec refuses auth and allowSourceRanges with api: gateway (the components
-            # emit them as kexpose.dev Ingress annotations only so far): withheld, never opened.
-            out.withheld = (
-                "its edge protection (auth or source ranges) is emitted for Ingress only by "
-                "this version of the model; with controller api: gateway the routes would be open"
-            )
-        for key in present:
-            findings.add(
-                ing,
-                f"{NGINX_PREFIX}{key}",
-                "not-convertible",
-                "the model emits auth and allowSourceRanges for controller api: ingress only "
-                "(kexpose.dev annotations); the stack uses api: gateway",
-                todo="import with --to ingress, or wait for the EdgeAuth emission",
-                doc=doc_url(_anchor(key)),
-            )
-        return out
     _ranges(ing, findings, a, out)
     kind = a.get("auth-type", "").strip().lower()
     if "auth-url" in a and kind == "basic":
@@ -154,12 +136,6 @@ def read_access(ing: SourceIngress, findings: Findings, *, api: str) -> Access:
                     doc=doc_url("authentication"),
                 )
     return out
-
-
-def _anchor(key: str) -> str:
-    if key in _RANGES:
-        return key
-    return "authentication" if key in _BASIC else "external-authentication"
 
 
 def _ranges(ing: SourceIngress, findings: Findings, a: dict[str, str], out: Access) -> None:

@@ -45,7 +45,11 @@ class Canary:
     def paths(self, main: dict[str, Any], canary_ref: dict[str, Any]) -> list[dict[str, Any]]:
         """The main path with its weighted canary, and the header-matched paths before it."""
         out: list[dict[str, Any]] = []
-        base = {"path": main["path"], "pathType": main["pathType"]}
+        # A canary takes the main Ingress's other annotations ("Canary" in the annotations
+        # guide: the canary's own are ignored), so its paths keep the main path's filters and
+        # timeouts.
+        keep = ("path", "pathType", "filters", "timeouts")
+        base: dict[str, Any] = {k: main[k] for k in keep if k in main}
         if self.header is not None:
             if self.value is not None:
                 out.append({**base, "headers": [{"name": self.header, "value": self.value}]})

@@ -5,8 +5,9 @@ Every ``nginx.ingress.kubernetes.io/*`` annotation lands in exactly one of four 
 - ``CONVERTED`` and ``CONVERTED_NOW``: the converter maps it into today's exposure model, and
   the traffic tests (``tests/proxy/test_import_traffic.py``) prove kexpose-proxy answers as
   ingress-nginx did. Some conversions are *approximated*: the converter says how, per Ingress.
-  ``CONVERTED_NOW`` holds the rows that needed Gateway API path features (issue 9) or edge
-  auth (issue 10); their conversion depends on the stack's controller API.
+  ``CONVERTED_NOW`` holds the rows that needed Gateway API path features (issue 9), edge
+  auth (issue 10), route timeouts or CORS (issue 12); their conversion depends on the stack's
+  controller API.
 - ``NEEDS_MODEL``: the behaviour is well defined but the exposure model cannot say it yet. Each
   row names the missing model feature (and the issue that brings it), so that a row moves to
   ``CONVERTED`` when the model gains the feature. This is the one table to edit then.
@@ -135,12 +136,15 @@ _CANARY_KEYS = (
     "canary-by-header-pattern",
 )
 
-#: Converted since the model gained Gateway API path features (issue 9) and edge auth (issue
-#: 10); read by :mod:`kexpose.importer.routing`, :mod:`kexpose.importer.canary` and
-#: :mod:`kexpose.importer.access`, which decide per value. The Gateway API rows are not
-#: convertible with ``api: ingress`` (the model refuses path filters there); the auth rows are
-#: not convertible with ``api: gateway`` (the model emits auth for Ingress only so far), and an
-#: Ingress whose protection is lost is withheld whole.
+#: Converted since the model gained Gateway API path features (issue 9), edge auth (issue
+#: 10), route timeouts and CORS (issue 12); read by :mod:`kexpose.importer.routing`,
+#: :mod:`kexpose.importer.canary`, :mod:`kexpose.importer.access`,
+#: :mod:`kexpose.importer.timeouts` and :mod:`kexpose.importer.cors`, which decide per value.
+#: The Gateway API rows are not convertible with ``api: ingress`` (the model refuses path
+#: filters, timeouts and CORS there); the auth rows convert with either API (kexpose.dev
+#: annotations on an Ingress; an EdgeAuth object named by the HTTPRoute rules' ExtensionRef
+#: filter with the Gateway API), and an Ingress whose protection cannot be expressed is
+#: withheld whole.
 CONVERTED_NOW: Final = _rows(
     Entry(
         "rewrite-target",
@@ -201,13 +205,14 @@ CONVERTED_NOW: Final = _rows(
             key,
             "authentication",
             "converted",
-            "auth: basic with secret (the auth-file Secret, htpasswd 'auth' key) and realm; an "
-            "auth-map Secret or one in another namespace is not convertible (Ingress withheld)",
+            "auth: basic with secret (the auth-file Secret, htpasswd 'auth' key) and realm, with "
+            "either API; an auth-map Secret or one in another namespace is not convertible "
+            "(Ingress withheld)",
         )
         for key in ("auth-type", "auth-secret", "auth-secret-type", "auth-realm")
     ),
     *(
-        Entry(key, "external-authentication", "converted", f"auth: forward ({what})")
+        Entry(key, "external-authentication", "converted", f"auth: forward ({what}), either API")
         for key, what in (
             ("auth-url", "url; nginx variables are not convertible (Ingress withheld)"),
             ("auth-response-headers", "responseHeaders"),
@@ -236,7 +241,7 @@ CONVERTED_NOW: Final = _rows(
         "whitelist-source-range",
         "whitelist-source-range",
         "converted",
-        "allowSourceRanges of the app (api: ingress)",
+        "allowSourceRanges of the app (with either API)",
     ),
     Entry(
         "denylist-source-range",
@@ -244,7 +249,48 @@ CONVERTED_NOW: Final = _rows(
         "converted",
         "allowSourceRanges of the app equal to every address (or the allow list) minus the "
         "denied CIDRs: the model has allow lists only, and the difference of CIDR sets is a "
-        "finite CIDR set (api: ingress)",
+        "finite CIDR set (with either API)",
+    ),
+    *(
+        Entry(
+            key,
+            "custom-timeouts",
+            "approximated",
+            f"{_GW}: HTTPRoute timeouts.request of every path = 10 x the largest of the "
+            "Ingress's timeouts (ingress2gateway's mapping): nginx bounds the gap between two "
+            "operations, the route the whole exchange, so a longer stream is cut and a backend "
+            "that stops answering gets 504 after min(that, kexpose-proxy's 60 s read timeout)",
+            "check the slowest legitimate response of the app against it",
+        )
+        for key in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout")
+    ),
+    Entry(
+        "enable-cors",
+        "enable-cors",
+        "approximated",
+        f"{_GW}: the CORS filter of every path with ingress-nginx's defaults (origin '*', "
+        "methods GET, PUT, POST, DELETE, PATCH, OPTIONS, its nine headers, credentials true, "
+        "max-age 1728000); kexpose-proxy answers preflights 200 (nginx 204), echoes the Origin "
+        "(nginx '*' by default) and checks auth before a preflight (nginx after)",
+        "with auth on the Ingress, answer preflights in the app",
+    ),
+    *(
+        Entry(
+            f"cors-{part}",
+            "enable-cors",
+            "converted",
+            f"{_GW}: {field} of the CORS filter; a value ingress-nginx cannot parse falls back "
+            "to its default; origins of other schemes and methods outside the Gateway API's "
+            "nine are left out (approximated)",
+        )
+        for part, field in (
+            ("allow-origin", "allowOrigins"),
+            ("allow-methods", "allowMethods"),
+            ("allow-headers", "allowHeaders"),
+            ("expose-headers", "exposeHeaders"),
+            ("allow-credentials", "allowCredentials"),
+            ("max-age", "maxAge"),
+        )
     ),
 )
 
@@ -261,43 +307,6 @@ NEEDS_MODEL: Final = _rows(
         "and the model's codes are 301/302 where ingress-nginx sends 308",
         "give the Ingress TLS (tls.mode) or redirect at the load balancer",
         f"a redirect conditioned on the request scheme ({_NOT_IN_MODEL})",
-    ),
-    *(
-        Entry(
-            key,
-            "custom-timeouts",
-            "not-convertible",
-            "the model has no per-route timeouts (kexpose-proxy's global ones apply)",
-            "check that the controller's timeouts suit the app",
-            f"HTTPRoute timeouts ({_NOT_IN_MODEL})",
-        )
-        for key in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout")
-    ),
-    Entry(
-        "enable-cors",
-        "enable-cors",
-        "not-convertible",
-        "the model has no CORS policy",
-        "answer CORS in the app until the model has it",
-        f"a CORS filter ({_NOT_IN_MODEL})",
-    ),
-    *(
-        Entry(
-            f"cors-{part}",
-            "enable-cors",
-            "not-convertible",
-            "belongs to enable-cors",
-            "",
-            f"a CORS filter ({_NOT_IN_MODEL})",
-        )
-        for part in (
-            "allow-origin",
-            "allow-methods",
-            "allow-headers",
-            "expose-headers",
-            "allow-credentials",
-            "max-age",
-        )
     ),
     Entry(
         "canary-by-cookie",
@@ -345,7 +354,9 @@ UNSUPPORTED: Final = _rows(
         "proxy-body-size",
         "custom-max-body-size",
         "not-convertible",
-        "the model has no request body limit (kexpose-proxy streams bodies of any size)",
+        "the model has no request body limit, nor does the Gateway API, and kexpose-proxy "
+        "streams bodies of any size: where ingress-nginx answered 413 (over this limit, or over "
+        "its 1m default without the annotation), the backend gets the body",
         "enforce the limit in the app",
     ),
     Entry(

@@ -16,8 +16,9 @@ Pure: source objects in, a validated :class:`StackSpec` and the raw stack config
 from __future__ import annotations
 
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from kexpose.defaults import INGRESS_CLASS
 from kexpose.environment import Environment
@@ -34,9 +35,11 @@ from kexpose.importer.annotations import (
 from kexpose.importer.apps import AppDraft, Apps, IngressDraft
 from kexpose.importer.canary import Canary, read_canary
 from kexpose.importer.catalogue import NGINX_PREFIX, doc_url
+from kexpose.importer.cors import CORS_KEYS, read_cors
 from kexpose.importer.findings import Findings, Item
 from kexpose.importer.routing import GATEWAY_KEYS, Routing
 from kexpose.importer.source import Source, SourceIngress
+from kexpose.importer.timeouts import TIMEOUT_KEYS, read_timeouts
 from kexpose.importer.tls import tls_of
 from kexpose.model import StackSpec
 from kexpose.validation import parse_stack
@@ -45,6 +48,8 @@ __all__ = ["Api", "AppDraft", "Conversion", "convert"]
 
 Api = Literal["ingress", "gateway"]
 _STACK = "Stack"
+#: Annotations whose conversion needs ``api: gateway`` (without the nginx prefix).
+ROUTE_KEYS: Final = GATEWAY_KEYS | TIMEOUT_KEYS | CORS_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,17 @@ class Conversion:
         }
 
 
+def _needs_gateway(ing: SourceIngress, key: str) -> bool:
+    """Whether the annotation ``key`` of ``ing`` does something only api gateway can say
+    (cors-* only with CORS on; a timeout ingress-nginx ignores needs nothing)."""
+    value = ing.annotations.get(f"{NGINX_PREFIX}{key}", "").strip()
+    if key in CORS_KEYS:
+        return flag(ing.annotations.get(f"{NGINX_PREFIX}enable-cors", "")) is True
+    if key in TIMEOUT_KEYS:
+        return value.isdigit() and int(value) > 0
+    return key in GATEWAY_KEYS
+
+
 class _Converter:
     def __init__(
         self,
@@ -75,9 +91,12 @@ class _Converter:
         environment: Environment,
         ingress_class: str | None,
         api: Api | None,
+        gateway_refused: str | None = None,
     ) -> None:
         self.source = source
         self.wanted_api = api
+        self.gateway_refused = gateway_refused
+        """Why the stack is not valid with ``api: gateway`` (a first attempt found), if so."""
         self.api: Api = api or "ingress"
         self.api_reason = ""
         self.canaries: dict[tuple[str, str | None, str], Canary] = {}
@@ -139,44 +158,34 @@ class _Converter:
                 )
 
     def choose_api(self, chosen: list[SourceIngress], canaries: list[SourceIngress]) -> None:
-        """``--to stack`` picks ``api: gateway`` when an annotation needs it, unless that would
-        withhold an Ingress's edge protection (the model emits auth for Ingress only so far)."""
+        """``--to stack`` picks ``api: gateway`` when an annotation needs it: edge auth and
+        source ranges convert with either API, so nothing is lost by it."""
         needs = sorted(
             {
                 f"{k.removeprefix(NGINX_PREFIX)} ({ing.namespace}/{ing.name})"
                 for ing in chosen
                 for k in ing.annotations
-                if k.removeprefix(NGINX_PREFIX) in GATEWAY_KEYS
+                if _needs_gateway(ing, k.removeprefix(NGINX_PREFIX))
             }
             | {f"canary ({ing.namespace}/{ing.name})" for ing in canaries}
         )
-        guarded = sorted(
-            f"{ing.namespace}/{ing.name}"
-            for ing in chosen
-            if any(
-                k.removeprefix(NGINX_PREFIX)
-                in ("auth-type", "auth-url", "whitelist-source-range", "denylist-source-range")
-                for k in ing.annotations
-            )
-        )
         if self.wanted_api is not None:
             self.api_reason = f"api {self.wanted_api}: asked for (--to)"
-        elif needs and not guarded:
+        elif needs and self.gateway_refused is not None:
+            self.api_reason = (
+                "CHOICE: api ingress although "
+                + ", ".join(needs[:6])
+                + (" and more" if len(needs) > 6 else "")
+                + " need api gateway: with api gateway the stack is not valid for "
+                + f"{self.environment} ({self.gateway_refused}); import with --to gateway to "
+                "see all of it"
+            )
+        elif needs:
             self.api = "gateway"
             self.api_reason = (
                 "CHOICE: api gateway (HTTPRoutes): needed by "
                 + ", ".join(needs[:6])
                 + (" and more" if len(needs) > 6 else "")
-            )
-        elif needs:
-            self.api_reason = (
-                "CHOICE: api ingress although "
-                + ", ".join(needs[:6])
-                + (" and more" if len(needs) > 6 else "")
-                + " need api gateway: Ingresses "
-                + ", ".join(guarded)
-                + " have auth or source ranges, which the model emits for Ingress only so "
-                "far; with api gateway they would be withheld (import with --to gateway for that)"
             )
         else:
             self.api_reason = "api ingress: no annotation needs the Gateway API"
@@ -236,11 +245,13 @@ class _Converter:
     def ingress(self, ing: SourceIngress) -> IngressDraft | None:
         host_tls = bool(ing.tls) or any(h in self.tls_hosts for h in ing.hosts())
         reading = read_annotations(
-            ing, self.findings, host_tls=host_tls, handled=ACCESS_KEYS | GATEWAY_KEYS
+            ing, self.findings, host_tls=host_tls, handled=ACCESS_KEYS | ROUTE_KEYS
         )
-        access = read_access(ing, self.findings, api=self.api)
+        access = read_access(ing, self.findings)
         routing = Routing(ing, self.findings, self.api)
         routing.read()
+        timeouts = read_timeouts(ing, self.findings, api=self.api)
+        cors = read_cors(ing, self.findings, api=self.api, authenticated=access.auth is not None)
         annotations = reading.annotations
         why = reading.withheld or access.withheld or routing.withheld
         gateway = self.api == "gateway"
@@ -319,6 +330,11 @@ class _Converter:
                     if plan is None:
                         continue
                     path, path_type, extra = plan.path, plan.path_type, plan.extra
+                    # Copies: the stack file is YAML, where a shared object would be an alias.
+                    if cors is not None:
+                        extra["filters"] = {**extra.get("filters", {}), "cors": deepcopy(cors)}
+                    if timeouts is not None:
+                        extra["timeouts"] = dict(timeouts)
                 ref = self.apps.backend(ing, p.backend)
                 if ref is None:
                     continue
@@ -440,18 +456,39 @@ def convert(
 
     ``ingress_class``: import only Ingresses of this class (and those with none).
     ``api``: the controller's API (``--to gateway``/``--to ingress``); None chooses it
-    (``api: gateway`` when an annotation needs it and no Ingress's protection is lost by it).
+    (``api: gateway`` when an annotation needs it).
     Raises :class:`InputError` when the result is not a valid stack (the message names the
     Ingresses it came from).
     """
     conv = _Converter(source, environment=environment, ingress_class=ingress_class, api=api)
     conv.run()
+    try:
+        return _conversion(conv, target_class=target_class, stack_file=stack_file)
+    except InputError as exc:
+        if api is not None or conv.api != "gateway":
+            raise
+        # Chosen, not asked for: a stack that the Gateway API makes invalid (prod's Gateway
+        # serves plain HTTP only as a redirect, so every host needs TLS) is imported with api
+        # ingress, where the same gaps are policy verdicts the report lists.
+        first = str(exc).split("\n  - ", 1)[-1].split("\n", 1)[0]
+    conv = _Converter(
+        source,
+        environment=environment,
+        ingress_class=ingress_class,
+        api=None,
+        gateway_refused=first,
+    )
+    conv.run()
+    return _conversion(conv, target_class=target_class, stack_file=stack_file)
+
+
+def _conversion(conv: _Converter, *, target_class: str, stack_file: str) -> Conversion:
     apps = tuple(sorted(conv.apps.apps.values(), key=lambda a: (a.namespace, a.name)))
     controller: dict[str, Any] = {"kind": "kexpose", "className": target_class}
     if conv.api == "gateway":
         controller["api"] = "gateway"
     raw = {
-        "environment": environment,
+        "environment": conv.environment,
         "controller": controller,
         "apps": [a.raw() for a in apps],
     }
@@ -465,5 +502,5 @@ def convert(
             + ")"
         ) from None
     return Conversion(
-        environment, controller, apps, tuple(conv.findings.items), spec, conv.api_reason
+        conv.environment, controller, apps, tuple(conv.findings.items), spec, conv.api_reason
     )

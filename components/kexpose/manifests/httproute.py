@@ -2,7 +2,8 @@
 
 One HTTPRoute per rule of an app (route hostnames apply to all its rules), attached to the
 listeners ``kexpose.manifests.gateway`` gives the rule's host; each path becomes a rule with
-its match (path, headers, query parameters, method), its filters and its weighted backendRefs
+its match (path, headers, query parameters, method), its filters, its timeouts and its weighted
+backendRefs
 (HTTPRoute, standard channel v1.6.3: https://gateway-api.sigs.k8s.io/reference/spec/#httproute).
 A ReferenceGrant opens exactly the cross-namespace references made: the app's own TLS Secret to
 the Gateway, and the Services its routes reach in other namespaces.
@@ -25,7 +26,7 @@ from kexpose.manifests.gateway import (
     tls_hosts_of,
 )
 from kexpose.model import AppSpec, Backend, IngressPath, WeightedBackend
-from kexpose.model.route import HeaderChanges, PathChange
+from kexpose.model.route import Cors, HeaderChanges, PathChange, RouteTimeouts
 
 __all__ = ["PortLookup", "http_routes", "route_grants", "route_names", "secret_grant"]
 
@@ -55,6 +56,31 @@ def _headers(changes: HeaderChanges) -> dict[str, Any]:
         out["add"] = [{"name": k, "value": v} for k, v in changes.add.items()]
     if changes.remove:
         out["remove"] = list(changes.remove)
+    return out
+
+
+def _cors(cors: Cors) -> gw.HTTPRouteSpecRulesFiltersCors:
+    out: gw.HTTPRouteSpecRulesFiltersCors = {"allowOrigins": list(cors.allow_origins)}
+    if cors.allow_methods:
+        out["allowMethods"] = list(cors.allow_methods)
+    if cors.allow_headers:
+        out["allowHeaders"] = list(cors.allow_headers)
+    if cors.expose_headers:
+        out["exposeHeaders"] = list(cors.expose_headers)
+    if cors.allow_credentials:
+        out["allowCredentials"] = True
+    # Written out although 5 is the CRD default, so the object reads the same after the API
+    # server defaulted it (no diff on the next update).
+    out["maxAge"] = cors.max_age
+    return out
+
+
+def _timeouts(t: RouteTimeouts) -> gw.HTTPRouteSpecRulesTimeouts:
+    out: gw.HTTPRouteSpecRulesTimeouts = {}
+    if t.request is not None:
+        out["request"] = t.request
+    if t.backend_request is not None:
+        out["backendRequest"] = t.backend_request
     return out
 
 
@@ -96,6 +122,8 @@ def _filters(p: IngressPath) -> list[gw.HTTPRouteSpecRulesFilters]:
         if f.rewrite.path is not None:
             rewrite["path"] = cast(Any, _path_change(f.rewrite.path))
         out.append({"type": "URLRewrite", "urlRewrite": rewrite})
+    if f.cors is not None:
+        out.append({"type": "CORS", "cors": _cors(f.cors)})
     return out
 
 
@@ -179,6 +207,8 @@ def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
             ]
             if filters:
                 r["filters"] = filters
+            if p.timeouts is not None:
+                r["timeouts"] = _timeouts(p.timeouts)
             if p.filters is None or p.filters.redirect is None:
                 r["backendRefs"] = backend_refs(app, p, ports)
             rules.append(r)

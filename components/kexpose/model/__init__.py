@@ -20,6 +20,7 @@ from kexpose.model.ingress import (
 )
 from kexpose.model.problems import config_error, format_path
 from kexpose.model.route import (
+    Cors,
     HeaderChanges,
     HeaderMatch,
     PathChange,
@@ -27,6 +28,7 @@ from kexpose.model.route import (
     Redirect,
     Rewrite,
     RouteFilters,
+    RouteTimeouts,
 )
 from kexpose.model.service import ServicePort, ServiceSpec, ServiceType
 from kexpose.model.stack import StackSpec
@@ -41,6 +43,7 @@ __all__ = [
     "ControllerKind",
     "ControllerService",
     "ControllerSpec",
+    "Cors",
     "Deferred",
     "GatewaySettings",
     "GrpcPath",
@@ -58,6 +61,7 @@ __all__ = [
     "Resources",
     "Rewrite",
     "RouteFilters",
+    "RouteTimeouts",
     "ServicePort",
     "ServiceSpec",
     "ServiceType",

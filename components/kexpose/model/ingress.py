@@ -11,7 +11,13 @@ from kexpose.model.auth import AuthSpec
 from kexpose.model.backend import Backend, WeightedBackend
 from kexpose.model.base import Annotations, DNSLabel, Frozen, Problems
 from kexpose.model.grpc import GrpcPath
-from kexpose.model.route import HeaderMatch, HttpMethod, QueryParamMatch, RouteFilters
+from kexpose.model.route import (
+    HeaderMatch,
+    HttpMethod,
+    QueryParamMatch,
+    RouteFilters,
+    RouteTimeouts,
+)
 
 __all__ = [
     "Backend",
@@ -44,7 +50,8 @@ Host = Annotated[str, AfterValidator(_check_host)]
 class IngressPath(Backend):
     """A path and where it goes. Beyond Ingress (``api: gateway`` only, see
     ``kexpose.model.route``): ``headers``, ``queryParams`` and ``method`` narrow the match,
-    ``filters`` change the request or answer, ``backends`` share the traffic by ``weight``."""
+    ``filters`` change the request or answer, ``backends`` share the traffic by ``weight``,
+    ``timeouts`` bound the time to answer."""
 
     path_type: PathType = "Prefix"
     path: str = "/"
@@ -58,6 +65,7 @@ class IngressPath(Backend):
     backends: tuple[WeightedBackend, ...] | None = Field(default=None, min_length=1, max_length=15)
     auth: AuthSpec | None = None
     """This path's own edge auth, in place of the app's (``kexpose.model.auth``)."""
+    timeouts: RouteTimeouts | None = None
 
     def match_key(self) -> tuple[object, ...]:
         """What, besides the path, a request must match: equal keys are the same route."""
@@ -84,6 +92,7 @@ class IngressPath(Backend):
             "weight": self.weight,
             "namespace": self.namespace,
             "auth": self.auth,
+            "timeouts": self.timeouts,
         }[key]
         if value is None:
             return None

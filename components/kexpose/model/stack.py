@@ -13,7 +13,7 @@ from kexpose.model.base import Frozen, Problems
 from kexpose.model.controller import ControllerSpec
 from kexpose.model.gateway import ApiKind
 from kexpose.model.grpc import grpc_api_problems, grpc_stack_problems
-from kexpose.model.route import api_problems
+from kexpose.model.route import api_problems, traefik_route_problems
 
 __all__ = ["StackSpec"]
 
@@ -53,6 +53,8 @@ class StackSpec(Frozen):
                 refused = traefik_auth_problem(app)  # auth the controller would not enforce
                 if refused is not None:
                     problems.add(("apps", i, refused[0]), refused[1])
+                if self.api == "gateway":
+                    traefik_route_problems(app.ingress, problems, ("apps", i, "ingress"))
             if app.ingress.class_name is None and self.controller is None and self.api == "ingress":
                 problems.add(
                     ("apps", i, "ingress", "className"),
