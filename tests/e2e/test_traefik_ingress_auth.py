@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +54,24 @@ ROUTE_TIMEOUT_S = 60.0
 FIELD_MANAGER = "kexpose-e2e"
 
 
-def _plan(namespace: str, ingress_class: str) -> list[dict[str, Any]]:
+BASIC: dict[str, Any] = {
+    "allowSourceRanges": ["127.0.0.1/32"],
+    "auth": {
+        "type": "basic",
+        "realm": "web",
+        "users": [{"name": USER, "passwordConfig": "web:testerPassword"}],
+    },
+}
+
+
+def _plan(namespace: str, ingress_class: str, auth: dict[str, Any] = BASIC) -> list[dict[str, Any]]:
     app = {
         "name": "web",
         "namespace": namespace,
         "selector": {"app": "web"},
         "service": {"ports": [{"name": "http", "port": 80, "targetPort": BACKEND_PORT}]},
         "ingress": {"rules": [{"host": HOST, "paths": [{"path": "/", "port": "http"}]}]},
-        "allowSourceRanges": ["127.0.0.1/32"],
-        "auth": {
-            "type": "basic",
-            "realm": "web",
-            "users": [{"name": USER, "passwordConfig": "web:testerPassword"}],
-        },
+        **auth,
     }
     raw = {
         "environment": "dev",
@@ -112,34 +119,16 @@ def ingress_class(kube: Client, namespace: str) -> Iterator[str]:
     kube.delete(IngressClass, name)
 
 
-def test_traefik_enforces_an_ingress_s_middlewares(
-    cluster: LocalCluster,
-    kube: Client,
-    namespace: str,
-    ingress_class: str,
-    toolchain: Toolchain,
-    tmp_path: Path,
-) -> None:
-    planned = _plan(namespace, ingress_class)
+def _install_crds(kube: Client) -> None:
     for crd in traefik_crd_manifests():
         _apply(kube, CustomResourceDefinition.from_dict(crd))
-    password = secrets.token_urlsafe(18)
-    scope = f"{namespace}/web"
-    htpasswd = htpasswd_line(USER, password, scope=scope) + "\n"
-    _apply(
-        kube,
-        Secret.from_dict(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": auth_secret_name("web"), "namespace": namespace},
-                "type": "Opaque",
-                "data": {"auth": base64.b64encode(htpasswd.encode()).decode()},
-            }
-        ),
-    )
+
+
+def _backend(kube: Client, planned: list[dict[str, Any]], namespace: str) -> None:
+    """The app's Service as planned, without its selector, and an EndpointSlice to the echo
+    server standing where the pods would be."""
     (service,) = [m for m in planned if m["kind"] == "Service" and m["metadata"]["name"] == "web"]
-    del service["spec"]["selector"]  # the echo server stands where the pods would be
+    del service["spec"]["selector"]
     _apply(kube, Service.from_dict(service))
     _apply(
         kube,
@@ -158,6 +147,50 @@ def test_traefik_enforces_an_ingress_s_middlewares(
             }
         ),
     )
+
+
+def _traefik(
+    toolchain: Toolchain, cluster: LocalCluster, tmp_path: Path, planned: list[dict[str, Any]]
+) -> TraefikProcess:
+    """Traefik with its Ingress and CRD providers, the latter set up as the planned controller
+    Deployment sets it up."""
+    (deployment,) = [m for m in planned if m["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return TraefikProcess(
+        toolchain.tool("traefik"),
+        tmp_path / "traefik",
+        cluster.kubeconfig,
+        providers=("kubernetesIngress", "kubernetesCRD"),
+        crd_settings=crd_settings_of(args),
+    )
+
+
+def test_traefik_enforces_an_ingress_s_middlewares(
+    cluster: LocalCluster,
+    kube: Client,
+    namespace: str,
+    ingress_class: str,
+    toolchain: Toolchain,
+    tmp_path: Path,
+) -> None:
+    planned = _plan(namespace, ingress_class)
+    _install_crds(kube)
+    password = secrets.token_urlsafe(18)
+    scope = f"{namespace}/web"
+    htpasswd = htpasswd_line(USER, password, scope=scope) + "\n"
+    _apply(
+        kube,
+        Secret.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": auth_secret_name("web"), "namespace": namespace},
+                "type": "Opaque",
+                "data": {"auth": base64.b64encode(htpasswd.encode()).decode()},
+            }
+        ),
+    )
+    _backend(kube, planned, namespace)
     middlewares = [m for m in planned if m["kind"] == "Middleware"]
     assert [m["metadata"]["name"] for m in middlewares] == ["web-allow-list", "web-auth"]
     for m in middlewares:
@@ -168,17 +201,8 @@ def test_traefik_enforces_an_ingress_s_middlewares(
     ] == (f"{namespace}_web-allow-list@kubernetescrd,{namespace}_web-auth@kubernetescrd")
     _apply(kube, Ingress.from_dict(ingress))
 
-    (deployment,) = [m for m in planned if m["kind"] == "Deployment"]
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    settings = crd_settings_of(args)
-    assert settings["namespaces"] == [namespace]
-    traefik = TraefikProcess(
-        toolchain.tool("traefik"),
-        tmp_path / "traefik",
-        cluster.kubeconfig,
-        providers=("kubernetesIngress", "kubernetesCRD"),
-        crd_settings=settings,
-    )
+    traefik = _traefik(toolchain, cluster, tmp_path, planned)
+    assert traefik.crd_settings["namespaces"] == [namespace]
     with EchoServers().running() as echo:
         echo.serve("web", BACKEND_IP, BACKEND_PORT)
         traefik.start()
@@ -231,3 +255,98 @@ def test_traefik_enforces_an_ingress_s_middlewares(
 def _basic(user: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+#: The scripted auth service of the forward-auth test, on another address of the pod CIDR.
+AUTH_IP = "10.244.1.212"
+AUTH_PORT = 8081
+
+
+class _AuthService(BaseHTTPRequestHandler):
+    """`Bearer good`: 200 naming the user in X-Forwarded-User; `Bearer anon`: 200 naming no
+    one; anything else: 401 with its own challenge and body."""
+
+    def do_GET(self) -> None:
+        token = self.headers.get("Authorization", "")
+        if token in ("Bearer good", "Bearer anon"):
+            self.send_response(200)
+            if token == "Bearer good":
+                self.send_header("X-Forwarded-User", "alice")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = b"denied by the auth service"
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Bearer realm="auth"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_traefik_enforces_an_ingress_s_forward_auth(
+    cluster: LocalCluster,
+    kube: Client,
+    namespace: str,
+    ingress_class: str,
+    toolchain: Toolchain,
+    tmp_path: Path,
+) -> None:
+    """forwardAuth as kexpose builds it: the auth service decides, its 401 (challenge and body)
+    goes to the client, and on 2xx the listed response header replaces the client's, also when
+    the answer lacks it (edge-auth.md, "Forward auth")."""
+    forward = {
+        "auth": {
+            "type": "forward",
+            "url": f"http://{AUTH_IP}:{AUTH_PORT}/check",
+            "responseHeaders": ["X-Forwarded-User"],
+        }
+    }
+    planned = _plan(namespace, ingress_class, forward)
+    _install_crds(kube)
+    _backend(kube, planned, namespace)
+    (middleware,) = [m for m in planned if m["kind"] == "Middleware"]
+    _apply_when_served(kube, Middleware.from_dict(middleware))
+    (ingress,) = [m for m in planned if m["kind"] == "Ingress"]
+    _apply(kube, Ingress.from_dict(ingress))
+    auth = ThreadingHTTPServer((AUTH_IP, AUTH_PORT), _AuthService)
+    threading.Thread(target=auth.serve_forever, name="auth-service", daemon=True).start()
+    traefik = _traefik(toolchain, cluster, tmp_path, planned)
+    try:
+        with EchoServers().running() as echo:
+            echo.serve("web", BACKEND_IP, BACKEND_PORT)
+            traefik.start()
+            try:
+
+                def ask(headers: dict[str, str]) -> Any:
+                    return get(traefik.web_port, host=HOST, path="/x", headers=headers)
+
+                def served() -> Any:
+                    try:
+                        reply = ask({"Authorization": "Bearer good"})
+                    except OSError:
+                        return None
+                    return reply if reply.status == 200 else None
+
+                wait_until(
+                    served,
+                    timeout=ROUTE_TIMEOUT_S,
+                    what=f"traefik: a 200 for {HOST}\n{traefik.tail()}",
+                )
+                spoofed = {"X-Forwarded-User": "mallory"}
+                ok = ask({"Authorization": "Bearer good", **spoofed}).json()
+                assert (ok["app"], ok["x-forwarded-user"]) == ("web", "alice")
+                anon = ask({"Authorization": "Bearer anon", **spoofed}).json()
+                assert (anon["app"], anon["x-forwarded-user"]) == ("web", None)
+                for headers in ({}, {"Authorization": "Bearer bad"}, spoofed):
+                    reply = ask(headers)
+                    assert reply.status == 401, (headers.keys(), reply.status)
+                    assert reply.headers["www-authenticate"] == 'Bearer realm="auth"'
+                    assert reply.body == b"denied by the auth service"
+            finally:
+                traefik.stop()
+    finally:
+        auth.shutdown()
+        auth.server_close()
