@@ -378,6 +378,33 @@ def test_an_app_without_auth_gets_no_middleware_and_no_filter() -> None:
     assert refs(rule_filters(objs)["/"]) == []
 
 
+def test_grpc_routes_name_the_app_s_middlewares_too() -> None:
+    """A gRPC entry declares no auth of its own; the app's covers its GRPCRoutes as it covers
+    its HTTPRoutes (Traefik's Gateway provider takes ExtensionRef filters on GRPCRoute rules)."""
+    rpc = {
+        **APP,
+        "workload": {"image": "x", "ports": [{"name": "grpc", "containerPort": 9090}]},
+        "service": {"ports": [{"name": "grpc", "port": 9090}]},
+        "ingress": {
+            "rules": [
+                {"host": "rpc.example.com", "grpc": [{"service": "shop.Cart", "port": "grpc"}]}
+            ]
+        },
+        "auth": USERS,
+        "allowSourceRanges": ["10.0.0.0/8"],
+    }
+    objs = plan(stack(rpc, api="gateway"))
+    (route,) = find(objs, "GRPCRoute")
+    for rule in route["spec"]["rules"]:
+        assert refs(rule["filters"]) == ["web-allow-list", "web-auth"]
+    assert set(middlewares(objs)) == {"web-allow-list", "web-auth"}
+    assert gateway_errors(route) == []
+    # Without auth, no filter at all.
+    bare = {k: v for k, v in rpc.items() if k not in ("auth", "allowSourceRanges")}
+    (route,) = find(plan(stack(bare, api="gateway")), "GRPCRoute")
+    assert all("filters" not in rule for rule in route["spec"]["rules"])
+
+
 # ---- the controller: CRD provider, RBAC, CRDs ---------------------------------------------
 
 OTHER: Raw = {**APP, "name": "api", "namespace": "backend"}

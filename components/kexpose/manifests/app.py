@@ -326,7 +326,9 @@ def app_manifests(
         out += http_routes(
             app, gateway=gateway, ports=_own_ports(app, ports), traefik=traefik is not None
         )
-        out += grpc_routes(app, gateway=gateway, ports=_own_ports(app, ports))
+        out += grpc_routes(
+            app, gateway=gateway, ports=_own_ports(app, ports), traefik=traefik is not None
+        )
         return out
     if app.ingress is not None:
         if class_name is None:

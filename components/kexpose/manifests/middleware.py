@@ -10,9 +10,10 @@ routing reference, "Kubernetes CRD", Middleware). Per app, in its namespace:
   app's own ``secret``) or ``forwardAuth``;
 - ``<app>-rule<i>-path<j>-auth``: a path's own ``auth`` (``api: gateway``), in place of the app's.
 
-An Ingress names them in Traefik's ``router.middlewares`` annotation, an HTTPRoute rule in
-``ExtensionRef`` filters (group ``traefik.io``, kind ``Middleware``), allow-list first, then the
-auth, as edge-auth.md orders them ("Where it applies": source ranges, then authentication).
+An Ingress names them in Traefik's ``router.middlewares`` annotation, an HTTPRoute or
+GRPCRoute rule in ``ExtensionRef`` filters (group ``traefik.io``, kind ``Middleware``),
+allow-list first, then the auth, as edge-auth.md orders them ("Where it applies": source
+ranges, then authentication).
 Settings Traefik cannot express are refused with the stack (``model.auth.traefik_auth_problems``),
 so what is built here carries the whole of the app's auth. A reference to a Middleware Traefik
 could not load (its Secret missing, say) makes Traefik drop the route: it fails closed.
@@ -38,6 +39,7 @@ __all__ = [
     "ROUTER_MIDDLEWARES",
     "TraefikRef",
     "allow_list_name",
+    "grpc_middleware_filters",
     "ingress_middleware_annotations",
     "middleware_filters",
     "middleware_ref",
@@ -133,16 +135,23 @@ def ingress_middleware_annotations(app: AppSpec) -> dict[str, str]:
     return {ROUTER_MIDDLEWARES: ",".join(middleware_ref(app.namespace, n) for n in names)}
 
 
+def _filter(name: str) -> dict[str, Any]:
+    return {
+        "type": "ExtensionRef",
+        "extensionRef": {"group": MIDDLEWARE_GROUP, "kind": "Middleware", "name": name},
+    }
+
+
 def middleware_filters(app: AppSpec, rule: int, path: int) -> list[dict[str, Any]]:
     """The HTTPRoute rule filters naming the path's Middlewares (local references), which
     Traefik's Gateway provider resolves through its CRD provider."""
-    return [
-        {
-            "type": "ExtensionRef",
-            "extensionRef": {"group": MIDDLEWARE_GROUP, "kind": "Middleware", "name": name},
-        }
-        for name in path_middlewares(app, rule, path)
-    ]
+    return [_filter(name) for name in path_middlewares(app, rule, path)]
+
+
+def grpc_middleware_filters(app: AppSpec) -> list[dict[str, Any]]:
+    """The GRPCRoute rule filters naming the app's Middlewares: a gRPC entry declares no auth
+    of its own, and the app's covers every route of it (edge-auth.md, "Where it applies")."""
+    return [_filter(name) for name in _app_middlewares(app)]
 
 
 def _auth_spec(app: AppSpec, auth: AuthSpec) -> dict[str, Any]:
@@ -193,11 +202,12 @@ def _allow_list_spec(ranges: Sequence[str], traefik: TraefikRef) -> dict[str, An
 
 def middlewares(app: AppSpec, traefik: TraefikRef, *, gateway: bool) -> list[Manifest]:
     """The app's Middlewares that its routes name: with an Ingress (its annotation covers every
-    path) the allow-list and the app's auth; with HTTPRoutes (``gateway``) those some rule
-    names, a path's own ``auth`` included."""
+    path) the allow-list and the app's auth; with the Gateway API (``gateway``) those some
+    HTTPRoute rule names, a path's own ``auth`` included, and the app's when it has GRPCRoutes."""
     if app.ingress is None:
         return []
-    used = [] if gateway else _app_middlewares(app)
+    grpc = any(rule.grpc for rule in app.ingress.rules)
+    used = _app_middlewares(app) if not gateway or grpc else []
     for i, rule in enumerate(app.ingress.rules if gateway else ()):
         for j, _ in enumerate(rule.paths):
             used += path_middlewares(app, i, j)
