@@ -20,6 +20,7 @@ from kexpose.manifests import (
     route_grants,
 )
 from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL
+from kexpose.manifests.middleware import TraefikRef, traefik_ref
 from kexpose.model import AppSpec, StackSpec
 from kexpose.profile import PROFILES
 
@@ -33,6 +34,7 @@ __all__ = [
     "plan_stack",
     "port_lookup",
     "traefik_h2c",
+    "traefik_of",
 ]
 
 #: Namespaces every cluster has; kexpose never creates or deletes them.
@@ -118,6 +120,15 @@ def traefik_h2c(spec: StackSpec) -> bool:
     return c is not None and c.kind == "traefik" and c.api == "ingress"
 
 
+def traefik_of(spec: StackSpec, app: AppSpec) -> TraefikRef | None:
+    """The stack's Traefik when it serves the app, whose edge auth its Middlewares then carry
+    (the apps ``StackSpec`` checks with ``traefik_auth_problems``)."""
+    c = spec.controller
+    if c is None or c.kind != "traefik" or app.ingress is None:
+        return None
+    return traefik_ref(c) if spec.class_of(app) == c.class_name else None
+
+
 def app_plan(spec: StackSpec, app: AppSpec, tls: TlsMaterial | None) -> list[Manifest]:
     """One app's objects, as the stack places them (its class or its Gateway)."""
     return app_manifests(
@@ -127,6 +138,7 @@ def app_plan(spec: StackSpec, app: AppSpec, tls: TlsMaterial | None) -> list[Man
         gateway=gateway_of(spec),
         ports=port_lookup(spec),
         traefik_h2c=traefik_h2c(spec),
+        traefik=traefik_of(spec, app),
     )
 
 

@@ -200,7 +200,10 @@ def test_a_controller_alone_makes_listeners_for_the_apps_it_is_given() -> None:
 
     records, captured = run(program, stack="prod")
     types = by_type(records)
-    assert "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition" not in types
+    # The platform owns the Gateway API's CRDs; Traefik's own (its CRD provider reads the
+    # apps' auth Middlewares) are still installed.
+    crds = types["kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"]
+    assert {r.inputs["spec"]["group"] for r in crds} == {"traefik.io"}
     (gateway,) = types[f"{GW}/v1:Gateway"]
     names = [entry["name"] for entry in gateway.inputs["spec"]["listeners"]]
     assert names == ["http", "https-shop.example.com"]

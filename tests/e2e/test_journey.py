@@ -17,7 +17,8 @@ Stand-ins, and why each is needed (nothing else is replaced):
   named as prod's Gateway annotation asks (`letsencrypt-prod`, whose ACME server this cluster
   cannot reach), and the gateway-shim issues the HTTPS listener's Secret from it; prod's HTTPS
   traffic is verified against that CA alone.
-- `traefik` is the real Traefik (traefik.py) with its Gateway API provider, out of cluster like
+- `traefik` is the real Traefik (traefik.py) with its Gateway API provider, and its CRD provider
+  set up as the stack's Deployment sets it up (the apps' auth Middlewares), out of cluster like
   the proxy, for the Traefik test stack (tests/e2e/stacks/Pulumi.traefik.yaml, `kind: traefik`).
 - Echo servers stand where the pods are: on the pod IPs and container ports the endpointslice
   controller published, inside the session's private network namespace (echo.py, netns.py).
@@ -35,6 +36,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import secrets
 import ssl
 import subprocess
 import sys
@@ -90,7 +92,7 @@ from .project import (
 from .proxy import PUBLISH_ADDRESS, ProxyProcess
 from .toolchain import REPO_ROOT, Toolchain
 from .traefik import GATEWAY_CONTROLLER as TRAEFIK_GATEWAY_CONTROLLER
-from .traefik import TraefikProcess
+from .traefik import TraefikProcess, crd_settings_of
 from .traffic import get, peer_certificate, serve_service, trusting
 
 pytestmark = pytest.mark.e2e
@@ -776,6 +778,13 @@ TRAEFIK_HOST = "shop.traefik.example.com"
 TRAEFIK_ADDRESS = "127.0.12.1"
 TRAEFIK_HTTP_PORT = 8000
 TRAEFIK_HTTPS_PORT = 8443
+#: The Traefik stack's basic-auth user (tests/e2e/stacks/Pulumi.traefik.yaml) and the config key
+#: of its password, which the journey sets as a Pulumi secret, drawn per run.
+TRAEFIK_TESTER = "tester"
+TRAEFIK_PASSWORD_KEY = "shop:testerPassword"
+#: The stack admits only 127.0.0.1 (allowSourceRanges); a client bound to this other loopback
+#: address is outside.
+OUTSIDE_SOURCE = "127.0.13.7"
 
 
 @dataclass
@@ -796,6 +805,10 @@ def traefik_stack(journey: Journey) -> Iterator[Deployed]:
     project = journey.project
     (project.directory / "stacks" / config.name).write_text(config.read_text())
     project.init(TRAEFIK_STACK)
+    password = secrets.token_urlsafe(18)
+    project.run(
+        "config", "set", "--secret", "--stack", TRAEFIK_STACK, TRAEFIK_PASSWORD_KEY, password
+    )
     deployment: Deployed | None = None
     try:
         up = project.up(TRAEFIK_STACK)
@@ -815,15 +828,23 @@ def traefik(
     cluster: LocalCluster,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayTraefik]:
-    """Traefik (the toolchain's build) with its Gateway API provider, out of cluster like
+    """Traefik (the toolchain's build) with its Gateway API provider and its CRD provider (the
+    apps' auth Middlewares) set up as the stack's Deployment sets it up, out of cluster like
     kexpose-proxy: the stack's Deployment pods are kwok fakes. Started after `pulumi up`
-    installed the Gateway API CRDs its provider watches."""
+    installed the Gateway API and Traefik CRDs its providers watch."""
+    (deployment,) = [
+        m
+        for m in traefik_stack.rendered
+        if m["kind"] == "Deployment" and m["metadata"]["namespace"] == "kexpose-system"
+    ]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     process = GatewayTraefik(
         toolchain.tool("traefik"),
         tmp_path_factory.mktemp("traefik"),
         cluster.kubeconfig,
-        providers=("kubernetesGateway",),
+        providers=("kubernetesGateway", "kubernetesCRD"),
         status_address=TRAEFIK_ADDRESS,
+        crd_settings=crd_settings_of(args),
     )
     process.start()
     try:
@@ -881,7 +902,7 @@ class TestTraefikStack:
         assert "[mandatory]" not in again.stdout
 
     def test_real_traffic_through_traefik(
-        self, traefik_stack: Deployed, kube: Client, traefik: GatewayTraefik
+        self, traefik_stack: Deployed, journey: Journey, kube: Client, traefik: GatewayTraefik
     ) -> None:
         with EchoServers().running() as echo:
             web = serve_service(kube, echo, namespace="shop", service="shop-web")
@@ -890,7 +911,94 @@ class TestTraefikStack:
             assert web
             assert canary
             assert api
-            _traefik_https_traffic(traefik, kube, web, canary, api)
+            tester = _basic(TRAEFIK_TESTER, _traefik_password(journey.project))
+            _traefik_https_traffic(traefik, kube, web, canary, api, auth=tester)
+
+    def test_traefik_enforces_the_basic_auth_and_allow_list_middlewares(
+        self, traefik_stack: Deployed, journey: Journey, kube: Client, traefik: GatewayTraefik
+    ) -> None:
+        """shop-web's auth as Traefik Middlewares (an ipAllowList, then basicAuth on the
+        bcrypt htpasswd Secret made at deployment) that every rule of its HTTPRoute names:
+        real requests with and without credentials, and from outside the allowed range, through
+        Traefik (edge-auth.md, "Source ranges", "Basic")."""
+        user, password = TRAEFIK_TESTER, _traefik_password(journey.project)
+        htpasswd = secret_pem(kube, "shop", "shop-web-basic-auth", "auth").decode()
+        assert htpasswd.startswith(f"{user}:$2b$12$")
+        rendered = json.dumps(traefik_stack.rendered)
+        leaked = [
+            where
+            for where, text in (
+                ("the Secret", htpasswd),
+                ("Pulumi's state", json.dumps(journey.project.export(TRAEFIK_STACK))),
+                ("the stack outputs", json.dumps(journey.project.outputs(TRAEFIK_STACK))),
+                ("kexpose render", rendered),
+                ("traefik's log", traefik.log_path.read_text(errors="replace")),
+            )
+            if password in text
+        ]
+        assert leaked == [], "the tester's password is in " + ", ".join(leaked)
+        assert "$2b$" not in rendered  # render shows no hash either (no password offline)
+        middlewares = journey.cluster.get_json(
+            "/apis/traefik.io/v1alpha1/namespaces/shop/middlewares"
+        )["items"]
+        assert {m["metadata"]["name"]: set(m["spec"]) for m in middlewares} == {
+            "shop-web-allow-list": {"ipAllowList"},
+            "shop-web-auth": {"basicAuth"},
+        }
+        host, address, port = TRAEFIK_HOST, TRAEFIK_ADDRESS, TRAEFIK_HTTPS_PORT
+        context = trusting(secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode())
+        with EchoServers().running() as echo:
+            for service in ("shop-web", "shop-web-canary", "shop-api"):
+                assert serve_service(kube, echo, namespace="shop", service=service)
+
+            def ask(path: str, headers: dict[str, str], source: str | None = None) -> Any:
+                return get(
+                    port,
+                    host=host,
+                    path=path,
+                    tls=context,
+                    address=address,
+                    headers=headers,
+                    source=source,
+                )
+
+            def served() -> Any:
+                try:
+                    reply = ask("/", _basic(user, password))
+                except OSError:  # the listener's certificate is not loaded yet
+                    return None
+                return reply if reply.status == 200 else None
+
+            wait_until(
+                served, timeout=ROUTE_TIMEOUT_S, what=f"traefik: a 200 for {host}\n{traefik.tail()}"
+            )
+            refused = [
+                {},
+                _basic(user, password + "x"),
+                _basic("someone", password),
+                {"Authorization": "Bearer " + password},
+                {"X-Forwarded-User": user},  # a spoofed identity is no credential
+            ]
+            for path in ("/", "/api/v1"):
+                for headers in refused:
+                    reply = ask(path, headers)
+                    assert reply.status == 401, (path, headers.keys(), reply.status)
+                    assert reply.headers["www-authenticate"] == 'Basic realm="shop traefik"'
+                    assert b"shop-" not in reply.body  # never reached a backend
+                ok = ask(path, {**_basic(user, password), "X-Forwarded-User": "admin"}).json()
+                apps = {"shop-api"} if path == "/api/v1" else {"shop-web", "shop-web-canary"}
+                assert ok["app"] in apps
+                assert ok["x-forwarded-user"] == user  # Traefik's headerField, the client's gone
+                # Outside the allowed range: 403 before any credential is looked at, also when
+                # the client claims an allowed address (its X-Forwarded-For is not believed).
+                for headers in (
+                    _basic(user, password),
+                    {**_basic(user, password), "X-Forwarded-For": "127.0.0.1"},
+                    {},
+                ):
+                    reply = ask(path, headers, source=OUTSIDE_SOURCE)
+                    assert reply.status == 403, (path, headers.keys(), reply.status)
+                    assert b"shop-" not in reply.body
 
     def test_destroy_leaves_nothing(
         self, traefik_stack: Deployed, journey: Journey, kube: Client
@@ -900,8 +1008,20 @@ class TestTraefikStack:
         assert leftovers(kube, journey.baseline_namespaces) == []
 
 
+def _traefik_password(project: PulumiProject) -> str:
+    """The tester's password the journey set for the Traefik stack (Pulumi secret config)."""
+    done = project.run("config", "get", "--stack", TRAEFIK_STACK, TRAEFIK_PASSWORD_KEY)
+    return done.stdout.strip()
+
+
 def _traefik_https_traffic(
-    traefik: GatewayTraefik, kube: Client, web: set[str], canary: set[str], api: set[str]
+    traefik: GatewayTraefik,
+    kube: Client,
+    web: set[str],
+    canary: set[str],
+    api: set[str],
+    *,
+    auth: dict[str, str],
 ) -> None:
     host, address, port = TRAEFIK_HOST, TRAEFIK_ADDRESS, TRAEFIK_HTTPS_PORT
     cert = secret_pem(kube, "shop", "shop-web-tls", "tls.crt").decode()
@@ -909,7 +1029,7 @@ def _traefik_https_traffic(
 
     def answered() -> Any:
         try:
-            reply = get(port, host=host, path="/", tls=context, address=address)
+            reply = get(port, host=host, path="/", tls=context, address=address, headers=auth)
         except OSError:  # Traefik has not loaded the listener's certificate yet
             return None
         return reply if reply.status == 200 else None
@@ -923,7 +1043,7 @@ def _traefik_https_traffic(
     # The canary by weight (90:10); 200 requests all miss it with probability 0.9**200 < 1e-9.
     seen: dict[str, set[str]] = {"shop-web": set(), "shop-web-canary": set()}
     for _ in range(200):
-        body = get(port, host=host, path="/", tls=context, address=address).json()
+        body = get(port, host=host, path="/", tls=context, address=address, headers=auth).json()
         assert body["host"] == host
         seen[body["app"]].add(body["address"])
     assert seen["shop-web"] <= web
@@ -933,15 +1053,22 @@ def _traefik_https_traffic(
     # The canary by header: all of it, with the response header its filter sets.
     for _ in range(5):
         reply = get(
-            port, host=host, path="/", tls=context, address=address, headers={"X-Canary": "always"}
+            port,
+            host=host,
+            path="/",
+            tls=context,
+            address=address,
+            headers={**auth, "X-Canary": "always"},
         )
         assert reply.json()["app"] == "shop-web-canary"
         assert reply.headers["x-served-by"] == "canary"
-    body = get(port, host=host, path="/api/v1", tls=context, address=address).json()
+    body = get(port, host=host, path="/api/v1", tls=context, address=address, headers=auth).json()
     assert body["app"] == "shop-api"
     assert body["address"] in api
     assert (
-        get(port, host=host, path="/", tls=context, address=address).headers.get("x-served-by")
+        get(port, host=host, path="/", tls=context, address=address, headers=auth).headers.get(
+            "x-served-by"
+        )
         is None
     )
     # No route for another hostname on the HTTP listener.

@@ -25,19 +25,48 @@ import yaml
 
 from .cluster import _die_with_parent, free_ports, stop_process_group, wait_until
 
-__all__ = ["GATEWAY_CONTROLLER", "INGRESS_CLASS_CONTROLLER", "Provider", "TraefikProcess"]
+__all__ = [
+    "GATEWAY_CONTROLLER",
+    "INGRESS_CLASS_CONTROLLER",
+    "Provider",
+    "TraefikProcess",
+    "crd_settings_of",
+]
 
 #: The GatewayClass `spec.controllerName` Traefik's Gateway API provider claims.
 GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
 #: The IngressClass `spec.controller` Traefik's Ingress provider claims.
 INGRESS_CLASS_CONTROLLER = "traefik.io/ingress-controller"
 #: Traefik's Kubernetes providers that the e2e tests use (static configuration keys).
-Provider = Literal["kubernetesGateway", "kubernetesIngress"]
+Provider = Literal["kubernetesCRD", "kubernetesGateway", "kubernetesIngress"]
 # The providers list every watched kind before the first configuration; a few seconds locally.
 READY_TIMEOUT_S = 60.0
 # Traefik stops its entry points on SIGTERM after their `lifeCycle.graceTimeOut` (1 s below).
 STOP_GRACE_S = 15.0
 LOG_TAIL_LINES = 40
+
+
+_CRD_FLAG = "--providers.kubernetescrd."
+
+
+def crd_settings_of(args: Sequence[str]) -> dict[str, Any]:
+    """The `kubernetesCRD` provider options in a controller's command line (`--providers.
+    kubernetescrd.<option>=<value>`, as kexpose.manifests.controller writes them), as static
+    configuration: the out-of-cluster Traefik then reads Middlewares exactly as the stack's
+    Deployment would have it (namespaces, label selector, safe naming, no cross-namespace
+    references). Traefik takes one static configuration source, file or flags, not both."""
+    out: dict[str, Any] = {}
+    for arg in args:
+        if not arg.lower().startswith(_CRD_FLAG):
+            continue
+        key, _, value = arg[len(_CRD_FLAG) :].partition("=")
+        if key == "namespaces":
+            out[key] = value.split(",")
+        elif value in ("true", "false"):
+            out[key] = value == "true"
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass
@@ -53,6 +82,9 @@ class TraefikProcess:
     the Ingress provider into `status.loadBalancer`)."""
     extra_static: Mapping[str, Any] = field(default_factory=dict)
     """More static configuration, merged at the top level (e.g. `accessLog`)."""
+    crd_settings: Mapping[str, Any] = field(default_factory=dict)
+    """Options of the `kubernetesCRD` provider (which reads the apps' Middlewares), e.g. those
+    a stack's controller Deployment gives Traefik (`crd_settings_of`)."""
     web_port: int = field(init=False, default=0)
     websecure_port: int = field(init=False, default=0)
     ping_port: int = field(init=False, default=0)
@@ -80,6 +112,8 @@ class TraefikProcess:
                 # default is a character prefix (/app would match /application).
                 "strictPrefixMatching": True,
             }
+        if "kubernetesCRD" in self.providers:
+            providers["kubernetesCRD"] = {"throttleDuration": "0s", **self.crd_settings}
         # Stop serving one second after SIGTERM instead of the default ten.
         quick = {"lifeCycle": {"graceTimeOut": "1s"}}
         return {

@@ -41,14 +41,22 @@ class _SniConnection(http.client.HTTPSConnection):
     """HTTPS to the proxy's address, with the Ingress host as SNI and certificate name."""
 
     def __init__(
-        self, port: int, server_name: str, context: ssl.SSLContext, address: str = PROXY_ADDRESS
+        self,
+        port: int,
+        server_name: str,
+        context: ssl.SSLContext,
+        address: str = PROXY_ADDRESS,
+        source: str | None = None,
     ) -> None:
         super().__init__(server_name, port, timeout=REQUEST_TIMEOUT_S, context=context)
         self._tls = context
         self._address = address
+        self._source = (source, 0) if source is not None else None
 
     def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), self.timeout)
+        raw = socket.create_connection(
+            (self._address, self.port), self.timeout, source_address=self._source
+        )
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
@@ -68,14 +76,19 @@ def get(
     tls: ssl.SSLContext | None = None,
     address: str = PROXY_ADDRESS,
     headers: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> Reply:
     """GET `path` for `host` through the proxy listening on `address:port` (HTTPS when `tls`
-    is given), with more request `headers` if any."""
+    is given), with more request `headers` if any, from the local address `source` if given
+    (any of 127.0.0.0/8 on loopback: a client the proxy sees at another address)."""
     conn: http.client.HTTPConnection
     if tls is None:
-        conn = http.client.HTTPConnection(address, port, timeout=REQUEST_TIMEOUT_S)
+        bind = (source, 0) if source is not None else None
+        conn = http.client.HTTPConnection(
+            address, port, timeout=REQUEST_TIMEOUT_S, source_address=bind
+        )
     else:
-        conn = _SniConnection(port, host, tls, address)
+        conn = _SniConnection(port, host, tls, address, source)
     try:
         conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()

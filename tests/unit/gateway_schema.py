@@ -1,4 +1,5 @@
-"""Validation of rendered Gateway API objects against the CRDs' OpenAPI v3 schemas.
+"""Validation of rendered Gateway API objects against the CRDs' OpenAPI v3 schemas (and of
+Traefik's ``traefik.io`` objects against its CRDs, ``kexpose.traefik``, the same way).
 
 The schemas are the committed standard-channel v1.6.3 CRDs (``kexpose.gatewayapi``), read with
 jsonschema (Draft 7 covers the OpenAPI subset CRDs use: types, enums, patterns, lengths, item
@@ -15,6 +16,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from kexpose import traefik
 from kexpose.gatewayapi import schema_of
 
 __all__ = ["GATEWAY_GROUP", "gateway_errors", "is_gateway_object"]
@@ -42,7 +44,8 @@ def _strict(node: Any) -> Any:
 
 @cache
 def _validator(api_version: str, kind: str) -> Draft7Validator | None:
-    schema = schema_of(api_version, kind)
+    lookup = traefik.schema_of if api_version.startswith(traefik.GROUP + "/") else schema_of
+    schema = lookup(api_version, kind)
     if schema is None:
         return None
     strict = _strict(schema)

@@ -135,34 +135,6 @@ def test_htpasswd_lines_verify_in_the_proxy_and_are_stable() -> None:
     assert bcrypt.checkpw(b"pw:with:colons", line.split(":", 1)[1].encode())
 
 
-@pytest.mark.parametrize(
-    ("extra", "refused"),
-    [
-        ({"auth": {"type": "jwt", "jwksUrl": "https://idp.example/keys"}}, "no JWT middleware"),
-        ({"auth": {"type": "basic", "secret": "users"}}, "would serve the app without it"),
-        ({"allowSourceRanges": ["10.0.0.0/8"]}, "would serve the app without it"),
-        ({}, None),
-    ],
-)
-def test_a_traefik_controller_cannot_enforce_auth_so_it_is_refused(
-    extra: dict[str, Any], refused: str | None
-) -> None:
-    """Failing closed at configuration time: Traefik reads no kexpose.dev annotation."""
-    raw = {
-        "environment": "staging",
-        "controller": {"kind": "traefik"},
-        "apps": [{**APP, **extra}],
-    }
-    if refused is None:
-        parse_stack(raw, stack_file="Pulumi.staging.yaml")
-        return
-    with pytest.raises(ConfigError, match=refused) as caught:
-        parse_stack(raw, stack_file="Pulumi.staging.yaml")
-    assert "apps[0]" in str(caught.value)
-    # The same app under a kexpose controller is accepted.
-    parse_stack({**raw, "controller": {"kind": "kexpose"}}, stack_file="Pulumi.staging.yaml")
-
-
 GATEWAY_AUTH: list[dict[str, Any]] = [
     {
         "auth": {

@@ -23,6 +23,7 @@ from kexpose.manifests.common import (
 from kexpose.manifests.gateway import GatewayRef, gateway_certificate
 from kexpose.manifests.grpcroute import grpc_routes
 from kexpose.manifests.httproute import PortLookup, http_routes, secret_grant
+from kexpose.manifests.middleware import TraefikRef, ingress_middleware_annotations, middlewares
 from kexpose.model import AppSpec, Backend, Deferred
 from kexpose.model.auth import auth_annotations
 from kexpose.model.grpc import TRAEFIK_SERVERS_SCHEME, h2c_ports
@@ -184,12 +185,18 @@ def _backend(app: AppSpec, b: Backend) -> dict[str, Any]:
     return {"service": {"name": b.service or app.name, "port": port}}
 
 
-def ingress(app: AppSpec, *, class_name: str) -> Manifest:
+def ingress(app: AppSpec, *, class_name: str, traefik: bool = False) -> Manifest:
+    """The app's Ingress. Its edge auth is asked of kexpose-proxy in ``kexpose.dev``
+    annotations, or with ``traefik`` (the stack's Traefik serves the class) of Traefik's
+    Middlewares, named in its router annotation (``kexpose.manifests.middleware``)."""
     ing = app.ingress
     if ing is None:
         raise ValueError(f"app {app.name} has no ingress")
     annotations: dict[str, Any] = dict(ing.annotations)
-    annotations.update(auth_annotations(app.name, app.auth, app.allow_source_ranges))
+    if traefik:
+        annotations.update(ingress_middleware_annotations(app))
+    else:
+        annotations.update(auth_annotations(app.name, app.auth, app.allow_source_ranges))
     spec: dict[str, Any] = {"ingressClassName": class_name}
     mode = app.tls.mode
     if mode not in (None, "none"):
@@ -274,6 +281,7 @@ def app_manifests(
     gateway: GatewayRef | None = None,
     ports: PortLookup | None = None,
     traefik_h2c: bool = False,
+    traefik: TraefikRef | None = None,
 ) -> list[Manifest]:
     """Every object of one resolved app, in apply order.
 
@@ -284,7 +292,9 @@ def app_manifests(
     cert-manager certificates are the Gateway's (``kexpose.manifests.gateway``). ``ports``
     resolves port names of other apps' Services (an HTTPRoute needs numbers); the app's own are
     resolved here. Rules with gRPC entries become GRPCRoutes with ``gateway``, Ingress paths
-    otherwise; ``traefik_h2c`` is for the Service (``service``).
+    otherwise; ``traefik_h2c`` is for the Service (``service``). ``traefik`` (the stack's
+    Traefik serves the app) turns its edge auth into Traefik Middlewares that its Ingress or
+    HTTPRoute rules name, in place of kexpose's annotations or ``EdgeAuth`` objects.
     """
     out: list[Manifest] = []
     if app.workload is not None:
@@ -311,12 +321,19 @@ def app_manifests(
         grant = secret_grant(app, gateway=gateway)
         if grant is not None:
             out.append(grant)
-        out += edge_auths(app)  # before the routes that name them
-        out += http_routes(app, gateway=gateway, ports=_own_ports(app, ports))
-        out += grpc_routes(app, gateway=gateway, ports=_own_ports(app, ports))
+        # Before the routes that name them.
+        out += edge_auths(app) if traefik is None else middlewares(app, traefik, gateway=True)
+        out += http_routes(
+            app, gateway=gateway, ports=_own_ports(app, ports), traefik=traefik is not None
+        )
+        out += grpc_routes(
+            app, gateway=gateway, ports=_own_ports(app, ports), traefik=traefik is not None
+        )
         return out
     if app.ingress is not None:
         if class_name is None:
             raise ValueError(f"app {app.name}: no ingress class")
-        out.append(ingress(app, class_name=class_name))
+        if traefik is not None:
+            out += middlewares(app, traefik, gateway=False)
+        out.append(ingress(app, class_name=class_name, traefik=traefik is not None))
     return out

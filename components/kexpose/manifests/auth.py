@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from kexpose.manifests.common import MANAGED_BY, Manifest, metadata, plain
 from kexpose.manifests.gateway import PATCH_FORCE
+from kexpose.manifests.middleware import middleware_filters
 from kexpose.model import AppSpec, Deferred
 from kexpose.model.auth import (
     EDGE_AUTH_API_VERSION,
@@ -30,6 +31,7 @@ from kexpose.model.auth import (
 __all__ = [
     "EDGE_AUTH_FIELDS",
     "HTPASSWD_PLACEHOLDER",
+    "auth_filters",
     "basic_auth_secret",
     "edge_auth_crd",
     "edge_auth_filter",
@@ -115,6 +117,16 @@ def edge_auth_filter(name: str) -> dict[str, Any]:
         "type": "ExtensionRef",
         "extensionRef": {"group": EDGE_AUTH_GROUP, "kind": EDGE_AUTH_KIND, "name": name},
     }
+
+
+def auth_filters(app: AppSpec, rule: int, path: int, *, traefik: bool) -> list[dict[str, Any]]:
+    """The filters that put a path's auth first on its HTTPRoute rule: ExtensionRefs to the
+    Traefik Middlewares guarding it when the stack's Traefik serves the routes, else one to
+    its ``EdgeAuth``."""
+    if traefik:
+        return middleware_filters(app, rule, path)
+    name = path_edge_auth(app, rule, path)
+    return [edge_auth_filter(name)] if name is not None else []
 
 
 def edge_auth_crd() -> Manifest:

@@ -5,6 +5,8 @@ PodDisruptionBudget, for kexpose-proxy or a pinned Traefik. Written as typed obj
 a Helm release so that previews and policies see every one of them. With ``api: gateway`` also
 the Gateway API CRDs (unless the platform owns them), the GatewayClass, the stack's Gateway
 (``kexpose.manifests.gateway``) and the RBAC and arguments each controller needs to serve them.
+Traefik also runs its CRD provider, with either API, to read the apps' auth Middlewares
+(``kexpose.manifests.middleware``), and gets Traefik's CRDs and the RBAC to read them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kexpose.defaults import (
 )
 from kexpose.manifests.auth import edge_auth_crd
 from kexpose.manifests.common import (
+    MANAGED_BY,
     Manifest,
     container_security,
     exposure_fields,
@@ -28,10 +31,24 @@ from kexpose.manifests.common import (
     pod_security,
     resources,
 )
-from kexpose.manifests.gateway import NAMESPACE_NAME_LABEL, crd_manifests, gateway_manifests
+from kexpose.manifests.gateway import (
+    NAMESPACE_NAME_LABEL,
+    PATCH_FORCE,
+    crd_manifests,
+    gateway_manifests,
+)
 from kexpose.model import AppSpec, ControllerKind, ControllerSpec
+from kexpose.traefik import GROUP as TRAEFIK_GROUP
+from kexpose.traefik import TRAEFIK_VERSION
+from kexpose.traefik import crds as traefik_crds
 
-__all__ = ["KINDS", "ControllerKindInfo", "controller_manifests"]
+__all__ = [
+    "KINDS",
+    "ControllerKindInfo",
+    "controller_manifests",
+    "served_namespaces",
+    "traefik_crd_manifests",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,9 @@ class ControllerKindInfo:
     gateway_reads: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
     #: Status subresources it writes with ``api: gateway`` (with ``status_verbs``).
     gateway_status: tuple[str, ...]
+    #: Extra read access for the custom resources it reads with either API (Traefik's
+    #: Middlewares), as (apiGroup, resources, verbs).
+    crd_reads: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 # Both controllers watch the same objects to build routes (Ingress API: backends resolve through
@@ -122,10 +142,11 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
             "listenersets/status",
         ),
     ),
-    # Traefik v3.6 (pinned patch). Since v3.1 its Kubernetes providers read EndpointSlices and
-    # Nodes (NodePort load-balancing): https://doc.traefik.io/traefik/migration/v3/
+    # Traefik v3.7 (pinned patch: the release whose CRDs kexpose.traefik embeds and the e2e
+    # tests run). Since v3.1 its Kubernetes providers read EndpointSlices and Nodes (NodePort
+    # load-balancing): https://doc.traefik.io/traefik/migration/v3/
     "traefik": ControllerKindInfo(
-        image="docker.io/library/traefik:v3.6.16",
+        image=f"docker.io/library/traefik:{TRAEFIK_VERSION}",
         controller_string=TRAEFIK_CONTROLLER_NAME,
         http_port=8000,
         https_port=8443,
@@ -168,6 +189,19 @@ KINDS: Final[dict[ControllerKind, ControllerKindInfo]] = {
             "tlsroutes/status",
             "backendtlspolicies/status",
         ),
+        # Its Kubernetes CRD provider (the apps' Middlewares: kexpose.manifests.middleware), as
+        # Traefik documents its RBAC (reference/dynamic-configuration/kubernetes-crd-rbac.yml):
+        # an informer per traefik.io kind (it waits for all of them, whichever it uses) and
+        # ConfigMaps besides the Services, EndpointSlices, Secrets and Nodes read above.
+        # Without pods (OTel attributes only).
+        crd_reads=(
+            ("", ("configmaps",), _WATCH),
+            (
+                TRAEFIK_GROUP,
+                tuple(sorted(c["spec"]["names"]["plural"] for c in traefik_crds())),
+                _WATCH,
+            ),
+        ),
     ),
 }
 
@@ -184,7 +218,20 @@ def _selector(c: ControllerSpec) -> dict[str, str]:
     return {"app.kubernetes.io/name": c.name, "app.kubernetes.io/instance": c.name}
 
 
-def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
+def served_namespaces(c: ControllerSpec, apps: Sequence[AppSpec]) -> list[str]:
+    """The namespaces of the apps whose routes the controller serves (every routed app with
+    ``api: gateway``, those of its class with an Ingress), sorted; the controller's own when
+    there are none."""
+    found = {
+        a.namespace
+        for a in apps
+        if a.ingress is not None
+        and (c.api == "gateway" or a.ingress.class_name in (None, c.class_name))
+    }
+    return sorted(found) or [c.namespace]
+
+
+def _args(c: ControllerSpec, info: ControllerKindInfo, apps: Sequence[AppSpec]) -> list[str]:
     publish = f"{c.namespace}/{c.name}"
     if c.kind == "kexpose":
         args = [
@@ -217,6 +264,18 @@ def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
             "--providers.kubernetesingress=true",
             f"--providers.kubernetesingress.ingressclass={c.class_name}",
             f"--providers.kubernetesingress.ingressendpoint.publishedservice={publish}",
+            # The CRD provider reads the apps' Middlewares (their edge auth), and nothing else
+            # of anyone's: only in the namespaces of the apps it serves (an empty list would
+            # mean all), only objects kexpose made (the label selector applies to Traefik's
+            # own kinds: a tenant's IngressRoute or Middleware in an app namespace is not
+            # served), and no reference across namespaces. safeNaming names a Middleware
+            # <namespace>_<name>, which cannot collide (kexpose.manifests.middleware).
+            "--providers.kubernetescrd=true",
+            "--providers.kubernetescrd.namespaces=" + ",".join(served_namespaces(c, apps)),
+            "--providers.kubernetescrd.labelSelector=app.kubernetes.io/managed-by=kexpose",
+            "--providers.kubernetescrd.allowCrossNamespace=false",
+            "--providers.kubernetescrd.allowExternalNameServices=false",
+            "--providers.kubernetescrd.safeNaming=true",
             "--metrics.prometheus=true",
             "--log.format=json",
             "--accesslog=true",
@@ -236,7 +295,7 @@ def _args(c: ControllerSpec, info: ControllerKindInfo) -> list[str]:
 
 def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
     role_name = f"{c.namespace}-{c.name}"
-    reads = [*info.reads, *(info.gateway_reads if c.api == "gateway" else ())]
+    reads = [*info.reads, *info.crd_reads, *(info.gateway_reads if c.api == "gateway" else ())]
     rules: list[dict[str, Any]] = [
         {"apiGroups": [g], "resources": list(r), "verbs": list(v)} for g, r, v in reads
     ]
@@ -315,7 +374,7 @@ def _rbac(c: ControllerSpec, info: ControllerKindInfo) -> list[Manifest]:
     return out
 
 
-def _deployment(c: ControllerSpec, info: ControllerKindInfo) -> Manifest:
+def _deployment(c: ControllerSpec, info: ControllerKindInfo, apps: Sequence[AppSpec]) -> Manifest:
     replicas = c.replicas or 1
     # The controller Service's http/https target the ports the stack's door listens on: the
     # Gateway's listeners with api: gateway, the Ingress entry points otherwise.
@@ -334,7 +393,7 @@ def _deployment(c: ControllerSpec, info: ControllerKindInfo) -> Manifest:
     container: dict[str, Any] = {
         "name": "controller",
         "image": c.image or info.image,
-        "args": _args(c, info),
+        "args": _args(c, info, apps),
         "ports": [
             {"name": "http", "containerPort": http_port, "protocol": "TCP"},
             {"name": "https", "containerPort": https_port, "protocol": "TCP"},
@@ -413,6 +472,19 @@ def _service(c: ControllerSpec) -> Manifest:
     }
 
 
+def traefik_crd_manifests() -> list[Manifest]:
+    """Traefik's CRDs (kexpose.traefik), labelled as kexpose's, adopted when already there and
+    retained on destroy like the Gateway API CRDs (manifests/gateway.py crd_manifests says
+    why: deleting a CRD deletes every object of its kind in the cluster, anyone's)."""
+    out = []
+    for crd in traefik_crds():
+        meta = crd.setdefault("metadata", {})
+        meta["labels"] = {**meta.get("labels", {}), **MANAGED_BY}
+        meta["annotations"] = {**meta.get("annotations", {}), PATCH_FORCE: "true"}
+        out.append(crd)
+    return out
+
+
 def controller_manifests(
     c: ControllerSpec, *, apps: Sequence[AppSpec] = (), redirect_only: bool = False
 ) -> list[Manifest]:
@@ -459,9 +531,12 @@ def controller_manifests(
         "metadata": metadata(c.name, c.namespace, labels=_labels(c)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(c)}},
     }
+    # Traefik's CRDs with either API: its CRD provider waits for all of them.
+    traefik = traefik_crd_manifests() if c.kind == "traefik" else []
+    deployment = _deployment(c, info, apps)
     if c.api != "gateway":
-        return [ns, sa, *_rbac(c, info), _deployment(c, info), _service(c), ingress_class, pdb]
-    crds = crd_manifests() if c.gateway.install_crds else []
+        return [*traefik, ns, sa, *_rbac(c, info), deployment, _service(c), ingress_class, pdb]
+    crds = [*(crd_manifests() if c.gateway.install_crds else []), *traefik]
     if c.kind == "kexpose":
         # kexpose's own CRD, whoever owns the Gateway API's (installCrds: false means the
         # platform does, and it has no reason to carry ours): the apps' HTTPRoutes name
@@ -481,7 +556,7 @@ def controller_manifests(
         ns,
         sa,
         *_rbac(c, info),
-        _deployment(c, info),
+        deployment,
         _service(c),
         ingress_class,
         pdb,

@@ -12,12 +12,13 @@ https://gateway-api.sigs.k8s.io/reference/spec/#grpcroute). The backends' Servic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from kexpose.gatewayapi import types as gw
 from kexpose.manifests.common import Manifest, metadata
 from kexpose.manifests.gateway import GROUP, GatewayRef, sections
 from kexpose.manifests.httproute import PortLookup, backend_refs, route_names
+from kexpose.manifests.middleware import grpc_middleware_filters
 from kexpose.model import AppSpec, GrpcPath
 
 __all__ = ["grpc_route_grants", "grpc_routes"]
@@ -33,11 +34,16 @@ def _match(g: GrpcPath) -> gw.GRPCRouteSpecRulesMatches:
     return match
 
 
-def grpc_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list[Manifest]:
+def grpc_routes(
+    app: AppSpec, *, gateway: GatewayRef, ports: PortLookup, traefik: bool = False
+) -> list[Manifest]:
     """One GRPCRoute per ingress rule of the app that has gRPC entries, attached to
-    ``gateway``. ``ports`` resolves port names to numbers (the app's own included)."""
+    ``gateway``. ``ports`` resolves port names to numbers (the app's own included). With
+    ``traefik`` (Traefik's Gateway) every rule names the app's auth Middlewares first."""
     if app.ingress is None:
         return []
+    filters = grpc_middleware_filters(app) if traefik else []
+    guard: dict[str, Any] = {"filters": filters} if filters else {}
     out: list[Manifest] = []
     for name, rule in zip(route_names(app), app.ingress.rules, strict=True):
         if not rule.grpc:
@@ -45,6 +51,7 @@ def grpc_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
         rules: list[gw.GRPCRouteSpecRules] = [
             {
                 "matches": [_match(g)],
+                **cast("gw.GRPCRouteSpecRules", guard),
                 # Only the keys the two kinds' backendRefs share are written.
                 "backendRefs": cast(
                     "list[gw.GRPCRouteSpecRulesBackendRefs]",

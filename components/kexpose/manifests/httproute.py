@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from kexpose.gatewayapi import types as gw
-from kexpose.manifests.auth import edge_auth_filter, path_edge_auth
+from kexpose.manifests.auth import auth_filters
 from kexpose.manifests.common import Manifest, metadata
 from kexpose.manifests.gateway import (
     GROUP,
@@ -186,8 +186,11 @@ def backend_refs(
     return out
 
 
-def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list[Manifest]:
-    """One HTTPRoute per ingress rule of the app, attached to ``gateway``."""
+def http_routes(
+    app: AppSpec, *, gateway: GatewayRef, ports: PortLookup, traefik: bool = False
+) -> list[Manifest]:
+    """One HTTPRoute per ingress rule of the app, attached to ``gateway`` (Traefik's with
+    ``traefik``: the auth filters name its Middlewares)."""
     if app.ingress is None:
         return []
     out: list[Manifest] = []
@@ -200,11 +203,11 @@ def http_routes(app: AppSpec, *, gateway: GatewayRef, ports: PortLookup) -> list
             # The auth first, on every rule: the app's covers every path, as its annotations
             # would cover every path of its Ingress (edge-auth.md, "Where it applies", "Gateway
             # API"); a path's own replaces it.
-            auth = path_edge_auth(app, i, j)
-            filters = [
-                *([cast(gw.HTTPRouteSpecRulesFilters, edge_auth_filter(auth))] if auth else []),
-                *_filters(p),
+            auth = [
+                cast(gw.HTTPRouteSpecRulesFilters, f)
+                for f in auth_filters(app, i, j, traefik=traefik)
             ]
+            filters = [*auth, *_filters(p)]
             if filters:
                 r["filters"] = filters
             if p.timeouts is not None:

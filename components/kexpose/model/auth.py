@@ -34,6 +34,7 @@ __all__ = [
     "EDGE_AUTH_API_VERSION",
     "EDGE_AUTH_GROUP",
     "EDGE_AUTH_KIND",
+    "TRAEFIK_ALLOWED",
     "AuthSpec",
     "BasicUser",
     "SourceRange",
@@ -44,7 +45,7 @@ __all__ = [
     "htpasswd_line",
     "path_auth_problem",
     "path_edge_auth_name",
-    "traefik_auth_problem",
+    "traefik_auth_problems",
 ]
 
 AUTH_ANNOTATION_PREFIX: Final = "kexpose.dev/"
@@ -238,29 +239,67 @@ def htpasswd_line(user: str, password: str, *, scope: str, cost: int = BCRYPT_CO
     return f"{user}:{bcrypt.hashpw(password.encode(), salt).decode()}"
 
 
-def traefik_auth_problem(app: AppSpec) -> tuple[str, str] | None:
-    """Why an app served by the stack's Traefik cannot have its auth: ``(field, message)``.
+#: What an app's auth may hold when the stack's Traefik enforces it (``kexpose.manifests.
+#: middleware``): the settings Traefik's basicAuth, forwardAuth and ipAllowList middlewares carry.
+TRAEFIK_ALLOWED: Final = (
+    "type basic (users or secret, realm) or forward (url, responseHeaders), and allowSourceRanges"
+)
 
-    Traefik reads none of the ``kexpose.dev`` annotations, so the app would be served without
-    authentication; refusing it is failing closed. (Traefik's Middlewares would carry basic and
-    forward auth and an IP allow-list; its open-source edition has no JWT middleware at all.)
+#: Settings Traefik's middlewares (v3.7) have no equivalent for, by model field: (stack-config
+#: name, why). Refused rather than dropped: without them the auth would let through, redirect
+#: or wait differently from what edge-auth.md specifies and the stack asks for.
+_TRAEFIK_REFUSED: Final = {
+    "exempt_paths": (
+        "exemptPaths",
+        "Traefik's auth middlewares apply to every request of the route they are on",
+    ),
+    "signin": (
+        "signin",
+        "Traefik's forwardAuth authSigninURL redirects to the URL as written, without the "
+        "rd=<original URL> query parameter edge-auth.md specifies",
+    ),
+    "timeout": (
+        "timeout",
+        "Traefik's forwardAuth has no timeout setting (its client waits up to 30 s)",
+    ),
+    "cache_seconds": ("cacheSeconds", "Traefik's forwardAuth caches no answers"),
+}
+
+
+def traefik_auth_problems(app: AppSpec) -> list[tuple[tuple[str | int, ...], str, object]]:
+    """What of the app's auth the stack's Traefik cannot enforce: ``(location in the app,
+    message, value given)`` each. [] when its Middlewares carry all of it.
+
+    Traefik's open-source edition has no JWT middleware at all; the other refusals are single
+    settings (``_TRAEFIK_REFUSED``). A path's own ``auth`` needs ``api: gateway`` with any
+    controller (``kexpose.model.route``), so it is checked here like the app's.
     """
-    if app.auth is not None and app.auth.type == "jwt":
-        return "auth", (
-            "type jwt cannot be enforced by a Traefik controller: Traefik's open-source edition "
-            "has no JWT middleware; serve this app with a kexpose controller"
-        )
+    places: list[tuple[tuple[str | int, ...], AuthSpec | None]] = [(("auth",), app.auth)]
     for i, rule in enumerate(app.ingress.rules if app.ingress is not None else ()):
-        for j, path in enumerate(rule.paths):
-            if path.auth is not None:
-                return f"ingress.rules[{i}].paths[{j}].auth", (
-                    "is enforced by kexpose-proxy only; the stack's Traefik controller would "
-                    "serve the path without it; use a kexpose controller"
+        places += [
+            (("ingress", "rules", i, "paths", j, "auth"), path.auth)
+            for j, path in enumerate(rule.paths)
+        ]
+    fix = f"; allowed with a traefik controller: {TRAEFIK_ALLOWED}; or use a kexpose controller"
+    found: list[tuple[tuple[str | int, ...], str, object]] = []
+    for at, auth in places:
+        if auth is None:
+            continue
+        if auth.type == "jwt":
+            found.append(
+                (
+                    (*at, "type"),
+                    "cannot be enforced by a Traefik controller: Traefik's open-source edition "
+                    f"has no JWT middleware{fix}",
+                    auth.type,
                 )
-    if app.auth is not None or app.allow_source_ranges:
-        field = "auth" if app.auth is not None else "allowSourceRanges"
-        return field, (
-            "is enforced by kexpose-proxy only; the stack's Traefik controller would serve the "
-            "app without it (Traefik Middlewares are not generated yet); use a kexpose controller"
-        )
-    return None
+            )
+            continue
+        for name, (key, why) in _TRAEFIK_REFUSED.items():
+            value = getattr(auth, name)
+            if value:
+                given = ",".join(value) if isinstance(value, tuple) else value
+                found.append(
+                    ((*at, key), f"cannot be enforced by a Traefik controller: {why}{fix}", given)
+                )
+    return found

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from kexpose.environment import Environment
 from kexpose.model.app import AppSpec
-from kexpose.model.auth import traefik_auth_problem
+from kexpose.model.auth import traefik_auth_problems
 from kexpose.model.base import Frozen, Problems
 from kexpose.model.controller import ControllerSpec
 from kexpose.model.gateway import ApiKind
@@ -50,9 +50,9 @@ class StackSpec(Frozen):
                 continue
             ctl = self.controller
             if ctl is not None and ctl.kind == "traefik" and self.class_of(app) == ctl.class_name:
-                refused = traefik_auth_problem(app)  # auth the controller would not enforce
-                if refused is not None:
-                    problems.add(("apps", i, refused[0]), refused[1])
+                # Auth its Middlewares cannot carry: refused, never served without it.
+                for at, message, given in traefik_auth_problems(app):
+                    problems.add(("apps", i, *at), message, given)
                 if self.api == "gateway":
                     traefik_route_problems(app.ingress, problems, ("apps", i, "ingress"))
             if app.ingress.class_name is None and self.controller is None and self.api == "ingress":

@@ -19,6 +19,7 @@ from kexpose.manifests import (
     tls_hosts,
     tls_secret_name,
 )
+from kexpose.manifests.middleware import TraefikRef
 from kexpose.model import AppSpec, Deferred
 from kexpose.model.auth import auth_secret_name
 from kexpose.plan import Planned, app_plan
@@ -127,6 +128,7 @@ class ExposedApp(pulumi.ComponentResource):
         _checked: bool = False,
         _ports: PortLookup | None = None,
         _traefik_h2c: bool = False,
+        _traefik: TraefikRef | None = None,
     ) -> None:
         ref = _gateway_ref(name, gateway)
         if ref is not None and ingress_class is not None and not _checked:
@@ -156,22 +158,28 @@ class ExposedApp(pulumi.ComponentResource):
             gateway=ref,
             ports=_ports,
             traefik_h2c=_traefik_h2c,
+            traefik=_traefik,
         )
+        guards: list[pulumi.Resource] = []  # the Middlewares its routes name
         for manifest in manifests:
             kind = manifest["kind"]
             if kind == "Secret" and manifest["metadata"]["name"] == auth_secret_name(app.name):
                 kind = "BasicAuth"  # the app's second Secret: its own resource name
-            routes = kind in ("Ingress", "HTTPRoute", "GRPCRoute", "EdgeAuth")
-            deps = [
+            routes = kind in ("Ingress", "HTTPRoute", "GRPCRoute", "EdgeAuth", "Middleware")
+            deps: list[pulumi.Resource] = [
                 made[k]
                 for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant", "EdgeAuth")
                 if routes and k in made
             ]
+            if routes and kind != "Middleware":
+                deps += guards
             made[kind] = register(
                 manifest,
                 name=f"{name}-basicauth" if kind == "BasicAuth" else resource_name(name, manifest),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
             )
+            if kind == "Middleware":
+                guards.append(made[kind])
         svc = made["Service"]
         has_tls = app.tls.mode not in (None, "none")
         self.service_name = svc.metadata.apply(lambda m: m["name"])  # type: ignore[attr-defined]

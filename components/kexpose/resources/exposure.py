@@ -16,6 +16,7 @@ from kexpose.plan import (
     plan_stack,
     port_lookup,
     traefik_h2c,
+    traefik_of,
 )
 from kexpose.profile import PROFILES
 from kexpose.resources.exposed_app import PLACEHOLDER_MATERIAL, ExposedApp
@@ -74,6 +75,7 @@ class Exposure(pulumi.ComponentResource):
             for ns in app_namespaces(spec)
         }
         controller = None
+        traefik = spec.controller is not None and spec.controller.kind == "traefik"
         if spec.controller is not None:
             controller = IngressController(
                 f"{name}-{spec.controller.name}",
@@ -86,9 +88,10 @@ class Exposure(pulumi.ComponentResource):
             )
         ref = gateway_of(spec)
         gateway = f"{ref.namespace}/{ref.name}" if ref is not None else None
-        # Routes need the Gateway API CRDs, which the controller may install.
+        # Routes need the Gateway API CRDs, and Traefik Middlewares Traefik's, which the
+        # controller may install.
         after_controller: list[pulumi.Resource] = (
-            [controller] if controller is not None and ref is not None else []
+            [controller] if controller is not None and (ref is not None or traefik) else []
         )
         apps: dict[str, ExposedApp] = {}
         for app in spec.apps:
@@ -103,6 +106,7 @@ class Exposure(pulumi.ComponentResource):
                 _checked=True,
                 _ports=port_lookup(spec),
                 _traefik_h2c=traefik_h2c(spec),
+                _traefik=traefik_of(spec, app),
             )
         if ref is not None:
             for _, grant in [*route_grants(spec.apps), *grpc_route_grants(spec.apps)]:

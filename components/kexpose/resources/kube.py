@@ -40,7 +40,9 @@ _CLASSES: Final[dict[tuple[str, str], _Factory]] = {
 }
 
 #: Kinds a component may make several of: their Pulumi names carry the object's name.
-_MANY: Final = frozenset({"CustomResourceDefinition", "HTTPRoute", "GRPCRoute", "ReferenceGrant"})
+_MANY: Final = frozenset(
+    {"CustomResourceDefinition", "HTTPRoute", "GRPCRoute", "ReferenceGrant", "Middleware"}
+)
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
