@@ -174,15 +174,17 @@ class Exchange:
         mechanism.
 
         A browser sends the preflight without credentials (Fetch standard, "CORS-preflight
-        fetch": credentials mode "omit"), so a mechanism would refuse every one, and every
-        cross-origin call that needs a preflight, with the 401 (ingress-nginx answers it in
-        nginx's rewrite phase, before auth_request in the access phase; Envoy runs its cors
-        filter before ext_authz and jwt_authn). Nothing is given away: the answer never reaches
-        the backend and carries only the headers the filter computes (HTTPCORSFilter,
-        gateway-api v1.6.3 ``apis/v1/httproute_types.go``: a preflight is answered with an OK
-        status, without the allow headers for an origin that is not allowed), and the actual
-        request still needs its credentials. What needs none still holds (``admits``): a
-        broken auth configuration answers 503 and the allow-list 403 (edge-auth.md, "Order:
+        fetch": credentials mode "omit"): a mechanism would answer every one 401, and the
+        browser would then refuse every cross-origin call that needs a preflight.
+        ingress-nginx answers it in nginx's rewrite phase, before auth_request and auth_basic
+        (access phase); Envoy (Gateway) runs its cors filter before ext_authz and jwt_authn.
+        So the preflight goes first whatever order the rule lists its filters in (gateway-api
+        v1.6.3 ``apis/v1/httproute_types.go``, ``HTTPRouteRule.Filters``: order is a SHOULD,
+        and a fixed one is documented here). Nothing is given away: the answer never reaches
+        the backend and carries only the headers the filter computes (``HTTPCORSFilter``: an
+        OK status, without the allow headers for an origin that is not allowed), and the
+        actual request still needs its credentials. What needs none still holds (``admits``):
+        a broken auth configuration answers 503 and the allow-list 403 (edge-auth.md, "Order:
         source-range allow-list first").
         """
         if rule.auth is not None and not self.client.plane.guard.admits(self, rule.auth):
