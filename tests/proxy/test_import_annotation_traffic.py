@@ -603,15 +603,23 @@ async def test_imported_cors_answers_as_ingress_nginx(as_gateway: Served, row: C
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_cors_with_auth_differs_on_preflights_as_the_report_says(as_gateway: Served) -> None:
-    """enable-cors with basic auth: ingress-nginx answers the preflight (204) before auth;
-    kexpose-proxy checks auth first, and a browser's preflight carries no credentials, so it
-    gets 401, as the report's enable-cors row says. A credentialed request from the allowed
-    origin gets the same answer from both: the backend, with Access-Control-Allow-Origin."""
+async def test_cors_with_auth_answers_preflights_before_auth_as_ingress_nginx(
+    as_gateway: Served, backends: dict[str, EchoBackend]
+) -> None:
+    """enable-cors with basic auth: ingress-nginx answers the preflight in nginx's rewrite
+    phase, before auth (access phase), with 204 and the CORS headers; a browser sends it
+    without credentials (Fetch standard, CORS-preflight fetch). kexpose-proxy's CORS filter
+    answers it before auth too, with 200 (as the report's enable-cors row says), and the
+    backend sees nothing. The actual request needs credentials with both: 401 without them;
+    with them, the backend with Access-Control-Allow-Origin."""
+    vault = backends["edge/vault-ui"]
+    before = vault.requests
     preflight = {"origin": APP, "access-control-request-method": "PUT"}
+    bare = {"origin": APP}
     simple = {"origin": APP, "authorization": _basic(*USER)}
     answers = []
-    for method, headers in (("OPTIONS", preflight), ("GET", simple)):
+    reached = []  # the backend's count after each request
+    for method, headers in (("OPTIONS", preflight), ("GET", bare), ("GET", simple)):
         client = await Client.connect(as_gateway.address)
         try:
             answers.append(
@@ -619,8 +627,15 @@ async def test_cors_with_auth_differs_on_preflights_as_the_report_says(as_gatewa
             )
         finally:
             await client.close()
-    refused, served = answers
-    assert refused.status == 401, (CORS_DOC, AUTH_DOC)  # ingress-nginx: 204
+        reached.append(vault.requests - before)
+    answered, refused, served = answers
+    assert reached == [0, 0, 1], CORS_DOC  # neither the preflight nor the refusal reached it
+    assert answered.status == 200, (CORS_DOC, CORS_TEMPLATE)  # ingress-nginx: 204
+    assert answered.header("access-control-allow-origin") == APP
+    assert answered.header("access-control-allow-credentials") == "true"
+    assert _items(answered.header("access-control-allow-methods")) == _items(NGINX_METHODS)
+    assert answered.header("content-type") != "application/json", CORS_DOC  # not the backend
+    assert refused.status == 401, AUTH_DOC
     assert served.status == 200, (CORS_DOC, AUTH_DOC)
     assert served.header("access-control-allow-origin") == APP
     assert served.header("access-control-allow-credentials") == "true"
@@ -630,7 +645,10 @@ async def test_cors_with_auth_differs_on_preflights_as_the_report_says(as_gatewa
         if (i["subject"], i["topic"]) == ("Ingress/edge/cors-vault", f"{NGINX}enable-cors")
     )
     assert said["verdict"] == "approximated"
-    assert "they get 401 instead of 204" in said["detail"]
+    assert "200 where ingress-nginx answers 204" in said["detail"]
+    assert (
+        "a preflight is answered before the Ingress's auth, as by ingress-nginx" in said["detail"]
+    )
 
 
 @pytest.mark.asyncio(loop_scope="module")

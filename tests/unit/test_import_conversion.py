@@ -833,7 +833,7 @@ def test_cors_off_ignores_the_cors_annotations_as_nginx_does() -> None:
     assert conv.spec.api == "ingress"
 
 
-def test_cors_with_auth_says_preflights_fail() -> None:
+def test_cors_with_auth_says_preflights_are_answered_before_auth() -> None:
     conv = run(
         ingress(
             annotations={
@@ -843,10 +843,29 @@ def test_cors_with_auth_says_preflights_fail() -> None:
         ),
         svc(),
     )
-    assert "they get 401 instead of 204" in detail(conv, NGINX + "enable-cors")
+    said = detail(conv, NGINX + "enable-cors")
+    assert "a preflight is answered before the Ingress's auth, as by ingress-nginx" in said
+    assert "source ranges" not in said
+    assert verdict(conv, NGINX + "enable-cors") == "approximated"
     assert path0(conv)["filters"]["cors"]["allowOrigins"] == ["*"]
     assert app_ingress(conv) is not None
     assert conv.apps[0].raw()["auth"]["type"] == "forward"
+
+
+def test_cors_with_source_ranges_says_outsiders_get_403_on_preflights() -> None:
+    conv = run(
+        ingress(
+            annotations={
+                NGINX + "enable-cors": "true",
+                NGINX + "whitelist-source-range": "10.0.0.0/8",
+            }
+        ),
+        svc(),
+    )
+    said = detail(conv, NGINX + "enable-cors")
+    assert "outside the source ranges gets 403 on its preflight" in said
+    assert "before the Ingress's auth" not in said
+    assert conv.apps[0].raw()["allowSourceRanges"] == ["10.0.0.0/8"]
 
 
 def test_a_canary_keeps_the_main_paths_cors_and_timeouts() -> None:

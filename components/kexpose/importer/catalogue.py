@@ -270,9 +270,9 @@ CONVERTED_NOW: Final = _rows(
         "approximated",
         f"{_GW}: the CORS filter of every path with ingress-nginx's defaults (origin '*', "
         "methods GET, PUT, POST, DELETE, PATCH, OPTIONS, its nine headers, credentials true, "
-        "max-age 1728000); kexpose-proxy answers preflights 200 (nginx 204), echoes the Origin "
-        "(nginx '*' by default) and checks auth before a preflight (nginx after)",
-        "with auth on the Ingress, answer preflights in the app",
+        "max-age 1728000); kexpose-proxy answers preflights 200 (nginx 204) and echoes the "
+        "Origin (nginx '*' by default); like nginx it answers a preflight before auth, but "
+        "after the source ranges (nginx before them too)",
     ),
     *(
         Entry(

@@ -251,7 +251,13 @@ class _Converter:
         routing = Routing(ing, self.findings, self.api)
         routing.read()
         timeouts = read_timeouts(ing, self.findings, api=self.api)
-        cors = read_cors(ing, self.findings, api=self.api, authenticated=access.auth is not None)
+        cors = read_cors(
+            ing,
+            self.findings,
+            api=self.api,
+            authenticated=access.auth is not None,
+            restricted=access.ranges is not None,
+        )
         annotations = reading.annotations
         why = reading.withheld or access.withheld or routing.withheld
         gateway = self.api == "gateway"

@@ -20,7 +20,10 @@ The Gateway API's HTTPCORSFilter says the same in its own terms; kexpose-proxy a
 preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) with 200 and the
 allow headers, echoes the origin (never ``*``), and adds ``Access-Control-Allow-Origin``,
 ``-Credentials`` and ``-Expose-Headers`` to actual responses (the ones browsers read there).
-Those differences make ``enable-cors`` *approximated*; the report says how.
+It answers the preflight before edge auth, as nginx does (a browser sends it without
+credentials: Fetch standard, "CORS-preflight fetch"), but after the source-range allow-list
+(edge-auth.md's order), where nginx answers it before that too. Those differences make
+``enable-cors`` *approximated*; the report says how.
 """
 
 from __future__ import annotations
@@ -236,10 +239,16 @@ class _Reader:
 
 
 def read_cors(
-    ing: SourceIngress, findings: Findings, *, api: str, authenticated: bool
+    ing: SourceIngress,
+    findings: Findings,
+    *,
+    api: str,
+    authenticated: bool,
+    restricted: bool = False,
 ) -> dict[str, Any] | None:
     """The ``filters.cors`` of every path of ``ing`` (stack config), or None; one report line
-    per annotation. ``authenticated``: the Ingress's auth is converted too."""
+    per annotation. ``authenticated``: the Ingress's auth is converted too; ``restricted``: so
+    are its source ranges."""
     a = {k.removeprefix(NGINX_PREFIX): v.strip() for k, v in ing.annotations.items()}
     present = sorted(k for k in a if k in CORS_KEYS)
     if not present:
@@ -291,15 +300,20 @@ def read_cors(
         + " and sends Allow-Methods, -Headers and Max-Age on preflights only (browsers read "
         "them there only)"
     )
-    todo = ""
     if authenticated:
-        # Fetch standard, CORS-preflight fetch: a preflight never carries credentials.
+        # Fetch standard, CORS-preflight fetch: a preflight never carries credentials, so both
+        # answer it before auth (nginx's rewrite phase; kexpose-proxy's CORS filter).
         how += (
-            "; the Ingress has auth, which kexpose-proxy checks before answering a preflight "
-            "(ingress-nginx answered it before auth), and browsers send preflights without "
-            "credentials: they get 401 instead of 204, so cross-origin requests that need a "
-            "preflight fail"
+            "; a preflight is answered before the Ingress's auth, as by ingress-nginx (browsers "
+            "send it without credentials); the actual request needs credentials with both, and "
+            "so does an OPTIONS without Access-Control-Request-Method, which ingress-nginx "
+            "answers 204 before auth"
         )
-        todo = "answer CORS preflights in the app, or keep the Ingress on its controller"
-    r.add("enable-cors", "approximated", how, todo)
+    if restricted:
+        how += (
+            "; a client outside the source ranges gets 403 on its preflight, where "
+            "ingress-nginx answered 204 before checking them (its actual request gets 403 from "
+            "both)"
+        )
+    r.add("enable-cors", "approximated", how)
     return cors

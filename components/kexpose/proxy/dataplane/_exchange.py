@@ -157,18 +157,44 @@ class Exchange:
             self.error = rule.error
             self.respond(rule.failure_status)  # a GRPCRoute's: UNAVAILABLE
             return
-        if rule.auth is not None:  # edge authentication before the backend (``_guard``)
-            plane = self.client.plane
-            plane.guard.check(self, rule.auth, lambda: self._serve_rule(port.port, rule))
-            return
-        self._serve_rule(port.port, rule)
-
-    def _serve_rule(self, listener_port: int, rule: GatewayRule) -> None:
-        req = self.req
         preflight, cors_headers = cors(rule, req)
         if preflight is not None:
-            self.respond(200, headers=preflight)  # answered here: a preflight never reaches
-            return  # the backend (HTTPCORSFilter)
+            self._preflight(rule, preflight)
+            return
+        if rule.auth is not None:  # edge authentication before the backend (``_guard``)
+            plane = self.client.plane
+            plane.guard.check(
+                self, rule.auth, lambda: self._serve_rule(port.port, rule, cors_headers)
+            )
+            return
+        self._serve_rule(port.port, rule, cors_headers)
+
+    def _preflight(self, rule: GatewayRule, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        """Answer a CORS preflight with the rule's CORS filter alone, before edge auth's
+        mechanism.
+
+        A browser sends the preflight without credentials (Fetch standard, "CORS-preflight
+        fetch": credentials mode "omit"): a mechanism would answer every one 401, and the
+        browser would then refuse every cross-origin call that needs a preflight.
+        ingress-nginx answers it in nginx's rewrite phase, before auth_request and auth_basic
+        (access phase); Envoy (Gateway) runs its cors filter before ext_authz and jwt_authn.
+        So the preflight goes first whatever order the rule lists its filters in (gateway-api
+        v1.6.3 ``apis/v1/httproute_types.go``, ``HTTPRouteRule.Filters``: order is a SHOULD,
+        and a fixed one is documented here). Nothing is given away: the answer never reaches
+        the backend and carries only the headers the filter computes (``HTTPCORSFilter``: an
+        OK status, without the allow headers for an origin that is not allowed), and the
+        actual request still needs its credentials. What needs none still holds (``admits``):
+        a broken auth configuration answers 503 and the allow-list 403 (edge-auth.md, "Order:
+        source-range allow-list first").
+        """
+        if rule.auth is not None and not self.client.plane.guard.admits(self, rule.auth):
+            return
+        self.respond(200, headers=headers)  # never the backend's, nor mirrored (HTTPCORSFilter)
+
+    def _serve_rule(
+        self, listener_port: int, rule: GatewayRule, cors_headers: HeaderModifier | None
+    ) -> None:
+        req = self.req
         if rule.redirect is not None:
             scheme = self.client.scheme.decode()
             target = location(rule, req, scheme=scheme, listener_port=listener_port)

@@ -10,7 +10,9 @@ remote key set that must be fetched wait on a task.
 
 Every outcome either calls ``proceed`` (with ``Exchange.auth_headers`` set) or answers the
 request; a request whose client went away meanwhile is dropped (``Exchange.finished``). Order:
-configuration problem (503), allow-list (403), exempt path, then the mechanism.
+configuration problem (503), allow-list (403), exempt path, then the mechanism. ``admits`` is
+the first two alone: what a CORS preflight, answered before the mechanism, still goes through
+(``Exchange._preflight``).
 """
 
 from __future__ import annotations
@@ -110,18 +112,27 @@ class EdgeGuard:
 
     # --- the step -----------------------------------------------------------------------------
 
-    def check(self, ex: Guarded, auth: EdgeAuth, proceed: Callable[[], None]) -> None:
+    def admits(self, ex: Guarded, auth: EdgeAuth) -> bool:
+        """The checks that need no credentials: a configuration problem (503, fail closed:
+        edge-auth.md "Bad configuration", every path answers 503) and the allow-list (403:
+        an address, not a credential, checked "first" by edge-auth.md's order). False: the
+        request is answered already."""
         if auth.problem:
             ex.error = auth.problem
             ex.respond(503)
-            return
-        req = ex.req
+            return False
         if auth.ranges:
-            address = client_address(ex.client.peer, req.forwarded_for, self.trusted)
+            address = client_address(ex.client.peer, ex.req.forwarded_for, self.trusted)
             if not in_ranges(address, auth.ranges):
                 ex.error = f"client {address} is outside {auth.source}'s allow-source-ranges"
                 ex.respond(403)
-                return
+                return False
+        return True
+
+    def check(self, ex: Guarded, auth: EdgeAuth, proceed: Callable[[], None]) -> None:
+        if not self.admits(ex, auth):
+            return
+        req = ex.req
         mechanism = auth.mechanism
         if mechanism is None:
             proceed()

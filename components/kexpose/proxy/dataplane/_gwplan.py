@@ -149,17 +149,22 @@ def cors(
     rule: GatewayRule, req: RequestHead
 ) -> tuple[tuple[tuple[bytes, bytes], ...] | None, HeaderModifier | None]:
     """The rule's CORS filter for this request: (the headers of a preflight answer, or None
-    when it is no preflight; the response headers an actual request gets, or None)."""
+    when it is no preflight; the response headers an actual request gets, or None).
+
+    A preflight is what the Fetch standard's CORS-preflight fetch sends: method ``OPTIONS``
+    (case-sensitive, RFC 9110 §9.1), an ``Origin`` (the serialized origin, never empty) and
+    ``Access-Control-Request-Method`` (the actual request's method, a token). Anything less is
+    an ordinary request: it goes through edge auth to the backend (``Exchange``)."""
     if rule.cors is None:
         return None, None
     headers: dict[str, str] = {}
     for name, value in field_pairs(req.fields):
         headers.setdefault(name.lower(), value)
     origin = headers.get("origin")
-    if origin is None:
+    if not origin:
         return None, None  # not a CORS request
     asked = headers.get("access-control-request-method")
-    if req.method == b"OPTIONS" and asked is not None:
+    if req.method == b"OPTIONS" and asked:
         answer = cors_preflight_headers(
             rule.cors, origin, asked, headers.get("access-control-request-headers", "")
         )

@@ -91,8 +91,10 @@ class Guarded(Protocol):
 
 class Gate(Protocol):
     """The edge-authentication step (``_guard.EdgeGuard``) as an exchange sees it: ``proceed``
-    runs when the request may go on; otherwise the gate answers it."""
+    runs when the request may go on; otherwise the gate answers it. ``admits``: the checks
+    without credentials alone (configuration, allow-list); False when it answered."""
 
+    def admits(self, ex: Guarded, auth: EdgeAuth) -> bool: ...
     def check(self, ex: Guarded, auth: EdgeAuth, proceed: Callable[[], None]) -> None: ...
 
 

@@ -2,7 +2,9 @@
 
 Order (edge-auth.md, "Where it applies"): the source-range allow-list first (403), then
 authentication (401/403/500), then the backend. A configuration the route core could not
-accept keeps ``problem`` set: every request is answered 503, never let through.
+accept keeps ``problem`` set: every request is answered 503, never let through. A CORS
+preflight that an HTTPRoute rule's CORS filter takes skips the mechanism alone (browsers send
+it without credentials; the filter answers it and the backend never sees it).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@
   the proxy: with the allow headers when the origin is allowed, without them otherwise (the
   browser then refuses). ``Access-Control-Allow-Origin`` echoes the origin (never ``*``, which
   would be refused with credentials); ``*`` in ``allowMethods`` or ``allowHeaders`` echoes what
-  the preflight asked for.
+  the preflight asked for. A browser sends a preflight without credentials (Fetch standard,
+  "CORS-preflight fetch": credentials mode "omit"), so on a rule with edge auth it is answered
+  before the auth mechanism, though after the allow-list (``dataplane._exchange``).
 - An actual request from an allowed origin gets ``Access-Control-Allow-Origin`` (and
   ``-Credentials``, ``-Expose-Headers``) on its response. Every answer varies by ``Origin``.
 """
