@@ -98,3 +98,66 @@ def test_gateway_auth_is_an_edge_auth_resource_without_credentials() -> None:
     hashed = [r for r in records if "$2b$" in json.dumps(r.inputs)]
     assert [r.inputs["metadata"]["name"] for r in hashed] == ["web-basic-auth"]
     assert "stringData" in hashed[0].secret_paths
+
+
+def test_a_path_with_its_own_auth_and_grpc_routes_are_guarded_by_their_edge_auths() -> None:
+    """App-wide auth, one path with its own (JWT) and a gRPC rule: the app's EdgeAuth and the
+    path's are two resources with names of their own (a duplicate Pulumi name used to fail the
+    program), and the GRPCRoute names the app's EdgeAuth: a gRPC entry has no auth of its own,
+    so the app's must guard it (edge-auth.md, "Where it applies"), never none."""
+    jwt = {
+        "type": "jwt",
+        "jwksUrl": "https://auth.example.com/.well-known/jwks.json",
+        "issuer": "https://auth.example.com/",
+        "audiences": ["shop-admin"],
+    }
+    app = {
+        **AUTH_APP,
+        "workload": {
+            "image": "nginx",
+            "ports": [
+                {"name": "http", "containerPort": 8080},
+                {"name": "grpc", "containerPort": 9090},
+            ],
+        },
+        "service": {"ports": [{"name": "http", "port": 80}, {"name": "grpc", "port": 9090}]},
+        "ingress": {
+            "rules": [
+                {
+                    "host": "shop.example.com",
+                    "paths": [
+                        {"path": "/", "port": "http"},
+                        {"path": "/admin", "port": "http", "auth": jwt},
+                    ],
+                },
+                {
+                    "host": "rpc.shop.example.com",
+                    "grpc": [{"service": "shop.Cart", "port": "grpc"}],
+                },
+            ]
+        },
+    }
+    stack = {
+        "environment": "staging",
+        "controller": {"kind": "kexpose", "api": "gateway"},
+        "apps": [app],
+    }
+    records, _ = run(lambda c: Exposure("shop", stack), config=PASSWORDS)
+    types = by_type(records)
+    edges = {
+        r.inputs["metadata"]["name"]: r for r in types["kubernetes:kexpose.dev/v1alpha1:EdgeAuth"]
+    }
+    assert set(edges) == {"web", "web-rule0-path1"}
+    assert len({r.name for r in edges.values()}) == 2
+    assert edges["web"].inputs["spec"]["type"] == "basic"
+    assert edges["web-rule0-path1"].inputs["spec"]["type"] == "jwt"
+    (grpc_route,) = types["kubernetes:gateway.networking.k8s.io/v1:GRPCRoute"]
+    for rule in grpc_route.inputs["spec"]["rules"]:
+        assert rule["filters"][0] == {
+            "type": "ExtensionRef",
+            "extensionRef": {"group": "kexpose.dev", "kind": "EdgeAuth", "name": "web"},
+        }
+    routes = types["kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"]
+    (route,) = [r for r in routes if r.inputs["metadata"]["namespace"] == "shop"]
+    named = [rule["filters"][0]["extensionRef"]["name"] for rule in route.inputs["spec"]["rules"]]
+    assert sorted(named) == ["web", "web-rule0-path1"]

@@ -11,9 +11,11 @@ from typing import Any
 
 import grpc
 import pytest
+from tests.proxy.auth_servers import basic, bcrypt_line, secret
 from tests.proxy.conftest import ProxyFactory
 from tests.proxy.h2client import H2Client
 from tests.proxy.objects import endpoint, endpoint_slice, service, sport
+from tests.proxy.test_auth_gateway import edge_auth
 from tests.proxy.test_gateway_traffic import GROUP, one_gateway
 
 pytestmark = pytest.mark.asyncio
@@ -172,3 +174,43 @@ async def test_the_unavailable_answer_is_trailers_only(start_proxy: ProxyFactory
     assert r.header(b"content-type") == b"application/grpc"
     assert r.header(b"grpc-status") == b"14"  # UNAVAILABLE
     assert r.header(b"grpc-message") == b"no backendRef of the rule can be used"
+
+
+async def test_an_edge_auth_extension_ref_guards_a_grpcroute_rule(
+    start_proxy: ProxyFactory, echoes: dict[str, _Echo]
+) -> None:
+    """An ExtensionRef to an EdgeAuth authenticates a GRPCRoute rule as it does an HTTPRoute's
+    (edge-auth.md, "Gateway API"): no or wrong credentials get UNAUTHENTICATED (gRPC's mapping
+    of 401) and never reach the backend; the rule without the filter stays open."""
+    guarded = {
+        "matches": [{"method": {"service": SERVICE, "method": "One"}}],
+        "filters": [
+            {
+                "type": "ExtensionRef",
+                "extensionRef": {"group": "kexpose.dev", "kind": "EdgeAuth", "name": "team"},
+            }
+        ],
+        "backendRefs": [{"name": "v1", "port": 8080}],
+    }
+    open_rule = {
+        "matches": [{"method": {"service": SERVICE, "method": "Two"}}],
+        "backendRefs": [{"name": "v2", "port": 8080}],
+    }
+    addr, port = await one_gateway(
+        start_proxy,
+        _grpc_route(guarded, open_rule),
+        edge_auth("team", type="basic", secret="users"),
+        secret("users", {"auth": bcrypt_line("alice", "pw")}),
+        *_backend_objects(echoes),
+    )
+    answers = await asyncio.to_thread(
+        _calls,
+        f"{addr}:{port}",
+        [
+            ("One", ()),
+            ("One", (("authorization", basic("alice", "wrong")),)),
+            ("One", (("authorization", basic("alice", "pw")),)),
+            ("Two", ()),
+        ],
+    )
+    assert answers == ["UNAUTHENTICATED", "UNAUTHENTICATED", "v1:One", "v2:Two"]

@@ -36,6 +36,7 @@ __all__ = [
     "edge_auth_crd",
     "edge_auth_filter",
     "edge_auths",
+    "grpc_edge_auth",
     "has_edge_auth",
     "path_edge_auth",
 ]
@@ -100,6 +101,9 @@ def edge_auths(app: AppSpec) -> list[Manifest]:
             name = path_edge_auth(app, i, j)
             if name is not None and all(name != n for n, _ in found):
                 found.append((name, p.auth if p.auth is not None else app.auth))
+    app_name = grpc_edge_auth(app)
+    if app_name is not None and all(app_name != n for n, _ in found):
+        found.append((app_name, app.auth))  # only the app's gRPC routes name it
     return [
         {
             "apiVersion": EDGE_AUTH_API_VERSION,
@@ -109,6 +113,18 @@ def edge_auths(app: AppSpec) -> list[Manifest]:
         }
         for name, auth in found
     ]
+
+
+def grpc_edge_auth(app: AppSpec) -> str | None:
+    """The ``EdgeAuth`` every GRPCRoute rule of the app names: the app's, when it asks for
+    auth or source ranges and has gRPC entries. A gRPC entry declares no auth of its own; the
+    app's covers every route of it (edge-auth.md, "Where it applies"), so a GRPCRoute without
+    it would serve the app's gRPC services unauthenticated."""
+    if app.ingress is None or not has_edge_auth(app):
+        return None
+    if not any(rule.grpc for rule in app.ingress.rules):
+        return None
+    return edge_auth_name(app.name)
 
 
 def edge_auth_filter(name: str) -> dict[str, Any]:

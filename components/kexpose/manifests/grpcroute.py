@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from kexpose.gatewayapi import types as gw
+from kexpose.manifests.auth import edge_auth_filter, grpc_edge_auth
 from kexpose.manifests.common import Manifest, metadata
 from kexpose.manifests.gateway import GROUP, GatewayRef, sections
 from kexpose.manifests.httproute import PortLookup, backend_refs, route_names
@@ -39,10 +40,15 @@ def grpc_routes(
 ) -> list[Manifest]:
     """One GRPCRoute per ingress rule of the app that has gRPC entries, attached to
     ``gateway``. ``ports`` resolves port names to numbers (the app's own included). With
-    ``traefik`` (Traefik's Gateway) every rule names the app's auth Middlewares first."""
+    ``traefik`` (Traefik's Gateway) every rule names the app's auth Middlewares first, else
+    the app's ``EdgeAuth`` (kexpose-proxy), when it has auth or source ranges."""
     if app.ingress is None:
         return []
-    filters = grpc_middleware_filters(app) if traefik else []
+    if traefik:
+        filters = grpc_middleware_filters(app)
+    else:
+        edge = grpc_edge_auth(app)
+        filters = [edge_auth_filter(edge)] if edge is not None else []
     guard: dict[str, Any] = {"filters": filters} if filters else {}
     out: list[Manifest] = []
     for name, rule in zip(route_names(app), app.ingress.rules, strict=True):

@@ -21,7 +21,7 @@ from kexpose.manifests import (
 )
 from kexpose.manifests.middleware import TraefikRef
 from kexpose.model import AppSpec, Deferred
-from kexpose.model.auth import auth_secret_name
+from kexpose.model.auth import auth_secret_name, edge_auth_name
 from kexpose.plan import Planned, app_plan
 from kexpose.policy.config import PolicyConfig
 from kexpose.resources.auth import basic_auth_users
@@ -160,25 +160,32 @@ class ExposedApp(pulumi.ComponentResource):
             traefik_h2c=_traefik_h2c,
             traefik=_traefik,
         )
-        guards: list[pulumi.Resource] = []  # the Middlewares its routes name
+        guards: list[pulumi.Resource] = []  # the Middlewares and EdgeAuths its routes name
         for manifest in manifests:
             kind = manifest["kind"]
-            if kind == "Secret" and manifest["metadata"]["name"] == auth_secret_name(app.name):
+            object_name = manifest["metadata"]["name"]
+            if kind == "Secret" and object_name == auth_secret_name(app.name):
                 kind = "BasicAuth"  # the app's second Secret: its own resource name
             routes = kind in ("Ingress", "HTTPRoute", "GRPCRoute", "EdgeAuth", "Middleware")
             deps: list[pulumi.Resource] = [
                 made[k]
-                for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant", "EdgeAuth")
+                for k in ("Service", "Secret", "BasicAuth", "ReferenceGrant")
                 if routes and k in made
             ]
-            if routes and kind != "Middleware":
+            if routes and kind not in ("Middleware", "EdgeAuth"):
                 deps += guards
+            if kind == "BasicAuth":
+                resource = f"{name}-basicauth"
+            elif kind == "EdgeAuth" and object_name != edge_auth_name(app.name):
+                # A path's own EdgeAuth beside the app's: both cannot be <name>-edgeauth. The
+                # app's keeps that name, so stacks deployed before paths had their own keep it.
+                resource = f"{name}-edgeauth-{object_name}"
+            else:
+                resource = resource_name(name, manifest)
             made[kind] = register(
-                manifest,
-                name=f"{name}-basicauth" if kind == "BasicAuth" else resource_name(name, manifest),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+                manifest, name=resource, opts=pulumi.ResourceOptions(parent=self, depends_on=deps)
             )
-            if kind == "Middleware":
+            if kind in ("Middleware", "EdgeAuth"):
                 guards.append(made[kind])
         svc = made["Service"]
         has_tls = app.tls.mode not in (None, "none")

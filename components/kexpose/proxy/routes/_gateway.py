@@ -717,14 +717,15 @@ def _plan_route(
     unresolved: list[tuple[str, str]] = []
     problem: RouteProblem | None = None
     try:
+        # Both kinds' ExtensionRef filters may name an EdgeAuth (edge-auth.md, "Gateway API").
+        extensions = extension_resolver(
+            namespace, build.edge_auths, secrets=build.secrets, notes=build.problems
+        )
         if kind == "GRPCRoute":
-            grpc = translate_grpc_rules(route, label, build.resolver(namespace, kind))
+            grpc = translate_grpc_rules(route, label, build.resolver(namespace, kind), extensions)
             rules = list(zip(grpc.ranks, grpc.rules, strict=True))
             unresolved = grpc.unresolved
         else:
-            extensions = extension_resolver(
-                namespace, build.edge_auths, secrets=build.secrets, notes=build.problems
-            )
             http = translate_rules(route, label, build.resolver(namespace, kind), extensions)
             rules = [(rule.match.rank(), rule) for rule in http.rules]
             unresolved = http.unresolved

@@ -42,7 +42,12 @@ from typing import Any, Final
 from kexpose.proxy.routes._backendrefs import BackendResolver, rule_backends
 from kexpose.proxy.routes._backends import Backend
 from kexpose.proxy.routes._gwtable import GatewayRule
-from kexpose.proxy.routes._httproute import _filters, _value_matches, backend_filters
+from kexpose.proxy.routes._httproute import (
+    ExtensionResolver,
+    _filters,
+    _value_matches,
+    backend_filters,
+)
 from kexpose.proxy.routes._matches import (
     HEADER_MATCH_TYPES,
     MatchError,
@@ -135,7 +140,10 @@ def _match(spec: Mapping[str, Any], where: str) -> tuple[RequestMatch, GrpcRank]
 
 
 def translate_grpc_rules(
-    route: Mapping[str, Any], label: str, resolve: BackendResolver
+    route: Mapping[str, Any],
+    label: str,
+    resolve: BackendResolver,
+    extensions: ExtensionResolver | None = None,
 ) -> TranslatedGrpcRoute:
     """The route's rules as table entries; raises ``RouteProblem`` when it cannot be accepted."""
     spec = route.get("spec")
@@ -162,7 +170,7 @@ def translate_grpc_rules(
                     f"{where}.filters[{j}].type: {f.get('type')!r} is not one of "
                     f"{', '.join(sorted(_FILTERS))}",
                 )
-        filters = _filters(filter_specs, where, resolve, out.unresolved)
+        filters = _filters(filter_specs, where, resolve, out.unresolved, extensions=extensions)
         shares = rule_backends(
             entries(rule.get("backendRefs")),
             where,
@@ -179,6 +187,10 @@ def translate_grpc_rules(
             backends=shares.backends,
             invalid_weight=shares.invalid_weight,
             error=filters.error or shares.error,
+            # An ExtensionRef to an EdgeAuth guards a GRPCRoute rule as it does an HTTPRoute's
+            # (edge-auth.md, "Gateway API"); accepting the filter and dropping its auth would
+            # serve the rule unauthenticated.
+            auth=filters.auth,
             request_headers=filters.request_headers,
             response_headers=filters.response_headers,
             mirrors=tuple(replace(m, backend=_h2c(m.backend)) for m in filters.mirrors),
