@@ -123,6 +123,52 @@ def _workload(service: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _as_served(ingress: dict[str, Any]) -> dict[str, Any]:
+    """An Ingress of the folder as a cluster of today holds it: networking.k8s.io/v1 (the
+    beta versions stopped being served in Kubernetes 1.22; a cluster upgraded since stores
+    them as v1, with `serviceName`/`servicePort` in `service`, `spec.backend` as
+    `defaultBackend` and the pathType the old versions defaulted to, ImplementationSpecific).
+    """
+    if ingress["apiVersion"] == "networking.k8s.io/v1":
+        return ingress
+
+    def backend(old: dict[str, Any]) -> dict[str, Any]:
+        port = old["servicePort"]
+        number_or_name = {"number": port} if isinstance(port, int) else {"name": port}
+        return {"service": {"name": old["serviceName"], "port": number_or_name}}
+
+    spec = dict(ingress["spec"])
+    if "backend" in spec:
+        spec["defaultBackend"] = backend(spec.pop("backend"))
+    spec["rules"] = [
+        {
+            **rule,
+            "http": {
+                "paths": [
+                    {
+                        "path": path["path"],
+                        "pathType": path.get("pathType", "ImplementationSpecific"),
+                        "backend": backend(path["backend"]),
+                    }
+                    for path in rule["http"]["paths"]
+                ]
+            },
+        }
+        for rule in spec.get("rules") or []
+    ]
+    return {**ingress, "apiVersion": "networking.k8s.io/v1", "spec": spec}
+
+
+def _original_ingresses() -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(MIXED.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document["kind"] == "Ingress":
+                document["metadata"].setdefault("namespace", "default")
+                out.append(_as_served(document))
+    return out
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -134,8 +180,10 @@ class Existing:
     namespaces: list[str]
     deployments: list[tuple[str, str]]
     services: list[tuple[str, str]]
+    ingresses: list[tuple[str, str]]
+    """The original Ingresses (class nginx, or traefik), as ingress-nginx served them."""
     trust: ssl.SSLContext
-    """Trusts exactly the certificates of the TLS Secrets below."""
+    """Trusts exactly the certificates of the TLS Secrets."""
 
 
 def _create(kube: Client, obj: Any) -> None:
@@ -175,11 +223,15 @@ def _apply_existing(kube: Client) -> Existing:
             }
         ),
     )
+    ingresses = _original_ingresses()
+    for ingress in ingresses:
+        _create(kube, Ingress.from_dict(ingress))
     keys = [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in services]
     return Existing(
         namespaces=namespaces,
         deployments=keys,
         services=keys,
+        ingresses=[(i["metadata"]["namespace"], i["metadata"]["name"]) for i in ingresses],
         trust=ssl.create_default_context(cadata="".join(pems)),
     )
 
@@ -193,14 +245,17 @@ def _all_ready(kube: Client, existing: Existing) -> bool | None:
 
 
 def _remove_existing(kube: Client, existing: Existing) -> None:
-    for namespace, name in existing.deployments:
-        if namespace == "default":
-            for kind in (Deployment, Service):
-                try:
-                    kube.delete(kind, name, namespace=namespace)
-                except ApiError as exc:
-                    if exc.status.code != 404:
-                        raise
+    in_default: list[tuple[Any, str]] = [
+        *((Deployment, name) for namespace, name in existing.deployments if namespace == "default"),
+        *((Service, name) for namespace, name in existing.services if namespace == "default"),
+        *((Ingress, name) for namespace, name in existing.ingresses if namespace == "default"),
+    ]
+    for kind, name in in_default:
+        try:
+            kube.delete(kind, name, namespace="default")
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
     for name in existing.namespaces:
         try:
             kube.delete(Namespace, name)
@@ -282,6 +337,9 @@ class Migration:
     stack: dict[str, Any]
     """The stack file's `config` after the user's fixes."""
     fixed: list[str]
+    live: subprocess.CompletedProcess[str]
+    live_stack: dict[str, Any]
+    """The stack file's `config` that `kexpose import --kubeconfig` wrote."""
     preview: subprocess.CompletedProcess[str]
     up: subprocess.CompletedProcess[str]
     front: Front
@@ -321,7 +379,16 @@ def migration(
         initialised = False
         try:
             wait_until(lambda: _all_ready(kube, existing), timeout=120, what="workloads ready")
-            # 2: the import, as a user runs it.
+            # 2: the import, as a user runs it: from the live cluster (read-only), and from
+            # the folder of manifests, which becomes the stack.
+            live_path = workdir / "Pulumi.live.yaml"
+            live = _kexpose(
+                "import", "--kubeconfig", str(cluster.kubeconfig), "--environment", ENVIRONMENT,
+                "--ingress-class", "nginx", "--stack-file", str(live_path), "--output", "json",
+                cwd=project.directory,
+            )  # fmt: skip
+            assert live.returncode in (0, 1), live.stderr + live.stdout
+            live_stack = yaml.safe_load(live_path.read_text())["config"]
             imported = _kexpose(
                 "import", str(MIXED), "--environment", ENVIRONMENT, "--ingress-class", "nginx",
                 "--stack-file", str(stack_path), "--output", "json",
@@ -334,6 +401,12 @@ def migration(
             config = document["config"]
             fixed = _provision_auth(config["kexpose:apps"])
             stack_path.write_text(yaml.safe_dump(document, sort_keys=False))
+            # The cut-over: the original Ingresses go before `pulumi up`. The stack's Ingresses
+            # mostly have their names (an app's Ingress is named after its Service), and the
+            # API server refuses to let pulumi-kubernetes' server-side apply take one over
+            # (a field conflict on spec.ingressClassName with the original's manager).
+            for namespace, name in existing.ingresses:
+                kube.delete(Ingress, name, namespace=namespace)
             project.init(STACK)
             initialised = True
             for app in config["kexpose:apps"]:
@@ -383,7 +456,17 @@ def migration(
                     f":{ingress_proxy.https_port}",
                 )
             migration = Migration(
-                project, existing, imported, report, config, fixed, preview, up, front
+                project,
+                existing,
+                imported,
+                report,
+                config,
+                fixed,
+                live,
+                live_stack,
+                preview,
+                up,
+                front,
             )
             yield migration
         finally:
@@ -575,3 +658,35 @@ def test_destroy_leaves_the_existing_workloads_alone(
             if i.spec is not None and i.spec.ingressClassName == "kexpose" and i.metadata
         ]
         assert left == []
+
+
+def test_the_live_cluster_import_finds_the_same_apps(migration: Migration) -> None:
+    """`kexpose import --kubeconfig` reads the Ingresses and Services of the cluster (list
+    only: Secrets are never read) and writes the apps the folder gave; the one difference is
+    legacy/chat's Service, which the folder lacks (its ports were a guess) and the cluster
+    holds, with the targetPort the API server defaulted."""
+    live_apps = migration.live_stack["kexpose:apps"]
+    _provision_auth(live_apps)
+    live = {(a["namespace"], a["name"]): a for a in live_apps}
+    files = {(a["namespace"], a["name"]): a for a in migration.stack["kexpose:apps"]}
+    assert sorted(live) == sorted(files)
+    differences = {key for key in files if live[key] != files[key]}
+    assert differences == {("legacy", "chat")}
+    chat = live["legacy", "chat"]
+    assert chat["service"]["ports"] == [{"name": "port-80", "port": 80, "targetPort": 80}]
+    assert {**chat, "service": files["legacy", "chat"]["service"]} == files["legacy", "chat"]
+    report = json.loads(migration.live.stdout)["report"]
+
+    def imported(items: list[dict[str, Any]]) -> set[str]:
+        # Other tests' Ingresses in the cluster (another class) are skipped rows.
+        return {i["subject"] for i in items if i["verdict"] != "skipped"}
+
+    assert imported(report["items"]) - {"Service/legacy/chat"} == imported(
+        migration.report["items"]
+    ) - {"Service/legacy/chat"}
+    rows = {(i["subject"], i["topic"]) for i in report["items"]}
+    # The guess is gone; the Secrets stay unread (their names only, from the Ingresses).
+    assert ("Service/legacy/chat", "selector") not in rows
+    assert ("Service/legacy/chat", "selector") in {
+        (i["subject"], i["topic"]) for i in migration.report["items"]
+    }
