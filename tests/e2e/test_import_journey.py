@@ -651,6 +651,20 @@ def test_destroy_leaves_the_existing_workloads_alone(
             labels: dict[str, Any] = dict(deployment.spec.selector.matchLabels or {})
             pods = list(kube.list(Pod, namespace=namespace, labels=labels))
             assert len(pods) == 1, f"{namespace}/{name}"
+        # What the stack never wrote is untouched: the Services of apps it left out (the
+        # withheld gRPC ledger, Traefik's dashboard) and the Secrets it only names
+        # (cert-manager's certificate, the htpasswd file the fixed app no longer uses).
+        apps = migration.stack["kexpose:apps"]
+        owned = {(a["namespace"], a["name"]) for a in apps}
+        for namespace, name in set(migration.existing.services) - owned:
+            kube.get(Service, name, namespace=namespace)
+        written = {
+            (a["namespace"], a["tls"]["secretName"])
+            for a in apps
+            if (a.get("tls") or {}).get("mode") == "secret"
+        }
+        for namespace, name in {*SECRETS, ("shop", "admin-users")} - written:
+            kube.get(Secret, name, namespace=namespace)
         # No Ingress of the stack's class is left.
         left = [
             f"{i.metadata.namespace}/{i.metadata.name}"
