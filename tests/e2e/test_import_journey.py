@@ -32,6 +32,7 @@ import json
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,8 +73,11 @@ CHAT_SERVICE: dict[str, Any] = {
 }
 #: The password config key the fixed admin app's user names (a secret of the stack).
 ADMIN_PASSWORD_CONFIG = "shop:adminPassword"
-# The proxy sees new endpoints and Secrets through its watch a moment after the API has them.
+# The proxy sees new endpoints and Secrets through its watch a moment after the API has them;
+# once a first request went through, each route gets a shorter grace.
 ROUTE_TIMEOUT_S = 60.0
+CASE_SETTLE_S = 15.0
+POLL_S = 0.25
 # `kexpose import` and `kexpose preview` run in-process Pulumi mocks: seconds.
 CLI_TIMEOUT_S = 300.0
 # Namespaces of the pre-existing objects are deleted at the end; kwok's pods go at once, the
@@ -488,6 +492,20 @@ def backends(migration: Migration, cluster: LocalCluster) -> Iterator[dict[str, 
             app = f"{namespace}/{name}"
             served[app] = serve_service(kube, echo, namespace=namespace, service=name, app=app)
             assert served[app], f"no ready endpoint of Service {app}"
+
+        def answered() -> bool | None:
+            for case in CASES:
+                if case.backend is None:
+                    continue
+                try:
+                    if _echo(_send(migration, case)) is not None:
+                        return True
+                except OSError:
+                    continue
+            return None
+
+        # The Gateway proxy, when there is one, has just started: a first answer first.
+        wait_until(answered, timeout=ROUTE_TIMEOUT_S, what="a backend's answer through the proxy")
         yield served
 
 
@@ -498,6 +516,23 @@ def _send(migration: Migration, case: Case) -> Reply:
     return get(
         port, host=case.host, path=case.target, tls=tls, address=front.address, headers=case.sent
     )
+
+
+def _settled(migration: Migration, case: Case) -> Reply:
+    """The answer to `case`, once a backend answers it (for a case with one) or after
+    CASE_SETTLE_S: the proxy learns Secrets and endpoints through its watch, so a route may
+    answer 404, or a handshake fail, for a moment. The deadline is a safety net, not a check."""
+    deadline = time.monotonic() + CASE_SETTLE_S
+    while True:
+        try:
+            reply = _send(migration, case)
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{case.id}: no answer: {exc!r} ({case.doc})") from exc
+        else:
+            if case.backend is None or _echo(reply) is not None or time.monotonic() > deadline:
+                return reply
+        time.sleep(POLL_S)
 
 
 def _echo(reply: Reply) -> dict[str, Any] | None:
@@ -566,20 +601,7 @@ def test_the_deployed_import_answers_as_ingress_nginx(
     migration: Migration, backends: dict[str, set[str]], case: Case
 ) -> None:
     """Each row of the static-mode proof, through the deployed stack."""
-
-    def settled() -> Reply | None:
-        # The proxy learns endpoints and Secrets through its watch; a route not yet there
-        # answers 404 (or fails the handshake) for a moment.
-        try:
-            reply = _send(migration, case)
-        except OSError:
-            return None
-        if case.backend is not None and _echo(reply) is None:
-            return None
-        return reply
-
-    reply = wait_until(settled, timeout=ROUTE_TIMEOUT_S, what=case.id) if case.backend else None
-    reply = reply or _send(migration, case)
+    reply = _settled(migration, case)
     assert reply.status == case.status, (case.doc, reply.status, reply.body[:300])
     assert reply.headers.get("location") == _location(migration, case.location), case.doc
     echo = _echo(reply)
