@@ -347,7 +347,6 @@ class Migration:
     preview: subprocess.CompletedProcess[str]
     up: subprocess.CompletedProcess[str]
     front: Front
-    destroyed: bool = False
 
 
 def _gateway_address(cluster: LocalCluster, namespace: str, name: str) -> str:
@@ -647,7 +646,6 @@ def test_destroy_leaves_the_existing_workloads_alone(
     migration: Migration, cluster: LocalCluster
 ) -> None:
     migration.project.destroy(STACK)
-    migration.destroyed = True
     state = migration.project.export(STACK)
     assert [
         r["type"]
