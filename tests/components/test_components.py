@@ -159,6 +159,56 @@ def test_secret_mode_reads_secret_config() -> None:
     assert "stringData" in secret.secret_paths
 
 
+def test_secret_mode_pem_piped_into_config_keeps_its_final_line_break() -> None:
+    """`kubectl get secret ... | base64 -d | pulumi config set --secret KEY` (what `kexpose
+    import` tells users to run) stores the PEM without its final newline; the Secret gets it
+    back, so that it equals the Secret it takes over (a one-byte difference is a field
+    conflict for the API server's server-side apply)."""
+    from kexpose.certs import self_signed
+
+    pair = self_signed(["shop.example.com"])
+    tls = {"mode": "secret", "certificateConfig": "webCert", "privateKeyConfig": "webKey"}
+    records, _ = run(
+        lambda c: ExposedApp("web", {**APP, "tls": tls}, environment="staging"),
+        config={"webCert": pair.cert_pem.rstrip("\n"), "webKey": pair.key_pem.rstrip("\n")},
+    )
+    (secret,) = by_type(records)["kubernetes:core/v1:Secret"]
+    assert pair.cert_pem.endswith("-----\n")
+    assert secret.inputs["stringData"] == {"tls.crt": pair.cert_pem, "tls.key": pair.key_pem}
+
+
+def test_exposure_never_deletes_the_namespace_of_an_existing_workload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A `selector:` app's workload is already in its namespace (an imported stack's apps
+    all are): the namespace is registered with retainOnDelete, so `pulumi destroy` leaves it
+    and its workloads; a namespace of apps the stack creates is deleted with them."""
+    from kexpose.resources import exposure, kube
+
+    retained: dict[str, bool] = {}
+    register = kube.register
+
+    def recording(manifest: Any, *, name: str, opts: pulumi.ResourceOptions) -> Any:
+        if manifest["kind"] == "Namespace":
+            retained[manifest["metadata"]["name"]] = bool(opts.retain_on_delete)
+        return register(manifest, name=name, opts=opts)
+
+    monkeypatch.setattr(exposure, "register", recording)
+    existing = {key: value for key, value in APP.items() if key != "workload"}
+    without_ingress = {key: value for key, value in APP.items() if key != "ingress"}
+    stack = {
+        "environment": "dev",
+        "apps": [
+            {**existing, "selector": {"app": "web"}, "tls": {"mode": "none"}},
+            {**without_ingress, "namespace": "tools", "tls": {"mode": "none"}},
+        ],
+    }
+    records, _ = run(lambda c: Exposure("kexpose", stack), stack="dev")
+    assert retained == {"shop": True, "tools": False}
+    namespaces = [r for r in records if r.type == "kubernetes:core/v1:Namespace"]
+    assert sorted(r.inputs["metadata"]["name"] for r in namespaces) == ["shop", "tools"]
+
+
 def test_ingress_controller_children_and_outputs() -> None:
     def program(c: Captured) -> None:
         ctrl = IngressController(

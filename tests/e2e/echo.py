@@ -3,8 +3,8 @@
 kwok runs no containers, so nothing answers on a pod's address. `EchoServers` listens on exactly
 the addresses the endpointslice controller published for a Service's ready pods (inside the
 session's private network namespace, see `netns.py`), and answers every request with JSON naming
-the app, the address that answered, and the request's path, Host and forwarding headers, so a test
-can tell which backend kexpose-proxy chose.
+the app, the address that answered, and the request's path, Host and forwarding headers (and
+every header it received), so a test can tell which backend kexpose-proxy chose.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def _handler(app: str, address: str) -> type[BaseHTTPRequestHandler]:
                     "x-forwarded-proto": self.headers.get("X-Forwarded-Proto"),
                     "x-forwarded-host": self.headers.get("X-Forwarded-Host"),
                     "x-forwarded-user": self.headers.get("X-Forwarded-User"),
+                    # Every request header as received (names in lower case), for tests that
+                    # check what the proxy sends upstream beyond the forwarding headers.
+                    "headers": {name.lower(): value for name, value in self.headers.items()},
                 }
             ).encode()
             self.send_response(200)

@@ -111,8 +111,11 @@ def peer_certificate(
     return der
 
 
-def serve_service(kube: Client, echo: EchoServers, *, namespace: str, service: str) -> set[str]:
-    """Start an echo backend on every ready endpoint of `service`; return their `ip:port`s."""
+def serve_service(
+    kube: Client, echo: EchoServers, *, namespace: str, service: str, app: str | None = None
+) -> set[str]:
+    """Start an echo backend on every ready endpoint of `service`, answering as `app` (default:
+    the Service's name); return their `ip:port`s."""
     started: set[str] = set()
     slices = kube.list(
         EndpointSlice, namespace=namespace, labels={"kubernetes.io/service-name": service}
@@ -125,6 +128,6 @@ def serve_service(kube: Client, echo: EchoServers, *, namespace: str, service: s
             for port in ports:
                 address = f"{endpoint.addresses[0]}:{port}"
                 if address not in started:
-                    echo.serve(service, endpoint.addresses[0], port)
+                    echo.serve(app or service, endpoint.addresses[0], port)
                     started.add(address)
     return started

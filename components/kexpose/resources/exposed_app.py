@@ -50,6 +50,12 @@ def environment_from_config() -> Environment:
     )
 
 
+def _pem_text(pem: str) -> str:
+    """PEM text ending in one line break, as PEM files and the Secrets made from them do
+    (RFC 7468 section 2: every encapsulation boundary ends its line)."""
+    return pem if pem.endswith("\n") else pem + "\n"
+
+
 def _urls(app: AppSpec) -> list[str]:
     if app.ingress is None:
         return []
@@ -279,7 +285,11 @@ class ExposedApp(pulumi.ComponentResource):
                 if key is not None:
                     namespace, _, short = key.rpartition(":")
                     source = pulumi.Config(namespace) if namespace else cfg
-                    return Deferred(source.require_secret(short))
+                    # `... | pulumi config set --secret KEY` (what `kexpose import` tells users
+                    # to run for a Secret it keeps) drops the PEM's final newline; without it
+                    # the Secret would differ by that byte from the one it takes over, and the
+                    # API server refuses the server-side apply as a field conflict.
+                    return Deferred(source.require_secret(short).apply(_pem_text))
                 out: pulumi.Input[str] = value.value if isinstance(value, Deferred) else value  # type: ignore[assignment]
                 return Deferred(
                     pulumi.Output.secret(out) if secret else pulumi.Output.from_input(out)

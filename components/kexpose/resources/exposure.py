@@ -66,11 +66,15 @@ class Exposure(pulumi.ComponentResource):
         check_plan(plan_stack(spec, tls=_placeholder), spec=spec, stack_file=stack_file)
         super().__init__(TYPE, name, None, opts)
 
+        # A `selector:` app's workload exists already, so its namespace did before the stack:
+        # the stack applies its labels but never deletes it (that would delete the workloads
+        # and everything else in it, as `pulumi destroy` of an imported stack did).
+        existing = {app.namespace for app in spec.apps if app.selector is not None}
         namespaces = {
             ns: register(
                 namespace_manifest(ns),
                 name=f"{name}-ns-{ns}",
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=ns in existing or None),
             )
             for ns in app_namespaces(spec)
         }
