@@ -701,7 +701,7 @@ def _gateway_https_traffic(
     assert body["address"] in api
     # Plain HTTP only redirects (the Gateway's HTTP listener carries the redirect route alone).
     redirect = get(80, host=host, path="/api?q=1", address=address)
-    assert redirect.status == 301
+    assert redirect.status == 308
     assert redirect.headers["location"] == f"https://{host}/api?q=1"
 
 
@@ -741,7 +741,7 @@ def _prod_gateway_https_traffic(
         )
     # Plain HTTP only redirects (the Gateway's HTTP listener carries the redirect route alone).
     redirect = get(80, host=host, path="/", address=address)
-    assert redirect.status == 301
+    assert redirect.status == 308
     assert redirect.headers["location"] == f"https://{host}/"
 
 
@@ -1075,7 +1075,7 @@ def _traefik_https_traffic(
     assert get(TRAEFIK_HTTP_PORT, host="other.example.com", path="/", address=address).status == 404
     # Plain HTTP only redirects to HTTPS (the redirect route is the HTTP listener's only one).
     redirect = get(TRAEFIK_HTTP_PORT, host=host, path="/api?q=1", address=address)
-    assert redirect.status == 301
+    assert redirect.status == 308
     assert redirect.headers["location"] == f"https://{host}/api?q=1"
 
 

@@ -359,7 +359,7 @@ def route_rule(
 
 REDIRECT_TO_HTTPS: dict[str, Any] = {
     "type": "RequestRedirect",
-    "requestRedirect": {"scheme": "https", "statusCode": 301},
+    "requestRedirect": {"scheme": "https", "statusCode": 308},
 }
 
 

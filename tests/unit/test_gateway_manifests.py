@@ -132,7 +132,7 @@ def test_staging_gateway_redirects_plain_http_and_terminates_tls_per_host() -> N
     assert [p["sectionName"] for p in redirect["spec"]["parentRefs"]] == ["http"]
     (rule,) = redirect["spec"]["rules"]
     assert rule["filters"] == [
-        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 308}}
     ]
     assert "backendRefs" not in rule
 

@@ -20,7 +20,7 @@ The Gateway's listeners, and so which listener a route attaches to, follow from 
     certificate`` the app makes the Certificate there itself;
 - one HTTP listener ``http``. Where the environment asks for it (staging, prod) it only
   redirects: it admits routes from the Gateway's own namespace alone, and the one route there
-  answers every plain request for a TLS host with a 301 to ``https``. Elsewhere apps without
+  answers every plain request for a TLS host with a 308 to ``https``. Elsewhere apps without
   TLS attach to it;
 - ``allowedRoutes`` admits the namespaces of the apps that use the listener, by their
   ``kubernetes.io/metadata.name`` label (set on every namespace by the API server), never All.
@@ -61,8 +61,13 @@ __all__ = [
 
 GROUP: Final = gw.GROUP
 HTTP_LISTENER: Final = "http"
-#: Answers every plain-HTTP request on a TLS host; RequestRedirect allows 301 and 302.
-REDIRECT_STATUS: Final = 301
+#: Answers every plain-HTTP request on a TLS host. 308, as ingress-nginx's ``ssl-redirect`` and
+#: kexpose-proxy's own for Ingress: unlike 301 it keeps the method and body (RFC 9110 §15.4.9),
+#: so a POST is not replayed as a GET. HTTPRequestRedirectFilter.statusCode allows it (Gateway
+#: API v1.6.3, extended support ``HTTPRoute308RedirectStatusCode``), which kexpose-proxy
+#: implements and Traefik v3.7.13's Gateway provider declares (gateway/features.go) and passes
+#: through to its RequestRedirect middleware (httproute.go ``createRequestRedirect``).
+REDIRECT_STATUS: Final = 308
 #: Annotations cert-manager's shims read (https://cert-manager.io/docs/usage/gateway/).
 CERT_MANAGER_ANNOTATION: Final = {
     "ClusterIssuer": "cert-manager.io/cluster-issuer",
