@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from kexpose.environment import Environment
-from kexpose.model import ApiKind, AppSpec, ControllerSpec, StackSpec, TlsMode
+from kexpose.model import (
+    PLAIN_HTTP_ANNOTATION,
+    ApiKind,
+    AppSpec,
+    ControllerSpec,
+    StackSpec,
+    TlsMode,
+)
 from kexpose.model.base import Problems
 
 __all__ = ["PROFILES", "Profile", "resolve"]
@@ -110,6 +117,18 @@ def _resolve_app(
             "an app with hosts needs TLS; choose tls.mode 'self-signed', 'secret' or "
             "'cert-manager'",
             "none",
+        )
+    if (
+        api == "gateway"
+        and profile.http_redirect_only
+        and app.ingress is not None
+        and app.ingress.plain_http()
+    ):
+        problems.add(
+            ("apps", i, "ingress", "annotations", PLAIN_HTTP_ANNOTATION),
+            f"{profile.environment}'s Gateway serves plain HTTP only as a redirect to HTTPS, so "
+            "the app cannot opt out of it; remove the annotation",
+            app.ingress.annotations[PLAIN_HTTP_ANNOTATION],
         )
     if app.workload is not None:
         replicas = app.workload.replicas

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.unit.gateway_schema import gateway_errors, is_gateway_object
 
+from kexpose.errors import ConfigError
 from kexpose.manifests import TlsMaterial
 from kexpose.model import StackSpec
 from kexpose.plan import plan_stack
@@ -206,6 +207,63 @@ def test_dev_lets_apps_without_tls_on_the_http_listener() -> None:
     assert one(objs, "HTTPRoute", "kexpose-https-redirect")["spec"]["hostnames"] == [
         "admin.dev.example.com"
     ]
+
+
+def opted_out(raw: Raw) -> Raw:
+    """``raw`` with the app's opt-out of the HTTPS redirect (``kexpose.dev/ssl-redirect``)."""
+    out = copy.deepcopy(raw)
+    out["ingress"]["annotations"] = {"kexpose.dev/ssl-redirect": "false"}
+    return out
+
+
+def test_dev_serves_an_app_that_opts_out_of_the_redirect_on_plain_http_too() -> None:
+    checkout = opted_out(
+        app("checkout", "payments", **routed("pay.dev.example.com", tls={"mode": "self-signed"}))
+    )
+    secure = app("admin", "tools", **routed("admin.dev.example.com", tls={"mode": "self-signed"}))
+    objs = plan(raw_stack("dev", checkout, secure, service={"type": "NodePort"}))
+    http = listeners(objs)["http"]
+    assert http["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"][0]["values"] == [
+        "kexpose-system",
+        "payments",
+    ]
+    route = one(objs, "HTTPRoute", "checkout")
+    assert [p["sectionName"] for p in route["spec"]["parentRefs"]] == [
+        "http",
+        "https-pay.dev.example.com",
+    ]
+    # The redirect leaves the opted-out host alone and still catches the other one.
+    assert one(objs, "HTTPRoute", "kexpose-https-redirect")["spec"]["hostnames"] == [
+        "admin.dev.example.com"
+    ]
+    # Alone, the opted-out app needs no redirect route at all (an empty hostnames list would
+    # catch every host).
+    alone = plan(raw_stack("dev", checkout, service={"type": "NodePort"}))
+    assert find(alone, "HTTPRoute", "kexpose-https-redirect") == []
+
+
+def test_a_host_another_app_still_redirects_keeps_the_redirect() -> None:
+    a = opted_out(app("a", **routed("shop.dev.example.com", {"path": "/a", "port": "http"},
+                                   tls={"mode": "self-signed"})))  # fmt: skip
+    b = app("b", "other", **routed("shop.dev.example.com", {"path": "/b", "port": "http"},
+                                   tls={"mode": "self-signed"}))  # fmt: skip
+    objs = plan(raw_stack("dev", a, b, service={"type": "NodePort"}))
+    assert one(objs, "HTTPRoute", "kexpose-https-redirect")["spec"]["hostnames"] == [
+        "shop.dev.example.com"
+    ]
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_staging_and_prod_gateways_refuse_the_opt_out(environment: str) -> None:
+    checkout = opted_out(
+        app("checkout", "payments", **routed("pay.example.com", tls={"mode": "self-signed"}))
+    )
+    with pytest.raises(ConfigError) as caught:
+        plan(raw_stack(environment, checkout))
+    message = str(caught.value)
+    assert "apps[0].ingress.annotations" in message
+    assert "kexpose.dev/ssl-redirect" in message
+    assert "plain HTTP only as a redirect" in message
 
 
 def test_a_host_shared_by_two_apps_is_one_listener_with_both_certificates() -> None:

@@ -17,6 +17,7 @@ from kexpose.importer import (
     Origin,
     assess,
     convert,
+    gateway_manifests,
     ingress_manifests,
     read_objects,
     stack_file_text,
@@ -151,6 +152,40 @@ def test_annotation_table(
     conv = run(ingress(annotations={NGINX + k: v for k, v in annotations.items()}, tls=tls), svc())
     assert verdict(conv, NGINX + key) == expected
     assert app_ingress(conv).get("annotations", {}) == kexpose_annotations
+
+
+@pytest.mark.parametrize(
+    ("env", "api", "kexpose_annotations", "expected", "said"),
+    [
+        ("dev", "ingress", {"kexpose.dev/ssl-redirect": "false"}, "converted", "plain HTTP is"),
+        (
+            "dev",
+            "gateway",
+            {"kexpose.dev/ssl-redirect": "false"},
+            "converted",
+            "HTTPRoutes to the Gateway's HTTP listener too",
+        ),
+        ("staging", "gateway", {}, "approximated", "HTTPS is enforced"),
+    ],
+)
+def test_ssl_redirect_false_per_target(
+    env: Environment, api: Api, kexpose_annotations: dict[str, str], expected: str, said: str
+) -> None:
+    conv = run(ingress(annotations={NGINX + "ssl-redirect": "false"}, tls=TLS), svc(), env=env,
+               api=api)  # fmt: skip
+    assert verdict(conv, NGINX + "ssl-redirect") == expected
+    assert said in detail(conv, NGINX + "ssl-redirect")
+    assert app_ingress(conv).get("annotations", {}) == kexpose_annotations
+
+
+def test_ssl_redirect_false_with_api_gateway_serves_plain_http_on_the_gateway() -> None:
+    conv = run(ingress(annotations={NGINX + "ssl-redirect": "false"}, tls=TLS), svc(),
+               api="gateway")  # fmt: skip
+    routes = [m for m in gateway_manifests(conv) if m["kind"] == "HTTPRoute"]
+    (route,) = [r for r in routes if r["metadata"]["name"] == "web"]
+    sections = [p["sectionName"] for p in route["spec"]["parentRefs"]]
+    assert sections == ["http", "https-a.example.com"]
+    assert not [r for r in routes if r["metadata"]["name"].endswith("-https-redirect")]
 
 
 def test_not_convertible_in_this_version_names_the_missing_model_feature() -> None:

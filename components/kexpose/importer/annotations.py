@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from kexpose.importer.catalogue import (
     CERT_MANAGER_ANNOTATIONS,
@@ -32,6 +32,7 @@ from kexpose.proxy.routes import SSL_REDIRECT_ANNOTATION
 __all__ = [
     "INGRESS_DOC",
     "REGEX_CHARS",
+    "PlainHttp",
     "Reading",
     "flag",
     "is_regex",
@@ -61,6 +62,25 @@ _BOOLEANS: Final = ("ssl-redirect", "force-ssl-redirect", "preserve-trailing-sla
 _TRUE: Final = ("true", "1", "yes", "on")
 _FALSE: Final = ("false", "0", "no", "off")
 _HTTP: Final = ("HTTP", "AUTO_HTTP")
+
+
+#: What the target does with an Ingress that opts out of the HTTPS redirect: kexpose-proxy
+#: serves its Ingress over plain HTTP (``served``); a Gateway attaches its HTTPRoutes to the HTTP
+#: listener too (``http-listener``), except where the environment keeps that listener to the
+#: redirect (``enforced``: staging, prod; ``Profile.http_redirect_only``).
+PlainHttp = Literal["served", "http-listener", "enforced"]
+_PLAIN_HTTP: Final[dict[PlainHttp, str]] = {
+    "served": f"plain HTTP is served: {SSL_REDIRECT_ANNOTATION}: 'false'",
+    "http-listener": (
+        f"plain HTTP is served: {SSL_REDIRECT_ANNOTATION}: 'false' attaches the app's "
+        "HTTPRoutes to the Gateway's HTTP listener too, and the Gateway's HTTPS redirect leaves "
+        "the host out"
+    ),
+    "enforced": (
+        "HTTPS is enforced: this environment's Gateway serves plain HTTP only as a 308 to "
+        "HTTPS, where ingress-nginx served plain HTTP"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +120,29 @@ def read_annotations(
     *,
     host_tls: bool,
     handled: frozenset[str] = frozenset(),
+    plain_http: PlainHttp = "served",
 ) -> Reading:
     """Read every annotation of ``ing``; ``host_tls``: a certificate is configured for one of
     its hosts (by it or another Ingress); ``handled``: nginx annotations (without the prefix)
-    another reader reports (auth, source ranges, path filters)."""
+    another reader reports (auth, source ranges, path filters); ``plain_http``: what the
+    target does with an opt-out of the HTTPS redirect (:data:`PlainHttp`)."""
     out: dict[str, str] = {}
     redirect = redirects(ing, host_tls=host_tls)
+    opt_out = host_tls and not redirect
     for key in sorted(ing.annotations):
         value = ing.annotations[key]
         if key.removeprefix(NGINX_PREFIX) in handled and key.startswith(NGINX_PREFIX):
             continue
         if key.startswith(NGINX_PREFIX):
-            _nginx(ing, findings, key, value, redirect=redirect, host_tls=host_tls)
+            _nginx(
+                ing,
+                findings,
+                key,
+                value,
+                redirect=redirect,
+                host_tls=host_tls,
+                plain_http=plain_http,
+            )
         elif key == LEGACY_CLASS_ANNOTATION:
             findings.add(
                 ing,
@@ -154,7 +185,7 @@ def read_annotations(
             "kexpose keeps it",
             doc=doc_url("server-side-https-enforcement-through-redirect"),
         )
-    if host_tls and not redirect:
+    if opt_out and plain_http != "enforced":
         out[SSL_REDIRECT_ANNOTATION] = "false"
     return Reading(out, redirect, withheld)
 
@@ -177,6 +208,7 @@ def _nginx(
     *,
     redirect: bool,
     host_tls: bool,
+    plain_http: PlainHttp,
 ) -> None:
     short = key.removeprefix(NGINX_PREFIX)
     doc = doc_url(CONVERTED[short].anchor) if short in CONVERTED else ""
@@ -208,10 +240,11 @@ def _nginx(
         elif redirect:
             what = "force-ssl-redirect wins; HTTPS is enforced"
         elif host_tls:
-            what = f"plain HTTP is served: {SSL_REDIRECT_ANNOTATION}: 'false'"
+            what = _PLAIN_HTTP[plain_http]
         else:
             what = "no TLS for the host, so nothing is redirected either way"
-        findings.add(ing, key, "converted", what, doc=doc)
+        enforced = host_tls and not redirect and plain_http == "enforced"
+        findings.add(ing, key, "approximated" if enforced else "converted", what, doc=doc)
     elif short == "force-ssl-redirect":
         if on and not host_tls:
             findings.entry(ing, key, NEEDS_MODEL["force-ssl-redirect-without-tls"])

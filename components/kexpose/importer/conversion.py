@@ -27,6 +27,7 @@ from kexpose.importer.access import ACCESS_KEYS, read_access
 from kexpose.importer.annotations import (
     INGRESS_DOC,
     REGEX_CHARS,
+    PlainHttp,
     flag,
     is_regex,
     read_annotations,
@@ -42,6 +43,7 @@ from kexpose.importer.source import Source, SourceIngress
 from kexpose.importer.timeouts import TIMEOUT_KEYS, read_timeouts
 from kexpose.importer.tls import tls_of
 from kexpose.model import StackSpec
+from kexpose.profile import PROFILES
 from kexpose.validation import parse_stack
 
 __all__ = ["Api", "AppDraft", "Conversion", "convert"]
@@ -244,8 +246,16 @@ class _Converter:
 
     def ingress(self, ing: SourceIngress) -> IngressDraft | None:
         host_tls = bool(ing.tls) or any(h in self.tls_hosts for h in ing.hosts())
+        plain_http: PlainHttp = "served"
+        if self.api == "gateway":
+            enforced = PROFILES[self.environment].http_redirect_only
+            plain_http = "enforced" if enforced else "http-listener"
         reading = read_annotations(
-            ing, self.findings, host_tls=host_tls, handled=ACCESS_KEYS | ROUTE_KEYS
+            ing,
+            self.findings,
+            host_tls=host_tls,
+            handled=ACCESS_KEYS | ROUTE_KEYS,
+            plain_http=plain_http,
         )
         access = read_access(ing, self.findings)
         routing = Routing(ing, self.findings, self.api)

@@ -21,7 +21,12 @@ The Gateway's listeners, and so which listener a route attaches to, follow from 
 - one HTTP listener ``http``. Where the environment asks for it (staging, prod) it only
   redirects: it admits routes from the Gateway's own namespace alone, and the one route there
   answers every plain request for a TLS host with a 308 to ``https``. Elsewhere apps without
-  TLS attach to it;
+  TLS attach to it, and so do the routes of an app that opts out of the redirect
+  (``kexpose.dev/ssl-redirect: "false"``, as kexpose-proxy reads it on an Ingress): they name
+  the HTTP listener beside their HTTPS ones, and the redirect route leaves their hosts out. A
+  host that another app of the stack still redirects keeps the redirect (on the HTTP listener
+  kexpose-proxy ranks the redirect's RegularExpression ``/.*`` before any PathPrefix, so HTTPS
+  wins where the apps of a host disagree);
 - ``allowedRoutes`` admits the namespaces of the apps that use the listener, by their
   ``kubernetes.io/metadata.name`` label (set on every namespace by the API server), never All.
 A route names the listeners it attaches to (``sectionName``), so that no route of a TLS host is
@@ -161,12 +166,23 @@ def gateway_certificate(app: AppSpec, *, gateway_namespace: str) -> Manifest:
 
 def sections(app: AppSpec, rule: IngressRule) -> list[str]:
     """The listeners a rule's route attaches to: the HTTPS listener of each TLS host covering
-    its host, else the HTTP listener."""
+    its host (and the HTTP listener too where the app opts out of the redirect), else the HTTP
+    listener."""
     if rule.host is not None:
-        names = [listener_name(t) for t in tls_hosts_of(app) if covers(t, rule.host)]
+        names = sorted({listener_name(t) for t in tls_hosts_of(app) if covers(t, rule.host)})
         if names:
-            return sorted(set(names))
+            return [HTTP_LISTENER, *names] if _plain_http(app) else names
     return [HTTP_LISTENER]
+
+
+def _plain_http(app: AppSpec) -> bool:
+    return app.ingress is not None and app.ingress.plain_http()
+
+
+def _redirected(app: AppSpec, rule: IngressRule) -> bool:
+    """Whether plain HTTP for the rule's host is redirected: it has an HTTPS listener, and the
+    app does not opt out (module doc)."""
+    return rule.host is not None and sections(app, rule) != [HTTP_LISTENER] and not _plain_http(app)
 
 
 def listeners(
@@ -187,7 +203,7 @@ def listeners(
             secrets, namespaces = hosts.setdefault(t, (set(), set()))
             secrets.add(listener_secret(app, gateway_namespace=gateway_namespace))
             namespaces.add(app.namespace)
-        if any(sections(app, r) == [HTTP_LISTENER] for r in app.ingress.rules):
+        if any(HTTP_LISTENER in sections(app, r) for r in app.ingress.rules):
             plain.add(app.namespace)
     if redirect_only or not (plain or hosts):
         http_namespaces: tuple[str, ...] = ()
@@ -328,7 +344,7 @@ def gateway_manifests(
             for app in apps
             if app.ingress is not None
             for r in app.ingress.rules
-            if r.host is not None and sections(app, r) != [HTTP_LISTENER]
+            if r.host is not None and _redirected(app, r)
         }
     )
     if tls_route_hosts:

@@ -11,6 +11,7 @@ from kexpose.model.controller import ControllerKind, ControllerService, Controll
 from kexpose.model.gateway import ApiKind, GatewaySettings
 from kexpose.model.grpc import GrpcPath
 from kexpose.model.ingress import (
+    PLAIN_HTTP_ANNOTATION,
     Backend,
     IngressPath,
     IngressRule,
@@ -36,6 +37,7 @@ from kexpose.model.tls import TlsMode, TlsSpec
 from kexpose.model.workload import ContainerPort, Probe, ResourceAmounts, Resources, Workload
 
 __all__ = [
+    "PLAIN_HTTP_ANNOTATION",
     "ApiKind",
     "AppSpec",
     "Backend",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
@@ -20,6 +20,7 @@ from kexpose.model.route import (
 )
 
 __all__ = [
+    "PLAIN_HTTP_ANNOTATION",
     "Backend",
     "Host",
     "IngressPath",
@@ -28,6 +29,14 @@ __all__ = [
     "PathType",
     "WeightedBackend",
 ]
+
+#: An app's opt-out of the HTTP -> HTTPS redirect of its TLS hosts: ``"false"`` serves them
+#: over plain HTTP too. kexpose-proxy reads it on an Ingress (``proxy.routes._table``,
+#: ``SSL_REDIRECT_ANNOTATION``); with ``api: gateway`` the app's HTTPRoutes also attach to the
+#: Gateway's HTTP listener and its redirect route leaves their hosts out
+#: (``kexpose.manifests.gateway``). ``kexpose import`` writes it for nginx ``ssl-redirect:
+#: "false"``; the no-plain-http policy rules flag it in prod.
+PLAIN_HTTP_ANNOTATION: Final = "kexpose.dev/ssl-redirect"
 
 PathType = Literal["Exact", "Prefix", "ImplementationSpecific"]
 
@@ -186,6 +195,11 @@ class IngressSpec(Frozen):
 
     def hosts(self) -> tuple[str, ...]:
         return tuple(r.host for r in self.rules if r.host is not None)
+
+    def plain_http(self) -> bool:
+        """Whether the app opts out of the HTTPS redirect (``PLAIN_HTTP_ANNOTATION``), read as
+        kexpose-proxy reads it: ``"false"`` in any case, nothing else."""
+        return self.annotations.get(PLAIN_HTTP_ANNOTATION, "true").lower() == "false"
 
     def backends(self) -> list[tuple[tuple[int | str, ...], Backend]]:
         """Every backend with its location inside the ingress spec."""
