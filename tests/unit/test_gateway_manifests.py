@@ -266,6 +266,23 @@ def test_staging_and_prod_gateways_refuse_the_opt_out(environment: str) -> None:
     assert "plain HTTP only as a redirect" in message
 
 
+def test_a_regular_expression_path_renders_as_the_gateway_api_match() -> None:
+    web = app(
+        "web",
+        **routed(
+            "shop.dev.example.com",
+            {"path": "^/static.*", "pathType": "RegularExpression", "port": "http"},
+            {"path": "/", "port": "http"},
+        ),
+    )
+    objs = plan(raw_stack("dev", web, service={"type": "NodePort"}))
+    rules = one(objs, "HTTPRoute", "web")["spec"]["rules"]
+    assert [r["matches"][0]["path"] for r in rules] == [
+        {"type": "RegularExpression", "value": "^/static.*"},
+        {"type": "PathPrefix", "value": "/"},
+    ]
+
+
 def test_a_host_shared_by_two_apps_is_one_listener_with_both_certificates() -> None:
     a = app(
         "a",

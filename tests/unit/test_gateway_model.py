@@ -78,6 +78,12 @@ NOT_WITH_INGRESS: list[tuple[str, Mutation, str, tuple[str, ...]]] = [
         f"{P0}.filters",
         ("CORS",),
     ),
+    (
+        "a regular expression path",
+        upd(pathType="RegularExpression", path="^/static.*"),
+        f"{P0}.pathType",
+        ("a regular expression path", "'RegularExpression'"),
+    ),
 ]
 
 
@@ -392,3 +398,20 @@ def test_a_traefik_gateway_refuses_what_it_would_not_do(
     assert "kind: kexpose" in text, text
     raw["controller"]["kind"] = "kexpose"
     assert parse_stack(raw, stack_file=STACK_FILE).api == "gateway"
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("^/static(", "is not a valid regular expression (Python re)"),
+        ("^/" + "a" * 1024, "at most 1024 characters"),
+    ],
+)
+def test_a_regular_expression_path_must_compile(path: str, fragment: str) -> None:
+    raw = stack("gateway")
+    upd(pathType="RegularExpression", path=path)(raw)
+    with pytest.raises(ConfigError) as caught:
+        parse_stack(raw, stack_file=STACK_FILE)
+    text = str(caught.value)
+    assert f"{P0}.path:" in text, text
+    assert fragment in text, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 import pytest
@@ -186,6 +187,47 @@ def test_ssl_redirect_false_with_api_gateway_serves_plain_http_on_the_gateway() 
     sections = [p["sectionName"] for p in route["spec"]["parentRefs"]]
     assert sections == ["http", "https-a.example.com"]
     assert not [r for r in routes if r["metadata"]["name"].endswith("-https-redirect")]
+
+
+@pytest.mark.parametrize(
+    ("path", "path_type", "annotations", "expected", "verdict_said"),
+    [
+        # nginx location /static: a character prefix ('/staticfiles' too).
+        ("/static", "ImplementationSpecific", {}, ("^/static.*", "RegularExpression"), "converted"),
+        ("/v1.0", "ImplementationSpecific", {}, ("^/v1\\.0.*", "RegularExpression"), "converted"),
+        # Ending with '/', a character prefix and a whole-segment prefix take the same paths.
+        ("/static/", "ImplementationSpecific", {}, ("/static/", "Prefix"), "converted"),
+        # use-regex '~* ^/v1': the same prefix, but nginx ignored case and kexpose does not.
+        ("/v1", "Prefix", {"use-regex": "true"}, ("^/v1.*", "RegularExpression"), "approximated"),
+    ],
+)
+def test_character_prefix_paths_with_api_gateway(
+    path: str,
+    path_type: str,
+    annotations: dict[str, str],
+    expected: tuple[str, str],
+    verdict_said: str,
+) -> None:
+    conv = run(
+        ingress(path=path, path_type=path_type,
+                annotations={NGINX + k: v for k, v in annotations.items()}),
+        svc(),
+        api="gateway",
+    )  # fmt: skip
+    (entry,) = app_ingress(conv)["rules"][0]["paths"]
+    assert (entry["path"], entry["pathType"]) == expected
+    topic = "spec.rules[0].http.paths[0].path"
+    assert verdict(conv, topic) == verdict_said
+    assert repr(path) in detail(conv, topic)
+    assert [i.topic for i in conv.items if i.topic == topic] == [topic]  # one row, not two
+    if expected[1] == "RegularExpression":
+        pattern = re.compile(expected[0])
+        assert pattern.fullmatch(path + "files/x")
+        assert pattern.fullmatch(path)
+        assert not pattern.fullmatch("/other" + path)
+        routes = [m for m in gateway_manifests(conv) if m["kind"] == "HTTPRoute"]
+        matches = [r["matches"][0]["path"] for m in routes for r in m["spec"]["rules"]]
+        assert {"type": "RegularExpression", "value": expected[0]} in matches
 
 
 def test_not_convertible_in_this_version_names_the_missing_model_feature() -> None:

@@ -169,7 +169,7 @@ BAD: list[tuple[str, Callable[[Raw], None], str, tuple[str, ...]]] = [
         "unknown path type",
         _set("apps.0.ingress.rules.0.paths.0.pathType", "Regex"),
         "kexpose:apps[0].ingress.rules[0].paths[0].pathType",
-        ("'Exact', 'Prefix' or 'ImplementationSpecific'",),
+        ("'Exact', 'Prefix', 'ImplementationSpecific' or 'RegularExpression'",),
     ),
     (
         "misspelt field",

@@ -114,8 +114,9 @@ CONVERTED: Final = _rows(
         "use-regex",
         "use-regex",
         "approximated",
-        "literal paths keep ingress-nginx's character-prefix match (ImplementationSpecific); "
-        "kexpose matches them case-sensitively where nginx's '~*' ignored case",
+        "literal paths keep ingress-nginx's character-prefix match (ImplementationSpecific; "
+        "with api gateway a RegularExpression path '^<path>.*'); kexpose matches them "
+        "case-sensitively where nginx's '~*' ignored case",
         "make the paths Prefix paths once the clients are known to use one spelling",
     ),
     Entry(

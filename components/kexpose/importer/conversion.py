@@ -313,21 +313,22 @@ class _Converter:
                             f"{p.field}.path",
                             "not-convertible",
                             f"not convertible in this version: {p.path!r} is a regular "
-                            "expression; the model has no RegularExpression path matches",
+                            "expression (PCRE); kexpose import does not translate them",
                             todo="list the literal prefixes it stands for as Prefix paths",
                             doc=doc_url("use-regex"),
                         )
                         continue
                     path_type = "ImplementationSpecific"
-                    self.findings.add(
-                        ing,
-                        f"{p.field}.path",
-                        "approximated",
-                        f"{p.path!r} is literal: ingress-nginx's '~* ^{p.path}' becomes an "
-                        "ImplementationSpecific path (the same character prefix), matched "
-                        "case-sensitively",
-                        doc=doc_url("use-regex"),
-                    )
+                    if not gateway:  # else the path's plan says what it becomes
+                        self.findings.add(
+                            ing,
+                            f"{p.field}.path",
+                            "approximated",
+                            f"{p.path!r} is literal: ingress-nginx's '~* ^{p.path}' becomes an "
+                            "ImplementationSpecific path (the same character prefix), matched "
+                            "case-sensitively",
+                            doc=doc_url("use-regex"),
+                        )
                 elif host_regex and path_type != "Exact" and not own_regex:
                     owner = self.regex_hosts[rule.host or ""]
                     self.findings.add(

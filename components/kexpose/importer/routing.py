@@ -25,7 +25,7 @@ from kexpose.importer.catalogue import NGINX_PREFIX, doc_url
 from kexpose.importer.findings import Findings
 from kexpose.importer.source import SourceIngress
 
-__all__ = ["GATEWAY_KEYS", "PathPlan", "Routing"]
+__all__ = ["GATEWAY_KEYS", "PathPlan", "Routing", "char_prefix_pattern"]
 
 #: Annotations whose conversion needs ``api: gateway`` (without the nginx prefix).
 GATEWAY_KEYS: Final = frozenset(
@@ -55,6 +55,17 @@ _STRIP_PREFIX: Final = re.compile(r"^\^?(/[^.^$*+?()\[\]{}|\\]*?)\(/\|\$\)\(\.\*
 #: The model's RequestRedirect codes (HTTPRequestRedirectFilter.statusCode: 301, 302), and the
 #: one that keeps the meaning (permanent or not) of each code ingress-nginx may send.
 _CODES: Final = {"permanent-redirect": 301, "temporal-redirect": 302}
+
+
+_PATHS_DOC: Final = "https://kubernetes.github.io/ingress-nginx/user-guide/ingress-path-matching/"
+
+
+def char_prefix_pattern(path: str) -> str:
+    """The RegularExpression path that matches ``path`` as a character prefix: anchored with
+    ``^`` and open with ``.*``, the same in kexpose-proxy (Python ``re``, the whole path must
+    match) and Traefik (Go RE2 ``PathRegexp``, a search); the metacharacters both dialects share
+    are escaped with ``\\``."""
+    return "^" + REGEX_CHARS.sub(lambda m: "\\" + m[0], path) + ".*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,18 +297,43 @@ class Routing:
             )
             return PathPlan(path, gw_type, {"filters": filters})
         if regex and REGEX_CHARS.search(path) and path_type != "Exact":
-            return None  # the converter reports it (no RegularExpression paths in the model)
+            return None  # the converter reports it (PCRE paths are not translated)
+        extra = {"filters": filters} if filters else {}
         if path_type == "ImplementationSpecific":
+            return self._character_prefix(field_name, path, regex, extra)
+        return PathPlan(path, gw_type, extra)
+
+    def _character_prefix(
+        self, field_name: str, path: str, regex: bool, extra: dict[str, Any]
+    ) -> PathPlan:
+        """An ImplementationSpecific path, or a literal use-regex one: ingress-nginx matched it
+        as a character prefix (nginx ``location /static`` or ``~* ^/static``: '/static' also
+        takes '/staticfiles'), which an HTTPRoute PathPrefix does not (whole segments)."""
+        if path.endswith("/"):
+            # '/static/' as a character prefix and as a PathPrefix take the same paths below it
+            # (the PathPrefix also takes '/static' itself: trailing '/' ignored, HTTPPathMatch).
             self.findings.add(
                 self.ing,
                 f"{field_name}.path",
-                "approximated",
-                f"pathType ImplementationSpecific has no HTTPRoute equivalent: {path!r} becomes "
-                "a Prefix path: whole path segments match, where ingress-nginx's nginx "
-                "location matched any character prefix ('/static' also took '/staticx')",
-                doc="https://kubernetes.github.io/ingress-nginx/user-guide/ingress-path-matching/",
+                "approximated" if regex else "converted",
+                f"{path!r} ends with '/', so as a Prefix path it matches what ingress-nginx's "
+                "character prefix matched"
+                + (", case-sensitively where nginx's '~*' ignored case" if regex else ""),
+                doc=_PATHS_DOC,
             )
-        return PathPlan(path, gw_type, {"filters": filters} if filters else {})
+            return PathPlan(path, "Prefix", extra)
+        pattern = char_prefix_pattern(path)
+        self.findings.add(
+            self.ing,
+            f"{field_name}.path",
+            "approximated" if regex else "converted",
+            f"{path!r} becomes the RegularExpression path {pattern!r}: the same character "
+            f"prefix ('{path}' also takes '{path}x...'), ranked after Exact paths and before "
+            "Prefix ones"
+            + (", matched case-sensitively where nginx's '~*' ignored case" if regex else ""),
+            doc=_PATHS_DOC,
+        )
+        return PathPlan(pattern, "RegularExpression", extra)
 
     def root_paths(self) -> list[dict[str, Any]]:
         """The extra paths of each host: ``app-root``'s Exact '/' redirect."""

@@ -12,7 +12,7 @@ the Gateway, and the Services its routes reach in other namespaces.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 from kexpose.gatewayapi import types as gw
 from kexpose.manifests.auth import auth_filters
@@ -127,9 +127,16 @@ def _filters(p: IngressPath) -> list[gw.HTTPRouteSpecRulesFilters]:
     return out
 
 
+#: The model's path types as HTTPPathMatch types; Prefix is PathPrefix.
+_PATH_MATCH: Final[dict[str, Literal["Exact", "RegularExpression"]]] = {
+    "Exact": "Exact",
+    "RegularExpression": "RegularExpression",
+}
+
+
 def _match(p: IngressPath) -> gw.HTTPRouteSpecRulesMatches:
     match: gw.HTTPRouteSpecRulesMatches = {
-        "path": {"type": "Exact" if p.path_type == "Exact" else "PathPrefix", "value": p.path}
+        "path": {"type": _PATH_MATCH.get(p.path_type, "PathPrefix"), "value": p.path}
     }
     if p.headers:
         match["headers"] = [{"type": h.type, "name": h.name, "value": h.value} for h in p.headers]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
@@ -38,7 +39,14 @@ __all__ = [
 #: "false"``; the no-plain-http policy rules flag it in prod.
 PLAIN_HTTP_ANNOTATION: Final = "kexpose.dev/ssl-redirect"
 
-PathType = Literal["Exact", "Prefix", "ImplementationSpecific"]
+#: ``RegularExpression`` is ``api: gateway`` only (HTTPPathMatch type, Gateway API v1.6.3,
+#: implementation-specific support): a Python ``re`` pattern that must match the whole path, the
+#: dialect kexpose-proxy implements (``proxy.routes._matches``). Traefik's PathRegexp searches
+#: instead, so anchor a pattern with ``^`` and end it with ``.*`` or ``$`` to mean the same in
+#: both.
+PathType = Literal["Exact", "Prefix", "ImplementationSpecific", "RegularExpression"]
+#: The Gateway API's limit on an HTTPPathMatch value (maxLength 1024).
+MAX_REGEX_PATH: Final = 1024
 
 # The API server refuses these in Exact and Prefix paths (networking validation,
 # validateIngressHTTPIngressPath), so such a path would fail at apply time, after other objects
@@ -114,9 +122,11 @@ class IngressPath(Backend):
     @field_validator("path")
     @classmethod
     def _path_shape(cls, path: str, info: ValidationInfo) -> str:
+        path_type = info.data.get("path_type", "Prefix")
+        if path_type == "RegularExpression":
+            return _regex_path(path)
         if not path.startswith("/"):
             raise ValueError("a path must start with '/'")
-        path_type = info.data.get("path_type", "Prefix")
         if path_type != "ImplementationSpecific" and (
             any(s in path for s in _FORBIDDEN_IN_PATH) or path.endswith(("/..", "/."))
         ):
@@ -125,6 +135,20 @@ class IngressPath(Backend):
                 f"pathType {path_type}"
             )
         return path
+
+
+def _regex_path(pattern: str) -> str:
+    """A RegularExpression path: it must compile, within the Gateway API's length limit."""
+    if len(pattern) > MAX_REGEX_PATH:
+        raise ValueError(
+            f"a RegularExpression path may have at most {MAX_REGEX_PATH} characters "
+            f"(it has {len(pattern)})"
+        )
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression (Python re): {exc}") from None
+    return pattern
 
 
 class IngressRule(Frozen):

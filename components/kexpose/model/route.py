@@ -298,6 +298,13 @@ def api_problems(
         fix = "; set kexpose:controller.api to 'gateway' (HTTPRoute), or drop it"
         for i, rule in enumerate(ingress.rules):
             for j, path in enumerate(rule.paths):
+                if path.path_type == "RegularExpression":
+                    problems.add(
+                        (*at, "rules", i, "paths", j, "pathType"),
+                        "is not an Ingress pathType (Exact, Prefix, ImplementationSpecific): a "
+                        f"regular expression path cannot be expressed with api 'ingress'{fix}",
+                        path.path_type,
+                    )
                 for key, what in _GATEWAY_ONLY.items():
                     value = path.gateway_field(key)
                     if value is not None:
@@ -335,7 +342,8 @@ def api_problems(
             if path.path_type == "ImplementationSpecific":
                 problems.add(
                     (*loc, "pathType"),
-                    "has no HTTPRoute equivalent; allowed with api 'gateway': Exact, Prefix",
+                    "has no HTTPRoute equivalent; allowed with api 'gateway': Exact, Prefix, "
+                    "RegularExpression",
                     path.path_type,
                 )
             changes = [
