@@ -49,6 +49,7 @@ from tests.proxy.test_import_traffic import ADMIN, CASES, DIFFERENCES, MIXED, SE
 from kexpose.certs import self_signed
 from kexpose.model.auth import htpasswd_line
 
+from . import certmanager
 from .cluster import LocalCluster, wait_until
 from .echo import EchoServers
 from .loadbalancer import LoadBalancerStandIn
@@ -87,6 +88,11 @@ GATEWAY_CONTROLLER = "kexpose.dev/gateway-controller"
 #: Where a Gateway proxy binds the stack's Gateway, should the importer choose api: gateway:
 #: loopback in the private network namespace, apart from the other tests' pools.
 GATEWAY_ADDRESSES = "127.0.13.0/24"
+#: Where cert-manager keeps the Secrets of ClusterIssuers (the CA's key pair), as in the
+#: journey (test_journey.py): a namespace that outlives every stack.
+CERT_MANAGER_RESOURCES = "kube-system"
+#: The CA bootstrap's objects (certmanager.ca_chain), apart from the journey's.
+CERT_MANAGER_PREFIX = "e2e-import"
 
 
 def _existing_services() -> list[dict[str, Any]]:
@@ -347,6 +353,9 @@ class Migration:
     preview: subprocess.CompletedProcess[str]
     up: subprocess.CompletedProcess[str]
     front: Front
+    gateway_certificates: dict[str, Any]
+    """With api gateway, the Certificates cert-manager's gateway-shim made for the Gateway's
+    cert-manager listeners, by name (empty otherwise)."""
 
 
 def _gateway_address(cluster: LocalCluster, namespace: str, name: str) -> str:
@@ -358,6 +367,106 @@ def _gateway_address(cluster: LocalCluster, namespace: str, name: str) -> str:
         return str(addresses[0]["value"]) if addresses else None
 
     return wait_until(bound, timeout=ROUTE_TIMEOUT_S, what="the imported Gateway's address")
+
+
+@dataclass
+class GatewayIssuer:
+    """cert-manager with its gateway-shim, issuing the imported Gateway's listener
+    certificates from a CA (the stack's issuer, e.g. letsencrypt-prod, is not reachable here)."""
+
+    process: certmanager.CertManagerProcess
+    names: list[str]
+    """The ClusterIssuers made (the stack's issuer names, then the CA bootstrap's)."""
+    ca: str
+
+
+def _cert_manager_secrets(config: dict[str, Any]) -> dict[str, str]:
+    """Listener Secret name -> issuer of each cert-manager app of an api gateway stack (where
+    kexpose.manifests.gateway puts them: `<app namespace>-<secretName>`, Gateway namespace)."""
+    out = {}
+    for app in config["kexpose:apps"]:
+        tls = app.get("tls") or {}
+        if tls.get("mode") == "cert-manager":
+            secret = tls.get("secretName") or f"{app['name']}-tls"
+            out[f"{app['namespace']}-{secret}"] = tls["issuer"]
+    return out
+
+
+def _issue_gateway_certificates(
+    kube: Client,
+    toolchain: Toolchain,
+    cluster: LocalCluster,
+    workdir: Path,
+    *,
+    namespace: str,
+    wanted: dict[str, str],
+    trust: ssl.SSLContext,
+) -> tuple[GatewayIssuer, dict[str, Any]]:
+    """Run cert-manager (gateway-shim on: `pulumi up` installed the Gateway API CRDs), back each
+    issuer the stack names with a CA, wait until the shim's Certificates in the Gateway's
+    namespace are issued, and make `trust` trust the CA. Returns the Certificates by name."""
+    certmanager.install_crds(kube, toolchain)
+    process = certmanager.CertManagerProcess(
+        toolchain.tool("cert-manager-controller"),
+        workdir / "cert-manager",
+        cluster.kubeconfig,
+        cluster_resource_namespace=CERT_MANAGER_RESOURCES,
+        gateway_shim=True,
+    )
+    process.start()
+    issuers = sorted(set(wanted.values()))
+    names = [*issuers, f"{CERT_MANAGER_PREFIX}-ca", f"{CERT_MANAGER_PREFIX}-selfsigned"]
+    issuer = GatewayIssuer(process, names, f"{CERT_MANAGER_PREFIX}-ca")
+    try:
+        ca = certmanager.ca_chain(
+            kube, prefix=CERT_MANAGER_PREFIX, cluster_resource_namespace=CERT_MANAGER_RESOURCES
+        )
+        for name in issuers:
+            kube.apply(
+                certmanager.ClusterIssuer.from_dict(
+                    {
+                        "apiVersion": "cert-manager.io/v1",
+                        "kind": "ClusterIssuer",
+                        "metadata": {"name": name},
+                        "spec": {"ca": {"secretName": ca}},
+                    }
+                ),
+                field_manager=certmanager.FIELD_MANAGER,
+                force=True,
+            )
+        made = {}
+        for secret in wanted:
+            issued = certmanager.wait_for_certificate(kube, secret, namespace)
+            trust.load_verify_locations(cadata=issued.ca_pem)
+            made[secret] = kube.get(certmanager.Certificate, secret, namespace=namespace)
+    except BaseException:
+        _stop_issuer(kube, issuer, namespace=namespace, secrets=list(wanted))
+        raise
+    return issuer, made
+
+
+def _stop_issuer(
+    kube: Client, issuer: GatewayIssuer, *, namespace: str, secrets: list[str]
+) -> None:
+    """Stop cert-manager, then delete what it and the fixture made (the shim's Certificates and
+    Secrets too, whether or not a garbage collector follows the Gateway's deletion)."""
+    issuer.process.stop()
+    leftovers: list[tuple[Any, str, str | None]] = [
+        *((certmanager.Certificate, name, namespace) for name in secrets),
+        *((Secret, name, namespace) for name in secrets),
+        (certmanager.Certificate, issuer.ca, CERT_MANAGER_RESOURCES),
+        (Secret, issuer.ca, CERT_MANAGER_RESOURCES),
+        *((certmanager.ClusterIssuer, name, None) for name in issuer.names),
+    ]
+    for kind, name, ns in leftovers:
+        try:
+            if ns is None:
+                kube.delete(kind, name)
+            else:
+                kube.delete(kind, name, namespace=ns)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
 
 
 @pytest.fixture(scope="module")
@@ -379,6 +488,10 @@ def migration(
     with cluster.client() as kube:
         existing = _apply_existing(kube)
         gateway_proxy: ProxyProcess | None = None
+        issuer: GatewayIssuer | None = None
+        issued_secrets: list[str] = []
+        gateway_namespace = ""
+        certificates: dict[str, Any] = {}
         initialised = False
         try:
             wait_until(lambda: _all_ready(kube, existing), timeout=120, what="workloads ready")
@@ -445,12 +558,21 @@ def migration(
                 )
                 gateway_proxy.start()
                 gateway = controller.get("gateway") or {}
+                gateway_namespace = controller.get("namespace", "kexpose-system")
                 address = _gateway_address(
-                    cluster,
-                    controller.get("namespace", "kexpose-system"),
-                    gateway.get("name", "kexpose"),
+                    cluster, gateway_namespace, gateway.get("name", "kexpose")
                 )
                 front = Front(address, 80, 443, "")
+                # cert-manager TLS with api gateway is a new certificate in the Gateway's
+                # namespace (the import report says so): as in a cluster, cert-manager issues
+                # it, and clients trust its CA.
+                wanted = _cert_manager_secrets(config)
+                if wanted:
+                    issued_secrets = list(wanted)
+                    issuer, certificates = _issue_gateway_certificates(
+                        kube, toolchain, cluster, workdir,
+                        namespace=gateway_namespace, wanted=wanted, trust=existing.trust,
+                    )  # fmt: skip
             else:
                 front = Front(
                     PUBLISH_ADDRESS,
@@ -470,9 +592,12 @@ def migration(
                 preview,
                 up,
                 front,
+                certificates,
             )
             yield migration
         finally:
+            if issuer is not None:
+                _stop_issuer(kube, issuer, namespace=gateway_namespace, secrets=issued_secrets)
             if gateway_proxy is not None:
                 gateway_proxy.stop()
             if initialised:
@@ -627,6 +752,29 @@ def test_approximations_differ_only_as_the_report_says(
     assert (echo["app"] if echo else None) == diff.kexpose_backend, diff.nginx
     verdicts = {(i["subject"], i["topic"]): i["verdict"] for i in migration.report["items"]}
     assert verdicts[diff.said_by] == "approximated"
+
+
+def test_cert_manager_tls_with_api_gateway_is_a_new_certificate_as_reported(
+    migration: Migration,
+) -> None:
+    """With api gateway, blog/blog's cert-manager TLS is a certificate the gateway-shim issued
+    in the Gateway's namespace for the listener's host (what `cert-manager-tls-serves` was
+    served with), and the report says so; with api ingress there is none to check."""
+    if migration.stack["kexpose:controller"].get("api", "ingress") != "gateway":
+        assert migration.gateway_certificates == {}
+        return
+    made = migration.gateway_certificates["blog-blog-tls"]
+    assert made["spec"]["dnsNames"] == ["blog.example.com"]
+    assert made["spec"]["issuerRef"]["name"] == "letsencrypt-prod"
+    owner = made["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "Gateway"
+    said = [
+        i
+        for i in migration.report["items"]
+        if i["subject"] == "Ingress/blog/blog" and i["topic"] == "spec.tls[0]"
+    ]
+    assert [i["verdict"] for i in said] == ["approximated"]
+    assert "kexpose-system/blog-blog-tls" in said[0]["detail"]
 
 
 def test_withheld_ingresses_are_never_opened(

@@ -604,6 +604,24 @@ def test_tls_modes_as_found(
     assert next(a for a in conv.apps if a.name == "web").tls == expected
 
 
+def test_cert_manager_with_api_gateway_says_a_new_certificate_is_issued() -> None:
+    annotations = {"cert-manager.io/cluster-issuer": "le"}
+    with_ingress = run(ingress(tls=TLS, annotations=annotations), svc(), api="ingress")
+    assert not [i for i in with_ingress.items if i.topic == "spec.tls[0]"]
+    conv = run(ingress(tls=TLS, annotations=annotations), svc(), api="gateway")
+    assert next(a for a in conv.apps if a.name == "web").tls["mode"] == "cert-manager"
+    assert verdict(conv, "spec.tls[0]") == "approximated"
+    said = detail(conv, "spec.tls[0]")
+    assert "gateway-shim" in said
+    assert "kexpose-system/shop-a-tls" in said
+    # The Secret named is the one the Gateway's listener references.
+    gateway = next(m for m in gateway_manifests(conv) if m["kind"] == "Gateway")
+    refs = [r for entry in gateway["spec"]["listeners"] for r in entry.get("tls", {}).get(
+        "certificateRefs", [])]  # fmt: skip
+    assert refs == [{"group": "", "kind": "Secret", "name": "shop-a-tls"}]
+    assert gateway["metadata"]["namespace"] == "kexpose-system"
+
+
 def test_a_second_certificate_is_reported() -> None:
     tls = [*TLS, {"hosts": ["a.example.com"], "secretName": "other"}]
     conv = run(ingress(tls=tls), svc())

@@ -426,7 +426,9 @@ class _Converter:
                 "nothing of it could be converted (see the rows above)",
             )
             return None
-        tls, comment = tls_of(ing, [r.get("host") for r in out_rules], self.findings)
+        tls, comment = tls_of(
+            ing, [r.get("host") for r in out_rules], self.findings, gateway=gateway
+        )
         draft = IngressDraft(ing, out_rules, default, annotations, tls, comment, targets)
         draft.auth, draft.ranges = access.auth, access.ranges
         return draft

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from kexpose.defaults import CONTROLLER_NAMESPACE
 from kexpose.hosts import covers
 from kexpose.importer.catalogue import CERT_MANAGER_ANNOTATIONS
 from kexpose.importer.findings import Findings
@@ -33,9 +34,10 @@ _TLS_DOC: Final = "https://kubernetes.github.io/ingress-nginx/user-guide/tls/"
 
 
 def tls_of(
-    ing: SourceIngress, hosts: Iterable[str | None], findings: Findings
+    ing: SourceIngress, hosts: Iterable[str | None], findings: Findings, *, gateway: bool = False
 ) -> tuple[dict[str, Any], str | None]:
-    """The app's ``tls:`` for ``ing`` (rule ``hosts`` as converted), and the choice comment."""
+    """The app's ``tls:`` for ``ing`` (rule ``hosts`` as converted), and the choice comment;
+    ``gateway``: the stack uses ``api: gateway``."""
     rule_hosts = [h for h in hosts if h is not None]
     issuer = next(
         ((k, v) for k, v in ing.annotations.items() if k in CERT_MANAGER_ANNOTATIONS), None
@@ -91,7 +93,28 @@ def tls_of(
     if issuer is not None:
         kind = CERT_MANAGER_ANNOTATIONS[issuer[0]]
         out = {"mode": "cert-manager", "issuer": issuer[1], "issuerKind": kind, **out}
-        return out, None
+        if not gateway:
+            return out, None
+        # A Gateway listener references its certificate in the Gateway's namespace, where
+        # cert-manager's gateway-shim issues it (kexpose.manifests.gateway, "cert-manager
+        # certificates"): the Ingress's Secret stays unused.
+        secret = (
+            f"Secret {CONTROLLER_NAMESPACE}/{ing.namespace}-{first.secret_name}"
+            if first.secret_name
+            else f"a Secret of {CONTROLLER_NAMESPACE}"
+        )
+        findings.add(
+            ing,
+            first.field,
+            "approximated",
+            f"api gateway: a new certificate for {', '.join(tls_hosts or rule_hosts)} is issued "
+            f"by cert-manager's gateway-shim ({issuer[1]!r}) into {secret} (the "
+            "Gateway's namespace by default), where the HTTPS listener references it; the "
+            "Ingress's own Secret is no longer served, and until the new one is issued the "
+            "listener has no certificate",
+            doc="https://cert-manager.io/docs/usage/gateway/",
+        )
+        return out, (f"CHOICE: api gateway: cert-manager issues a new certificate into {secret}")
     if first.secret_name is None:
         findings.add(
             ing,
