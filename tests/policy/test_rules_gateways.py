@@ -289,6 +289,15 @@ def test_gw_no_plain_http_names_the_listener() -> None:
     assert f"{EDGE} listener 'http' (port 80)" in v.message
 
 
+def test_gw_no_plain_http_names_kexpose_opt_out() -> None:
+    route = http_route(parents=[parent(section="http")])
+    route["metadata"]["annotations"] = {"kexpose.dev/ssl-redirect": "false"}
+    (v,) = check([*PLAIN, route], rule_id="gw-no-plain-http")
+    assert "opts out of HTTPS: kexpose.dev/ssl-redirect is 'false'" in v.message
+    (plain,) = check(_plain(parent(section="http")), rule_id="gw-no-plain-http")
+    assert "opts out" not in plain.message
+
+
 # --- gw-tls-secret-provisioned ----------------------------------------------------------------
 
 CERT = {

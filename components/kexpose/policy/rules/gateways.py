@@ -129,6 +129,10 @@ def _redirects_to_https(rule: Mapping[str, Any]) -> bool:
     return False
 
 
+#: kexpose's opt-out of the HTTPS redirect (``kexpose.model.PLAIN_HTTP_ANNOTATION``).
+_OPT_OUT: Final = "kexpose.dev/ssl-redirect"
+
+
 def no_plain_http(stack: Stack, ctx: Context) -> Iterator[Finding]:
     for route in stack.routes:
         if route.kind != "HTTPRoute":
@@ -149,6 +153,14 @@ def no_plain_http(stack: Stack, ctx: Context) -> Iterator[Finding]:
         if not plain:
             continue
         shown = ", ".join(dict.fromkeys(plain))
+        # kexpose renders an app's explicit opt-out (kexpose.dev/ssl-redirect: "false", carried
+        # onto its HTTPRoutes) as this attachment: name it, as ing-no-plain-http does.
+        opt_out = annotations_of(route).get(_OPT_OUT)
+        said = (
+            f" It opts out of HTTPS: {_OPT_OUT} is {opt_out!r}."
+            if isinstance(opt_out, str) and opt_out.lower() == "false"
+            else ""
+        )
         for j, rule in enumerate(rules):
             if _redirects_to_https(as_map(rule)):
                 continue
@@ -156,9 +168,10 @@ def no_plain_http(stack: Stack, ctx: Context) -> Iterator[Finding]:
                 route,
                 f"spec.rules[{j}].filters",
                 f"has no RequestRedirect filter with scheme 'https', yet the route can attach "
-                f"to the plain HTTP {shown}: this rule would serve the app without TLS.",
+                f"to the plain HTTP {shown}: this rule would serve the app without TLS.{said}",
                 "Attach the route to the HTTPS listener only (parentRefs[].sectionName), or "
-                "give this rule a RequestRedirect filter with scheme: https.",
+                "give this rule a RequestRedirect filter with scheme: https"
+                + (f"; remove {_OPT_OUT}." if said else "."),
             )
 
 
