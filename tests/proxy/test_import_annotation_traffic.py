@@ -4,8 +4,8 @@ path features (issue 9), edge auth (issue 10), route timeouts and CORS (issue 12
 The input is ``tests/fixtures/import/annotations``. It is imported twice with the real CLI:
 ``--to ingress`` (auth and source ranges as kexpose.dev annotations) served by kexpose-proxy in
 static mode, and ``--to gateway`` (rewrites, redirects, app-root, upstream-vhost,
-x-forwarded-prefix, canaries, custom timeouts, CORS; auth and source ranges as EdgeAuth objects
-the HTTPRoutes name) served by kexpose-proxy in static mode with ``--gateway-addresses``. The
+x-forwarded-prefix, canaries, custom timeouts, CORS, character-prefix paths, ssl-redirect; auth
+and source ranges as EdgeAuth objects the HTTPRoutes name) served by kexpose-proxy in static mode with ``--gateway-addresses``. The
 auth rows run against both. Each row states what ingress-nginx answers for the *original*
 Ingress, citing the user-guide section, and checks that kexpose-proxy answers the same; the
 rows of approximations check where they agree, and :data:`DIFFERENCES` (and the ``kexpose``
@@ -49,6 +49,8 @@ PREFIX_DOC = f"{ANNOTATIONS}#x-forwarded-prefix-header"
 CANARY_DOC = f"{ANNOTATIONS}#canary"
 TIMEOUTS_DOC = f"{ANNOTATIONS}#custom-timeouts"
 CORS_DOC = f"{ANNOTATIONS}#enable-cors"
+HTTPS_DOC = f"{ANNOTATIONS}#server-side-https-enforcement-through-redirect"
+PATHS_DOC = "https://kubernetes.github.io/ingress-nginx/user-guide/ingress-path-matching/"
 #: What ingress-nginx answers for "Enable CORS" is its nginx.tmpl ``CORS`` block (the user
 #: guide links enable-cors.org's nginx recipe it follows): preflights 204, the headers below.
 CORS_TEMPLATE = (
@@ -116,6 +118,21 @@ INGRESS_ROWS = [
 ]
 
 GATEWAY_ROWS = [
+    # ImplementationSpecific paths are nginx prefix locations: character prefixes, so '/static'
+    # takes '/staticfiles/x'; a '.' in one is a literal dot (paths.yaml).
+    Row("char-prefix", "files.edge.example.com", "/staticfiles/x", 200, PATHS_DOC, "edge/files"),
+    Row("char-prefix-dot", "files.edge.example.com", "/v1.0beta/x", 200, PATHS_DOC, "edge/files"),
+    Row("char-prefix-dot-is-literal", "files.edge.example.com", "/v1x0", 404, PATHS_DOC),
+    # ssl-redirect 'false' with TLS: ingress-nginx serves plain HTTP; without it, a 308.
+    Row("ssl-redirect-false-served", "shop.edge.example.com", "/a", 200, HTTPS_DOC, "edge/shop"),
+    Row(
+        "ssl-redirect-default-308",
+        "bank.edge.example.com",
+        "/a?b=1",
+        308,
+        HTTPS_DOC,
+        location="https://bank.edge.example.com/a?b=1",
+    ),
     # rewrite-target /$2 on '/old(/|$)(.*)': "/old/a/b" reaches the backend as "/a/b".
     Row(
         "rewrite-capture-prefix",
