@@ -25,8 +25,8 @@ The Gateway's listeners, and so which listener a route attaches to, follow from 
   (``kexpose.dev/ssl-redirect: "false"``, as kexpose-proxy reads it on an Ingress): they name
   the HTTP listener beside their HTTPS ones, and the redirect route leaves their hosts out. A
   host that another app of the stack still redirects keeps the redirect (on the HTTP listener
-  kexpose-proxy ranks the redirect's RegularExpression ``/.*`` before any PathPrefix, so HTTPS
-  wins where the apps of a host disagree);
+  kexpose-proxy ranks the redirect's RegularExpression ``/.*`` before any PathPrefix, so where
+  the apps of a host disagree HTTPS wins for all but the opting-out app's Exact paths);
 - ``allowedRoutes`` admits the namespaces of the apps that use the listener, by their
   ``kubernetes.io/metadata.name`` label (set on every namespace by the API server), never All.
 A route names the listeners it attaches to (``sectionName``), so that no route of a TLS host is
