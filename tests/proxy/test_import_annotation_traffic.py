@@ -5,11 +5,12 @@ The input is ``tests/fixtures/import/annotations``. It is imported twice with th
 ``--to ingress`` (auth and source ranges as kexpose.dev annotations) served by kexpose-proxy in
 static mode, and ``--to gateway`` (rewrites, redirects, app-root, upstream-vhost,
 x-forwarded-prefix, canaries, custom timeouts, CORS, character-prefix paths, ssl-redirect; auth
-and source ranges as EdgeAuth objects the HTTPRoutes name) served by kexpose-proxy in static mode with ``--gateway-addresses``. The
-auth rows run against both. Each row states what ingress-nginx answers for the *original*
-Ingress, citing the user-guide section, and checks that kexpose-proxy answers the same; the
-rows of approximations check where they agree, and :data:`DIFFERENCES` (and the ``kexpose``
-part of a CORS row) where they differ as the report says.
+and source ranges as EdgeAuth objects the HTTPRoutes name) served by kexpose-proxy in static
+mode with ``--gateway-addresses``. The auth rows run against both. Each row states what
+ingress-nginx answers for the *original* Ingress, citing the user-guide section, and checks that
+kexpose-proxy answers the same; the rows of approximations check where they agree, and
+:data:`DIFFERENCES` (and the ``kexpose`` part of a CORS row) where they differ as the report
+says.
 """
 
 from __future__ import annotations
