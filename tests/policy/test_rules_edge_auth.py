@@ -179,6 +179,11 @@ FLAGGED = [(ROUTE, REF)]
             _with(_edge(_http(allowed={"namespaces": {"from": "Same"}})), _on(ANY_SECTION)),
             [],
         ),
+        (_with(_edge(_http(allowed={})), _on(ANY_SECTION)), []),  # from defaults to Same
+        (
+            _with(_edge(_http(allowed={"namespaces": {"from": "Selector"}})), _on(ANY_SECTION)),
+            FLAGGED,  # no selector: the API server refuses it; assumed to attach
+        ),
         # What the EdgeAuth asks for.
         (_with(OPEN, _on(ANY_SECTION), _admin(type=" basic ", secret="admin-users")), FLAGGED),
         (
@@ -225,6 +230,8 @@ FLAGGED = [(ROUTE, REF)]
         "selector-namespace-mismatch",
         "selector-namespace-match",
         "same-namespace-explicit",
+        "allowed-routes-empty",
+        "selector-missing",
         "blank-around-basic",
         "forward",
         "jwt",

@@ -305,8 +305,9 @@ def admits(
     origin = as_str(namespaces.get("from")) or "Same"
     if origin == "Same":
         return route.namespace == gateway.namespace
-    if origin != "Selector" or "selector" not in namespaces:
+    selector = namespaces.get("selector")
+    if origin != "Selector" or selector is None:
         return True  # All, or a value the API server would refuse: assume it attaches
     labels = {str(k): v for k, v in as_map(namespace_labels).items() if isinstance(v, str)}
     labels[NAMESPACE_NAME_LABEL] = route.namespace
-    return _selects(as_map(namespaces.get("selector")), labels, namespace_labels is not None)
+    return _selects(as_map(selector), labels, namespace_labels is not None)
