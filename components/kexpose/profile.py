@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from kexpose.environment import Environment
+from kexpose.hosts import covers
 from kexpose.model import (
     PLAIN_HTTP_ANNOTATION,
     ApiKind,
@@ -118,6 +119,27 @@ def _resolve_app(
             "'cert-manager'",
             "none",
         )
+    elif api == "gateway" and profile.http_redirect_only and app.ingress is not None:
+        # A rule's route attaches to the HTTPS listener of a TLS host covering its host, else
+        # to the HTTP listener (manifests.gateway.sections), which here admits only the
+        # redirect: the rule would be accepted by no listener and silently never served.
+        tls_hosts = app.tls.hosts if app.tls.hosts is not None else hosts
+        for j, rule in enumerate(app.ingress.rules):
+            if rule.host is None:
+                problems.add(
+                    ("apps", i, "ingress", "rules", j, "host"),
+                    f"is unset; {profile.environment}'s Gateway serves plain HTTP only as a "
+                    "redirect to HTTPS and has one HTTPS listener per host, so a rule without "
+                    "a host would never be served; give the rule a host",
+                )
+            elif not any(covers(t, rule.host) for t in tls_hosts):
+                problems.add(
+                    ("apps", i, "ingress", "rules", j, "host"),
+                    f"is not covered by the app's TLS hosts ({', '.join(tls_hosts) or 'none'}); "
+                    f"{profile.environment}'s Gateway serves plain HTTP only as a redirect to "
+                    "HTTPS, so the host would never be served; add it to tls.hosts",
+                    rule.host,
+                )
     if (
         api == "gateway"
         and profile.http_redirect_only

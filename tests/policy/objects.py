@@ -589,3 +589,108 @@ def auth_stack() -> list[dict[str, Any]]:
         jwks_secret(),
         tls_secret("jwt-tls", NS, (api_host,)),
     ]
+
+
+# --- Edge authentication through the Gateway API ----------------------------------------------
+
+EDGE_AUTH_API = "kexpose.dev/v1alpha1"
+
+
+def edge_auth(name: str = "admin", ns: str = NS, **settings: Any) -> dict[str, Any]:
+    """A kexpose ``EdgeAuth``; ``settings`` are its spec fields, ``_`` written ``-``."""
+    return {
+        "apiVersion": EDGE_AUTH_API,
+        "kind": "EdgeAuth",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {k.replace("_", "-"): v for k, v in settings.items()},
+    }
+
+
+def auth_filter(name: str, *, group: str = "kexpose.dev", kind: str = "EdgeAuth") -> dict[str, Any]:
+    return {"type": "ExtensionRef", "extensionRef": {"group": group, "kind": kind, "name": name}}
+
+
+def auth_route(
+    name: str = "admin",
+    ns: str = NS,
+    *,
+    hostnames: Sequence[str] | None = ("admin.shop.example.com",),
+    parents: Sequence[dict[str, Any]] | None = None,
+    filters: Sequence[dict[str, Any]] | None = None,
+    kind: str = "HTTPRoute",
+) -> dict[str, Any]:
+    """A route whose one rule names EdgeAuth ``name`` (or carries ``filters``), attached to the
+    HTTPS listener ``https-<first hostname>`` of ``kexpose-system/kexpose`` unless told."""
+    host = hostnames[0] if hostnames else "admin.shop.example.com"
+    return http_route(
+        name,
+        ns,
+        hostnames=hostnames,
+        parents=parents if parents is not None else [parent("kexpose", section=f"https-{host}")],
+        rules=[
+            route_rule(
+                backend_ref(name, 80),
+                matches=[{"path": {"type": "PathPrefix", "value": "/"}}],
+                filters=list(filters) if filters is not None else [auth_filter(name)],
+            )
+        ],
+        kind=kind,
+    )
+
+
+def edge_auth_stack() -> list[dict[str, Any]]:
+    """:func:`auth_stack` as ``api: gateway`` renders it: kexpose's Gateway with a plain HTTP
+    listener that admits its own namespace only (where its one route redirects to HTTPS) and an
+    HTTPS listener per host; the apps' HTTPRoutes attach to the HTTPS listeners by sectionName
+    and name their EdgeAuth (basic for ``admin``, JWT for ``jwt``) in an ExtensionRef."""
+    admin_host, api_host = "admin.shop.example.com", "jwt.shop.example.com"
+    selector = {
+        "from": "Selector",
+        "selector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [NS]}
+            ]
+        },
+    }
+    https = [
+        listener(f"https-{h}", hostname=h, certificate=f"{n}-tls", certificate_ns=NS)
+        for n, h in (("admin", admin_host), ("jwt", api_host))
+    ]
+    for item in https:
+        item["allowedRoutes"] = {"namespaces": selector}
+    redirect = http_route(
+        "kexpose-https-redirect",
+        EDGE_NS,
+        hostnames=(admin_host, api_host),
+        parents=[parent("kexpose", ns=None, section="http")],
+        rules=[
+            {
+                "matches": [{"path": {"type": "RegularExpression", "value": "/.*"}}],
+                "filters": [REDIRECT_TO_HTTPS],
+            }
+        ],
+    )
+    return [
+        gateway_class(),
+        gateway("kexpose", EDGE_NS, listener("http", "HTTP", 80, hostname=None), *https),
+        redirect,
+        reference_grant(NS, from_kind="Gateway", from_ns=EDGE_NS, to_kind="Secret"),
+        deployment("admin", NS),
+        service("admin", NS, selector={"app": "admin"}),
+        edge_auth("admin", type="basic", secret="admin-users", realm="shop admin"),
+        auth_route("admin", hostnames=(admin_host,)),
+        basic_auth_secret(),
+        tls_secret("admin-tls", NS, (admin_host,)),
+        deployment("jwt", NS),
+        service("jwt", NS, selector={"app": "jwt"}),
+        edge_auth(
+            "jwt",
+            type="jwt",
+            jwks_secret="shop/admin-jwks",
+            jwt_issuer="https://id.example.com/",
+            jwt_audiences="shop-api",
+        ),
+        auth_route("jwt", hostnames=(api_host,)),
+        jwks_secret(),
+        tls_secret("jwt-tls", NS, (api_host,)),
+    ]

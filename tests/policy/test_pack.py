@@ -31,6 +31,7 @@ from .analyzer import UNKNOWN_STRING, type_token
 from .objects import (
     EDGE_NS,
     auth_stack,
+    edge_auth_stack,
     gateway,
     gateway_stack,
     http_route,
@@ -360,3 +361,31 @@ def test_auth_stack_passes_the_pack_and_a_bad_url_is_reported() -> None:
     ingress["metadata"]["annotations"]["kexpose.dev/auth-url"] = "http://169.254.169.254/"
     (message,) = _validate(prod["auth-url-safe"], _resource_args(ingress))
     assert "link-local" in message
+
+
+def test_edge_auth_reaches_the_auth_policies_through_its_type_token() -> None:
+    """kexpose's EdgeAuth arrives as ``kubernetes:kexpose.dev/v1alpha1:EdgeAuth``: the resource
+    policies read it, and auth-basic-requires-tls (a stack policy) reports the route rule that
+    names a basic one while a plain HTTP listener can take it."""
+    prod = _policies("prod")
+    objects = edge_auth_stack()
+    for name in ("auth-secret-provisioned", "auth-basic-requires-tls"):
+        assert _stack_reports(prod[name], objects) == [], name
+    jwt = next(o for o in objects if o["kind"] == "EdgeAuth" and o["metadata"]["name"] == "jwt")
+    assert type_token(jwt) == "kubernetes:kexpose.dev/v1alpha1:EdgeAuth"
+    assert _validate(prod["auth-jwt-audience-required"], _resource_args(jwt)) == []
+    del jwt["spec"]["jwt-audiences"]
+    jwt["spec"]["jwks-url"] = "http://169.254.169.254/keys"
+    (message,) = _validate(prod["auth-jwt-audience-required"], _resource_args(jwt))
+    assert "EdgeAuth/shop/jwt spec.jwt-audiences" in message
+    (message,) = _validate(prod["auth-url-safe"], _resource_args(jwt))
+    assert "EdgeAuth/shop/jwt spec.jwks-url" in message
+    route = next(
+        o for o in objects if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "admin"
+    )
+    del route["spec"]["parentRefs"][0]["sectionName"]
+    gw = next(o for o in objects if o["kind"] == "Gateway")
+    gw["spec"]["listeners"][0]["allowedRoutes"] = {"namespaces": {"from": "All"}}
+    ((message, urn),) = _stack_reports(prod["auth-basic-requires-tls"], objects)
+    assert urn == f"urn:{objects.index(route)}"
+    assert "HTTPRoute/shop/admin spec.rules[0].filters[0].extensionRef.name" in message

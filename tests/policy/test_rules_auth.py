@@ -15,6 +15,7 @@ from .objects import (
     auth_stack,
     basic_auth_secret,
     check,
+    edge_auth,
     found_at,
     ingress,
     jwks_secret,
@@ -277,8 +278,13 @@ def _forward(url: str) -> Objects:
 )
 def test_auth_url_safe(url: str, bad: bool) -> None:
     objects = _forward(url)
+    # The same URL in an EdgeAuth (the Gateway API form) gets the same verdict.
+    edge = [*objects, edge_auth("admin", type="forward", url=url)]
     for env in ENVIRONMENTS:
         assert found_at(objects, env, "auth-url-safe") == ([(ADMIN, URL)] if bad else [])
+        assert found_at(edge, env, "auth-url-safe") == (
+            [(ADMIN, URL), (f"EdgeAuth/{NS}/admin", "spec.url")] if bad else []
+        )
 
 
 @pytest.mark.parametrize(

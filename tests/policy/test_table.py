@@ -80,7 +80,7 @@ SPEC: list[tuple[str, str, tuple[str, ...], str, dict[str, str]]] = [
     ("route-backend-exists", "S", ALL, "high", dict.fromkeys(ALL, M)),
     ("route-cross-namespace-granted", "S", ALL, "high", dict.fromkeys(ALL, M)),
     ("route-unique-match", "S", ALL, "high", dict.fromkeys(ALL, M)),
-    ("auth-basic-requires-tls", "R", SP, "high", dict.fromkeys(SP, M)),
+    ("auth-basic-requires-tls", "S", SP, "high", dict.fromkeys(SP, M)),
     ("auth-secret-provisioned", "S", ALL, "high", dict.fromkeys(ALL, M)),
     ("auth-url-safe", "R", ALL, "high", dict.fromkeys(ALL, M)),
     ("auth-jwt-audience-required", "R", P, "high", {"prod": M}),

@@ -401,9 +401,10 @@ async def _serve(
     )  # fmt: skip
     report = json.loads(run.stdout)["report"]
     mandatory = {v["rule"] for v in report["violations"] if v["enforcement"] == "mandatory"}
-    # --to ingress: vault's auth-secret names the cluster's Secret, which the stack does not
-    # provision (auth-secret-provisioned); the cluster here holds it, as the original did.
-    assert mandatory <= {"auth-secret-provisioned"}, run.stderr + run.stdout
+    # vault's auth-secret names the cluster's Secret, which the stack does not provision
+    # (auth-secret-provisioned, at the Ingress annotation or the EdgeAuth's spec.secret); the
+    # cluster here holds it, as the original did.
+    assert mandatory == {"auth-secret-provisioned"}, run.stderr + run.stdout
     objects = [o for o in yaml.safe_load_all(rendered.read_text()) if o is not None]
     extra: list[dict[str, Any]] = []
     for obj in objects:

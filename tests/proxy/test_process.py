@@ -103,6 +103,20 @@ class Load:
     async def run(self) -> None:
         await asyncio.gather(*(self._client(i) for i in range(self.clients)))
 
+    async def until_answered(self, n: int, proxy: process.ProxyProcess, within: float = 60) -> None:
+        """Wait for ``n`` answers; a proxy that stops answering fails the test with its log
+        instead of hanging the suite (one such hang was seen under heavy machine load)."""
+        try:
+            async with asyncio.timeout(within):
+                while self.answered < n:
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            self.stop.set()
+            raise AssertionError(
+                f"{self.answered} of {n} requests answered in {within} s "
+                f"({self.unanswered} unanswered, {self.broken} broken); proxy log:\n{proxy.logs()}"
+            ) from None
+
     async def _client(self, i: int) -> None:
         headers = {"x-echo": "sleep:0.2"} if i == 0 else {}
         c: Client | None = None
@@ -144,12 +158,12 @@ async def test_sigterm_under_load_loses_no_request(
         await proxy.wait_ready()
         load = Load(proxy.http)
         runner = asyncio.create_task(load.run())
-        while load.answered < 200:
-            await asyncio.sleep(0.01)
+        await load.until_answered(200, proxy)
         proxy.terminate()  # one slow request (0.2 s) is in flight on client 0
         assert await proxy.wait_exit() == 0
         load.stop.set()
-        await runner
+        async with asyncio.timeout(30):
+            await runner
     finally:
         proxy.kill()
     assert load.broken == 0
@@ -172,14 +186,14 @@ async def test_reload_under_load_serves_every_request(
         await proxy.wait_ready()
         load = Load(proxy.http)
         runner = asyncio.create_task(load.run())
-        while load.answered < 100:
-            await asyncio.sleep(0.01)
+        await load.until_answered(100, proxy)
         manifests(tmp_path, new)  # rewrite: the Service now points at "new"
         async with asyncio.timeout(10):
             while new.requests < 50:
                 await asyncio.sleep(0.01)
         load.stop.set()
-        await runner
+        async with asyncio.timeout(30):
+            await runner
         proxy.terminate()
         assert await proxy.wait_exit() == 0
     finally:

@@ -206,6 +206,49 @@ def test_dev_lets_a_gateway_app_go_without_tls() -> None:
     assert parse_stack(raw, stack_file=STACK_FILE).apps[0].tls.mode == "none"
 
 
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+@pytest.mark.parametrize(
+    ("rule", "tls_hosts", "fragments"),
+    [
+        pytest.param(
+            {"host": "admin.example.com", "paths": [{"port": "http"}]},
+            ["shop.example.com"],
+            ("'admin.example.com'", "not covered by the app's TLS hosts (shop.example.com)"),
+            id="host outside tls.hosts",
+        ),
+        pytest.param(
+            {"paths": [{"port": "http"}]},
+            None,
+            ("is unset", "a rule without a host would never be served"),
+            id="rule without host",
+        ),
+    ],
+)
+def test_a_gateway_rule_no_https_listener_serves_is_refused(
+    environment: str, rule: dict[str, Any], tls_hosts: list[str] | None, fragments: tuple[str, ...]
+) -> None:
+    """Where the Gateway's HTTP listener only redirects, a rule's route that no HTTPS listener
+    takes would be accepted by no listener and silently never served."""
+    raw = stack("gateway", environment)
+    raw["apps"][0]["workload"]["replicas"] = 2
+    raw["apps"][0]["ingress"]["rules"].append(rule)
+    if tls_hosts is not None:
+        raw["apps"][0]["tls"]["hosts"] = tls_hosts
+    with pytest.raises(ConfigError) as caught:
+        parse_stack(raw, stack_file=STACK_FILE)
+    text = str(caught.value)
+    assert "kexpose:apps[0].ingress.rules[1].host:" in text, text
+    assert f"{environment}'s Gateway serves plain HTTP only as a redirect" in text, text
+    for fragment in fragments:
+        assert fragment in text, text
+    # The same rule is served in dev (the HTTP listener takes routes there) and with Ingress.
+    raw["environment"] = "dev"
+    parse_stack(raw, stack_file=STACK_FILE)
+    raw["environment"], raw["controller"]["api"] = environment, "ingress"
+    if tls_hosts is None:
+        parse_stack(raw, stack_file=STACK_FILE)
+
+
 def test_two_issuers_are_fine_when_one_app_makes_its_certificate() -> None:
     raw = stack("gateway", "prod")
     raw["apps"][0]["tls"] = {"mode": "cert-manager", "issuer": "le"}

@@ -53,9 +53,10 @@ def test_the_imported_stack_previews_clean_and_renders_what_import_printed(
         str(stack),
         cwd=tmp_path,
     )
-    # 0: shop/admin's basic auth becomes an EdgeAuth object (api gateway); the
-    # auth-secret-provisioned rule reads Ingress annotations only (policy-rules.md).
-    assert made.returncode == 0, made.stderr
+    # 1: shop/admin's basic auth becomes an EdgeAuth object (api gateway) naming its users
+    # Secret, which is in the cluster and not in the stack: auth-secret-provisioned, as with
+    # --to ingress (the rules read EdgeAuth as they read the annotations, policies/README.md).
+    assert made.returncode == 1, made.stderr
     assert "api: gateway" in stack.read_text()
     # What the CHOICE comments ask of the user: the kept Secrets' PEM in secret config (here
     # encrypted placeholders, which preview and render never decrypt).
@@ -72,6 +73,22 @@ def test_the_imported_stack_previews_clean_and_renders_what_import_printed(
     with stack.open("a") as f:
         for k in keys:
             f.write(f"  {k}:\n    secure: v1:placeholder\n")
+    preview = kexpose("preview", "--stack", "imported", "-o", "json", cwd=tmp_path)
+    verdicts = json.loads(preview.stdout)
+    assert preview.returncode == 1, preview.stdout + preview.stderr
+    assert [
+        (v["rule"], v["resource"])
+        for v in verdicts["violations"]
+        if v["enforcement"] == "mandatory"
+    ] == [("auth-secret-provisioned", "EdgeAuth/shop/admin")]
+    # The user's fix: the admin users move into the stack (hashed at deployment from secret
+    # config), then the stack previews clean.
+    doc = yaml.safe_load(stack.read_text())
+    (admin,) = [a for a in doc["config"]["kexpose:apps"] if a["name"] == "admin"]
+    assert admin["auth"].pop("secret") == "admin-users"
+    admin["auth"]["users"] = [{"name": "ops", "passwordConfig": "auth:admin-ops-password"}]
+    doc["config"]["auth:admin-ops-password"] = {"secure": "v1:placeholder"}
+    stack.write_text(yaml.safe_dump(doc))
     preview = kexpose("preview", "--stack", "imported", "-o", "json", cwd=tmp_path)
     verdicts = json.loads(preview.stdout)
     assert preview.returncode == 0, preview.stdout + preview.stderr
@@ -100,12 +117,17 @@ def test_the_imported_stack_previews_clean_and_renders_what_import_printed(
         str(tmp_path / "gateway.yaml"),
         cwd=tmp_path,
     )
-    assert printed.returncode == 0, printed.stderr
+    assert printed.returncode == 1, printed.stderr  # auth-secret-provisioned, as above
     by_import = {key(o): o for o in yaml.safe_load_all((tmp_path / "gateway.yaml").read_text())}
-    # Render adds the TLS Secrets of mode 'secret' (from the config); import leaves them to the
-    # cluster, where they exist already. Everything else is the same object.
+    # Render adds the TLS Secrets of mode 'secret' (from the config), which import leaves to
+    # the cluster, where they exist already, and the admin users' Secret of the fix above,
+    # which shop/admin's EdgeAuth then names. Everything else is the same object.
     only_render = {k for k in by_render if k not in by_import}
     assert {k[0] for k in only_render} == {"Secret"}
+    assert ("Secret", "shop", "admin-basic-auth") in only_render
+    edge = by_import[("EdgeAuth", "shop", "admin")]
+    assert edge["spec"]["secret"] == "admin-users"
+    edge["spec"]["secret"] = "admin-basic-auth"
     assert not [k for k in by_import if k not in by_render]
     for k, obj in by_import.items():
         assert obj == by_render[k], k

@@ -254,17 +254,20 @@ _TABLE: Final[tuple[Rule, ...]] = (
     _s("route-unique-match", _ALL, "high", "mandatory", routes.unique_match,
        "No two HTTPRoutes on one Gateway may claim the same host and match."),
     # --- Edge authentication (edge-auth.md) -----------------------------------------------------
-    # as ing-require-tls: credentials in clear are worse than content in clear.
-    _r("auth-basic-requires-tls", "Ingress", _STAGING_PROD, "high", "mandatory",
-       auth.basic_requires_tls, "Basic-auth Ingresses must serve every host over TLS."),
+    # Each reads an Ingress's annotations and a kexpose EdgeAuth alike (auth.py's docstring).
+    # as ing-require-tls: credentials in clear are worse than content in clear. Scope S, where
+    # the specification says R: an HTTPRoute rule's basic auth and plain-HTTP listeners are in
+    # its EdgeAuth and Gateways, beside the route (policies/README.md).
+    _s("auth-basic-requires-tls", _STAGING_PROD, "high", "mandatory", auth.basic_requires_tls,
+       "Basic auth (Ingress or EdgeAuth) must never be served over plain HTTP."),
     # as ing-tls-secret-provisioned, in every environment: the proxy fails closed (503).
     _s("auth-secret-provisioned", _ALL, "high", "mandatory", auth.secret_provisioned,
-       "Auth Secrets an Ingress names must exist in the stack with the right keys."),
+       "Auth Secrets an Ingress or EdgeAuth names must exist in the stack with the right keys."),
     # as svc-externalname-no-loopback, which it extends to link-local and unspecified.
-    _r("auth-url-safe", "Ingress", _ALL, "high", "mandatory", auth.url_safe,
+    _r("auth-url-safe", "Ingress EdgeAuth", _ALL, "high", "mandatory", auth.url_safe,
        "Auth and JWKS URLs must be http(s) and not aim at loopback or metadata addresses."),
     # as ing-require-tls: RFC 8725 §3.8-3.9.
-    _r("auth-jwt-audience-required", "Ingress", _PROD, "high", "mandatory",
+    _r("auth-jwt-audience-required", "Ingress EdgeAuth", _PROD, "high", "mandatory",
        auth.jwt_audience_required, "JWT auth must pin the issuer and the audiences."),
 )  # fmt: skip
 

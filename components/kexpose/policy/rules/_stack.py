@@ -12,9 +12,13 @@ from functools import cached_property
 from typing import Any, Final
 
 from kexpose.policy.rules._gatewayapi import in_group, is_gateway, is_route
-from kexpose.policy.rules._kube import Obj, as_map, as_seq, as_str, spec
+from kexpose.policy.rules._kube import Obj, as_map, as_seq, as_str, labels, spec
 
-__all__ = ["WORKLOAD_KINDS", "Stack"]
+__all__ = ["EDGE_AUTH_GROUP", "EDGE_AUTH_KIND", "WORKLOAD_KINDS", "Stack"]
+
+#: kexpose's edge-auth resource for the Gateway API (edge-auth.md, "Gateway API").
+EDGE_AUTH_GROUP: Final = "kexpose.dev"
+EDGE_AUTH_KIND: Final = "EdgeAuth"
 
 #: Kinds whose pod template the selector and controller-version rules read.
 WORKLOAD_KINDS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
@@ -126,6 +130,25 @@ class Stack:
     def routes(self) -> Sequence[Obj]:
         """HTTPRoutes and GRPCRoutes of group gateway.networking.k8s.io, in input order."""
         return [o for o in self.objects if is_route(o)]
+
+    @cached_property
+    def edge_auths(self) -> dict[tuple[str, str], Obj]:
+        """(namespace, name) -> kexpose ``EdgeAuth`` (group kexpose.dev, any version), the
+        object an HTTPRoute rule's ``ExtensionRef`` filter names (edge-auth.md)."""
+        found: dict[tuple[str, str], Obj] = {}
+        for obj in self.of_kind(EDGE_AUTH_KIND):
+            if obj.api_version.startswith(EDGE_AUTH_GROUP + "/"):
+                found.setdefault(obj.key, obj)
+        return found
+
+    @cached_property
+    def namespace_labels(self) -> dict[str, Mapping[str, Any]]:
+        """Namespace name -> the labels of its Namespace object in the stack."""
+        found: dict[str, Mapping[str, Any]] = {}
+        for obj in self.of_kind("Namespace"):
+            if obj.api_version == "v1":
+                found.setdefault(obj.name, labels(obj.raw))
+        return found
 
     @cached_property
     def reference_grants(self) -> dict[str, list[Obj]]:

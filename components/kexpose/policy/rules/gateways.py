@@ -15,8 +15,7 @@ from typing import Any, Final
 
 from kexpose.hosts import covers
 from kexpose.policy.rules._gatewayapi import (
-    Listener,
-    ParentRef,
+    can_attach,
     gateway_parents,
     is_gateway,
     listeners,
@@ -110,14 +109,6 @@ def allowed_routes_restricted(obj: Obj, ctx: Context) -> Iterator[Finding]:
             )
 
 
-def _can_attach(parent: ParentRef, listener: Listener) -> bool:
-    # policy-rules.md reads "can attach" conservatively: sectionName and port as written;
-    # hostnames and allowedRoutes are ignored.
-    if parent.port_set and parent.port != listener.port:
-        return False
-    return parent.section is None or parent.section == listener.name
-
-
 def _redirects_to_https(rule: Mapping[str, Any]) -> bool:
     for entry in as_seq(rule.get("filters")):
         f = as_map(entry)
@@ -148,7 +139,7 @@ def no_plain_http(stack: Stack, ctx: Context) -> Iterator[Finding]:
             plain.extend(
                 f"{gateway.ref} listener {listener.name!r} (port {listener.port})"
                 for listener in listeners(gateway)
-                if listener.protocol == "HTTP" and _can_attach(parent, listener)
+                if listener.protocol == "HTTP" and can_attach(parent, listener)
             )
         if not plain:
             continue
