@@ -678,10 +678,13 @@ def test_import_exits_with_the_one_mandatory_verdict_the_user_fixes(
     migration: Migration,
 ) -> None:
     # 0 (clean) or 1 with exactly the verdict the README documents for an auth Secret the
-    # stack names but does not provision; the fix made it go away.
+    # stack names but does not provision (on the Ingress's annotation with api ingress, on the
+    # EdgeAuth's spec.secret with api gateway); the fix made it go away.
     verdicts = {(v["rule"], v["resource"]) for v in migration.report["violations"]}
+    api = migration.stack["kexpose:controller"].get("api", "ingress")
+    holder = "EdgeAuth" if api == "gateway" else "Ingress"
     if migration.imported.returncode == 1:
-        assert verdicts == {("auth-secret-provisioned", "Ingress/shop/admin")}
+        assert verdicts == {("auth-secret-provisioned", f"{holder}/shop/admin")}
         assert migration.fixed == ["shop/admin"]
     else:
         assert verdicts == set()
