@@ -47,6 +47,7 @@ from kexpose.proxy.routes._httproute import (
     _filters,
     _value_matches,
     backend_filters,
+    route_rules,
 )
 from kexpose.proxy.routes._matches import (
     HEADER_MATCH_TYPES,
@@ -146,15 +147,8 @@ def translate_grpc_rules(
     extensions: ExtensionResolver | None = None,
 ) -> TranslatedGrpcRoute:
     """The route's rules as table entries; raises ``RouteProblem`` when it cannot be accepted."""
-    spec = route.get("spec")
-    if not isinstance(spec, Mapping):
-        raise RouteProblem("UnsupportedValue", f"GRPCRoute {label}: spec is not an object")
     out = TranslatedGrpcRoute()
-    rules = spec.get("rules")
-    if rules is None:
-        rules = [{}]  # no rules: every gRPC request matches, and has no backend
-    if not isinstance(rules, list):
-        raise RouteProblem("UnsupportedValue", f"GRPCRoute {label}: rules is not a list")
+    rules = route_rules(route, "GRPCRoute", label)  # default: every gRPC call, no backend
     for i, rule in enumerate(rules):
         where = f"GRPCRoute {label} rules[{i}]"
         if not isinstance(rule, Mapping):

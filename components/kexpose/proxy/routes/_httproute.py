@@ -43,7 +43,13 @@ from kexpose.proxy.routes._matches import (
 from kexpose.proxy.routes._problem import RouteProblem
 from kexpose.proxy.routes._raw import entries, mapping, text
 
-__all__ = ["TranslatedRoute", "backend_filters", "parse_duration", "translate_rules"]
+__all__ = [
+    "TranslatedRoute",
+    "backend_filters",
+    "parse_duration",
+    "route_rules",
+    "translate_rules",
+]
 
 _DURATION: Final = re.compile(r"(?:([0-9]{1,5})(h|ms|m|s))")
 # What a filter may put in a forwarded head: a header name is a token (RFC 9110 §5.6.2), a value
@@ -333,6 +339,21 @@ def _retry(spec: object, where: str) -> Retry | None:
     )
 
 
+def route_rules(route: Mapping[str, Any], kind: str, label: str) -> list[Any]:
+    """A route's ``spec.rules``; ``[{}]`` when unset, the default of both HTTPRoute and
+    GRPCRoute (one rule matching every request of the kind, without a backend). Raises
+    ``RouteProblem`` for a spec or rules of the wrong shape."""
+    spec = route.get("spec")
+    if not isinstance(spec, Mapping):
+        raise RouteProblem("UnsupportedValue", f"{kind} {label}: spec is not an object")
+    rules = spec.get("rules")
+    if rules is None:
+        return [{}]
+    if not isinstance(rules, list):
+        raise RouteProblem("UnsupportedValue", f"{kind} {label}: rules is not a list")
+    return rules
+
+
 def translate_rules(
     route: Mapping[str, Any],
     label: str,
@@ -340,15 +361,8 @@ def translate_rules(
     extensions: ExtensionResolver | None = None,
 ) -> TranslatedRoute:
     """The route's rules as table entries; raises ``RouteProblem`` when it cannot be accepted."""
-    spec = route.get("spec")
-    if not isinstance(spec, Mapping):
-        raise RouteProblem("UnsupportedValue", f"HTTPRoute {label}: spec is not an object")
     out = TranslatedRoute()
-    rules = spec.get("rules")
-    if rules is None:
-        rules = [{}]  # "rules: [{}]" is the default: PathPrefix /, no backend
-    if not isinstance(rules, list):
-        raise RouteProblem("UnsupportedValue", f"HTTPRoute {label}: rules is not a list")
+    rules = route_rules(route, "HTTPRoute", label)  # default: PathPrefix /, no backend
     for i, rule in enumerate(rules):
         where = f"HTTPRoute {label} rules[{i}]"
         if not isinstance(rule, Mapping):
